@@ -1,0 +1,36 @@
+# The two set-up commands (README): `make demo` and `make test`. Everything else is a helper.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the test suite drives for real (PostgreSQL for the sequencing store).
+DEB_PACKAGES := postgresql
+
+.PHONY: demo test lint venv deps bench clean
+
+$(BIN)/overt: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/overt
+
+demo: venv
+	$(BIN)/overt demo $(if $(HOME_DIR),--home $(HOME_DIR),)
+
+deps:
+	@bash .ci/debian-deps $(DEB_PACKAGES)
+
+test: venv deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python -m benchmarks.log
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""Entry point: assembles the command groups and turns :class:`overt.errors.Error` into a clean exit.
+
+This is the one place that catches the base error: it prints the message (and evidence with ``--json``)
+on stderr, without a traceback, and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from overt import __version__
+from overt.cli import demo, log, witness
+from overt.cli.common import console, err_console
+from overt.errors import Error
+from overt.home import Home, LogConfig, resolve_home
+
+app = typer.Typer(
+    name="overt",
+    help="overt: a transparent software build conveyor. Every claim it makes is checkable by outsiders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(log.app, name="log")
+app.add_typer(witness.app, name="witness")
+app.command("serve")(log.serve)
+app.command("demo")(demo.demo)
+
+
+@app.command()
+def init(
+    home: Annotated[Path | None, typer.Option(help="overt home (default $OVERT_HOME or ./overt-home)")] = None,
+    origin: Annotated[str, typer.Option(help="log origin, a schema-less URL")] = "overt.example/log",
+    store: Annotated[str, typer.Option(help="sequencing store: sqlite or postgres")] = "sqlite",
+    postgres_dsn: Annotated[str, typer.Option(help="PostgreSQL DSN when --store postgres")] = "",
+) -> None:
+    """Create an overt home: config, log key, database and public/ tree."""
+    path = resolve_home(home)
+    existed = (path / "config.toml").exists()
+    h = Home.init(path, config=LogConfig(origin=origin, store=store, postgres_dsn=postgres_dsn))
+    verb = "exists" if existed else "created"
+    console.print(f"overt home {verb} at {h.path}")
+    console.print(f"log origin: {h.log_config.origin}")
+    console.print(f"log vkey:   {(h.log_dir / 'vkey').read_text().strip()}")
+
+
+@app.command()
+def version() -> None:
+    """Print the overt version."""
+    console.print(__version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    wants_json = "--json" in (argv if argv is not None else sys.argv)
+    try:
+        app(args=argv, standalone_mode=False)
+    except Error as e:
+        if wants_json:
+            print(json.dumps({"error": type(e).__name__, "message": str(e), "evidence": e.evidence},
+                             default=str), file=sys.stderr)
+        else:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+            for k, v in e.evidence.items():
+                err_console.print(f"  {k}: {v}", highlight=False)
+        sys.exit(1)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

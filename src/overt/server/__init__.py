@@ -1,0 +1,1 @@
+"""HTTP edges (FastAPI): one router per concept, no logic of their own."""

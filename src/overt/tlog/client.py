@@ -1,0 +1,209 @@
+"""A verifying client for any tlog-tiles log: fetch checkpoint and tiles, verify signatures, quorum,
+consistency with the last checkpoint it trusted, and inclusion of entries or tlog-proof files.
+
+Sources are a local directory or an HTTP(S) prefix; every download has a length limit. Verification functions
+take bytes and return a value or raise a :class:`~overt.errors.VerificationError` subclass carrying evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from overt.atomic import atomic_write
+from overt.errors import ConsistencyError, QuorumError, SignatureError, TransportError
+from overt.tlog.checkpoint import SignedCheckpoint
+from overt.tlog.merkle import consistency_ranges, hash_range, inclusion_ranges, leaf_hash, verify_consistency
+from overt.tlog.merkle import verify_inclusion as merkle_verify_inclusion
+from overt.tlog.note import Ed25519Verifier, verified_by
+from overt.tlog.policy import Policy
+from overt.tlog.proof import TlogProof
+from overt.tlog.tiles import TILE_WIDTH, TileHashReader, decode_bundle, entries_path, tile_width
+
+MAX_CHECKPOINT_BYTES = 1 << 16
+MAX_TILE_BYTES = 1 << 14
+MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + 0xFFFF)
+
+
+def verify_checkpoint(
+    signed: SignedCheckpoint, policy: Policy, *, log_verifiers: list[Ed25519Verifier] | None = None
+) -> frozenset[str]:
+    """Verify the log signature and the witness quorum; return the names of witnesses that cosigned.
+
+    Steps as tlog-proof §Verifying: (2) origin acceptable and signed by a log key for it, (3) cosignatures
+    of known witnesses verified and the quorum applied.
+    """
+    origin = signed.checkpoint.origin
+    logs = log_verifiers if log_verifiers is not None else [lg.verifier for lg in policy.logs]
+    for_origin = [v for v in logs if v.name == origin]
+    if not for_origin:
+        raise SignatureError(f"no trusted log key for origin {origin!r}", origin=origin)
+    signed.verify(for_origin)
+    by_key = {(w.verifier.name, w.verifier.key_id): w.name for w in policy.witnesses}
+    ok = verified_by(signed.note, [w.verifier for w in policy.witnesses])
+    cosigners = frozenset(by_key[(v.name, v.key_id)] for v in ok)
+    if not policy.satisfied_by(cosigners):
+        raise QuorumError(
+            f"checkpoint of {origin} at size {signed.checkpoint.tree_size} is cosigned by "
+            f"{sorted(cosigners) or 'no known witness'}, which does not meet quorum {policy.quorum!r}",
+            cosigners=sorted(cosigners),
+            quorum=policy.quorum,
+        )
+    return cosigners
+
+
+def verify_tlog_proof(proof: TlogProof, entry: bytes, policy: Policy) -> frozenset[str]:
+    """Verify an offline tlog-proof for ``entry``; return the cosigning witnesses."""
+    # 1. Compute the leaf hash (RFC 6962 leaf of the entry bytes).
+    leaf = leaf_hash(entry)
+    # 2-3. Origin, log signature, cosignatures and quorum.
+    cosigners = verify_checkpoint(proof.checkpoint, policy)
+    # 4. Inclusion of the leaf under the checkpoint's root.
+    cp = proof.checkpoint.checkpoint
+    merkle_verify_inclusion(proof.index, cp.tree_size, leaf, proof.inclusion, cp.root_hash)
+    return cosigners
+
+
+Fetch = Callable[[str], bytes]
+
+
+def directory_fetcher(root: Path) -> Fetch:
+    def fetch(rel: str) -> bytes:
+        path = root / rel
+        try:
+            with path.open("rb") as f:
+                data = f.read(MAX_BUNDLE_BYTES + 1)
+        except FileNotFoundError as e:
+            raise TransportError(f"{path} does not exist", path=str(path)) from e
+        except OSError as e:
+            raise TransportError(f"cannot read {path}: {e}") from e
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise TransportError(f"{path} is larger than any log resource may be")
+        return data
+
+    return fetch
+
+
+def http_fetcher(prefix: str, client: httpx.Client | None = None) -> Fetch:
+    http = client or httpx.Client(timeout=30.0, headers={"Accept-Encoding": "gzip, identity"})
+    base = prefix.rstrip("/") + "/"
+
+    def fetch(rel: str) -> bytes:
+        limit = MAX_CHECKPOINT_BYTES if rel == "checkpoint" else MAX_BUNDLE_BYTES
+        url = base + rel
+        try:
+            with http.stream("GET", url) as r:
+                if r.status_code != 200:
+                    raise TransportError(f"GET {url} answered {r.status_code}", url=url, status=r.status_code)
+                out = bytearray()
+                for chunk in r.iter_bytes():
+                    out += chunk
+                    if len(out) > limit:
+                        raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
+                return bytes(out)
+        except httpx.HTTPError as e:
+            raise TransportError(f"GET {url} failed: {e}", url=url) from e
+
+    return fetch
+
+
+def fetcher_for(source: str) -> Fetch:
+    if source.startswith(("http://", "https://")):
+        return http_fetcher(source)
+    return directory_fetcher(Path(source))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedTree:
+    checkpoint: SignedCheckpoint
+    cosigners: frozenset[str]
+    previous_size: int | None
+
+
+class LogClient:
+    """Follows one log: verifies its checkpoint against a policy and remembers the largest one it trusted."""
+
+    def __init__(self, fetch: Fetch, policy: Policy, state_dir: Path | None = None) -> None:
+        self.fetch = fetch
+        self.policy = policy
+        self.state_dir = state_dir
+
+    def _state_path(self, origin: str) -> Path | None:
+        if self.state_dir is None:
+            return None
+        return self.state_dir / (hashlib.sha256(origin.encode()).hexdigest() + ".checkpoint")
+
+    def _tile_fetch(self, rel: str) -> bytes:
+        try:
+            return self.fetch(rel)
+        except TransportError:
+            # tlog-tiles §Partial Tiles: a partial tile may be gone once the full tile exists.
+            if ".p/" not in rel:
+                raise
+            full = self.fetch(rel.split(".p/")[0])
+            width = int(rel.rsplit("/", 1)[1])
+            return full[: width * 32] if not rel.startswith("tile/entries/") else full
+
+    def reader(self, tree_size: int) -> TileHashReader:
+        return TileHashReader(tree_size, self._tile_fetch)
+
+    def update(self) -> VerifiedTree:
+        """Fetch and verify the checkpoint, and its consistency with the last trusted one (then store it)."""
+        signed = SignedCheckpoint.from_bytes(self.fetch("checkpoint"))
+        cosigners = verify_checkpoint(signed, self.policy)
+        cp = signed.checkpoint
+        state = self._state_path(cp.origin)
+        previous: int | None = None
+        if state is not None and state.exists():
+            old = SignedCheckpoint.from_bytes(state.read_bytes()).checkpoint
+            previous = old.tree_size
+            if old.tree_size <= cp.tree_size:
+                self._verify_consistency(old.tree_size, old.root_hash, cp.tree_size, cp.root_hash)
+            else:
+                # The log serves an older head than one we trusted: it must still be a prefix of it.
+                self._verify_consistency(cp.tree_size, cp.root_hash, old.tree_size, old.root_hash)
+                raise ConsistencyError(
+                    f"log {cp.origin} rolled back from size {old.tree_size} to {cp.tree_size}",
+                    size1=old.tree_size,
+                    size2=cp.tree_size,
+                )
+        if state is not None:
+            atomic_write(state, signed.to_bytes())
+        return VerifiedTree(checkpoint=signed, cosigners=cosigners, previous_size=previous)
+
+    def _verify_consistency(self, size1: int, root1: bytes, size2: int, root2: bytes) -> None:
+        if size1 == 0 or size1 == size2:
+            verify_consistency(size1 or size2, size2, root1 if size1 else root2, root2, [])
+            return
+        reader = self.reader(size2)
+        proof = [hash_range(a, b, reader.node) for a, b in consistency_ranges(size1, size2)]
+        verify_consistency(size1, size2, root1, root2, proof)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        reader = self.reader(tree_size)
+        return [hash_range(a, b, reader.node) for a, b in inclusion_ranges(index, tree_size)]
+
+    def verify_inclusion(self, entry: bytes, index: int, tree: SignedCheckpoint) -> None:
+        cp = tree.checkpoint
+        proof = self.inclusion_proof(index, cp.tree_size)
+        merkle_verify_inclusion(index, cp.tree_size, leaf_hash(entry), proof, cp.root_hash)
+
+    def entries(self, tree_size: int, start: int = 0) -> list[bytes]:
+        """Entries ``[start, tree_size)`` read from entry bundles."""
+        out: list[bytes] = []
+        for bundle in range(start // TILE_WIDTH, (tree_size + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = tile_width(0, bundle, tree_size)
+            got = decode_bundle(self._tile_fetch(entries_path(bundle, width)), None)
+            out.extend(got[:width])
+        return out[start % TILE_WIDTH :]
+
+    def find_entry(self, entry: bytes, tree_size: int) -> int | None:
+        """Index of ``entry`` by scanning the entry bundles, or None."""
+        for i, e in enumerate(self.entries(tree_size)):
+            if e == entry:
+                return i
+        return None

@@ -1,0 +1,163 @@
+"""C2SP tlog-policy: known logs, known witnesses, groups and the quorum rule.
+
+Parses the line-based policy file and evaluates whether a set of cosigning witnesses satisfies the quorum.
+It does not verify signatures itself: :func:`overt.tlog.client.verify_checkpoint` does, and passes the names
+of the witnesses whose cosignatures verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from overt.errors import FormatError
+from overt.tlog.cosignature import CosignatureVerifier, parse_cosignature_vkey
+from overt.tlog.note import Ed25519Verifier, parse_ed25519_vkey
+
+MAX_ITEMS = 256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyLog:
+    verifier: Ed25519Verifier
+    url: str | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.verifier.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyWitness:
+    name: str
+    verifier: CosignatureVerifier
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    name: str
+    threshold: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """A parsed policy. ``quorum`` is a witness or group name, or ``none``."""
+
+    logs: tuple[PolicyLog, ...] = field(default=())
+    witnesses: tuple[PolicyWitness, ...] = field(default=())
+    groups: tuple[Group, ...] = field(default=())
+    quorum: str = "none"
+
+    def __post_init__(self) -> None:
+        names = [w.name for w in self.witnesses] + [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise FormatError("policy defines a witness or group name twice")
+        if "none" in names:
+            raise FormatError("'none' is reserved and cannot name a witness or group")
+        if self.quorum != "none" and self.quorum not in names:
+            raise FormatError(f"policy quorum {self.quorum!r} names no witness or group")
+        keys = [w.verifier.public_key for w in self.witnesses]
+        if len(set(keys)) != len(keys):
+            raise FormatError("policy lists the same witness key twice")
+        log_keys = [lg.verifier.public_key for lg in self.logs]
+        if len(set(log_keys)) != len(log_keys):
+            raise FormatError("policy lists the same log key twice")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Policy:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError("policy is not UTF-8") from e
+        logs: list[PolicyLog] = []
+        witnesses: list[PolicyWitness] = []
+        groups: list[Group] = []
+        defined: set[str] = set()
+        quorum: str | None = None
+        for lineno, raw in enumerate(text.split("\n"), 1):
+            if any(c < " " and c != "\t" for c in raw):
+                raise FormatError(f"policy line {lineno}: control character")
+            words = raw.replace("\t", " ").split()
+            if not words or words[0].startswith("#"):
+                continue
+            where = f"policy line {lineno}"
+            kind, args = words[0], words[1:]
+            if kind == "log" and len(args) in (1, 2):
+                logs.append(PolicyLog(verifier=parse_ed25519_vkey(args[0]), url=_url(args, 1)))
+            elif kind == "witness" and len(args) in (2, 3):
+                _fresh(args[0], defined, where)
+                witnesses.append(
+                    PolicyWitness(name=args[0], verifier=parse_cosignature_vkey(args[1]), url=_url(args, 2))
+                )
+                defined.add(args[0])
+            elif kind == "group" and len(args) >= 3:
+                name, k, members = args[0], args[1], tuple(args[2:])
+                _fresh(name, defined, where)
+                for m in members:
+                    if m not in defined:
+                        raise FormatError(f"{where}: group member {m!r} is not defined on an earlier line")
+                if len(set(members)) != len(members):
+                    raise FormatError(f"{where}: group {name!r} lists a member twice")
+                threshold = _threshold(k, len(members), where)
+                groups.append(Group(name=name, threshold=threshold, members=members))
+                defined.add(name)
+            elif kind == "quorum" and len(args) == 1:
+                if quorum is not None:
+                    raise FormatError(f"{where}: a policy has exactly one quorum line")
+                if args[0] != "none" and args[0] not in defined:
+                    raise FormatError(f"{where}: quorum {args[0]!r} is not defined on an earlier line")
+                quorum = args[0]
+            else:
+                raise FormatError(f"{where}: cannot parse {raw.strip()[:80]!r}")
+            if len(logs) + len(witnesses) + len(groups) > MAX_ITEMS:
+                raise FormatError(f"policy defines more than {MAX_ITEMS} items")
+        if quorum is None:
+            raise FormatError("policy has no quorum line")
+        return cls(logs=tuple(logs), witnesses=tuple(witnesses), groups=tuple(groups), quorum=quorum)
+
+    def to_bytes(self) -> bytes:
+        lines = [f"log {lg.verifier.vkey()}" + (f" {lg.url}" if lg.url else "") for lg in self.logs]
+        lines += [f"witness {w.name} {w.verifier.vkey()}" + (f" {w.url}" if w.url else "") for w in self.witnesses]
+        for g in self.groups:
+            lines.append(f"group {g.name} {g.threshold} {' '.join(g.members)}")
+        lines.append(f"quorum {self.quorum}")
+        return ("\n".join(lines) + "\n").encode()
+
+    def satisfied_by(self, cosigned: set[str] | frozenset[str]) -> bool:
+        """Whether witnesses named in ``cosigned`` meet the quorum."""
+        if self.quorum == "none":
+            return True
+        groups = {g.name: g for g in self.groups}
+
+        def witnessed(name: str) -> bool:
+            g = groups.get(name)
+            if g is None:
+                return name in cosigned
+            return sum(witnessed(m) for m in g.members) >= g.threshold
+
+        return witnessed(self.quorum)
+
+    def witness_verifiers(self) -> dict[str, CosignatureVerifier]:
+        return {w.name: w.verifier for w in self.witnesses}
+
+
+def _fresh(name: str, defined: set[str], where: str) -> None:
+    if name == "none":
+        raise FormatError(f"{where}: 'none' is reserved")
+    if name in defined:
+        raise FormatError(f"{where}: {name!r} is already defined")
+
+
+def _threshold(k: str, n: int, where: str) -> int:
+    if k == "all":
+        return n
+    if k == "any":
+        return 1
+    if not k.isascii() or not k.isdigit() or not 1 <= int(k) <= n:
+        raise FormatError(f"{where}: group threshold {k!r} must be all, any or 1..{n}")
+    return int(k)
+
+
+def _url(args: list[str], i: int) -> str | None:
+    return args[i] if len(args) > i else None

@@ -1,0 +1,182 @@
+"""The sequencer: integrates batches of entries into a tlog-tiles tree on disk, with strict deduplication.
+
+Order of a batch, which is what makes it crash-safe (DESIGN invariant: no acknowledged entry is lost):
+
+1. hash the entries and look up duplicates in the store;
+2. extend the compact range, collecting completed tile hashes and entries (no re-reading of the tree);
+3. write every new or grown tile and entry bundle atomically and fsync them and their directories;
+4. commit the (leaf hash, index) rows and the new tree state in one store transaction: the acknowledgement.
+
+A crash before 4 leaves files for sizes never committed; they are rewritten by the next batch. Nothing is
+signed here (see :mod:`overt.tlog.log`), so no checkpoint can cover an uncommitted entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from overt.atomic import atomic_write, fsync_dirs
+from overt.errors import FormatError, StorageError
+from overt.tlog.merkle import EMPTY_ROOT, CompactRange, consistency_ranges, hash_range, inclusion_ranges
+from overt.tlog.stores import LogState, SequencerStore
+from overt.tlog.tiles import (
+    MAX_ENTRY_SIZE,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileHashReader,
+    decode_bundle,
+    decode_tile,
+    encode_bundle,
+    entries_path,
+    tile_path,
+)
+
+
+class TileLog:
+    """A tiled log rooted at ``directory`` (the ``public/log`` folder), sequenced through ``store``."""
+
+    def __init__(self, directory: Path, store: SequencerStore, *, durable: bool = True) -> None:
+        self.directory = directory
+        self.store = store
+        self.durable = durable
+        state = store.load_state() or LogState(tree_size=0, root_hash=EMPTY_ROOT, peaks=())
+        self.state = state
+        self._range = CompactRange(state.tree_size, state.peaks)
+        if self._range.root() != state.root_hash:
+            raise StorageError("stored log state is corrupt: its peaks do not hash to its root")
+        # Right edge of the tile tree: hashes of the rightmost, incomplete tile at each level, and the
+        # entries of the rightmost incomplete bundle. Everything left of it is immutable on disk.
+        self._edge: dict[int, list[bytes]] = {}
+        self._bundle: list[bytes] = []
+        self._load_edge()
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def read(self, rel: str) -> bytes:
+        try:
+            return (self.directory / rel).read_bytes()
+        except FileNotFoundError as e:
+            raise StorageError(f"log file {rel} is missing from {self.directory}") from e
+
+    def reader(self, tree_size: int | None = None) -> TileHashReader:
+        return TileHashReader(self.state.tree_size if tree_size is None else tree_size, self.read)
+
+    def _load_edge(self) -> None:
+        size = self.state.tree_size
+        level = 0
+        while size >> (TILE_HEIGHT * level):
+            count = size >> (TILE_HEIGHT * level)
+            width = count % TILE_WIDTH
+            if width:
+                data = self.read(tile_path(level, count // TILE_WIDTH, width))
+                self._edge[level] = decode_tile(data, width)
+            level += 1
+        width = size % TILE_WIDTH
+        if width:
+            self._bundle = decode_bundle(self.read(entries_path(size // TILE_WIDTH, width)), width)
+        if size and self.reader().node(0, size - 1) != self._leaf_at_edge():
+            raise StorageError("log tiles on disk disagree with the committed state")
+        if size and hash_range(0, size, self.reader().node) != self.state.root_hash:
+            raise StorageError("log tiles on disk do not hash to the committed root")
+
+    def _leaf_at_edge(self) -> bytes:
+        size = self.state.tree_size
+        return self.reader().tile(0, (size - 1) // TILE_WIDTH)[(size - 1) % TILE_WIDTH]
+
+    def entry(self, index: int) -> bytes:
+        size = self.state.tree_size
+        if not 0 <= index < size:
+            raise ValueError(f"entry {index} is outside a log of size {size}")
+        bundle = index // TILE_WIDTH
+        width = min(TILE_WIDTH, size - bundle * TILE_WIDTH)
+        return decode_bundle(self.read(entries_path(bundle, width)), width)[index % TILE_WIDTH]
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        reader = self.reader(tree_size)
+        return [hash_range(a, b, reader.node) for a, b in inclusion_ranges(index, tree_size)]
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        if size1 == 0 or size1 == size2:
+            return []
+        reader = self.reader(size2)
+        return [hash_range(a, b, reader.node) for a, b in consistency_ranges(size1, size2)]
+
+    def root_at(self, tree_size: int) -> bytes:
+        return hash_range(0, tree_size, self.reader(tree_size).node) if tree_size else EMPTY_ROOT
+
+    # -- appending -----------------------------------------------------------------------------------
+
+    def append(self, entries: Sequence[bytes]) -> list[int]:
+        """Integrate ``entries`` durably; return each entry's index (an existing one for a duplicate)."""
+        for e in entries:
+            if len(e) > MAX_ENTRY_SIZE:
+                raise FormatError(f"entry of {len(e)} bytes exceeds the {MAX_ENTRY_SIZE}-byte maximum")
+        hashes = [hashlib.sha256(b"\x00" + e).digest() for e in entries]
+        known = self.store.lookup(list(set(hashes)))
+        full: list[tuple[str, bytes]] = []
+        dirty: set[int] = set()
+        edge = self._edge
+
+        def on_node(level: int, index: int, h: bytes) -> None:
+            tile_level, sub = divmod(level, TILE_HEIGHT)
+            if sub:
+                return
+            buf = edge.setdefault(tile_level, [])
+            buf.append(h)
+            dirty.add(tile_level)
+            if len(buf) == TILE_WIDTH:
+                full.append((tile_path(tile_level, index // TILE_WIDTH), b"".join(buf)))
+                edge[tile_level] = []
+
+        rng = CompactRange(self._range.size, self._range.peaks, on_node)
+        new_rows: list[tuple[bytes, int]] = []
+        indices: list[int] = []
+        bundle = list(self._bundle)
+        for e, h in zip(entries, hashes, strict=True):
+            idx = known.get(h)
+            if idx is None:
+                idx = rng.size
+                known[h] = idx
+                new_rows.append((h, idx))
+                rng.append(h)
+                bundle.append(e)
+                if len(bundle) == TILE_WIDTH:
+                    full.append((entries_path(idx // TILE_WIDTH), encode_bundle(bundle)))
+                    bundle = []
+            indices.append(idx)
+        if not new_rows:
+            return indices
+        size = rng.size
+        writes = full
+        for level in dirty:
+            buf = edge[level]
+            if buf:
+                writes.append((tile_path(level, (size >> (TILE_HEIGHT * level)) // TILE_WIDTH, len(buf)), b"".join(buf)))
+        if bundle:
+            writes.append((entries_path(size // TILE_WIDTH, len(bundle)), encode_bundle(bundle)))
+        try:
+            for rel, data in writes:
+                atomic_write(self.directory / rel, data, durable=self.durable)
+            if self.durable:
+                fsync_dirs((self.directory / rel).parent for rel, _ in writes)
+        except OSError as e:
+            self._load_edge_after_failure()
+            raise StorageError(f"cannot write log tiles under {self.directory}: {e}") from e
+        new_state = LogState(tree_size=size, root_hash=rng.root(), peaks=tuple(rng.peaks))
+        try:
+            self.store.commit(new_rows, new_state)
+        except StorageError:
+            self._load_edge_after_failure()
+            raise
+        self.state = new_state
+        self._range = CompactRange(size, rng.peaks)
+        self._bundle = bundle
+        return indices
+
+    def _load_edge_after_failure(self) -> None:
+        """Forget the half-integrated batch: reload the right edge of the committed tree from disk."""
+        self._edge = {}
+        self._bundle = []
+        self._load_edge()
