@@ -28,3 +28,12 @@ def which(tool: str, *extra_dirs: str) -> str | None:
 @pytest.fixture
 def vectors() -> Path:
     return VECTORS
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> object:
+    from tests.pg import pg_bindir, postgres_server
+
+    require(pg_bindir() is not None, "PostgreSQL server binaries not installed (Debian package postgresql)")
+    with postgres_server() as dsn:
+        yield dsn

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from overt.errors import VerificationError
-from overt.errors import FormatError
+from overt.errors import FormatError, VerificationError
 from overt.tlog.merkle import verify_consistency, verify_inclusion
 
 ROOT = Path(__file__).parent.parent / "vectors" / "merkle"

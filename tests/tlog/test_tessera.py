@@ -21,7 +21,23 @@ TESSERA = Path(__file__).parent.parent / "vectors" / "tessera-log"
 VKEY = "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx"
 # Tessera's published *test* signer key (testdata only; not a secret).
 SKEY = "PRIVATE+KEY+example.com/log/testdata+33d7b496+AeymY/SZAX0jZcJ8enZ5FY1Dz+wTML2yWSkK+9DSF3eg"
-WORDS = "one two three four five six seven eit nain ten ileven twelf threeten fourten fivten".split()
+WORDS = [
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eit",
+    "nain",
+    "ten",
+    "ileven",
+    "twelf",
+    "threeten",
+    "fourten",
+    "fivten",
+]
 
 
 @pytest.mark.parametrize("size", range(16))
@@ -58,7 +74,9 @@ def test_appending_same_entries_reproduces_log(tmp_path: Path) -> None:
         cp = Checkpoint(origin=signer.name, tree_size=i, root_hash=log.state.root_hash)
         ours = SignedCheckpoint.sign(cp, signer).to_bytes()
         assert ours == (TESSERA / f"checkpoint.{i}").read_bytes()
+    log.close()
     diff = subprocess.run(["diff", "-r", TESSERA / "tile", tmp_path / "log" / "tile"], capture_output=True)
     assert diff.returncode == 0, diff.stdout.decode()
-    assert sorted(p.relative_to(tmp_path / "log") for p in (tmp_path / "log" / "tile").rglob("*") if p.is_file()) \
-        == sorted(p.relative_to(TESSERA) for p in (TESSERA / "tile").rglob("*") if p.is_file())
+    assert sorted(
+        p.relative_to(tmp_path / "log") for p in (tmp_path / "log" / "tile").rglob("*") if p.is_file()
+    ) == sorted(p.relative_to(TESSERA) for p in (TESSERA / "tile").rglob("*") if p.is_file())

@@ -34,7 +34,9 @@ def _proved(text: str) -> None:
 
 
 def demo(
-    home: Annotated[Path | None, typer.Option(help="leave the populated home here (default: a temp dir)")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="leave the populated home here (default: a temp dir)")
+    ] = None,
 ) -> None:
     """Run the end-to-end demo and print what it proved."""
     root = home or Path(tempfile.mkdtemp(prefix="overt-demo-"))
@@ -62,7 +64,9 @@ def demo(
         )
         groups, quorum = quorum_groups(tuple(w.name for w in ws), "all")
         h.save_policy(Policy(logs=pol.logs, witnesses=ws, groups=groups, quorum=quorum))
-        console.print(f"log {h.log_config.origin} with witnesses w1 ({w1.url}) and w2 ({w2.url}), quorum: both")
+        console.print(
+            f"log {h.log_config.origin} with witnesses w1 ({w1.url}) and w2 ({w2.url}), quorum: both"
+        )
 
         # 2. Start the log and append entries over its HTTP API.
         with BackgroundServer(log_app(h)) as srv, httpx.Client(timeout=60) as http:
@@ -84,7 +88,9 @@ def demo(
             client = LogClient(fetch, public_policy, state)
             tree = client.update()
             cp = tree.checkpoint.checkpoint
-            _proved(f"checkpoint size {cp.tree_size} signed by the log and cosigned by {sorted(tree.cosigners)}")
+            _proved(
+                f"checkpoint size {cp.tree_size} signed by the log and cosigned by {sorted(tree.cosigners)}"
+            )
             for i in (0, 7, 9):
                 client.verify_inclusion(entries[i], answers[i]["index"], tree.checkpoint)
             _proved("inclusion of entries 0, 7 and 9 verified from tiles fetched over HTTP")
@@ -105,8 +111,9 @@ def demo(
 
         # 5. A forged checkpoint (right key name, wrong key) is rejected, and so is a fork.
         forger = generate_ed25519(h.log_config.origin)
-        forged = SignedCheckpoint.sign(Checkpoint(origin=cp.origin, tree_size=cp.tree_size + 1,
-                                                  root_hash=b"\x00" * 32), forger)
+        forged = SignedCheckpoint.sign(
+            Checkpoint(origin=cp.origin, tree_size=cp.tree_size + 1, root_hash=b"\x00" * 32), forger
+        )
         try:
             verify_tlog_proof(TlogProof(index=0, inclusion=(), checkpoint=forged), entries[0], public_policy)
         except Error as e:
@@ -114,7 +121,10 @@ def demo(
         else:
             raise Error("a forged checkpoint verified")
         fork = SignedCheckpoint.sign(
-            Checkpoint(origin=cp.origin, tree_size=tree2.checkpoint.checkpoint.tree_size + 5, root_hash=b"\x01" * 32), h.log_signer()
+            Checkpoint(
+                origin=cp.origin, tree_size=tree2.checkpoint.checkpoint.tree_size + 5, root_hash=b"\x01" * 32
+            ),
+            h.log_signer(),
         )
         try:
             witnesses[0].add_checkpoint(
@@ -128,4 +138,6 @@ def demo(
     console.rule("done")
     console.print(f"inspect: {root}   verify again with:")
     console.print(f"  overt log verify --log {h.log_dir} --state {state}")
-    console.print(f"  overt log verify --log {h.log_dir} --proof {root / 'entry-5.tlog-proof'} --entry {root / 'entry-5'}")
+    console.print(
+        f"  overt log verify --log {h.log_dir} --proof {root / 'entry-5.tlog-proof'} --entry {root / 'entry-5'}"
+    )

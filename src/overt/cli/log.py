@@ -17,7 +17,9 @@ from overt.tlog.cosignature import parse_cosignature_vkey
 from overt.tlog.policy import Group, Policy, PolicyWitness
 from overt.tlog.proof import TlogProof
 
-app = typer.Typer(help="The transparency log: append entries, make proofs, verify as a client.", no_args_is_help=True)
+app = typer.Typer(
+    help="The transparency log: append entries, make proofs, verify as a client.", no_args_is_help=True
+)
 
 HomeOpt = Annotated[Path | None, typer.Option(help="overt home (default $OVERT_HOME or ./overt-home)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -32,7 +34,9 @@ def _read(path: Path) -> bytes:
 
 @app.command()
 def add(
-    files: Annotated[list[Path], typer.Argument(help="files whose bytes become log entries (<= 65535 bytes)")],
+    files: Annotated[
+        list[Path], typer.Argument(help="files whose bytes become log entries (<= 65535 bytes)")
+    ],
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -40,8 +44,11 @@ def add(
     h = Home(resolve_home(home))
     log = h.open_log()
     entries = [_read(f) for f in files]
-    indices = log.add(entries)
-    result = log.publish()
+    try:
+        indices = log.add(entries)
+        result = log.publish()
+    finally:
+        log.close()
     cp = result.checkpoint.checkpoint
     if json:
         emit_json(
@@ -56,9 +63,13 @@ def add(
         )
     else:
         for f, i in zip(files, indices, strict=True):
-            console.print(f"{i}\t{f}")
-        state = "published" if result.published else "NOT published (witness quorum not met; retried on next add)"
-        console.print(f"checkpoint: size {cp.tree_size}, {state}; cosigned by {sorted(result.cosigners) or 'none'}")
+            typer.echo(f"{i}\t{f}")
+        state = (
+            "published" if result.published else "NOT published (witness quorum not met; retried on next add)"
+        )
+        console.print(
+            f"checkpoint: size {cp.tree_size}, {state}; cosigned by {sorted(result.cosigners) or 'none'}"
+        )
         for name, why in result.failures.items():
             console.print(f"  witness {name}: {why}")
     if not result.published:
@@ -73,12 +84,16 @@ def proof(
 ) -> None:
     """Write a c2sp.org/tlog-proof for an entry under the published checkpoint."""
     log = Home(resolve_home(home)).open_log()
-    published = log.published()
-    if published is None:
-        raise ConfigError("the log has no published checkpoint yet")
-    if not 0 <= index < published.checkpoint.tree_size:
-        raise InclusionError(f"entry {index} is not in the published tree of size {published.checkpoint.tree_size}")
-    data = log.proof(index, published).to_bytes()
+    try:
+        published = log.published()
+        if published is None:
+            raise ConfigError("the log has no published checkpoint yet")
+        size = published.checkpoint.tree_size
+        if not 0 <= index < size:
+            raise InclusionError(f"entry {index} is not in the published tree of size {size}")
+        data = log.proof(index, published).to_bytes()
+    finally:
+        log.close()
     if out is None:
         typer.echo(data.decode(), nl=False)
     else:
@@ -88,13 +103,21 @@ def proof(
 
 @app.command()
 def verify(
-    log: Annotated[str | None, typer.Option(help="log prefix: http(s) URL or directory (default: home's public/log)")] = None,
+    log: Annotated[
+        str | None, typer.Option(help="log prefix: http(s) URL or directory (default: home's public/log)")
+    ] = None,
     policy: Annotated[Path | None, typer.Option(help="tlog-policy file (default: <log>/policy)")] = None,
-    vkey: Annotated[str | None, typer.Option(help="trust this log vkey instead of a policy (no witnesses)")] = None,
+    vkey: Annotated[
+        str | None, typer.Option(help="trust this log vkey instead of a policy (no witnesses)")
+    ] = None,
     state: Annotated[Path | None, typer.Option(help="where to remember the last verified checkpoint")] = None,
     entry: Annotated[Path | None, typer.Option(help="verify this entry is in the log")] = None,
-    index: Annotated[int | None, typer.Option(help="index of --entry (else the entry bundles are scanned)")] = None,
-    proof_file: Annotated[Path | None, typer.Option("--proof", help="verify a .tlog-proof file offline (needs --entry)")] = None,
+    index: Annotated[
+        int | None, typer.Option(help="index of --entry (else the entry bundles are scanned)")
+    ] = None,
+    proof_file: Annotated[
+        Path | None, typer.Option("--proof", help="verify a .tlog-proof file offline (needs --entry)")
+    ] = None,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -113,8 +136,13 @@ def verify(
             raise ConfigError("--proof needs --entry: the entry the proof is about")
         p = TlogProof.from_bytes(_read(proof_file))
         cosigners = verify_tlog_proof(p, _read(entry), pol)
-        report.update(proof=str(proof_file), index=p.index, tree_size=p.checkpoint.checkpoint.tree_size,
-                      cosigners=sorted(cosigners), checks=["log signature", "witness quorum", "inclusion"])
+        report.update(
+            proof=str(proof_file),
+            index=p.index,
+            tree_size=p.checkpoint.checkpoint.tree_size,
+            cosigners=sorted(cosigners),
+            checks=["log signature", "witness quorum", "inclusion"],
+        )
         _report(report, json)
         return
     client = LogClient(fetch, pol, state if state is not None else resolve_home(home) / "client-state")
@@ -123,8 +151,13 @@ def verify(
     checks = ["log signature", f"witness quorum ({pol.quorum})"]
     if tree.previous_size is not None:
         checks.append(f"consistency with trusted size {tree.previous_size}")
-    report.update(origin=cp.origin, tree_size=cp.tree_size, root_hash=base64.b64encode(cp.root_hash).decode(),
-                  cosigners=sorted(tree.cosigners), previous_size=tree.previous_size)
+    report.update(
+        origin=cp.origin,
+        tree_size=cp.tree_size,
+        root_hash=base64.b64encode(cp.root_hash).decode(),
+        cosigners=sorted(tree.cosigners),
+        previous_size=tree.previous_size,
+    )
     if entry is not None:
         data = _read(entry)
         if index is None:

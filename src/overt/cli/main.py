@@ -34,7 +34,9 @@ app.command("demo")(demo.demo)
 
 @app.command()
 def init(
-    home: Annotated[Path | None, typer.Option(help="overt home (default $OVERT_HOME or ./overt-home)")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="overt home (default $OVERT_HOME or ./overt-home)")
+    ] = None,
     origin: Annotated[str, typer.Option(help="log origin, a schema-less URL")] = "overt.example/log",
     store: Annotated[str, typer.Option(help="sequencing store: sqlite or postgres")] = "sqlite",
     postgres_dsn: Annotated[str, typer.Option(help="PostgreSQL DSN when --store postgres")] = "",
@@ -58,11 +60,17 @@ def version() -> None:
 def main(argv: list[str] | None = None) -> None:
     wants_json = "--json" in (argv if argv is not None else sys.argv)
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except Error as e:
         if wants_json:
-            print(json.dumps({"error": type(e).__name__, "message": str(e), "evidence": e.evidence},
-                             default=str), file=sys.stderr)
+            print(
+                json.dumps(
+                    {"error": type(e).__name__, "message": str(e), "evidence": e.evidence}, default=str
+                ),
+                file=sys.stderr,
+            )
         else:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False)
             for k, v in e.evidence.items():

@@ -12,7 +12,7 @@ from overt.atomic import atomic_write
 from overt.cli.common import console
 from overt.errors import ConfigError, TransportError
 from overt.tlog.cosignature import CosignatureSigner, parse_cosignature_skey
-from overt.tlog.note import parse_ed25519_vkey, check_key_name
+from overt.tlog.note import check_key_name, parse_ed25519_vkey
 from overt.tlog.witness import Witness
 
 app = typer.Typer(help="A tlog-witness: cosigns checkpoints of logs it follows.", no_args_is_help=True)
@@ -50,11 +50,15 @@ def trust_log(home: Path, vkey: str) -> None:
     parse_ed25519_vkey(vkey)
     conf = tomllib.loads((home / "witness.toml").read_text())
     logs = list(dict.fromkeys([*conf.get("logs", []), vkey]))
-    atomic_write(home / "witness.toml", ("logs = [\n" + "".join(f'  "{v}",\n' for v in logs) + "]\n").encode())
+    atomic_write(
+        home / "witness.toml", ("logs = [\n" + "".join(f'  "{v}",\n' for v in logs) + "]\n").encode()
+    )
 
 
 @app.command()
-def init(home: WHome, name: Annotated[str, typer.Option(help="witness name, e.g. witness.example/w1")]) -> None:
+def init(
+    home: WHome, name: Annotated[str, typer.Option(help="witness name, e.g. witness.example/w1")]
+) -> None:
     """Create a witness home with a fresh cosignature/v1 key; print its vkey."""
     signer = init_witness(home, name)
     console.print(signer.verifier().vkey())
@@ -79,7 +83,9 @@ def serve(
     from overt.server.witness import create_app
 
     w = load_witness(home)
-    console.print(f"witness {w.signer.name} on http://{host}:{port} following {sorted(w.logs) or 'no log yet'}")
+    console.print(
+        f"witness {w.signer.name} on http://{host}:{port} following {sorted(w.logs) or 'no log yet'}"
+    )
     try:
         uvicorn.run(create_app(w), host=host, port=port, log_level="warning")
     except OSError as e:

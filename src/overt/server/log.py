@@ -105,7 +105,7 @@ def create_app(home: Home, *, wait_timeout: float = 30.0) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            log.tiles.store.close()
+            log.close()
 
     app = FastAPI(title="overt log", lifespan=lifespan)
 
@@ -115,9 +115,7 @@ def create_app(home: Home, *, wait_timeout: float = 30.0) -> FastAPI:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_ENTRY_SIZE:
-                return JSONResponse(
-                    {"error": f"entry exceeds {MAX_ENTRY_SIZE} bytes"}, status_code=413
-                )
+                return JSONResponse({"error": f"entry exceeds {MAX_ENTRY_SIZE} bytes"}, status_code=413)
         if not body:
             return JSONResponse({"error": "empty entry"}, status_code=400)
         integrator = state["integrator"]

@@ -7,6 +7,7 @@ which keys to trust (callers pass verifiers) nor how a quorum is counted (see :m
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from overt.errors import FormatError
@@ -52,7 +53,12 @@ class Checkpoint:
         )
 
     def to_text(self) -> str:
-        lines = [self.origin, str(self.tree_size), base64.b64encode(self.root_hash).decode(), *self.extensions]
+        lines = [
+            self.origin,
+            str(self.tree_size),
+            base64.b64encode(self.root_hash).decode(),
+            *self.extensions,
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -75,6 +81,6 @@ class SignedCheckpoint:
     def to_bytes(self) -> bytes:
         return self.note.to_bytes()
 
-    def verify(self, log_verifiers: list[Verifier] | tuple[Verifier, ...]) -> None:
+    def verify(self, log_verifiers: Sequence[Verifier]) -> None:
         """Check the log signature: at least one trusted log key signed, none of them badly."""
         verify_note(self.note, log_verifiers)

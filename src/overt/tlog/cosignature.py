@@ -64,7 +64,7 @@ class CosignatureVerifier:
             )
         except InvalidSignature:
             return None
-        return timestamp
+        return int(timestamp)
 
     def vkey(self) -> str:
         return encode_vkey(self.name, self.key_id, ALG_COSIGNATURE_V1, self.public_key)
@@ -125,5 +125,7 @@ def parse_cosignature_skey(text: str, now: object = None) -> CosignatureSigner:
         raise FormatError(f"witness signer key {name} has type {alg:#04x}, expected 0x04")
     s = CosignatureSigner.create(name, seed, now)
     if s.key_id != kid:
-        raise FormatError(f"witness signer key {name} has key ID {kid:08x}, but its key hashes to {s.key_id:08x}")
+        raise FormatError(
+            f"witness signer key {name} has key ID {kid:08x}, but its key hashes to {s.key_id:08x}"
+        )
     return s

@@ -46,6 +46,11 @@ class LocalLog:
         self.policy = policy
         self.witnesses = list(witnesses)
 
+    def close(self) -> None:
+        self.tiles.close()
+        for w in self.witnesses:
+            w.http.close()
+
     @property
     def tree_size(self) -> int:
         return self.tiles.state.tree_size
@@ -73,7 +78,8 @@ class LocalLog:
             if old.tree_size > state.tree_size:
                 raise ConsistencyError(
                     f"refusing to sign size {state.tree_size}: this log already signed size {old.tree_size}",
-                    size1=old.tree_size, size2=state.tree_size,
+                    size1=old.tree_size,
+                    size2=state.tree_size,
                 )
             if old.tree_size:
                 proof = self.tiles.consistency_proof(old.tree_size, state.tree_size)
@@ -97,7 +103,9 @@ class LocalLog:
                     sigs = client.add_checkpoint(old, self.tiles.consistency_proof(old, size), body)
                 except WitnessConflict as c:
                     if c.size > size:
-                        raise TransportError(f"witness {client.name} is ahead of this log, at size {c.size}") from c
+                        raise TransportError(
+                            f"witness {client.name} is ahead of this log, at size {c.size}"
+                        ) from c
                     sigs = client.add_checkpoint(c.size, self.tiles.consistency_proof(c.size, size), body)
                 client.known_size = size
             except Error as e:

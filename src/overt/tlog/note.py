@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import secrets
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -162,7 +163,7 @@ def sign_note(text: str, *signers: Signer) -> Note:
     )
 
 
-def verified_by(note: Note, verifiers: list[Verifier] | tuple[Verifier, ...]) -> list[Verifier]:
+def verified_by(note: Note, verifiers: Sequence[Verifier]) -> list[Verifier]:
     """The known verifiers whose signatures on ``note`` verify. Unknown signatures are ignored.
 
     Raises :class:`SignatureError` if a signature matching a known key's (name, key ID) fails to verify,
@@ -184,7 +185,7 @@ def verified_by(note: Note, verifiers: list[Verifier] | tuple[Verifier, ...]) ->
     return ok
 
 
-def verify_note(note: Note, verifiers: list[Verifier] | tuple[Verifier, ...]) -> list[Verifier]:
+def verify_note(note: Note, verifiers: Sequence[Verifier]) -> list[Verifier]:
     """Like :func:`verified_by`, but raise :class:`SignatureError` unless at least one known key signed."""
     ok = verified_by(note, verifiers)
     if not ok:

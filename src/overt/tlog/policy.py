@@ -118,7 +118,9 @@ class Policy:
 
     def to_bytes(self) -> bytes:
         lines = [f"log {lg.verifier.vkey()}" + (f" {lg.url}" if lg.url else "") for lg in self.logs]
-        lines += [f"witness {w.name} {w.verifier.vkey()}" + (f" {w.url}" if w.url else "") for w in self.witnesses]
+        lines += [
+            f"witness {w.name} {w.verifier.vkey()}" + (f" {w.url}" if w.url else "") for w in self.witnesses
+        ]
         for g in self.groups:
             lines.append(f"group {g.name} {g.threshold} {' '.join(g.members)}")
         lines.append(f"quorum {self.quorum}")

@@ -52,6 +52,9 @@ class TileLog:
         self._bundle: list[bytes] = []
         self._load_edge()
 
+    def close(self) -> None:
+        self.store.close()
+
     # -- reading -------------------------------------------------------------------------------------
 
     def read(self, rel: str) -> bytes:
@@ -153,7 +156,9 @@ class TileLog:
         for level in dirty:
             buf = edge[level]
             if buf:
-                writes.append((tile_path(level, (size >> (TILE_HEIGHT * level)) // TILE_WIDTH, len(buf)), b"".join(buf)))
+                writes.append(
+                    (tile_path(level, (size >> (TILE_HEIGHT * level)) // TILE_WIDTH, len(buf)), b"".join(buf))
+                )
         if bundle:
             writes.append((entries_path(size // TILE_WIDTH, len(bundle)), encode_bundle(bundle)))
         try:

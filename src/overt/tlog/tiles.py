@@ -56,7 +56,7 @@ def tile_width(level: int, index: int, tree_size: int) -> int:
     if (index + 1) * span <= tree_size:
         return TILE_WIDTH
     if index == tree_size // span:
-        return (tree_size // TILE_WIDTH**level) % TILE_WIDTH
+        return (tree_size >> (TILE_HEIGHT * level)) % TILE_WIDTH
     return 0
 
 
@@ -140,7 +140,9 @@ class TileHashReader:
 
     def node(self, level: int, index: int) -> bytes:
         if (index + 1) << level > self.tree_size:
-            raise ValueError(f"node {level}/{index} is not a complete subtree of a tree of size {self.tree_size}")
+            raise ValueError(
+                f"node {level}/{index} is not a complete subtree of a tree of size {self.tree_size}"
+            )
         tile_level, sub = divmod(level, TILE_HEIGHT)
         first = index << sub
         count = 1 << sub

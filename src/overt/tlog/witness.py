@@ -31,7 +31,9 @@ SIZE_CONTENT_TYPE = "text/x.tlog.size"
 class WitnessRefusal(Error):
     """The witness refuses a request; ``status`` is the HTTP status code the spec requires."""
 
-    def __init__(self, status: int, message: str, *, body: str | None = None, content_type: str = "text/plain"):
+    def __init__(
+        self, status: int, message: str, *, body: str | None = None, content_type: str = "text/plain"
+    ):
         super().__init__(message, status=status)
         self.status = status
         self.body = body if body is not None else message + "\n"
@@ -118,8 +120,10 @@ class Witness:
             known_size = int(entry["size"]) if entry else 0
             if req.old_size != known_size:
                 raise WitnessRefusal(
-                    409, f"old size {req.old_size} is not the latest cosigned size {known_size}",
-                    body=f"{known_size}\n", content_type=SIZE_CONTENT_TYPE,
+                    409,
+                    f"old size {req.old_size} is not the latest cosigned size {known_size}",
+                    body=f"{known_size}\n",
+                    content_type=SIZE_CONTENT_TYPE,
                 )
             if cp.tree_size == 0 and cp.root_hash != EMPTY_ROOT:
                 raise WitnessRefusal(422, "a checkpoint of size 0 must carry the empty-tree root")

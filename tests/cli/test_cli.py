@@ -1,0 +1,100 @@
+"""The CLI as a user runs it: init, add, proof, verify, policy, and clean errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def overt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from overt.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_init_add_proof_verify(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    r = overt("init", "--home", str(home), "--origin", "cli.overt.example/log")
+    assert r.returncode == 0, r.stderr
+    assert "cli.overt.example/log+" in r.stdout
+    files = []
+    for i in range(3):
+        f = tmp_path / f"e{i}"
+        f.write_bytes(f"entry {i}".encode())
+        files.append(str(f))
+    r = overt("log", "add", "--home", str(home), "--json", *files)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [e["index"] for e in out["entries"]] == [0, 1, 2]
+    assert out["published"] is True
+    r = overt("log", "add", "--home", str(home), files[1])
+    assert r.stdout.startswith("1\t")
+    proof = tmp_path / "p.tlog-proof"
+    assert overt("log", "proof", "2", "--home", str(home), "--out", str(proof)).returncode == 0
+    r = overt("log", "verify", "--home", str(home), "--proof", str(proof), "--entry", files[2], "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["index"] == 2
+    r = overt("log", "verify", "--home", str(home), "--entry", files[0], "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["index"] == 0
+    # The proof does not verify for another entry.
+    r = overt("log", "verify", "--home", str(home), "--proof", str(proof), "--entry", files[0])
+    assert r.returncode == 1
+    assert "inclusion proof" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_errors_are_clean(tmp_path: Path) -> None:
+    r = overt("log", "add", "--home", str(tmp_path / "nope"), "x")
+    assert r.returncode == 1
+    assert "not an overt home" in r.stderr
+    assert "Traceback" not in r.stderr
+    home = tmp_path / "home"
+    overt("init", "--home", str(home))
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 70_000)
+    r = overt("log", "add", "--home", str(home), str(big))
+    assert r.returncode == 1
+    assert "65535" in r.stderr
+    assert "Traceback" not in r.stderr
+    bad = tmp_path / "bad.tlog-proof"
+    bad.write_text("not a proof")
+    r = overt("log", "verify", "--home", str(home), "--proof", str(bad), "--entry", str(big), "--json")
+    assert r.returncode == 1
+    assert json.loads(r.stderr)["error"] == "FormatError"
+    r = overt("log", "verify", "--log", "http://127.0.0.1:9/log", "--vkey", "a+00000000+AQ==")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_witness_policy_command(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    overt("init", "--home", str(home))
+    r = overt("witness", "init", "--home", str(tmp_path / "w"), "--name", "w.example/1")
+    assert r.returncode == 0, r.stderr
+    vkey = r.stdout.strip()
+    r = overt(
+        "log",
+        "policy",
+        "--home",
+        str(home),
+        "--add-witness",
+        f"w1={vkey}=http://127.0.0.1:1",
+        "--quorum",
+        "1",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "witness w1 " in r.stdout and "quorum witnesses" in r.stdout
+    assert (home / "public" / "log" / "policy").read_text() == r.stdout
+    # With the witness down, entries are sequenced but the checkpoint is not published (exit 2).
+    f = tmp_path / "e"
+    f.write_bytes(b"e")
+    r = overt("log", "add", "--home", str(home), str(f))
+    assert r.returncode == 2
+    assert "NOT published" in r.stdout

@@ -1,0 +1,88 @@
+"""The log's HTTP write API: batching, deduplication, tlog-proofs, limits, witness quorum and retries."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from overt.cli.log import quorum_groups
+from overt.cli.witness import init_witness, load_witness, trust_log
+from overt.home import Home, LogConfig
+from overt.server.log import create_app
+from overt.server.runner import BackgroundServer, free_port
+from overt.server.witness import create_app as witness_app
+from overt.tlog.client import LogClient, http_fetcher, verify_tlog_proof
+from overt.tlog.policy import Policy, PolicyWitness
+from overt.tlog.proof import TlogProof
+
+
+def make_home(tmp_path: Path, **cfg: object) -> Home:
+    return Home.init(tmp_path / "home", config=LogConfig(origin="test.overt.example/log", **cfg))  # type: ignore[arg-type]
+
+
+def test_add_returns_index_and_verifiable_proof(tmp_path: Path) -> None:
+    home = make_home(tmp_path, batch_size=64, batch_interval=0.05)
+    with BackgroundServer(create_app(home)) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+        entries = [f"entry {i}".encode() for i in range(40)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda e: http.post("/add", content=e).json(), entries))
+        indices = [a["index"] for a in answers]
+        assert sorted(indices) == list(range(40))
+        policy = Policy.from_bytes(http.get("/log/policy").content)
+        for e, a in zip(entries, answers, strict=True):
+            proof = TlogProof.from_bytes(a["proof"].encode())
+            assert proof.index == a["index"]
+            verify_tlog_proof(proof, e, policy)
+        # Deduplication: the same entry keeps its index.
+        assert http.post("/add", content=entries[7]).json()["index"] == answers[7]["index"]
+        # Static files with the right headers.
+        cp = http.get("/log/checkpoint")
+        assert cp.headers["cache-control"].startswith("no-cache")
+        assert cp.headers["content-type"].startswith("text/plain")
+        tree = LogClient(http_fetcher(f"{srv.url}/log", http), policy).update()
+        assert tree.checkpoint.checkpoint.tree_size == 40
+
+
+def test_limits(tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    with BackgroundServer(create_app(home)) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+        assert http.post("/add", content=b"").status_code == 400
+        r = http.post("/add", content=b"x" * 65_536)
+        assert r.status_code == 413
+        assert "65535" in r.json()["error"]
+        assert http.post("/add", content=b"x" * 65_535).status_code == 200
+        assert http.get("/log/tile/0/999").status_code == 404
+
+
+def test_publishes_only_with_quorum_and_retries_down_witness(tmp_path: Path) -> None:
+    home = make_home(tmp_path, batch_interval=0.05)
+    wdir = tmp_path / "w1"
+    init_witness(wdir, "w1.test.overt.example")
+    trust_log(wdir, (home.log_dir / "vkey").read_text().strip())
+    witness = load_witness(wdir)
+    port = free_port()
+    pw = PolicyWitness(name="w1", verifier=witness.signer.verifier(), url=f"http://127.0.0.1:{port}")
+    groups, quorum = quorum_groups(("w1",), "all")
+    home.save_policy(Policy(logs=home.policy().logs, witnesses=(pw,), groups=groups, quorum=quorum))
+    with BackgroundServer(create_app(home, wait_timeout=1.0)) as srv, httpx.Client(base_url=srv.url) as http:
+        r = http.post("/add", content=b"first", timeout=30)
+        assert r.status_code == 503
+        assert "w1" in r.json()["witness_failures"]
+        assert http.get("/log/checkpoint").status_code == 404  # nothing published without the quorum
+        with BackgroundServer(witness_app(witness), port=port):
+            r = http.post("/add", content=b"first", timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.json()["index"] == 0
+            proof = TlogProof.from_bytes(r.json()["proof"].encode())
+            assert verify_tlog_proof(proof, b"first", home.policy()) == frozenset({"w1"})
+
+
+@pytest.mark.parametrize("bad", ["postgres", "mysql"])
+def test_config_is_validated(tmp_path: Path, bad: str) -> None:
+    from overt.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        LogConfig(store=bad)
