@@ -20,7 +20,7 @@ from overt.errors import ConsistencyError, Error, FormatError, SignatureError, S
 from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.cosignature import CosignatureSigner
 from overt.tlog.merkle import EMPTY_ROOT, verify_consistency
-from overt.tlog.note import Ed25519Verifier, Note, Signature, verified_by
+from overt.tlog.note import Ed25519Verifier, Signature, verified_by
 from overt.tlog.note import decode_b64 as _b64
 
 MAX_REQUEST_BYTES = 1 << 16
@@ -192,7 +192,3 @@ class WitnessConflict(TransportError):
     def __init__(self, size: int) -> None:
         super().__init__(f"witness is at size {size}", size=size)
         self.size = size
-
-
-def cosigned_note(note: Note, sigs: list[Signature]) -> Note:
-    return note.with_signatures(*sigs)
