@@ -10,6 +10,8 @@ ML-DSA-44 subtree cosignatures are not implemented: no library in our dependency
 from __future__ import annotations
 
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -77,10 +79,10 @@ class CosignatureSigner:
     name: str
     seed: bytes = field(repr=False)
     key_id: int
-    now: object = field(default=None, compare=False)
+    now: Callable[[], float] | None = field(default=None, compare=False)
 
     @classmethod
-    def create(cls, name: str, seed: bytes, now: object = None) -> CosignatureSigner:
+    def create(cls, name: str, seed: bytes, now: Callable[[], float] | None = None) -> CosignatureSigner:
         check_key_name(name)
         if len(seed) != 32:
             raise FormatError("an Ed25519 private key seed is 32 bytes")
@@ -93,9 +95,7 @@ class CosignatureSigner:
         return struct.pack(">Q", timestamp) + sig
 
     def sign(self, text: bytes) -> bytes:
-        import time
-
-        clock = self.now if callable(self.now) else time.time
+        clock = self.now or time.time
         return self.sign_at(text, int(clock()))
 
     def verifier(self) -> CosignatureVerifier:
@@ -116,7 +116,7 @@ def parse_cosignature_vkey(text: str) -> CosignatureVerifier:
     return v
 
 
-def parse_cosignature_skey(text: str, now: object = None) -> CosignatureSigner:
+def parse_cosignature_skey(text: str, now: Callable[[], float] | None = None) -> CosignatureSigner:
     text = text.strip()
     if not text.startswith("PRIVATE+KEY+"):
         raise FormatError("signer key does not start with 'PRIVATE+KEY+'")
