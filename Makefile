@@ -2,8 +2,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the test suite drives for real (PostgreSQL for the sequencing store).
-DEB_PACKAGES := postgresql
+# Debian packages the test suite drives for real (PostgreSQL for the sequencing store, SoftHSM2 for PKCS#11 keys).
+DEB_PACKAGES := postgresql softhsm2
 
 .PHONY: demo test lint venv deps bench clean
 
@@ -31,6 +31,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks.log
+	$(BIN)/python -m benchmarks.sign
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,11 +2,13 @@
 
 Layout::
 
-    <home>/config.toml        settings (see :class:`LogConfig`)
-    <home>/keys/log.skey      the log's signed-note signer key (mode 0600)
+    <home>/config.toml        settings: [log] (:class:`LogConfig`), [conveyor] jurisdiction, [hsm] (PKCS#11)
+    <home>/keys/registry/     private key records: role, jurisdiction, validity and signer URI (mode 0600)
+    <home>/keys/<keyid>.pem   software private keys (``file2:``), mode 0600
     <home>/log-policy         the log's own tlog-policy: its key, its witnesses (with URLs), the quorum
     <home>/overt.db           SQLite: sequencing and indexes
     <home>/public/log/        tlog-tiles tree, checkpoint, vkey and policy: serve it as static files
+    <home>/public/keys/       one <keyid>.json per key: TUF key object plus role, jurisdiction, validity
 
 Resolution order for the home: ``--home``, then ``$OVERT_HOME``, then ``./overt-home``.
 """
@@ -15,13 +17,26 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from overt.atomic import atomic_write
 from overt.errors import ConfigError, FormatError
+from overt.keys.registry import KeyRecord, Registry, Role, check_jurisdiction
+from overt.keys.signers import (
+    HsmConfig,
+    KeySigner,
+    NoteSigner,
+    generate_file_key,
+    hsm_generate,
+    load_signer,
+)
+from overt.keys.signing import LogReceipt, SigningService
 from overt.tlog.log import LocalLog
-from overt.tlog.note import Ed25519Signer, check_key_name, generate_ed25519, parse_ed25519_skey
+from overt.tlog.note import check_key_name
 from overt.tlog.policy import Policy, PolicyLog
 from overt.tlog.sequencer import TileLog
 from overt.tlog.stores import PostgresStore, SequencerStore, SQLiteStore
@@ -29,6 +44,7 @@ from overt.tlog.witness import WitnessClient
 
 DEFAULT_HOME = Path("overt-home")
 DEFAULT_ORIGIN = "overt.example/log"
+DEFAULT_JURISDICTION = "CH"
 
 
 def resolve_home(home: Path | None) -> Path:
@@ -67,6 +83,40 @@ class LogConfig:
         )
 
 
+def _section(cfg: Path, data: dict[str, Any], name: str, kind: type[Any]) -> Any:
+    section = data.get(name, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{cfg}: [{name}] must be a table")
+    known = {f.name for f in fields(kind)}
+    unknown = set(section) - known
+    if unknown:
+        raise ConfigError(f"{cfg}: unknown [{name}] settings {sorted(unknown)}")
+    try:
+        return kind(**section)
+    except (TypeError, FormatError) as e:
+        raise ConfigError(f"{cfg}: [{name}]: {e}") from e
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConveyorConfig:
+    jurisdiction: str = DEFAULT_JURISDICTION
+
+    def __post_init__(self) -> None:
+        check_jurisdiction(self.jurisdiction)
+
+
+def _config_toml(log: LogConfig, conveyor: ConveyorConfig, hsm: HsmConfig) -> str:
+    return (
+        log.to_toml()
+        + "\n[conveyor]\n"
+        + f'jurisdiction = "{conveyor.jurisdiction}"  # where this conveyor builds and signs (ISO 3166-1)\n'
+        + "\n[hsm]  # PKCS#11 token for hsm: keys\n"
+        + f'module = "{hsm.module}"  # e.g. /usr/lib/softhsm/libsofthsm2.so\n'
+        + f'token = "{hsm.token}"  # token label\n'
+        + f'pin_env = "{hsm.pin_env}"  # environment variable holding the user PIN\n'
+    )
+
+
 class Home:
     """An initialised overt home."""
 
@@ -79,15 +129,13 @@ class Home:
             data = tomllib.loads(cfg.read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"cannot read {cfg}: {e}") from e
-        section = data.get("log", {})
-        known = set(LogConfig.__dataclass_fields__)
-        unknown = set(section) - known
+        unknown = set(data) - {"log", "conveyor", "hsm"}
         if unknown:
-            raise ConfigError(f"{cfg}: unknown [log] settings {sorted(unknown)}")
-        try:
-            self.log_config = LogConfig(**section)
-        except TypeError as e:
-            raise ConfigError(f"{cfg}: {e}") from e
+            raise ConfigError(f"{cfg}: unknown sections {sorted(unknown)}")
+        self.log_config: LogConfig = _section(cfg, data, "log", LogConfig)
+        self.conveyor: ConveyorConfig = _section(cfg, data, "conveyor", ConveyorConfig)
+        self.hsm: HsmConfig = _section(cfg, data, "hsm", HsmConfig)
+        self.registry = Registry(path / "keys" / "registry", self.public / "keys")
 
     @property
     def public(self) -> Path:
@@ -101,30 +149,89 @@ class Home:
     def policy_path(self) -> Path:
         return self.path / "log-policy"
 
+    @property
+    def keys_dir(self) -> Path:
+        return self.path / "keys"
+
     @classmethod
-    def init(cls, path: Path, *, origin: str = DEFAULT_ORIGIN, config: LogConfig | None = None) -> Home:
-        """Create a home (idempotent: an existing home is left as it is)."""
+    def init(
+        cls,
+        path: Path,
+        *,
+        origin: str = DEFAULT_ORIGIN,
+        config: LogConfig | None = None,
+        jurisdiction: str = DEFAULT_JURISDICTION,
+        hsm: HsmConfig | None = None,
+        log_key_on_hsm: bool = False,
+    ) -> Home:
+        """Create a home (idempotent: an existing home is left as it is).
+
+        The log key is an Ed25519 registry key of role ``log``: a software key, or one generated on the
+        PKCS#11 token when ``log_key_on_hsm`` (the token must support CKM_EDDSA).
+        """
         if (path / "config.toml").exists():
             return cls(path)
         check_key_name(origin)
         cfg = config or LogConfig(origin=origin)
+        conveyor = ConveyorConfig(jurisdiction=jurisdiction)
+        hsm = hsm or HsmConfig()
         (path / "keys").mkdir(parents=True, exist_ok=True)
         os.chmod(path / "keys", 0o700)
         (path / "public" / "log").mkdir(parents=True, exist_ok=True)
-        signer = generate_ed25519(cfg.origin)
-        atomic_write(path / "keys" / "log.skey", (signer.skey() + "\n").encode(), mode=0o600)
-        atomic_write(path / "public" / "log" / "vkey", (signer.verifier().vkey() + "\n").encode())
-        policy = Policy(logs=(PolicyLog(verifier=signer.verifier()),), quorum="none")
+        if log_key_on_hsm:
+            uri, key = hsm_generate(hsm, "ed25519", f"overt-log-{cfg.origin}")
+        else:
+            uri, key = generate_file_key(path / "keys", "ed25519")
+        record = KeyRecord.create(
+            key,
+            role=Role.LOG,
+            jurisdiction=jurisdiction,
+            valid_from=datetime.now(UTC),
+            valid_until=None,
+            uri=uri,
+        )
+        Registry(path / "keys" / "registry", path / "public" / "keys").save(record)
+        verifier = NoteSigner(
+            cfg.origin, load_signer(uri, record.key, keys_dir=path / "keys", hsm=hsm)
+        ).verifier()
+        atomic_write(path / "public" / "log" / "vkey", (verifier.vkey() + "\n").encode())
+        policy = Policy(logs=(PolicyLog(verifier=verifier),), quorum="none")
         atomic_write(path / "log-policy", policy.to_bytes())
         atomic_write(path / "public" / "log" / "policy", policy.to_bytes())
-        atomic_write(path / "config.toml", cfg.to_toml().encode())
+        # config.toml last: its presence is what makes the directory a home.
+        atomic_write(path / "config.toml", _config_toml(cfg, conveyor, hsm).encode())
         return cls(path)
 
-    def log_signer(self) -> Ed25519Signer:
+    def signer_for(self, record: KeyRecord) -> KeySigner:
+        if not record.uri:
+            raise ConfigError(f"key {record.keyid[:16]} has no private half in this home")
+        return load_signer(record.uri, record.key, keys_dir=self.keys_dir, hsm=self.hsm)
+
+    def log_key(self) -> KeyRecord:
+        logs = [r for r in self.registry.records() if r.role is Role.LOG]
+        if len(logs) != 1:
+            raise ConfigError(f"this home has {len(logs)} log keys in keys/registry; it needs exactly one")
+        return logs[0]
+
+    def log_signer(self) -> NoteSigner:
+        return NoteSigner(self.log_config.origin, self.signer_for(self.log_key()))
+
+    def append_to_log(self, entry: bytes) -> LogReceipt:
+        """Append one entry durably and publish a checkpoint if the witness quorum cosigns it."""
+        log = self.open_log()
         try:
-            return parse_ed25519_skey((self.path / "keys" / "log.skey").read_text())
-        except OSError as e:
-            raise ConfigError(f"cannot read the log key: {e}") from e
+            (index,) = log.add([entry])
+            result = log.publish()
+        finally:
+            log.close()
+        return LogReceipt(
+            index=index, tree_size=result.checkpoint.checkpoint.tree_size, published=result.published
+        )
+
+    def signing_service(self, now: Callable[[], datetime] | None = None) -> SigningService:
+        return SigningService(
+            load=self.signer_for, append=self.append_to_log, now=now or (lambda: datetime.now(UTC))
+        )
 
     def policy(self) -> Policy:
         try:

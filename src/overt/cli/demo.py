@@ -2,35 +2,48 @@
 
 It grows with every capability. Today: a log with two independent witnesses, entries appended over HTTP,
 checkpoints published only when both cosigned, and a client that verifies signature, quorum, inclusion,
-offline tlog-proofs and consistency, and catches a forged checkpoint.
+offline tlog-proofs and consistency, and catches a forged checkpoint. Then keys bound to a jurisdiction: a key
+listing, provenance signed and logged, a foreign signing request refused (and the refusal logged), a rotation,
+and a per-key audit read back from the log.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
 
+from overt.attest.dsse import Envelope
+from overt.attest.provenance import BuildDefinition, Builder, Provenance, RunDetails
+from overt.attest.statement import ResourceDescriptor, Statement
+from overt.attest.verify import verify_statement
 from overt.cli.common import console
+from overt.cli.keys import print_keys
 from overt.cli.log import quorum_groups
 from overt.cli.witness import init_witness, load_witness, trust_log
-from overt.errors import Error
+from overt.errors import Error, PolicyError
 from overt.home import Home
+from overt.keys.audit import REFUSED, SIGNED, audit_key
+from overt.keys.registry import KeyRecord, Role, load_public_keys
+from overt.keys.rotation import rotate
+from overt.keys.signers import generate_file_key
 from overt.server.log import create_app as log_app
 from overt.server.runner import BackgroundServer
 from overt.server.witness import create_app as witness_app
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
-from overt.tlog.client import LogClient, http_fetcher, verify_tlog_proof
+from overt.tlog.client import LogClient, directory_fetcher, http_fetcher, verify_tlog_proof
 from overt.tlog.note import generate_ed25519
 from overt.tlog.policy import Policy, PolicyWitness
 from overt.tlog.proof import TlogProof
 
 
 def _proved(text: str) -> None:
-    console.print(f"[green]PROVED[/] {text}")
+    console.print(f"[green]PROVED[/] {text}", soft_wrap=True)
 
 
 def demo(
@@ -135,9 +148,87 @@ def demo(
         else:
             raise Error("a witness cosigned a fork")
 
+        # 6. Keys bound to a jurisdiction; every signature (and every refusal) becomes a log entry.
+        _keys_demo(h, root, LogClient(directory_fetcher(h.log_dir), h.policy()))
+
     console.rule("done")
     console.print(f"inspect: {root}   verify again with:")
     console.print(f"  overt log verify --log {h.log_dir} --state {state}")
     console.print(
         f"  overt log verify --log {h.log_dir} --proof {root / 'entry-5.tlog-proof'} --entry {root / 'entry-5'}"
+    )
+    console.print(f"  overt keys list --home {h.path}")
+    console.print(f"  overt keys audit <keyid> --home {h.path}")
+
+
+def _keys_demo(h: Home, root: Path, client: LogClient) -> None:
+    now = datetime.now(UTC)
+    for role, keytype in ((Role.BUILDER, "ed25519"), (Role.AUDITOR, "ecdsa")):
+        uri, key = generate_file_key(h.keys_dir, keytype)
+        h.registry.save(
+            KeyRecord.create(
+                key,
+                role=role,
+                jurisdiction=h.conveyor.jurisdiction,
+                valid_from=now,
+                valid_until=None,
+                uri=uri,
+            )
+        )
+    print_keys(h.registry.records(), now)
+    builder = h.registry.current(Role.BUILDER, now)
+    service = h.signing_service()
+    subject = (
+        ResourceDescriptor(
+            name="demo-app-1.0.tar.gz", digest={"sha256": hashlib.sha256(b"demo").hexdigest()}
+        ),
+    )
+
+    def provenance(jurisdiction: str) -> Statement:
+        return Provenance(
+            build_definition=BuildDefinition(
+                build_type="https://overt.dev/build/v1", external_parameters={"source": "demo"}
+            ),
+            run_details=RunDetails(
+                builder=Builder(id=f"https://conveyor.demo.overt.example/builder?jurisdiction={jurisdiction}")
+            ),
+        ).statement(subject)
+
+    signed = service.sign(builder, provenance(h.conveyor.jurisdiction))
+    (root / "provenance.dsse.json").write_bytes(signed.entry)
+    (published,) = load_public_keys([h.public / "keys" / f"{builder.keyid}.json"])
+    verify_statement(Envelope.from_bytes(signed.entry), [published.key])
+    tree = client.update()
+    client.verify_inclusion(signed.entry, signed.receipt.index, tree.checkpoint)
+    _proved(
+        f"SLSA provenance built in {h.conveyor.jurisdiction} signed by builder key {builder.keyid[:16]} "
+        f"(jurisdiction {builder.jurisdiction}); the envelope is log entry {signed.receipt.index}, inclusion verified"
+    )
+    try:
+        service.sign(builder, provenance("US"))
+    except PolicyError as e:
+        refused_at = e.evidence["refusal_logged_at"]
+        _proved(f"foreign signing request {e}; refusal logged at index {refused_at}")
+    else:
+        raise Error("a key signed provenance from a foreign jurisdiction")
+    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    draft = KeyRecord.create(
+        key, role=Role.BUILDER, jurisdiction=builder.jurisdiction, valid_from=now, valid_until=None, uri=uri
+    )
+    new, rotation = rotate(
+        service, h.registry, builder, new_uri=uri, new_key_record=draft, reason="demo rotation"
+    )
+    verify_statement(Envelope.from_bytes(signed.entry), [published.key])
+    _proved(
+        f"builder key rotated to {new.keyid[:16]} by a statement the old key signed (log entry "
+        f"{rotation.receipt.index}); the old key's provenance still verifies"
+    )
+    report = audit_key(client, builder.key)
+    kinds = ", ".join(f"{e.index}:{e.kind}" for e in report.entries)
+    if [e.kind for e in report.entries] != [SIGNED, REFUSED, SIGNED] or not all(
+        e.inclusion_verified for e in report.entries
+    ):
+        raise Error(f"key audit found {kinds}")
+    _proved(
+        f"audit of key {builder.keyid[:16]} from the log lists exactly what it did ({kinds}), inclusion verified"
     )

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from overt.cli.common import console, emit_json
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json
+from overt.cli.common import read_file as _read
 from overt.errors import ConfigError, InclusionError, TransportError
 from overt.home import Home, resolve_home
 from overt.tlog.client import LogClient, fetcher_for, verify_tlog_proof
@@ -20,16 +21,6 @@ from overt.tlog.proof import TlogProof
 app = typer.Typer(
     help="The transparency log: append entries, make proofs, verify as a client.", no_args_is_help=True
 )
-
-HomeOpt = Annotated[Path | None, typer.Option(help="overt home (default $OVERT_HOME or ./overt-home)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
 
 
 @app.command()

@@ -14,10 +14,11 @@ from typing import Annotated
 import typer
 
 from overt import __version__
-from overt.cli import demo, log, witness
+from overt.cli import attest, demo, keys, log, witness
 from overt.cli.common import console, err_console
-from overt.errors import Error
+from overt.errors import ConfigError, Error
 from overt.home import Home, LogConfig, resolve_home
+from overt.keys.signers import HsmConfig
 
 app = typer.Typer(
     name="overt",
@@ -28,6 +29,8 @@ app = typer.Typer(
 )
 app.add_typer(log.app, name="log")
 app.add_typer(witness.app, name="witness")
+app.add_typer(keys.app, name="keys")
+app.add_typer(attest.app, name="attest")
 app.command("serve")(log.serve)
 app.command("demo")(demo.demo)
 
@@ -40,15 +43,32 @@ def init(
     origin: Annotated[str, typer.Option(help="log origin, a schema-less URL")] = "overt.example/log",
     store: Annotated[str, typer.Option(help="sequencing store: sqlite or postgres")] = "sqlite",
     postgres_dsn: Annotated[str, typer.Option(help="PostgreSQL DSN when --store postgres")] = "",
+    jurisdiction: Annotated[
+        str, typer.Option(help="where this conveyor builds and signs (ISO 3166-1)")
+    ] = "CH",
+    hsm_module: Annotated[str, typer.Option(help="PKCS#11 module for hsm: keys")] = "",
+    hsm_token: Annotated[str, typer.Option(help="PKCS#11 token label")] = "",
+    log_key: Annotated[str, typer.Option(help="where the Ed25519 log key lives: file or hsm")] = "file",
 ) -> None:
     """Create an overt home: config, log key, database and public/ tree."""
     path = resolve_home(home)
     existed = (path / "config.toml").exists()
-    h = Home.init(path, config=LogConfig(origin=origin, store=store, postgres_dsn=postgres_dsn))
+    if log_key not in ("file", "hsm"):
+        raise ConfigError("--log-key must be file or hsm")
+    h = Home.init(
+        path,
+        config=LogConfig(origin=origin, store=store, postgres_dsn=postgres_dsn),
+        jurisdiction=jurisdiction,
+        hsm=HsmConfig(module=hsm_module, token=hsm_token),
+        log_key_on_hsm=log_key == "hsm",
+    )
     verb = "exists" if existed else "created"
     console.print(f"overt home {verb} at {h.path}")
     console.print(f"log origin: {h.log_config.origin}")
     console.print(f"log vkey:   {(h.log_dir / 'vkey').read_text().strip()}")
+    console.print(
+        f"jurisdiction: {h.conveyor.jurisdiction}; log key {h.log_key().keyid[:16]} ({h.log_key().storage})"
+    )
 
 
 @app.command()

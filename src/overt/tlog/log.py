@@ -15,7 +15,7 @@ from overt.atomic import atomic_write
 from overt.errors import ConsistencyError, Error, TransportError
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
 from overt.tlog.merkle import verify_consistency
-from overt.tlog.note import Ed25519Signer, verified_by
+from overt.tlog.note import Signer, verified_by
 from overt.tlog.policy import Policy
 from overt.tlog.proof import TlogProof
 from overt.tlog.sequencer import TileLog
@@ -36,7 +36,7 @@ class LocalLog:
     def __init__(
         self,
         tiles: TileLog,
-        signer: Ed25519Signer,
+        signer: Signer,
         policy: Policy,
         witnesses: Sequence[WitnessClient] = (),
     ) -> None:

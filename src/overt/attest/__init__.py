@@ -1,0 +1,1 @@
+"""Signed attestations: DSSE envelopes, in-toto Statements, SLSA Provenance and VSA predicates, k-of-n verify."""

@@ -1,0 +1,95 @@
+"""``overt attest ...``: sign an in-toto statement with a registry key (policy-checked and logged); verify k-of-n."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from overt.attest.dsse import Envelope
+from overt.attest.statement import Statement
+from overt.attest.verify import verify_envelope
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, read_file
+from overt.errors import ConfigError
+from overt.home import Home, resolve_home
+from overt.keys.registry import load_public_keys, parse_role
+
+app = typer.Typer(help="Signed attestations: DSSE envelopes around in-toto statements.", no_args_is_help=True)
+
+
+@app.command()
+def sign(
+    statement: Annotated[Path, typer.Argument(help="in-toto Statement v1 JSON file")],
+    key: Annotated[str | None, typer.Option(help="keyid (or prefix) to sign with")] = None,
+    role: Annotated[str | None, typer.Option(help="sign with the active key of this role")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the envelope here (default: stdout)")] = None,
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Sign a statement into a DSSE envelope, if the key's role and jurisdiction allow it; log either outcome."""
+    h = Home(resolve_home(home))
+    st = Statement.from_bytes(read_file(statement))
+    if (key is None) == (role is None):
+        raise ConfigError("name exactly one of --key or --role")
+    record = (
+        h.registry.get(key)
+        if key is not None
+        else h.registry.current(parse_role(role or ""), datetime.now(UTC))
+    )
+    signed = h.signing_service().sign(record, st)
+    if out is not None:
+        out.write_bytes(signed.entry)
+    if json:
+        emit_json(
+            {
+                "keyid": record.keyid,
+                "log_index": signed.receipt.index,
+                "tree_size": signed.receipt.tree_size,
+                "checkpoint_published": signed.receipt.published,
+                "envelope": signed.envelope.to_dict() if out is None else str(out),
+            }
+        )
+    elif out is None:
+        typer.echo(signed.entry.decode())
+    else:
+        console.print(
+            f"signed with {record.role.value} key {record.keyid[:16]} ({record.jurisdiction}); "
+            f"logged at index {signed.receipt.index}; wrote {out}"
+        )
+
+
+@app.command()
+def verify(
+    envelope: Annotated[Path, typer.Argument(help="DSSE envelope JSON file")],
+    key: Annotated[
+        list[Path], typer.Option(help="trusted public key file (<keyid>.json); repeat for k-of-n")
+    ],
+    threshold: Annotated[int, typer.Option(help="distinct trusted keys that must have signed")] = 1,
+    json: JsonOpt = False,
+) -> None:
+    """Verify an envelope with k of n distinct trusted keys and print the statement it carries."""
+    env = Envelope.from_bytes(read_file(envelope))
+    records = load_public_keys(key)
+    verified = verify_envelope(env, [r.key for r in records], threshold)
+    st = Statement.from_bytes(verified.payload) if verified.payload_type.endswith("in-toto+json") else None
+    if json:
+        emit_json(
+            {
+                "ok": True,
+                "keyids": list(verified.keyids),
+                "payload_type": verified.payload_type,
+                "statement": st.to_dict() if st is not None else None,
+            }
+        )
+        return
+    console.print(
+        f"[green]ok[/]  signed by {len(verified.keyids)} distinct trusted key(s) (threshold {threshold})"
+    )
+    for k in verified.keyids:
+        console.print(f"    {k}")
+    if st is not None:
+        console.print(f"    predicateType: {st.predicate_type}")
+        for s in st.subject:
+            console.print(f"    subject: {s.name} {dict(s.digest)}")

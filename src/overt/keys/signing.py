@@ -1,0 +1,97 @@
+"""Signing as a service with two guarantees: policy first, and every signature is a log entry.
+
+:meth:`SigningService.sign` judges the request (:mod:`overt.keys.jurisdiction`). A refusal is appended to the
+transparency log as an unsigned DSSE envelope whose in-toto statement (``signing-refusal/v1``) names the key,
+the refused statement's digest and the reason, and then raised as :class:`PolicyError`. An accepted statement
+is signed into a DSSE envelope, checked against the key's public half, and the envelope itself is appended to
+the log before it is handed back: a signature that cannot be logged is never released.
+
+Does no I/O itself: the caller supplies the signer loader, the log appender and the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
+from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
+from overt.attest.verify import verify_envelope
+from overt.errors import PolicyError
+from overt.keys.jurisdiction import SIGNING_REFUSAL_V1, judge
+from overt.keys.registry import KeyRecord
+from overt.keys.signers import KeySigner
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogReceipt:
+    index: int
+    tree_size: int
+    published: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signed:
+    envelope: Envelope
+    entry: bytes  # the exact bytes appended to the log
+    receipt: LogReceipt
+
+
+Appender = Callable[[bytes], LogReceipt]
+
+
+def refusal_statement(
+    record: KeyRecord, statement: Statement, reason: str, claimed: tuple[str, ...], now: datetime
+) -> Statement:
+    refused = statement.to_bytes()
+    return Statement(
+        subject=(
+            ResourceDescriptor(
+                name="refused-statement", digest={"sha256": hashlib.sha256(refused).hexdigest()}
+            ),
+        ),
+        predicate_type=SIGNING_REFUSAL_V1,
+        predicate={
+            "keyid": record.keyid,
+            "role": record.role.value,
+            "keyJurisdiction": record.jurisdiction,
+            "claimedJurisdictions": list(claimed),
+            "refusedPredicateType": statement.predicate_type,
+            "refusedSubject": [s.to_dict() for s in statement.subject[:16]],
+            "reason": reason,
+            "time": format_timestamp(now),
+        },
+    )
+
+
+class SigningService:
+    def __init__(
+        self, *, load: Callable[[KeyRecord], KeySigner], append: Appender, now: Callable[[], datetime]
+    ) -> None:
+        self.load = load
+        self.append = append
+        self.now = now
+
+    def sign(self, record: KeyRecord, statement: Statement) -> Signed:
+        """Sign ``statement`` with ``record``'s key if policy allows, and log the envelope; else log a refusal."""
+        now = self.now()
+        refusal = judge(record, statement, now)
+        if refusal is not None:
+            note = refusal_statement(record, statement, refusal.reason, refusal.claimed, now)
+            entry = Envelope(payload=note.to_bytes(), payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
+            receipt = self.append(entry)
+            raise PolicyError(
+                f"refused: {refusal.reason}",
+                keyid=record.keyid,
+                key_jurisdiction=record.jurisdiction,
+                refusal_logged_at=receipt.index,
+            )
+        signer = self.load(record)
+        envelope = sign_envelope(statement.to_bytes(), PAYLOAD_TYPE_IN_TOTO, [signer])
+        verify_envelope(
+            envelope, [record.key], 1
+        )  # a token that returns a bad signature must not reach the log
+        entry = envelope.to_bytes()
+        return Signed(envelope=envelope, entry=entry, receipt=self.append(entry))

@@ -1,0 +1,26 @@
+"""``overt demo`` runs end to end on embedded defaults and leaves an inspectable, verifiable home."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_cli import overt
+
+
+def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path) -> None:
+    r = overt("demo", "--home", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    proved = [line for line in r.stdout.splitlines() if line.startswith("PROVED")]
+    assert len(proved) >= 12, r.stdout
+    assert any("foreign signing request refused" in p and "refusal logged" in p for p in proved)
+    assert "jurisdiction" in r.stdout and "builder" in r.stdout and "auditor" in r.stdout
+    home = tmp_path / "demo" / "conveyor"
+    keys = json.loads(overt("keys", "list", "--home", str(home), "--json").stdout)["keys"]
+    builders = [k for k in keys if k["role"] == "builder"]
+    assert sorted(k["status"] for k in builders) == ["active", "rotated"]
+    rotated = next(k for k in builders if k["status"] == "rotated")
+    audit = overt("keys", "audit", rotated["keyid"], "--home", str(home), "--json")
+    assert audit.returncode == 0, audit.stderr
+    assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == ["signed", "refused", "signed"]
+    assert overt("log", "verify", "--home", str(home), "--log", str(home / "public" / "log")).returncode == 0
