@@ -34,13 +34,14 @@ from overt.keys.signers import (
     hsm_generate,
     load_signer,
 )
-from overt.keys.signing import LogReceipt, SigningService
+from overt.keys.signing import Appender, LogReceipt, SigningService
 from overt.tlog.log import LocalLog
 from overt.tlog.note import check_key_name
 from overt.tlog.policy import Policy, PolicyLog
 from overt.tlog.sequencer import TileLog
 from overt.tlog.stores import PostgresStore, SequencerStore, SQLiteStore
 from overt.tlog.witness import WitnessClient
+from overt.writerlock import WriterLock
 
 DEFAULT_HOME = Path("overt-home")
 DEFAULT_ORIGIN = "overt.example/log"
@@ -228,9 +229,12 @@ class Home:
             index=index, tree_size=result.checkpoint.checkpoint.tree_size, published=result.published
         )
 
-    def signing_service(self, now: Callable[[], datetime] | None = None) -> SigningService:
+    def signing_service(
+        self, now: Callable[[], datetime] | None = None, *, append: Appender | None = None
+    ) -> SigningService:
+        """Signing with this home's keys; entries go to its log directly, or through ``append`` (e.g. HTTP)."""
         return SigningService(
-            load=self.signer_for, append=self.append_to_log, now=now or (lambda: datetime.now(UTC))
+            load=self.signer_for, append=append or self.append_to_log, now=now or (lambda: datetime.now(UTC))
         )
 
     def policy(self) -> Policy:
@@ -250,8 +254,15 @@ class Home:
             return PostgresStore(self.log_config.postgres_dsn)
         return SQLiteStore(self.path / "overt.db")
 
-    def open_log(self, *, durable: bool = True) -> LocalLog:
-        policy = self.policy()
-        witnesses = [WitnessClient(w.name, w.url) for w in policy.witnesses if w.url]
-        tiles = TileLog(self.log_dir, self.open_store(), durable=durable)
-        return LocalLog(tiles, self.log_signer(), policy, witnesses)
+    def open_log(self, *, durable: bool = True, wait: float = 10.0) -> LocalLog:
+        """Open the log for appending; holds the home's writer lock until :meth:`LocalLog.close`."""
+        lock = WriterLock(self.path / "log.lock", wait=wait)
+        try:
+            policy = self.policy()
+            signer = self.log_signer()
+            witnesses = [WitnessClient(w.name, w.url) for w in policy.witnesses if w.url]
+            tiles = TileLog(self.log_dir, self.open_store(), durable=durable)
+        except BaseException:
+            lock.release()
+            raise
+        return LocalLog(tiles, signer, policy, witnesses, on_close=lock.release)

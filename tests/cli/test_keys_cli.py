@@ -65,7 +65,7 @@ def test_keys_and_attest_flow(tmp_path: Path) -> None:
     assert "outside the key's jurisdiction CH" in r.stderr and "refusal_logged_at: 1" in r.stderr
     r = overt("attest", "sign", str(foreign), "--role", "builder", *H, "--json")
     err = json.loads(r.stderr)
-    assert err["error"] == "PolicyError" and err["evidence"]["refusal_logged_at"] == 2
+    assert err["error"] == "PolicyError" and err["evidence"]["refusal_logged_at"] == 2, r.stderr
 
     rotated = run_json("keys", "rotate", "--role", "builder", "--reason", "test", *H)
     assert rotated["old"]["status"] == "rotated" and rotated["old"]["rotated_to"] == rotated["new"]["keyid"]

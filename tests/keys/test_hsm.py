@@ -17,7 +17,7 @@ from overt.attest.verify import verify_statement
 from overt.errors import ConfigError, PolicyError
 from overt.home import Home
 from overt.keys.registry import KeyRecord, Role
-from overt.keys.signers import HSMEd25519Signer, hsm_generate, hsm_import, load_signer
+from overt.keys.signers import HSMEd25519Signer, hsm_generate, hsm_import, load_signer, missing_mechanisms
 from overt.tlog.client import LogClient, directory_fetcher
 from overt.tlog.note import Note, parse_ed25519_vkey, verify_note
 from tests.conftest import SOFTHSM_PIN
@@ -93,3 +93,12 @@ def test_wrong_pin_missing_module_missing_key(softhsm, tmp_path, monkeypatch):
         hsm_import(replace(softhsm, module=""), 1)
     with pytest.raises(ConfigError, match="holds 0 public keys"):
         hsm_import(softhsm, 999)
+
+
+def test_tokens_without_eddsa_are_refused_clearly():
+    full = set(pkcs11.Mechanism)
+    assert missing_mechanisms("ed25519", full) == []
+    assert missing_mechanisms("ed25519", full - {pkcs11.Mechanism.EDDSA}) == ["CKM_EDDSA"]
+    assert missing_mechanisms("ecdsa", set()) == ["CKM_EC_KEY_PAIR_GEN", "CKM_ECDSA"]
+    with pytest.raises(ConfigError, match="unsupported key type"):
+        missing_mechanisms("rsa", full)

@@ -3,6 +3,8 @@ rotation is a logged statement by the old key, and the per-key audit reads it al
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -224,3 +226,56 @@ def test_audit_lists_everything_a_key_did(home):
 def test_statements_with_other_payload_types_are_described_not_parsed():
     st = Statement(subject=(ResourceDescriptor(name="x", digest={"sha256": "a" * 64}),), predicate_type="p")
     assert Statement.from_bytes(st.to_bytes()) == st
+
+
+def test_one_writer_per_home(home):
+    first = home.open_log()
+    try:
+        with pytest.raises(ConfigError, match=f"another process \\(pid {os.getpid()}"):
+            home.open_log(wait=0.2)
+    finally:
+        first.close()
+    home.open_log(wait=0.2).close()  # released on close
+
+
+def test_signing_through_a_running_log_server(home, tmp_path):
+    from overt.server.log import create_app
+    from overt.server.runner import BackgroundServer
+    from tests.cli.test_cli import overt
+
+    builder = add_key(home, Role.BUILDER)
+    statement = tmp_path / "st.json"
+    statement.write_bytes(provenance_statement("CH").to_bytes())
+    foreign = tmp_path / "us.json"
+    foreign.write_bytes(provenance_statement("US").to_bytes())
+    with BackgroundServer(create_app(home)) as srv:
+        r = overt(
+            "attest",
+            "sign",
+            str(statement),
+            "--key",
+            builder.keyid,
+            "--log-url",
+            srv.url,
+            "--home",
+            str(home.path),
+            "--json",
+        )
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["log_index"] == 0
+        r = overt(
+            "attest",
+            "sign",
+            str(foreign),
+            "--key",
+            builder.keyid,
+            "--log-url",
+            srv.url,
+            "--home",
+            str(home.path),
+        )
+        assert (
+            r.returncode == 1 and "refusal logged at" not in r.stdout and "refusal_logged_at: 1" in r.stderr
+        )
+    entries = log_entries(home)
+    assert len(entries) == 2 and Envelope.from_bytes(entries[1]).signatures == ()

@@ -11,7 +11,7 @@ import typer
 from overt.attest.dsse import Envelope
 from overt.attest.statement import Statement
 from overt.attest.verify import verify_envelope
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, read_file
+from overt.cli.common import HomeOpt, JsonOpt, LogUrlOpt, console, emit_json, log_appender, read_file
 from overt.errors import ConfigError
 from overt.home import Home, resolve_home
 from overt.keys.registry import load_public_keys, parse_role
@@ -25,6 +25,7 @@ def sign(
     key: Annotated[str | None, typer.Option(help="keyid (or prefix) to sign with")] = None,
     role: Annotated[str | None, typer.Option(help="sign with the active key of this role")] = None,
     out: Annotated[Path | None, typer.Option(help="write the envelope here (default: stdout)")] = None,
+    log_url: LogUrlOpt = None,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -38,7 +39,8 @@ def sign(
         if key is not None
         else h.registry.current(parse_role(role or ""), datetime.now(UTC))
     )
-    signed = h.signing_service().sign(record, st)
+    with log_appender(h, log_url) as append:
+        signed = h.signing_service(append=append).sign(record, st)
     if out is not None:
         out.write_bytes(signed.entry)
     if json:

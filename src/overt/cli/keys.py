@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, read_file
+from overt.cli.common import HomeOpt, JsonOpt, LogUrlOpt, console, emit_json, log_appender, read_file
 from overt.errors import ConfigError, FormatError
 from overt.home import Home, resolve_home
 from overt.keys.audit import BAD_SIGNATURE, REFUSED, audit_key
@@ -173,6 +173,7 @@ def rotate(
         typer.Option("--hsm/--file", help="where the new key lives (default: where the old one is)"),
     ] = None,
     valid_days: ValidDaysOpt = None,
+    log_url: LogUrlOpt = None,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -191,9 +192,15 @@ def rotate(
     draft = KeyRecord.create(
         new_key, role=old.role, jurisdiction=old.jurisdiction, valid_from=now, valid_until=until, uri=new_uri
     )
-    new, signed = rotate_key(
-        h.signing_service(), h.registry, old, new_uri=new_uri, new_key_record=draft, reason=reason
-    )
+    with log_appender(h, log_url) as append:
+        new, signed = rotate_key(
+            h.signing_service(append=append),
+            h.registry,
+            old,
+            new_uri=new_uri,
+            new_key_record=draft,
+            reason=reason,
+        )
     if json:
         emit_json(
             {

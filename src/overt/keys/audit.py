@@ -90,7 +90,7 @@ def audit_key(
     tree = client.update()
     size = tree.checkpoint.checkpoint.tree_size
     found: list[AuditEntry] = []
-    for index, entry in enumerate(client.entries(size)):
+    for index, entry in client.iter_entries(size):
         if progress is not None:
             progress(index + 1, size)
         got = classify(entry, key)

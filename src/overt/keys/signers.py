@@ -170,9 +170,31 @@ def _ed25519_key(raw: bytes) -> SSlibKey:
     return SSlibKey.from_crypto(Ed25519PublicKey.from_public_bytes(raw))
 
 
+REQUIRED_MECHANISMS = {
+    "ecdsa": (pkcs11.Mechanism.EC_KEY_PAIR_GEN, pkcs11.Mechanism.ECDSA),
+    "ed25519": (pkcs11.Mechanism.EC_EDWARDS_KEY_PAIR_GEN, pkcs11.Mechanism.EDDSA),
+}
+
+
+def missing_mechanisms(keytype: str, available: set[pkcs11.Mechanism]) -> list[str]:
+    """The PKCS#11 mechanisms a key type needs that the token lacks (Ed25519 needs PKCS#11 v3 EdDSA)."""
+    if keytype not in REQUIRED_MECHANISMS:
+        raise ConfigError(f"unsupported key type {keytype!r}; use ed25519 or ecdsa")
+    return [f"CKM_{m.name}" for m in REQUIRED_MECHANISMS[keytype] if m not in available]
+
+
 def hsm_generate(cfg: HsmConfig, keytype: str, label: str) -> tuple[str, SSlibKey]:
     """Generate a key pair on the token (private key sensitive and non-extractable)."""
     token = cfg.token_handle()
+    try:
+        missing = missing_mechanisms(keytype, set(token.slot.get_mechanisms()))
+    except _HSM_ERRORS as e:
+        raise ConfigError(f"cannot list the token's mechanisms: {type(e).__name__} {e}") from e
+    if missing:
+        hint = " (keep the log key in a file: --log-key file)" if keytype == "ed25519" else ""
+        raise ConfigError(
+            f"token {token.label!r} cannot make {keytype} keys: it lacks {', '.join(missing)}{hint}"
+        )
     try:
         with token.open(user_pin=cfg.pin(), rw=True) as session:
             used = {

@@ -8,7 +8,7 @@ take bytes and return a value or raise a :class:`~overt.errors.VerificationError
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,18 +192,40 @@ class LogClient:
         proof = self.inclusion_proof(index, cp.tree_size)
         merkle_verify_inclusion(index, cp.tree_size, leaf_hash(entry), proof, cp.root_hash)
 
-    def entries(self, tree_size: int, start: int = 0) -> list[bytes]:
-        """Entries ``[start, tree_size)`` read from entry bundles."""
-        out: list[bytes] = []
+    def iter_entries(self, tree_size: int, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """``(index, entry)`` for ``[start, tree_size)``, one entry bundle in memory at a time."""
         for bundle in range(start // TILE_WIDTH, (tree_size + TILE_WIDTH - 1) // TILE_WIDTH):
             width = tile_width(0, bundle, tree_size)
             got = decode_bundle(self._tile_fetch(entries_path(bundle, width)), None)
-            out.extend(got[:width])
-        return out[start % TILE_WIDTH :]
+            for offset, entry in enumerate(got[:width]):
+                index = bundle * TILE_WIDTH + offset
+                if index >= start:
+                    yield index, entry
+
+    def entries(self, tree_size: int, start: int = 0) -> list[bytes]:
+        """Entries ``[start, tree_size)`` read from entry bundles."""
+        return [entry for _, entry in self.iter_entries(tree_size, start)]
 
     def find_entry(self, entry: bytes, tree_size: int) -> int | None:
         """Index of ``entry`` by scanning the entry bundles, or None."""
-        for i, e in enumerate(self.entries(tree_size)):
+        for i, e in self.iter_entries(tree_size):
             if e == entry:
                 return i
         return None
+
+
+def submit_entry(base_url: str, entry: bytes, policy: Policy, http: httpx.Client) -> TlogProof:
+    """Append ``entry`` through a log server's ``POST /add`` and verify the tlog-proof it answers with."""
+    url = base_url.rstrip("/") + "/add"
+    try:
+        response = http.post(url, content=entry)
+    except httpx.HTTPError as e:
+        raise TransportError(f"cannot reach the log at {url}: {e}") from e
+    if response.status_code != 200:
+        raise TransportError(f"the log at {url} answered {response.status_code}: {response.text[:200]}")
+    try:
+        proof = TlogProof.from_bytes(str(response.json()["proof"]).encode())
+    except (ValueError, KeyError, TypeError) as e:
+        raise TransportError(f"the log at {url} answered without a tlog-proof") from e
+    verify_tlog_proof(proof, entry, policy)
+    return proof

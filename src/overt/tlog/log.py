@@ -8,7 +8,7 @@ key is used. A checkpoint is written to ``public/log/checkpoint`` only once the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from overt.atomic import atomic_write
@@ -39,17 +39,24 @@ class LocalLog:
         signer: Signer,
         policy: Policy,
         witnesses: Sequence[WitnessClient] = (),
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.tiles = tiles
+        self._on_close = on_close
         self.signer = signer
         self.origin = signer.name
         self.policy = policy
         self.witnesses = list(witnesses)
 
     def close(self) -> None:
-        self.tiles.close()
-        for w in self.witnesses:
-            w.http.close()
+        try:
+            self.tiles.close()
+            for w in self.witnesses:
+                w.http.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+                self._on_close = None
 
     @property
     def tree_size(self) -> int:
