@@ -16,7 +16,9 @@ misuse raises ``ValueError``/``RuntimeError`` instead and is never caught.
     ├── TransportError         the network or a file source failed to deliver
     ├── StorageError           the local store failed or holds something impossible
     ├── ConfigError            the home or its configuration is missing or wrong
-    └── PolicyError            the request is well-formed but policy forbids it
+    ├── PolicyError            the request is well-formed but policy forbids it
+    └── BuildError             a build ran and failed: a step, a timeout, a missing or oversized output
+        └── ReproducibilityError   two builds of one source gave different outputs (carries the report)
 """
 
 from __future__ import annotations
@@ -89,3 +91,11 @@ __all__ = [
     "TransportError",
     "VerificationError",
 ]
+
+
+class BuildError(Error):
+    """A build ran and failed; evidence carries the step, exit status and the log tail."""
+
+
+class ReproducibilityError(BuildError):
+    """Two builds of the same source and recipe produced different outputs."""

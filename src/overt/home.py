@@ -35,6 +35,7 @@ from overt.keys.signers import (
     load_signer,
 )
 from overt.keys.signing import Appender, LogReceipt, SigningService
+from overt.source.escrow import Escrow
 from overt.tlog.log import LocalLog
 from overt.tlog.note import check_key_name
 from overt.tlog.policy import Policy, PolicyLog
@@ -46,6 +47,7 @@ from overt.writerlock import WriterLock
 DEFAULT_HOME = Path("overt-home")
 DEFAULT_ORIGIN = "overt.example/log"
 DEFAULT_JURISDICTION = "CH"
+DEFAULT_BUILDER_ID = "https://overt.example/conveyor/v1"
 
 
 def resolve_home(home: Path | None) -> Path:
@@ -101,6 +103,7 @@ def _section(cfg: Path, data: dict[str, Any], name: str, kind: type[Any]) -> Any
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConveyorConfig:
     jurisdiction: str = DEFAULT_JURISDICTION
+    builder_id: str = DEFAULT_BUILDER_ID
 
     def __post_init__(self) -> None:
         check_jurisdiction(self.jurisdiction)
@@ -111,6 +114,7 @@ def _config_toml(log: LogConfig, conveyor: ConveyorConfig, hsm: HsmConfig) -> st
         log.to_toml()
         + "\n[conveyor]\n"
         + f'jurisdiction = "{conveyor.jurisdiction}"  # where this conveyor builds and signs (ISO 3166-1)\n'
+        + f'builder_id = "{conveyor.builder_id}"  # SLSA builder.id (the jurisdiction is added as a query)\n'
         + "\n[hsm]  # PKCS#11 token for hsm: keys\n"
         + f'module = "{hsm.module}"  # e.g. /usr/lib/softhsm/libsofthsm2.so\n'
         + f'token = "{hsm.token}"  # token label\n'
@@ -149,6 +153,10 @@ class Home:
     @property
     def policy_path(self) -> Path:
         return self.path / "log-policy"
+
+    @property
+    def escrow(self) -> Escrow:
+        return Escrow(self.public / "escrow", self.conveyor.jurisdiction)
 
     @property
     def keys_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""Source escrow: canonical snapshots of audited source and pinned toolchain inputs, by digest."""
