@@ -146,13 +146,16 @@ def read_tar(data: bytes, *, strip_top: bool, mtime: int | None = None) -> list[
 
 def with_parent_dirs(files: list[SnapshotFile]) -> list[SnapshotFile]:
     """Add the directories a tree implies but does not list (tarballs often omit them)."""
-    have = {f.path for f in files}
-    mtimes = {f.path: f.mtime for f in files}
+    kinds = {f.path: f.kind for f in files}
     extra = []
     for f in files:
         parent = posixpath.dirname(f.path)
-        while parent and parent not in have:
-            have.add(parent)
-            extra.append(SnapshotFile(path=parent, kind=DIR, mtime=mtimes.get(f.path, 0)))
+        while parent:
+            kind = kinds.get(parent)
+            if kind is None:
+                kinds[parent] = DIR
+                extra.append(SnapshotFile(path=parent, kind=DIR, mtime=f.mtime))
+            elif kind != DIR:
+                raise FormatError(f"{parent} is both a {kind} and the directory of {f.path}")
             parent = posixpath.dirname(parent)
     return files + extra
