@@ -1,0 +1,94 @@
+"""``overt source`` and ``overt build`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_cli import overt
+
+RECIPE = '[build]\nsteps = ["mkdir -p out", "cp hello.txt out/"]\noutputs = ["out/hello.txt"]\n'
+
+
+def test_escrow_build_and_diff(tmp_path: Path, sandbox) -> None:
+    home = str(tmp_path / "home")
+    H = ("--home", home)
+    overt("init", *H)
+    assert overt("keys", "generate", "--role", "builder", *H).returncode == 0
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "hello.txt").write_text("hello v1\n")
+    recipe = tmp_path / "overt.toml"
+    recipe.write_text(RECIPE)
+    r = overt("source", "add", str(src), "--recipe", str(recipe), "--name", "hello-1", *H, "--json")
+    assert r.returncode == 0, r.stderr
+    v1 = json.loads(r.stdout)["source"]
+    assert v1["kind"] == "source" and v1["files"] == 2 and v1["log_index"] == 0
+    again = json.loads(
+        overt("source", "add", str(src), "--recipe", str(recipe), "--name", "hello-1", *H, "--json").stdout
+    )
+    assert again["new"] is False and again["source"]["sha256"] == v1["sha256"]
+    assert (Path(home) / "public" / "escrow" / v1["sha256"]).exists()
+
+    (src / "hello.txt").write_text("hello v2\n")
+    (src / "NEW").write_text("n\n")
+    v2 = json.loads(
+        overt("source", "add", str(src), "--recipe", str(recipe), "--name", "hello-2", *H, "--json").stdout
+    )["source"]
+    d = json.loads(overt("source", "diff", v1["sha256"][:12], v2["sha256"][:12], *H, "--json").stdout)
+    assert d["added"] == ["NEW"] and d["changed"] == ["hello.txt"] and d["removed"] == []
+    r = overt("source", "diff", v1["sha256"][:12], v2["sha256"][:12], *H)
+    assert "-hello v1" in r.stdout and "+hello v2" in r.stdout
+    listing = json.loads(overt("source", "show", *H, "--json").stdout)["escrow"]
+    assert [e["name"] for e in listing] == ["hello-1", "hello-2"]
+    one = json.loads(overt("source", "show", v2["sha256"][:10], *H, "--json").stdout)
+    assert {e["path"] for e in one["entries"]} == {"NEW", "hello.txt", "overt.toml"}
+
+    r = overt("build", v2["sha256"][:12], "--check", *H, "--json")
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    assert b["verdict"] == "identical" and b["provenance_log_index"] == 2
+    assert Path(b["outputs"][0]["path"]).read_text() == "hello v2\n"
+    r = overt("build", v2["sha256"][:12], *H)
+    assert r.returncode == 0 and "built once" in r.stdout and "provenance signed by builder key" in r.stdout
+    audit = json.loads(
+        overt(
+            "keys",
+            "audit",
+            json.loads(overt("keys", "list", *H, "--json").stdout)["keys"][0]["keyid"],
+            *H,
+            "--json",
+        ).stdout
+    )
+    kinds = [e["predicate_type"] for e in audit["entries"]]
+    assert (
+        kinds.count("https://slsa.dev/provenance/v1") == 2
+        and kinds.count("https://overt.dev/attestation/source-escrow/v1") == 2
+    )
+
+
+def test_build_errors_are_clean(tmp_path: Path, sandbox) -> None:
+    home = str(tmp_path / "home")
+    H = ("--home", home)
+    overt("init", *H)
+    r = overt("source", "add", str(tmp_path), *H)
+    assert r.returncode == 1 and "no active builder key" in r.stderr
+    overt("keys", "generate", "--role", "builder", *H)
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "a").write_text("a\n")
+    r = overt("source", "add", str(src), *H, "--json")
+    sha = json.loads(r.stdout)["source"]["sha256"]
+    r = overt("build", sha, *H)
+    assert r.returncode == 1 and "no overt.toml" in r.stderr and "Traceback" not in r.stderr
+    for args, message in [
+        (("build", "deadbeef00"), "no escrowed objects match"),
+        (("source", "add", str(tmp_path / "missing")), "does not exist"),
+        (("source", "show", "xyz"), "prefix of at least 8"),
+    ]:
+        r = overt(*args, *H)
+        assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8bnot really")
+    r = overt("source", "add", str(bad), *H)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
