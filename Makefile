@@ -17,6 +17,7 @@ $(BIN)/overt: pyproject.toml
 venv: $(BIN)/overt
 
 demo: venv
+	@bash .ci/debian-deps bubblewrap
 	$(BIN)/overt demo $(if $(HOME_DIR),--home $(HOME_DIR),)
 
 deps:
@@ -33,6 +34,7 @@ lint: venv
 bench: venv
 	$(BIN)/python -m benchmarks.log
 	$(BIN)/python -m benchmarks.sign
+	$(BIN)/python -m benchmarks.build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,13 +8,15 @@ from pathlib import Path
 from tests.cli.test_cli import overt
 
 
-def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path) -> None:
+def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox) -> None:
     r = overt("demo", "--home", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stdout + r.stderr
     proved = [line for line in r.stdout.splitlines() if line.startswith("PROVED")]
     assert len(proved) >= 12, r.stdout
     assert any("foreign signing request refused" in p and "refusal logged" in p for p in proved)
     assert "jurisdiction" in r.stdout and "builder" in r.stdout and "auditor" in r.stdout
+    assert any("built twice in the bubblewrap sandbox" in p and ": identical;" in p for p in proved)
+    assert any(p.startswith("PROVED SLSA provenance logged at index") for p in proved)
     home = tmp_path / "demo" / "conveyor"
     keys = json.loads(overt("keys", "list", "--home", str(home), "--json").stdout)["keys"]
     builders = [k for k in keys if k["role"] == "builder"]
@@ -23,4 +25,6 @@ def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path) -> None:
     audit = overt("keys", "audit", rotated["keyid"], "--home", str(home), "--json")
     assert audit.returncode == 0, audit.stderr
     assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == ["signed", "refused", "signed"]
+    escrow = json.loads(overt("source", "show", "--home", str(home), "--json").stdout)["escrow"]
+    assert [e["name"] for e in escrow] == ["sample-agent-1.0"]
     assert overt("log", "verify", "--home", str(home), "--log", str(home / "public" / "log")).returncode == 0

@@ -1,0 +1,1 @@
+"""The build conveyor: recipes, the bubblewrap sandbox, normalisation, comparison, provenance."""

@@ -1,0 +1,193 @@
+"""``overt.toml``: the build recipe at the root of an escrowed source. Parsed strictly; pure, no I/O.
+
+::
+
+    [build]
+    steps = [["python3", "-c", "from flit_core import buildapi; buildapi.build_wheel('dist')"]]
+    outputs = ["dist/*.whl"]          # globs relative to /build; each must match at least one file
+    timeout = 600                     # wall-time seconds for all steps together
+    max_output_bytes = 268435456      # largest file the build may write, and all outputs together
+
+    [build.env]                       # the sandbox starts from an empty environment
+    TZ = "UTC"                        # default UTC
+    LC_ALL = "C.UTF-8"                # default C.UTF-8
+    SOURCE_DATE_EPOCH = "unset"       # "unset", "latest-mtime" (default: newest file of the source) or seconds
+    PYTHONPATH = "/toolchain/flit_core-3.6.0-py3-none-any.whl"   # any other variable, passed as is
+
+    [[toolchain]]                     # pinned inputs, resolved from escrow by digest, mounted read-only at
+    name = "flit_core-3.6.0-py3-none-any.whl"   # /toolchain/<name>
+    sha256 = "7661029dedadd456c1d94e0a4765222447f00808bb1fcc767e4270a883ba8b4c"
+
+    [normalize]                       # only if asked: rewrite archive metadata in the outputs
+    formats = ["zip", "tar", "gzip"]
+
+A step is an argv list, or a string run with ``/bin/sh -e -c``. PATH, HOME, PYTHONHASHSEED and umask are set by
+the sandbox (:mod:`overt.build.sandbox`); PATH may be overridden here.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from overt.errors import FormatError
+
+RECIPE_FILE = "overt.toml"
+SDE_UNSET = "unset"
+SDE_LATEST_MTIME = "latest-mtime"
+NORMALIZE_FORMATS = ("zip", "tar", "gzip")
+FIXED_ENV = ("HOME", "PYTHONHASHSEED")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOOL_NAME = re.compile(r"[A-Za-z0-9._+-]+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolchainInput:
+    name: str
+    sha256: str
+
+    @property
+    def mount(self) -> str:
+        return f"/toolchain/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recipe:
+    steps: tuple[tuple[str, ...], ...]
+    outputs: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    source_date_epoch: str = SDE_LATEST_MTIME
+    toolchain: tuple[ToolchainInput, ...] = ()
+    normalize: tuple[str, ...] = ()
+    timeout: int = 600
+    max_output_bytes: int = 256 << 20
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as the provenance's externalParameters record it."""
+        return {
+            "steps": [list(s) for s in self.steps],
+            "outputs": list(self.outputs),
+            "env": dict(sorted(self.env.items())),
+            "sourceDateEpoch": self.source_date_epoch,
+            "toolchain": [{"name": t.name, "sha256": t.sha256} for t in self.toolchain],
+            "normalize": list(self.normalize),
+            "timeout": self.timeout,
+            "maxOutputBytes": self.max_output_bytes,
+        }
+
+
+def _unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise FormatError(f"{RECIPE_FILE}: unknown key(s) {', '.join(extra)} in {where}")
+
+
+def _int(table: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise FormatError(f"{RECIPE_FILE}: build.{key} must be an integer from {lo} to {hi}")
+    return value
+
+
+def _steps(value: Any) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(value, list) or not value:
+        raise FormatError(f"{RECIPE_FILE}: build.steps must be a non-empty array of steps")
+    out = []
+    for i, step in enumerate(value):
+        if isinstance(step, str) and step.strip():
+            out.append(("/bin/sh", "-e", "-c", step))
+        elif isinstance(step, list) and step and all(isinstance(a, str) for a in step) and step[0]:
+            out.append(tuple(step))
+        else:
+            raise FormatError(
+                f"{RECIPE_FILE}: build.steps[{i}] must be a command string or a non-empty argv array"
+            )
+    return tuple(out)
+
+
+def _outputs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(g, str) and g for g in value):
+        raise FormatError(f"{RECIPE_FILE}: build.outputs must be a non-empty array of glob patterns")
+    for g in value:
+        if g.startswith("/") or ".." in g.split("/"):
+            raise FormatError(f"{RECIPE_FILE}: output glob {g!r} must stay inside /build")
+    return tuple(value)
+
+
+def _env(value: Any) -> tuple[dict[str, str], str]:
+    if not isinstance(value, dict):
+        raise FormatError(f"{RECIPE_FILE}: build.env must be a table")
+    env = {"TZ": "UTC", "LC_ALL": "C.UTF-8"}
+    sde = SDE_LATEST_MTIME
+    for k, v in value.items():
+        if not _ENV_NAME.fullmatch(k):
+            raise FormatError(f"{RECIPE_FILE}: {k!r} is not a valid environment variable name")
+        if k in FIXED_ENV:
+            raise FormatError(f"{RECIPE_FILE}: build.env.{k} is set by the sandbox and cannot be changed")
+        if k == "SOURCE_DATE_EPOCH":
+            if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+                sde = str(v)
+            elif v in (SDE_UNSET, SDE_LATEST_MTIME) or (isinstance(v, str) and v.isdigit()):
+                sde = v
+            else:
+                raise FormatError(
+                    f"{RECIPE_FILE}: SOURCE_DATE_EPOCH must be 'unset', 'latest-mtime' or a number of seconds"
+                )
+            continue
+        if not isinstance(v, str) or "\x00" in v:
+            raise FormatError(f"{RECIPE_FILE}: build.env.{k} must be a string")
+        env[k] = v
+    return env, sde
+
+
+def _toolchain(value: Any) -> tuple[ToolchainInput, ...]:
+    if not isinstance(value, list):
+        raise FormatError(f"{RECIPE_FILE}: toolchain must be an array of tables ([[toolchain]])")
+    out = []
+    for i, t in enumerate(value):
+        if not isinstance(t, dict):
+            raise FormatError(f"{RECIPE_FILE}: toolchain[{i}] must be a table")
+        _unknown(t, {"name", "sha256"}, f"toolchain[{i}]")
+        name, sha = t.get("name"), t.get("sha256")
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name) or name in (".", ".."):
+            raise FormatError(f"{RECIPE_FILE}: toolchain[{i}].name must be a plain file name")
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha.removeprefix("sha256:")):
+            raise FormatError(f"{RECIPE_FILE}: toolchain[{i}].sha256 must be 64 lowercase hex digits")
+        out.append(ToolchainInput(name=name, sha256=sha.removeprefix("sha256:")))
+    if len({t.name for t in out}) != len(out):
+        raise FormatError(f"{RECIPE_FILE}: two toolchain inputs share a name")
+    return tuple(out)
+
+
+def parse_recipe(data: bytes) -> Recipe:
+    """Parse and validate ``overt.toml``; every problem is a FormatError naming the key."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise FormatError(f"{RECIPE_FILE} is not valid TOML: {e}") from e
+    _unknown(doc, {"build", "toolchain", "normalize"}, "the top level")
+    build = doc.get("build")
+    if not isinstance(build, dict):
+        raise FormatError(f"{RECIPE_FILE}: missing [build] table")
+    _unknown(build, {"steps", "outputs", "env", "timeout", "max_output_bytes"}, "[build]")
+    env, sde = _env(build.get("env", {}))
+    normalize = doc.get("normalize", {})
+    if not isinstance(normalize, dict):
+        raise FormatError(f"{RECIPE_FILE}: [normalize] must be a table")
+    _unknown(normalize, {"formats"}, "[normalize]")
+    formats = normalize.get("formats", [])
+    if not isinstance(formats, list) or not all(f in NORMALIZE_FORMATS for f in formats):
+        raise FormatError(f"{RECIPE_FILE}: normalize.formats may list only {', '.join(NORMALIZE_FORMATS)}")
+    return Recipe(
+        steps=_steps(build.get("steps")),
+        outputs=_outputs(build.get("outputs")),
+        env=env,
+        source_date_epoch=sde,
+        toolchain=_toolchain(doc.get("toolchain", [])),
+        normalize=tuple(dict.fromkeys(formats)),
+        timeout=_int(build, "timeout", 600, 1, 86_400),
+        max_output_bytes=_int(build, "max_output_bytes", 256 << 20, 1, 1 << 40),
+    )

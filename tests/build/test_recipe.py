@@ -1,0 +1,145 @@
+"""overt.toml: what a good recipe parses to, a clear error for every broken one, and fuzzing."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from overt.build.recipe import parse_recipe
+from overt.errors import FormatError
+
+SHA = "7661029dedadd456c1d94e0a4765222447f00808bb1fcc767e4270a883ba8b4c"
+GOOD = f"""
+[build]
+steps = ["mkdir -p dist", ["python3", "-c", "print(1)"]]
+outputs = ["dist/*.whl"]
+timeout = 120
+
+[build.env]
+TZ = "America/Los_Angeles"
+SOURCE_DATE_EPOCH = "unset"
+PYTHONPATH = "/toolchain/flit.whl"
+
+[[toolchain]]
+name = "flit.whl"
+sha256 = "{SHA}"
+
+[normalize]
+formats = ["zip"]
+"""
+
+
+def test_good_recipe():
+    r = parse_recipe(GOOD.encode())
+    assert r.steps == (("/bin/sh", "-e", "-c", "mkdir -p dist"), ("python3", "-c", "print(1)"))
+    assert r.outputs == ("dist/*.whl",)
+    assert r.env == {"TZ": "America/Los_Angeles", "LC_ALL": "C.UTF-8", "PYTHONPATH": "/toolchain/flit.whl"}
+    assert r.source_date_epoch == "unset" and r.timeout == 120 and r.normalize == ("zip",)
+    assert r.toolchain[0].name == "flit.whl" and r.toolchain[0].mount == "/toolchain/flit.whl"
+    assert r.to_dict()["toolchain"] == [{"name": "flit.whl", "sha256": SHA}]
+
+
+def test_defaults():
+    r = parse_recipe(b'[build]\nsteps = ["true"]\noutputs = ["x"]\n')
+    assert r.env == {"TZ": "UTC", "LC_ALL": "C.UTF-8"}
+    assert r.source_date_epoch == "latest-mtime" and r.toolchain == () and r.normalize == ()
+    assert (
+        parse_recipe(
+            b'[build]\nsteps = ["true"]\noutputs = ["x"]\nenv = {SOURCE_DATE_EPOCH = 1700000000}\n'
+        ).source_date_epoch
+        == "1700000000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[build\n", "not valid TOML"),
+        ("", "missing \\[build\\]"),
+        ('[build]\noutputs = ["x"]\n', "steps must be a non-empty"),
+        ('[build]\nsteps = []\noutputs = ["x"]\n', "steps must be a non-empty"),
+        ('[build]\nsteps = [[]]\noutputs = ["x"]\n', "steps\\[0\\]"),
+        ('[build]\nsteps = [3]\noutputs = ["x"]\n', "steps\\[0\\]"),
+        ('[build]\nsteps = ["true"]\n', "outputs"),
+        ('[build]\nsteps = ["true"]\noutputs = ["/etc/passwd"]\n', "inside /build"),
+        ('[build]\nsteps = ["true"]\noutputs = ["../x"]\n', "inside /build"),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\ntimeout = 0\n', "timeout"),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\ntimeout = "1h"\n', "timeout"),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\nshell = "bash"\n',
+            "unknown key\\(s\\) shell in \\[build\\]",
+        ),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\n[extra]\n', "unknown key\\(s\\) extra"),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\nenv = {HOME = "/root"}\n', "set by the sandbox"),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\nenv = {"1X" = "a"}\n', "not a valid environment"),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\nenv = {TZ = 5}\n', "must be a string"),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\nenv = {SOURCE_DATE_EPOCH = "yesterday"}\n',
+            "SOURCE_DATE_EPOCH",
+        ),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\n[[toolchain]]\nname = "a/b"\nsha256 = "'
+            + SHA
+            + '"\n',
+            "plain file name",
+        ),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\n[[toolchain]]\nname = "a"\nsha256 = "abc"\n',
+            "64 lowercase hex",
+        ),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\n[[toolchain]]\nname = "a"\nsha256 = "'
+            + SHA
+            + '"\nurl = "http://x"\n',
+            "unknown key",
+        ),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\n[[toolchain]]\nname = "a"\nsha256 = "'
+            + SHA
+            + '"\n[[toolchain]]\nname = "a"\nsha256 = "'
+            + SHA
+            + '"\n',
+            "share a name",
+        ),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\n[normalize]\nformats = ["rar"]\n', "normalize.formats"),
+        (b"\xff".decode("latin-1"), "TOML"),
+    ],
+)
+def test_broken_recipes(text, message):
+    with pytest.raises(FormatError, match=message):
+        parse_recipe(text.encode())
+
+
+@given(st.text(max_size=300))
+def test_fuzz_text(text):
+    with contextlib.suppress(FormatError):
+        parse_recipe(text.encode())
+
+
+@given(st.binary(max_size=200))
+def test_fuzz_bytes(data):
+    with contextlib.suppress(FormatError):
+        parse_recipe(data)
+
+
+toml_values = st.recursive(
+    st.booleans() | st.integers(-5, 10**6) | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["steps", "outputs", "env", "timeout", "max_output_bytes"]), toml_values, max_size=5
+    )
+)
+def test_fuzz_structure(build):
+    import json
+
+    lines = ["[build]"] + [f"{k} = {json.dumps(v)}" for k, v in build.items()]
+    with contextlib.suppress(FormatError):
+        parse_recipe("\n".join(lines).encode())
