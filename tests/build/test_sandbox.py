@@ -307,3 +307,22 @@ def test_auditors_fetch_escrow_over_plain_http(conveyor, tmp_path):
         meta = http.get(f"{srv.url}/escrow/{entry.sha256}.json").json()
     assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == entry.sha256
     assert meta["dirHash"] == entry.dir_hash and meta["log_index"] == entry.log_index
+
+
+def test_check_really_varies_directory_order(conveyor, sandbox, tmp_path):
+    """A build that lists a directory unsorted must fail --check: the second run creates files in reverse."""
+    from pathlib import Path
+
+    require(
+        Path("/dev/shm").is_dir(), "no /dev/shm tmpfs: directory order follows creation order only on tmpfs"
+    )
+    recipe = (
+        '[build]\nsteps = ["mkdir -p out", "ls -f src > out/listing.txt"]\noutputs = ["out/listing.txt"]\n'
+    )
+    files = {f"src/file{i}.txt": f"{i}\n" for i in range(8)}
+    entry = escrow_tree(conveyor, tmp_path, files, recipe)
+    with pytest.raises(ReproducibilityError, match=r"out/listing\.txt differ"):
+        run(conveyor, entry, check=True)
+    sorted_recipe = recipe.replace("ls -f src", "ls src")
+    report = run(conveyor, escrow_tree(conveyor, tmp_path, files, sorted_recipe, name="sorted"), check=True)
+    assert report.verdict is not None and report.verdict.verdict == IDENTICAL
