@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from overt import __version__
-from overt.cli import attest, build, demo, keys, log, source, witness
+from overt.cli import attest, avdb, build, demo, keys, log, source, witness
 from overt.cli.common import console, err_console
 from overt.errors import ConfigError, Error
 from overt.home import Home, LogConfig, resolve_home
@@ -33,6 +33,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(attest.app, name="attest")
 app.add_typer(source.app, name="source")
 app.command("build")(build.build)
+app.add_typer(avdb.app, name="avdb")
+app.command("scan")(avdb.scan)
 app.command("serve")(log.serve)
 app.command("demo")(demo.demo)
 

@@ -28,13 +28,15 @@ from overt.keys.registry import KeyRecord, Role
 KEY_ROTATION_V1 = "https://overt.dev/attestation/key-rotation/v1"
 SIGNING_REFUSAL_V1 = "https://overt.dev/attestation/signing-refusal/v1"
 SOURCE_ESCROW_V1 = "https://overt.dev/attestation/source-escrow/v1"
+AVDB_AUDIT_V1 = "https://overt.dev/attestation/avdb-audit/v1"
+AVDB_WAIVER_V1 = "https://overt.dev/attestation/avdb-waiver/v1"
 
 # What each role may sign. Every role may introduce its own successor (rotation). The log and witness roles
 # sign checkpoints (signed notes), never statements; TUF roles sign TUF metadata through python-tuf.
 ROLE_PREDICATES: Mapping[Role, frozenset[str]] = {
     Role.BUILDER: frozenset({SLSA_PROVENANCE_V1, SOURCE_ESCROW_V1}),
     Role.RELEASE: frozenset({SLSA_PROVENANCE_V1}),
-    Role.AUDITOR: frozenset({VSA_V1}),
+    Role.AUDITOR: frozenset({VSA_V1, AVDB_AUDIT_V1, AVDB_WAIVER_V1}),
 }
 
 

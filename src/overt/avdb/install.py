@@ -1,0 +1,122 @@
+"""Installing a database on an endpoint: only a database whose signed provenance verifies, names its exact
+digest and is in the transparency log; never an older version than the one installed.
+
+The agent directory holds ``avdb/<name>.avdb``, its provenance, and ``avdb/<name>.installed.json`` (digest,
+version, provenance log index). The scanner loads only through :func:`installed`, which re-checks the digest, so a database swapped on
+disk is refused, not scanned with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from securesystemslib.signer import Key
+
+from overt import jsonio
+from overt.atomic import atomic_write
+from overt.attest.dsse import Envelope
+from overt.attest.provenance import Provenance
+from overt.attest.verify import verify_statement
+from overt.avdb.package import Database, read_database
+from overt.avdb.release import BUILD_TYPE
+from overt.errors import ConfigError, InclusionError, PolicyError, VerificationError
+from overt.tlog.client import LogClient
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Installed:
+    name: str
+    version: int
+    digest: str
+    log_index: int | None
+
+
+def verify_database(
+    data: bytes, provenance: bytes, keys: Sequence[Key], *, threshold: int = 1, log: LogClient | None = None
+) -> tuple[Database, int | None]:
+    """The database, once its provenance verifies (k-of-n keys), names its digest, and (with ``log``) is logged."""
+    envelope = Envelope.from_bytes(provenance)
+    statement = verify_statement(envelope, keys, threshold)
+    prov = Provenance.from_statement(statement)
+    if prov.build_definition.build_type != BUILD_TYPE:
+        raise VerificationError(
+            f"provenance is for a {prov.build_definition.build_type} build, not an AV database"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in {s.digest.get("sha256") for s in statement.subject}:
+        raise VerificationError("the database is not the one its provenance names", digest=digest)
+    index = None
+    if log is not None:
+        tree = log.update()
+        index = log.find_entry(provenance, tree.checkpoint.checkpoint.tree_size)
+        if index is None:
+            raise InclusionError("the database's provenance is not in the transparency log")
+        log.verify_inclusion(provenance, index, tree.checkpoint)
+    db = read_database(data)
+    return db, index
+
+
+def install(
+    agent_dir: Path,
+    data: bytes,
+    provenance: bytes,
+    keys: Sequence[Key],
+    *,
+    threshold: int = 1,
+    log: LogClient | None = None,
+) -> Installed:
+    db, index = verify_database(data, provenance, keys, threshold=threshold, log=log)
+    current = _record(agent_dir, db.name)
+    if current is not None and current.version >= db.version and current.digest != db.digest:
+        raise PolicyError(
+            f"refusing to go from {db.name} version {current.version} to version {db.version}: versions only move forward"
+        )
+    d = agent_dir / "avdb"
+    atomic_write(d / f"{db.name}.avdb", data)
+    record = {"name": db.name, "version": db.version, "sha256": db.digest, "provenanceLogIndex": index}
+    atomic_write(d / f"{db.name}.installed.json", jsonio.dump(record) + b"\n")
+    atomic_write(d / f"{db.name}.provenance.dsse.json", provenance)
+    return Installed(name=db.name, version=db.version, digest=db.digest, log_index=index)
+
+
+def _record(agent_dir: Path, name: str) -> Installed | None:
+    path = agent_dir / "avdb" / f"{name}.installed.json"
+    if not path.exists():
+        return None
+    obj = jsonio.load_object(path.read_bytes(), "installed database record")
+    return Installed(
+        name=name,
+        version=int(obj["version"]),
+        digest=str(obj["sha256"]),
+        log_index=obj.get("provenanceLogIndex"),
+    )
+
+
+def installed(agent_dir: Path, name: str | None = None) -> bytes:
+    """The bytes of the installed database (the only one if ``name`` is None), digest re-checked."""
+    d = agent_dir / "avdb"
+    names = (
+        sorted(p.name.removesuffix(".installed.json") for p in d.glob("*.installed.json"))
+        if d.is_dir()
+        else []
+    )
+    if name is None:
+        if len(names) != 1:
+            raise ConfigError(
+                "no verified database is installed; run 'overt avdb install'"
+                if not names
+                else f"several databases are installed ({', '.join(names)}); name one with --db"
+            )
+        name = names[0]
+    record = _record(agent_dir, name)
+    if record is None:
+        raise ConfigError(f"database {name} is not installed; run 'overt avdb install'")
+    data = (d / f"{name}.avdb").read_bytes()
+    if hashlib.sha256(data).hexdigest() != record.digest:
+        raise VerificationError(
+            f"the installed {name} database does not match the digest it was verified with"
+        )
+    return data

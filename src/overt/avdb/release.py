@@ -1,0 +1,286 @@
+"""Releasing an AV database: escrow the rule tree, audit it, refuse unwaived findings, build, sign, publish.
+
+In order:
+1. the rule tree is escrowed as a canonical snapshot (the escrow is logged, signed by the builder key);
+2. the auditor (:mod:`overt.avdb.audit`) runs over it, canaries on rules new or changed since the last
+   released version; the report is an ``avdb-audit/v1`` statement signed by the auditor key and logged;
+3. every finding needs a waiver: an ``avdb-waiver/v1`` statement signed by the auditor key, logged, naming
+   the finding id and the reason (``overt avdb waive``). Otherwise the release is refused;
+4. versions are monotonic per database name;
+5. the database archive (:mod:`overt.avdb.package`) gets SLSA provenance signed by the builder key and
+   logged, whose subject is the archive's SHA-256 (the only thing endpoints trust);
+6. ``public/avdb/<name>/<version>.avdb`` and its provenance, audit and manifest are published.
+
+Layout under ``public/avdb/``::
+
+    <name>/<version>.avdb                 the database
+    <name>/<version>.provenance.dsse.json SLSA provenance (builder key), logged
+    <name>/audits/<source-sha256>.dsse.json   audit report (auditor key), logged
+    <name>/index.json                     released versions: version, digest, provenance log index
+    waivers/<finding-id>.dsse.json        waivers (auditor key), logged
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from overt import jsonio
+from overt.atomic import atomic_write
+from overt.attest.dsse import Envelope
+from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
+from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
+from overt.avdb.audit import DEFAULT_MARKINGS, AuditReport, Finding, audit
+from overt.avdb.package import build_database, compiled_if_deterministic, read_database
+from overt.avdb.rules import RuleSet, load_rules
+from overt.errors import ConfigError, FormatError, PolicyError
+from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1
+from overt.keys.registry import KeyRecord
+from overt.keys.signing import Signed, SigningService
+from overt.source.escrow import Escrow, EscrowEntry
+from overt.source.snapshot import SnapshotFile
+
+BUILD_TYPE = "https://overt.dev/avdb/build/v1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Released:
+    name: str
+    version: int
+    digest: str
+    path: Path
+    source: EscrowEntry
+    audit: AuditReport
+    audit_signed: Signed
+    provenance: Signed
+    waived: tuple[str, ...]
+    compiled: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    audit: AuditReport
+    audit_signed: Signed
+    unwaived: tuple[Finding, ...]
+
+
+class AvdbStore:
+    def __init__(self, public: Path) -> None:
+        self.root = public / "avdb"
+
+    def index(self, name: str) -> list[dict[str, Any]]:
+        path = self.root / name / "index.json"
+        if not path.exists():
+            return []
+        versions = jsonio.load_object(path.read_bytes(), "avdb index").get("versions", [])
+        if not isinstance(versions, list):
+            raise ConfigError(f"{path} is broken")
+        return versions
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        versions = self.index(name)
+        return max(versions, key=lambda v: v["version"]) if versions else None
+
+    def database_path(self, name: str, version: int) -> Path:
+        return self.root / name / f"{version}.avdb"
+
+    def waiver_ids(self) -> set[str]:
+        d = self.root / "waivers"
+        return {p.name.removesuffix(".dsse.json") for p in d.glob("*.dsse.json")} if d.is_dir() else set()
+
+    def findings(self, name: str) -> dict[str, dict[str, Any]]:
+        """Every finding of every stored audit report of ``name``, by id."""
+        out: dict[str, dict[str, Any]] = {}
+        d = self.root / name / "audits"
+        for p in sorted(d.glob("*.dsse.json")) if d.is_dir() else []:
+            st = Statement.from_bytes(Envelope.from_bytes(p.read_bytes()).payload)
+            for f in st.predicate.get("findings", []):
+                out[f["id"]] = f
+        return out
+
+
+def _check_name(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ConfigError(f"database name {name!r} may hold letters, digits, '-', '_' and '.'")
+    return name
+
+
+def audit_rules(
+    store: AvdbStore,
+    escrow: Escrow,
+    files: list[SnapshotFile],
+    *,
+    name: str,
+    service: SigningService,
+    builder: KeyRecord,
+    auditor: KeyRecord,
+    jurisdiction: str,
+    markings: tuple[str, ...] = DEFAULT_MARKINGS,
+) -> tuple[EscrowEntry, RuleSet, AuditReport, Signed]:
+    """Escrow the rule tree, audit it against the last released version, sign and log the report."""
+    _check_name(name)
+    source, _ = escrow.add_source(files, name=f"avdb-{name}-rules", service=service, key=builder)
+    rules = load_rules(files, strict=False)
+    previous = None
+    latest = store.latest(name)
+    if latest is not None:
+        previous = read_database(store.database_path(name, latest["version"]).read_bytes()).rules()
+    report = audit(rules, previous=previous, markings=markings)
+    statement = Statement(
+        subject=(
+            ResourceDescriptor(
+                name=source.name, digest={"sha256": source.sha256, "dirHash": source.dir_hash}
+            ),
+        ),
+        predicate_type=AVDB_AUDIT_V1,
+        predicate={
+            "database": name,
+            "jurisdiction": jurisdiction,
+            "escrowLogIndex": source.log_index,
+            "time": format_timestamp(service.now()),
+            **report.to_predicate(),
+        },
+    )
+    signed = service.sign(auditor, statement)
+    atomic_write(store.root / name / "audits" / f"{source.sha256}.dsse.json", signed.entry)
+    return source, rules, report, signed
+
+
+def release(
+    store: AvdbStore,
+    escrow: Escrow,
+    files: list[SnapshotFile],
+    *,
+    name: str,
+    version: int,
+    service: SigningService,
+    builder: KeyRecord,
+    auditor: KeyRecord,
+    builder_id: str,
+    jurisdiction: str,
+    markings: tuple[str, ...] = DEFAULT_MARKINGS,
+) -> Released | Refused:
+    source, _, report, audit_signed = audit_rules(
+        store,
+        escrow,
+        files,
+        name=name,
+        service=service,
+        builder=builder,
+        auditor=auditor,
+        jurisdiction=jurisdiction,
+        markings=markings,
+    )
+    waivers = store.waiver_ids()
+    unwaived = tuple(f for f in report.findings if f.id not in waivers)
+    if unwaived:
+        return Refused(audit=report, audit_signed=audit_signed, unwaived=unwaived)
+    latest = store.latest(name)
+    if latest is not None and version <= latest["version"]:
+        raise PolicyError(
+            f"database versions are monotonic: {name} is already at version {latest['version']}"
+        )
+    rules = load_rules(files, strict=True)
+    compiled = compiled_if_deterministic(dict(rules.yara_files))
+    data = build_database(rules, name=name, version=version, compiled=compiled)
+    digest = hashlib.sha256(data).hexdigest()
+    waived = tuple(f.id for f in report.findings)
+    now = service.now()
+    prov = Provenance(
+        build_definition=BuildDefinition(
+            build_type=BUILD_TYPE,
+            external_parameters={
+                "source": {
+                    "uri": f"escrow/{source.sha256}",
+                    "digest": {"sha256": source.sha256, "dirHash": source.dir_hash},
+                },
+                "database": name,
+                "version": version,
+            },
+            internal_parameters={
+                "jurisdiction": jurisdiction,
+                "auditLogIndex": audit_signed.receipt.index,
+                "waivedFindings": list(waived),
+                "compiledRules": compiled is not None,
+            },
+            resolved_dependencies=(
+                ResourceDescriptor(
+                    name=source.name,
+                    uri=f"escrow/{source.sha256}",
+                    digest={"sha256": source.sha256, "dirHash": source.dir_hash},
+                ),
+            ),
+        ),
+        run_details=RunDetails(
+            builder=Builder(id=f"{builder_id}?jurisdiction={jurisdiction}"),
+            metadata=BuildMetadata(
+                started_on=format_timestamp(now), finished_on=format_timestamp(service.now())
+            ),
+        ),
+    )
+    file_name = f"{name}-{version}.avdb"
+    signed = service.sign(
+        builder, prov.statement((ResourceDescriptor(name=file_name, digest={"sha256": digest}),))
+    )
+    target = store.database_path(name, version)
+    atomic_write(target, data)
+    atomic_write(target.with_name(f"{version}.provenance.dsse.json"), signed.entry)
+    versions = [
+        *store.index(name),
+        {"version": version, "sha256": digest, "provenanceLogIndex": signed.receipt.index},
+    ]
+    atomic_write(store.root / name / "index.json", jsonio.dump({"name": name, "versions": versions}) + b"\n")
+    return Released(
+        name=name,
+        version=version,
+        digest=digest,
+        path=target,
+        source=source,
+        audit=report,
+        audit_signed=audit_signed,
+        provenance=signed,
+        waived=waived,
+        compiled=compiled is not None,
+    )
+
+
+def waive(
+    store: AvdbStore,
+    *,
+    name: str,
+    finding_id: str,
+    reason: str,
+    service: SigningService,
+    auditor: KeyRecord,
+    jurisdiction: str,
+) -> Signed:
+    """Sign and log a waiver for one finding of a stored audit of ``name``."""
+    finding = store.findings(name).get(finding_id)
+    if finding is None:
+        raise ConfigError(f"no finding {finding_id} in the audits of {name}; see 'overt avdb audit'")
+    if not reason.strip():
+        raise FormatError("a waiver needs a reason")
+    statement = Statement(
+        subject=(
+            ResourceDescriptor(
+                name=f"finding:{finding_id}",
+                digest={"sha256": hashlib.sha256(finding_id.encode()).hexdigest()},
+            ),
+        ),
+        predicate_type=AVDB_WAIVER_V1,
+        predicate={
+            "database": name,
+            "findingId": finding_id,
+            "ruleId": finding["ruleId"],
+            "check": finding["check"],
+            "message": finding["message"],
+            "reason": reason,
+            "jurisdiction": jurisdiction,
+            "time": format_timestamp(service.now()),
+        },
+    )
+    signed = service.sign(auditor, statement)
+    atomic_write(store.root / "waivers" / f"{finding_id}.dsse.json", signed.entry)
+    return signed

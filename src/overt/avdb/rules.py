@@ -1,0 +1,298 @@
+"""Rule sources: YARA rules (``*.yar``) and ClamAV hash signatures (``*.hdb``, ``*.hsb``), with their metadata.
+
+A rule tree is a directory (escrowed like any source) holding ``.yar``, ``.hdb`` and ``.hsb`` files anywhere.
+
+* Every YARA rule carries ``meta`` fields ``id``, ``version``, ``author``, ``date``, ``description``,
+  ``reference``. Rules are split out of their file by plyara's line ranges, so each rule's digest covers its
+  exact source text; the whole file is compiled by yara-x to prove it is valid.
+* Hash signature files use ClamAV's line formats (``hash:size:name``, MD5 in ``.hdb``; SHA-1 or SHA-256 in
+  ``.hsb``). Their metadata comes from ``# key: value`` header lines at the top of the file (overt's source
+  convention; the database ships the lines without them). Each signature's id is its name.
+
+Owns parsing and validation; what is suspicious about a rule is :mod:`overt.avdb.audit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import plyara
+import plyara.exceptions
+import yara_x
+
+from overt.errors import FormatError
+from overt.source.snapshot import FILE, SnapshotFile
+
+REQUIRED_META = ("id", "version", "author", "date", "description", "reference")
+# The classic YARA externals, defined so rules using them compile; the auditor flags every use.
+EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner", "hostname", "username", "customer")
+YARA = "yara"
+HASH = "hash"
+_HASH_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
+_SIG_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_HEADER = re.compile(r"#\s*([a-z_]+)\s*:\s*(.*)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class YaraRule:
+    id: str
+    name: str
+    file: str
+    text: str  # the rule's exact source lines
+    meta: Mapping[str, Any]
+    strings: tuple[Mapping[str, Any], ...] = ()
+    condition_terms: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()
+    missing_meta: tuple[str, ...] = ()
+    lines: tuple[int, int] = (0, 0)
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", ""))
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HashSignature:
+    id: str  # the signature name
+    algorithm: str
+    hash: str
+    size: int
+    file: str
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def line(self) -> str:
+        return f"{self.hash}:{self.size}:{self.id}"
+
+    @property
+    def version(self) -> str:
+        return self.meta.get("version", "")
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.line.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """A source problem found while loading leniently (for the auditor): a file, maybe a rule, and what."""
+
+    file: str
+    rule: str
+    check: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleSet:
+    yara: tuple[YaraRule, ...]
+    hashes: tuple[HashSignature, ...]
+    yara_files: Mapping[str, str]  # path -> full text, as escrowed
+    problems: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # yara-x compiler warnings (performance and the like)
+
+    def by_id(self) -> dict[str, YaraRule | HashSignature]:
+        out: dict[str, YaraRule | HashSignature] = {r.id: r for r in self.yara}
+        out.update({h.id: h for h in self.hashes})
+        return out
+
+
+def _meta_dict(rule: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in rule.get("metadata", []):
+        for k, v in item.items():
+            out.setdefault(k, v)
+    return out
+
+
+def new_compiler() -> yara_x.Compiler:
+    compiler = yara_x.Compiler()
+    for name in EXTERNALS:
+        compiler.define_global(name, "")
+    return compiler
+
+
+def parse_yara_file(
+    path: str, text: str, *, strict: bool = True
+) -> tuple[list[YaraRule], list[Problem], list[Problem]]:
+    """Split and check one ``.yar`` file: it must compile with yara-x and every rule needs the metadata.
+
+    Strict, any problem raises FormatError; lenient, problems come back for the auditor to report.
+    Returns (rules, problems, compiler warnings).
+    """
+    problems: list[Problem] = []
+    raw_warnings: list[tuple[int, str, str]] = []
+    includes = tuple(re.findall(r'^\s*include\s+"([^"]+)"', text, flags=re.M))
+    for inc in includes:
+        problems.append(
+            Problem(
+                file=path,
+                rule="",
+                check="include",
+                message=f"includes {inc!r}: sources must be self-contained",
+            )
+        )
+    compiler = new_compiler()
+    try:
+        compiler.add_source(text, origin=path)
+        # Warnings must be read before build(), which consumes the compiler.
+        for w in compiler.warnings():
+            raw_warnings.append(
+                (int(w.get("line", 0)), str(w.get("code", "warning")), str(w.get("title", "")))
+            )
+        compiler.build()
+    except yara_x.CompileError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "compile error"
+        check = "unknown-module" if "unknown module" in first else "compile"
+        if not (includes and "include" in first):
+            problems.append(
+                Problem(file=path, rule="", check=check, message=f"does not compile: {first[:300]}")
+            )
+    parser = plyara.Plyara()
+    try:
+        parsed = parser.parse_string(text)
+    except (
+        plyara.exceptions.ParseError,
+        plyara.exceptions.ParseTypeError,
+        plyara.exceptions.ParseValueError,
+    ) as e:
+        problems.append(Problem(file=path, rule="", check="compile", message=f"cannot parse: {e}"))
+        parsed = []
+    lines = text.splitlines(keepends=True)
+    imports = tuple(getattr(parser, "imports", ()) or ())
+    out = []
+    for r in parsed:
+        meta = _meta_dict(r)
+        missing = tuple(k for k in REQUIRED_META if k not in meta or meta[k] in ("", None))
+        if missing:
+            problems.append(
+                Problem(
+                    file=path,
+                    rule=r["rule_name"],
+                    check="missing-metadata",
+                    message=f"lacks metadata {', '.join(missing)}",
+                )
+            )
+        start, stop = int(r["start_line"]), int(r["stop_line"])
+        out.append(
+            YaraRule(
+                id=str(meta.get("id") or f"{path}:{r['rule_name']}"),
+                name=r["rule_name"],
+                file=path,
+                text="".join(lines[start - 1 : stop]),
+                meta=meta,
+                strings=tuple(r.get("strings", [])),
+                condition_terms=tuple(r.get("condition_terms", [])),
+                tags=tuple(r.get("tags", [])),
+                imports=tuple(r.get("imports", imports)),
+                includes=includes,
+                missing_meta=missing,
+                lines=(start, stop),
+            )
+        )
+    warnings = [
+        Problem(
+            file=path,
+            rule=next((r.name for r in out if r.lines[0] <= line <= r.lines[1]), ""),
+            check=code,
+            message=title,
+        )
+        for line, code, title in raw_warnings
+    ]
+    if strict and problems:
+        p = problems[0]
+        where = f"{p.file}: rule {p.rule}" if p.rule else p.file
+        raise FormatError(f"{where}: {p.message}")
+    return out, problems, warnings
+
+
+def parse_hash_file(path: str, text: str) -> list[HashSignature]:
+    """ClamAV ``.hdb``/``.hsb`` lines, with ``# key: value`` metadata headers for the whole file."""
+    meta: dict[str, str] = {}
+    sigs = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        header = _HEADER.fullmatch(line)
+        if header:
+            meta[header.group(1)] = header.group(2).strip()
+            continue
+        if line.startswith("#"):
+            continue
+        parts = line.split(":")
+        if len(parts) not in (3, 4):
+            raise FormatError(f"{path}:{n}: expected hash:size:name[:min-flevel]")
+        digest, size, name = parts[0].lower(), parts[1], parts[2]
+        algorithm = _HASH_LEN.get(len(digest))
+        if algorithm is None or not re.fullmatch(r"[0-9a-f]+", digest):
+            raise FormatError(f"{path}:{n}: {parts[0][:20]!r} is not an MD5, SHA-1 or SHA-256 in hex")
+        if path.endswith(".hdb") and algorithm != "md5":
+            raise FormatError(f"{path}:{n}: .hdb files hold MD5 hashes; put {algorithm} in a .hsb file")
+        if path.endswith(".hsb") and algorithm == "md5":
+            raise FormatError(f"{path}:{n}: .hsb files hold SHA-1 or SHA-256 hashes; put MD5 in a .hdb file")
+        if not size.isdigit():
+            raise FormatError(f"{path}:{n}: file size {size!r} is not a number")
+        if not _SIG_NAME.fullmatch(name):
+            raise FormatError(
+                f"{path}:{n}: signature name {name!r} may hold only letters, digits, '.', '_', '-'"
+            )
+        sigs.append(
+            HashSignature(id=name, algorithm=algorithm, hash=digest, size=int(size), file=path, meta=meta)
+        )
+    missing = [k for k in REQUIRED_META if k != "id" and not meta.get(k)]
+    if sigs and missing:
+        raise FormatError(f"{path}: missing '# key: value' metadata headers: {', '.join(missing)}")
+    return sigs
+
+
+def load_rules(files: Sequence[SnapshotFile], *, strict: bool = True) -> RuleSet:
+    """Every rule of a rule tree, checked: valid sources, required metadata, ids unique across the tree.
+
+    ``strict=False`` (the auditor) turns source problems into :class:`Problem` entries instead of errors.
+    """
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    yara_rules: list[YaraRule] = []
+    hashes: list[HashSignature] = []
+    yara_files: dict[str, str] = {}
+    for f in sorted((f for f in files if f.kind == FILE), key=lambda f: f.path):
+        if not f.path.endswith((".yar", ".yara", ".hdb", ".hsb")):
+            continue
+        try:
+            text = f.data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError(f"{f.path} is not UTF-8") from e
+        if f.path.endswith((".yar", ".yara")):
+            yara_files[f.path] = text
+            rules, probs, warns = parse_yara_file(f.path, text, strict=strict)
+            yara_rules.extend(rules)
+            problems.extend(probs)
+            warnings.extend(warns)
+        else:
+            hashes.extend(parse_hash_file(f.path, text))
+    seen: dict[str, str] = {}
+    every: list[YaraRule | HashSignature] = [*yara_rules, *hashes]
+    for r in every:
+        if r.id in seen:
+            raise FormatError(f"rule id {r.id} is used twice ({seen[r.id]} and {r.file})")
+        seen[r.id] = r.file
+    if not seen and strict:
+        raise FormatError("the rule tree holds no YARA rule and no hash signature")
+    return RuleSet(
+        yara=tuple(yara_rules),
+        hashes=tuple(hashes),
+        yara_files=yara_files,
+        problems=tuple(problems),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,155 @@
+"""The endpoint scanner: YARA rules (yara-x) and hash signatures over files, on every core.
+
+yara-x holds the GIL while it scans, so parallelism is processes: each worker loads the database once (the
+compiled rules when the database carries them, else it compiles the sources) and scans whole files. Hash
+signatures are checked only for files whose size some signature names, so hashing costs nothing for the rest.
+
+Results follow clamscan: ``<path>: <name> FOUND`` per detection, and the exit status is 0 (nothing found),
+1 (something found) or 2 (errors). Owns no policy on which database to trust: callers hand it a database they
+verified (:mod:`overt.avdb.install`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yara_x
+
+from overt.avdb.package import Database, compile_sources, read_database
+
+MAX_FILE = 512 << 20
+CLEAN, FOUND, ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detection:
+    path: str
+    name: str
+    kind: str  # yara or hash
+    rule_id: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ScanReport:
+    files: int = 0
+    bytes: int = 0
+    detections: list[Detection] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.errors:
+            return ERROR
+        return FOUND if self.detections else CLEAN
+
+
+class Engine:
+    """A loaded database: compiled YARA rules plus a size-indexed hash table."""
+
+    def __init__(self, db: Database) -> None:
+        compiled = db.compiled
+        if compiled is not None:
+            self.rules = yara_x.Rules.deserialize_from(io.BytesIO(compiled))
+        else:
+            self.rules = compile_sources(db.yara_sources)
+        self.meta_ids: dict[str, str] = {}
+        for r in self.rules:
+            meta = dict(r.metadata)
+            self.meta_ids[r.identifier] = str(meta.get("id", r.identifier))
+        self.by_size: dict[int, dict[str, str]] = {}
+        for line in db.hash_lines():
+            digest, size, name = line.split(":")[:3]
+            self.by_size.setdefault(int(size), {})[digest] = name
+
+    def scan_bytes(self, path: str, data: bytes) -> list[Detection]:
+        found = [
+            Detection(
+                path=path,
+                name=m.identifier,
+                kind="yara",
+                rule_id=self.meta_ids.get(m.identifier, m.identifier),
+            )
+            for m in yara_x.Scanner(self.rules).scan(data).matching_rules
+        ]
+        sigs = self.by_size.get(len(data))
+        if sigs:
+            for digest in (
+                hashlib.md5(data).hexdigest(),
+                hashlib.sha1(data).hexdigest(),
+                hashlib.sha256(data).hexdigest(),
+            ):
+                name = sigs.get(digest)
+                if name is not None:
+                    found.append(Detection(path=path, name=name, kind="hash", rule_id=name))
+        return found
+
+
+def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
+    for p in paths:
+        if not p.exists():
+            continue
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for f in sorted(files):
+                    yield Path(root) / f
+        else:
+            yield p
+
+
+_engine: Engine | None = None
+
+
+def _init(db_bytes: bytes) -> None:
+    global _engine
+    _engine = Engine(read_database(db_bytes))
+
+
+def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
+    assert _engine is not None
+    try:
+        p = Path(path)
+        if p.is_symlink() or not p.is_file():
+            return path, 0, [], ""
+        size = p.stat().st_size
+        if size > MAX_FILE:
+            return path, 0, [], f"larger than {MAX_FILE} bytes, not scanned"
+        data = p.read_bytes()
+    except OSError as e:
+        return path, 0, [], e.strerror or str(e)
+    return path, len(data), _engine.scan_bytes(path, data), ""
+
+
+def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = None) -> ScanReport:
+    """Scan files and directories with ``jobs`` processes (default: every core)."""
+    report = ScanReport()
+    files = [str(f) for f in iter_files(paths)]
+    for p in paths:
+        if not p.exists():
+            report.errors.append((str(p), "no such file or directory"))
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    if jobs == 1 or len(files) < 2:
+        _init(db_bytes)
+        results: Iterator[tuple[str, int, list[Detection], str]] = map(_scan_one, files)
+        _collect(report, results)
+        return report
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(jobs, initializer=_init, initargs=(db_bytes,)) as pool:
+        _collect(report, pool.imap(_scan_one, files, chunksize=8))
+    return report
+
+
+def _collect(report: ScanReport, results: Iterator[tuple[str, int, list[Detection], str]]) -> None:
+    for path, size, found, error in results:
+        if error:
+            report.errors.append((path, error))
+            continue
+        report.files += 1
+        report.bytes += size
+        report.detections.extend(found)

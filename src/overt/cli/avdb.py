@@ -1,0 +1,250 @@
+"""``overt avdb ...`` (audit, build, waive, install) and ``overt scan``."""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from overt.avdb.audit import Finding
+from overt.avdb.install import install as install_db
+from overt.avdb.install import installed
+from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
+from overt.avdb.scan import scan_paths
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, read_file
+from overt.errors import PolicyError
+from overt.home import Home, resolve_home
+from overt.keys.registry import KeyRecord, Role, load_public_keys
+from overt.source.escrow import read_source
+from overt.tlog.client import LogClient, fetcher_for
+from overt.tlog.policy import Policy
+
+app = typer.Typer(
+    help="AV databases: audit rules, build and sign databases, waive findings, install.", no_args_is_help=True
+)
+
+NameOpt = Annotated[str, typer.Option(help="database name")]
+AgentOpt = Annotated[
+    Path | None, typer.Option(help="endpoint agent directory (default $OVERT_AGENT_DIR or ./overt-agent)")
+]
+
+
+def agent_dir(path: Path | None) -> Path:
+    return path or Path(os.environ.get("OVERT_AGENT_DIR", "overt-agent"))
+
+
+def _findings_table(findings: tuple[Finding, ...], waived: set[str]) -> Table:
+    table = Table("finding", "rule", "check", "message", "waived")
+    for f in findings:
+        table.add_row(f.id, f.rule_id, f.check, f.message, "yes" if f.id in waived else "[red]no[/]")
+    return table
+
+
+def _keys(h: Home) -> tuple[KeyRecord, KeyRecord]:
+    now = datetime.now(UTC)
+    return h.registry.current(Role.BUILDER, now), h.registry.current(Role.AUDITOR, now)
+
+
+@app.command("audit")
+def audit_cmd(
+    rules: Annotated[Path, typer.Argument(help="rule tree (directory or tarball)")],
+    name: NameOpt = "overt",
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Escrow and audit a rule tree; the signed report is logged. Exit 1 if there are unwaived findings."""
+    h = Home(resolve_home(home))
+    builder, auditor = _keys(h)
+    store = AvdbStore(h.public)
+    source, _, report, signed = audit_rules(
+        store,
+        h.escrow,
+        read_source(rules),
+        name=name,
+        service=h.signing_service(),
+        builder=builder,
+        auditor=auditor,
+        jurisdiction=h.conveyor.jurisdiction,
+    )
+    waived = store.waiver_ids()
+    if json:
+        emit_json(
+            {
+                "source": source.sha256,
+                "audit_log_index": signed.receipt.index,
+                **report.to_predicate(),
+                "unwaived": [f.id for f in report.findings if f.id not in waived],
+            }
+        )
+    else:
+        console.print(
+            f"audited {report.rules_audited} rules ({report.new_or_changed} new or changed, {report.canaries} canaries); "
+            f"report logged at index {signed.receipt.index}"
+        )
+        if report.findings:
+            console.print(_findings_table(report.findings, waived))
+        else:
+            console.print("[green]no findings[/]")
+    if any(f.id not in waived for f in report.findings):
+        raise typer.Exit(1)
+
+
+@app.command("build")
+def build_cmd(
+    rules: Annotated[Path, typer.Argument(help="rule tree (directory or tarball)")],
+    version: Annotated[int, typer.Option(help="database version (monotonic)")],
+    name: NameOpt = "overt",
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Audit, then build, sign and publish a database version; refused while findings are unwaived."""
+    h = Home(resolve_home(home))
+    builder, auditor = _keys(h)
+    store = AvdbStore(h.public)
+    with console.status("auditing and building", spinner="dots") if not json else nullcontext():
+        result = release(
+            store,
+            h.escrow,
+            read_source(rules),
+            name=name,
+            version=version,
+            service=h.signing_service(),
+            builder=builder,
+            auditor=auditor,
+            builder_id=h.conveyor.builder_id,
+            jurisdiction=h.conveyor.jurisdiction,
+        )
+    if isinstance(result, Refused):
+        if not json:
+            console.print(_findings_table(result.unwaived, set()))
+        raise PolicyError(
+            f"release refused: {len(result.unwaived)} unwaived audit finding(s); the audit report is log entry "
+            f"{result.audit_signed.receipt.index}. Fix the rules or 'overt avdb waive FINDING --reason ...'",
+            findings=[f.id for f in result.unwaived],
+            audit_log_index=result.audit_signed.receipt.index,
+        )
+    if json:
+        emit_json(
+            {
+                "name": result.name,
+                "version": result.version,
+                "sha256": result.digest,
+                "path": str(result.path),
+                "provenance_log_index": result.provenance.receipt.index,
+                "audit_log_index": result.audit_signed.receipt.index,
+                "waived": list(result.waived),
+                "compiled_rules": result.compiled,
+            }
+        )
+        return
+    console.print(f"{result.name} version {result.version}: sha256 {result.digest}")
+    console.print(
+        f"  audit logged at {result.audit_signed.receipt.index}, provenance at {result.provenance.receipt.index}"
+    )
+    console.print(f"  {result.path} (compiled rules {'included' if result.compiled else 'not included'})")
+
+
+@app.command("waive")
+def waive_cmd(
+    finding: Annotated[str, typer.Argument(help="finding id from 'overt avdb audit'")],
+    reason: Annotated[str, typer.Option(help="why this finding is acceptable; logged")],
+    name: NameOpt = "overt",
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Waive one audit finding with a reason: a statement signed by the auditor key and logged."""
+    h = Home(resolve_home(home))
+    _, auditor = _keys(h)
+    signed = waive(
+        AvdbStore(h.public),
+        name=name,
+        finding_id=finding,
+        reason=reason,
+        service=h.signing_service(),
+        auditor=auditor,
+        jurisdiction=h.conveyor.jurisdiction,
+    )
+    if json:
+        emit_json({"finding": finding, "log_index": signed.receipt.index})
+        return
+    console.print(
+        f"waiver for {finding} signed by auditor key {auditor.keyid[:16]}, logged at index {signed.receipt.index}"
+    )
+
+
+@app.command("install")
+def install_cmd(
+    database: Annotated[Path, typer.Argument(help="a .avdb file")],
+    provenance: Annotated[Path, typer.Option(help="its provenance envelope (.dsse.json)")],
+    key: Annotated[list[Path], typer.Option(help="trusted builder public key file(s)")],
+    threshold: Annotated[int, typer.Option(help="distinct trusted keys required")] = 1,
+    log: Annotated[
+        str | None, typer.Option(help="require the provenance in this log (URL or directory)")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="tlog-policy of that log (default: <log>/policy)")
+    ] = None,
+    agent: AgentOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Install a database on this endpoint if its provenance verifies and (with --log) is logged."""
+    client = None
+    if log is not None:
+        fetch = fetcher_for(log)
+        client = LogClient(fetch, Policy.from_bytes(read_file(policy) if policy else fetch("policy")))
+    keys = [r.key for r in load_public_keys(key)]
+    result = install_db(
+        agent_dir(agent), read_file(database), read_file(provenance), keys, threshold=threshold, log=client
+    )
+    if json:
+        emit_json(
+            {
+                "name": result.name,
+                "version": result.version,
+                "sha256": result.digest,
+                "provenance_log_index": result.log_index,
+            }
+        )
+        return
+    where = f", provenance in the log at index {result.log_index}" if result.log_index is not None else ""
+    console.print(f"installed {result.name} version {result.version} ({result.digest[:16]}){where}")
+
+
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="files and directories to scan")],
+    db: Annotated[str | None, typer.Option(help="installed database name (default: the only one)")] = None,
+    jobs: Annotated[int | None, typer.Option(help="worker processes (default: every core)")] = None,
+    agent: AgentOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Scan with the installed, verified database. Exit 0: clean, 1: found, 2: errors (as clamscan)."""
+    data = installed(agent_dir(agent), db)
+    report = scan_paths(data, paths, jobs=jobs)
+    if json:
+        emit_json(
+            {
+                "files": report.files,
+                "bytes": report.bytes,
+                "detections": [
+                    {"path": d.path, "name": d.name, "kind": d.kind, "rule_id": d.rule_id}
+                    for d in report.detections
+                ],
+                "errors": [{"path": p, "error": e} for p, e in report.errors],
+            }
+        )
+    else:
+        for d in report.detections:
+            typer.echo(f"{d.path}: {d.name} FOUND")
+        for p, e in report.errors:
+            typer.echo(f"{p}: {e} ERROR")
+        typer.echo("\n----------- SCAN SUMMARY -----------")
+        typer.echo(f"Scanned files: {report.files}")
+        typer.echo(f"Infected files: {len({d.path for d in report.detections})}")
+        typer.echo(f"Data scanned: {report.bytes / 2**20:.2f} MiB")
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

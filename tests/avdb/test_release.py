@@ -1,0 +1,176 @@
+"""Releasing databases: a document-hunting rule blocks the release, a signed and logged waiver unblocks it,
+versions only move forward, and endpoints install only what verifies and is logged."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from overt.attest.dsse import Envelope
+from overt.attest.statement import Statement
+from overt.avdb.install import install, installed
+from overt.avdb.release import AvdbStore, Refused, Released, release, waive
+from overt.errors import ConfigError, InclusionError, PolicyError, SignatureError, VerificationError
+from overt.home import Home
+from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1
+from overt.keys.registry import KeyRecord, Role
+from overt.keys.signers import generate_file_key
+from overt.source.escrow import read_directory
+from overt.tlog.client import LogClient, directory_fetcher
+from tests.avdb.samples import EICAR_RULE, hdb, rule
+
+HUNTER = rule(
+    "Pdf_Ministry_Memo",
+    "OVT-0666",
+    '    $pdf = "%PDF"\n    $m = "TOP SECRET"\n    $w = "ministry of defence"',
+    "$pdf at 0 and $m and $w",
+)
+
+
+@pytest.fixture
+def av(conveyor: Home) -> Home:
+    uri, key = generate_file_key(conveyor.keys_dir, "ecdsa")
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    conveyor.registry.save(
+        KeyRecord.create(
+            key, role=Role.AUDITOR, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
+        )
+    )
+    return conveyor
+
+
+def tree(tmp_path: Path, files: dict[str, str], name: str = "rules") -> list:
+    root = tmp_path / name
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return read_directory(root)
+
+
+def do_release(h: Home, files: list, version: int) -> Released | Refused:
+    now = datetime.now(UTC)
+    return release(
+        AvdbStore(h.public),
+        h.escrow,
+        files,
+        name="main",
+        version=version,
+        service=h.signing_service(),
+        builder=h.registry.current(Role.BUILDER, now),
+        auditor=h.registry.current(Role.AUDITOR, now),
+        builder_id=h.conveyor.builder_id,
+        jurisdiction="CH",
+    )
+
+
+def entries(h: Home) -> list[bytes]:
+    c = LogClient(directory_fetcher(h.log_dir), h.policy())
+    return c.entries(c.update().checkpoint.checkpoint.tree_size)
+
+
+def statements(h: Home, predicate_type: str) -> list[Statement]:
+    out = []
+    for e in entries(h):
+        env = Envelope.from_bytes(e)
+        st = Statement.from_bytes(env.payload)
+        if st.predicate_type == predicate_type and env.signatures:
+            out.append(st)
+    return out
+
+
+def test_document_hunting_rule_blocks_release_until_waived(av, tmp_path):
+    files = tree(tmp_path, {"yara/eicar.yar": EICAR_RULE, "yara/memo.yar": HUNTER})
+    refused = do_release(av, files, 1)
+    assert isinstance(refused, Refused)
+    checks = {f.check for f in refused.unwaived}
+    assert {"sensitive-marking", "document-only"} <= checks
+    assert not (av.public / "avdb" / "main" / "1.avdb").exists()
+    # The audit that refused it is signed by the auditor key and logged.
+    (report,) = statements(av, AVDB_AUDIT_V1)
+    assert {f["id"] for f in report.predicate["findings"]} == {f.id for f in refused.unwaived}
+
+    auditor = av.registry.current(Role.AUDITOR, datetime.now(UTC))
+    for f in refused.unwaived:
+        waive(
+            AvdbStore(av.public),
+            name="main",
+            finding_id=f.id,
+            reason="lab test of the auditor",
+            service=av.signing_service(),
+            auditor=auditor,
+            jurisdiction="CH",
+        )
+    waivers = statements(av, AVDB_WAIVER_V1)
+    assert {w.predicate["findingId"] for w in waivers} == {f.id for f in refused.unwaived}
+    assert all(w.predicate["reason"] == "lab test of the auditor" for w in waivers)
+
+    released = do_release(av, files, 1)
+    assert isinstance(released, Released)
+    assert set(released.waived) == {f.id for f in refused.unwaived}
+    assert released.digest == hashlib.sha256(released.path.read_bytes()).hexdigest()
+
+
+def test_clean_release_monotonic_versions_and_install(av, tmp_path):
+    v1 = do_release(av, tree(tmp_path, {"yara/eicar.yar": EICAR_RULE}), 1)
+    assert isinstance(v1, Released) and not v1.audit.findings and v1.compiled
+    with pytest.raises(PolicyError, match="monotonic"):
+        do_release(
+            av,
+            tree(
+                tmp_path,
+                {
+                    "yara/eicar.yar": EICAR_RULE,
+                    "h/a.hdb": hdb(["44d88612fea8a8f36de82e1278abb02f:68:Overt.Test.EICAR-HDB"]),
+                },
+                "r2",
+            ),
+            1,
+        )
+    v2 = do_release(
+        av,
+        tree(
+            tmp_path,
+            {
+                "yara/eicar.yar": EICAR_RULE,
+                "h/a.hdb": hdb(["44d88612fea8a8f36de82e1278abb02f:68:Overt.Test.EICAR-HDB"]),
+            },
+            "r3",
+        ),
+        2,
+    )
+    assert isinstance(v2, Released) and v2.audit.new_or_changed == 1  # only the new signature was new
+
+    builder = av.registry.current(Role.BUILDER, datetime.now(UTC))
+    agent = tmp_path / "agent"
+    log = LogClient(directory_fetcher(av.log_dir), av.policy())
+    prov1 = v1.provenance.entry
+    got = install(agent, v1.path.read_bytes(), prov1, [builder.key], log=log)
+    assert got.version == 1 and got.log_index == v1.provenance.receipt.index
+    install(agent, v2.path.read_bytes(), v2.provenance.entry, [builder.key], log=log)
+    assert installed(agent) == v2.path.read_bytes()
+    with pytest.raises(PolicyError, match="only move forward"):
+        install(agent, v1.path.read_bytes(), prov1, [builder.key], log=log)
+    # Wrong database for the provenance, wrong key, provenance not in the log, a database swapped on disk.
+    with pytest.raises(VerificationError, match="not the one its provenance names"):
+        install(tmp_path / "a2", v2.path.read_bytes(), prov1, [builder.key])
+    other = av.registry.current(Role.AUDITOR, datetime.now(UTC))
+    with pytest.raises(SignatureError):
+        install(tmp_path / "a3", v1.path.read_bytes(), prov1, [other.key])
+    fresh = Home.init(tmp_path / "elsewhere")
+    fresh.append_to_log(b"some other entry")
+    with pytest.raises(InclusionError):
+        install(
+            tmp_path / "a4",
+            v1.path.read_bytes(),
+            prov1,
+            [builder.key],
+            log=LogClient(directory_fetcher(fresh.log_dir), fresh.policy()),
+        )
+    (agent / "avdb" / "main.avdb").write_bytes(v1.path.read_bytes())
+    with pytest.raises(VerificationError, match="does not match"):
+        installed(agent)
+    with pytest.raises(ConfigError, match="no verified database"):
+        installed(tmp_path / "empty-agent")
