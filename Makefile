@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives for real: PostgreSQL (sequencing store), SoftHSM2 (PKCS#11 keys),
-# bubblewrap, diffoscope, faketime, gcc and python3 (the build sandbox and its checks).
-DEB_PACKAGES := postgresql softhsm2 bubblewrap diffoscope-minimal faketime gcc libc6-dev python3
+# bubblewrap, diffoscope, faketime, gcc and python3 (the build sandbox and its checks), ClamAV (interop).
+DEB_PACKAGES := postgresql softhsm2 bubblewrap diffoscope-minimal faketime gcc libc6-dev python3 clamav \
+	clamav-testfiles
 
 .PHONY: demo test lint venv deps bench clean
 

@@ -174,3 +174,33 @@ def test_clean_release_monotonic_versions_and_install(av, tmp_path):
         installed(agent)
     with pytest.raises(ConfigError, match="no verified database"):
         installed(tmp_path / "empty-agent")
+
+
+def test_endpoint_updates_through_deltas_and_falls_back_to_the_full_database(av, tmp_path):
+    from overt.avdb.delta import make_delta
+    from overt.avdb.install import update
+    from overt.avdb.package import read_database
+
+    v1 = do_release(av, tree(tmp_path, {"yara/eicar.yar": EICAR_RULE}, "u1"), 1)
+    extra = rule("Dropper_Z", "OVT-0900", '    $a = "dropper-z-marker"', "$a")
+    v2 = do_release(av, tree(tmp_path, {"yara/eicar.yar": EICAR_RULE + extra}, "u2"), 2)
+    assert isinstance(v1, Released) and isinstance(v2, Released)
+    builder = av.registry.current(Role.BUILDER, datetime.now(UTC))
+    delta = make_delta(read_database(v1.path.read_bytes()), read_database(v2.path.read_bytes()))
+    fetched: list[int] = []
+
+    def full() -> bytes:
+        fetched.append(1)
+        return v2.path.read_bytes()
+
+    for name, deltas, via_delta in (
+        ("good", [delta], True),
+        ("bad", [delta[:-7]], False),
+        ("none", [], False),
+    ):
+        agent = tmp_path / f"agent-{name}"
+        install(agent, v1.path.read_bytes(), v1.provenance.entry, [builder.key])
+        result = update(agent, v2.provenance.entry, [builder.key], deltas=deltas, fetch_full=full)
+        assert result.via_delta is via_delta, result.fallback_reason
+        assert installed(agent) == v2.path.read_bytes()
+    assert len(fetched) == 2

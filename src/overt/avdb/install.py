@@ -9,7 +9,7 @@ disk is refused, not scanned with.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +20,10 @@ from overt.atomic import atomic_write
 from overt.attest.dsse import Envelope
 from overt.attest.provenance import Provenance
 from overt.attest.verify import verify_statement
+from overt.avdb.delta import Delta, apply_delta
 from overt.avdb.package import Database, read_database
 from overt.avdb.release import BUILD_TYPE
-from overt.errors import ConfigError, InclusionError, PolicyError, VerificationError
+from overt.errors import ConfigError, FormatError, InclusionError, PolicyError, VerificationError
 from overt.tlog.client import LogClient
 
 
@@ -120,3 +121,42 @@ def installed(agent_dir: Path, name: str | None = None) -> bytes:
             f"the installed {name} database does not match the digest it was verified with"
         )
     return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Update:
+    installed: Installed
+    via_delta: bool
+    fallback_reason: str = ""
+
+
+def update(
+    agent_dir: Path,
+    provenance: bytes,
+    keys: Sequence[Key],
+    *,
+    deltas: Sequence[bytes],
+    fetch_full: Callable[[], bytes],
+    threshold: int = 1,
+    log: LogClient | None = None,
+) -> Update:
+    """Move the installed database to the version ``provenance`` names: through ``deltas`` applied in sequence
+    if they lead exactly there, else (failed or missing delta) by fetching the full database."""
+    statement = verify_statement(Envelope.from_bytes(provenance), keys, threshold)
+    targets = {s.digest["sha256"] for s in statement.subject if "sha256" in s.digest}
+    reason = "no delta offered"
+    if deltas:
+        try:
+            current = installed(agent_dir)
+            for i, delta in enumerate(deltas):
+                last = i == len(deltas) - 1
+                expected = (
+                    next(iter(targets)) if last and len(targets) == 1 else Delta.from_bytes(delta).to_sha256
+                )
+                current = apply_delta(current, delta, expected)
+            result = install(agent_dir, current, provenance, keys, threshold=threshold, log=log)
+            return Update(installed=result, via_delta=True)
+        except (FormatError, VerificationError, ConfigError) as e:
+            reason = f"delta failed: {e}"
+    result = install(agent_dir, fetch_full(), provenance, keys, threshold=threshold, log=log)
+    return Update(installed=result, via_delta=False, fallback_reason=reason)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import multiprocessing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,14 +115,9 @@ def _hash_files(rules: RuleSet, name: str) -> dict[str, bytes]:
     return out
 
 
-def build_database(rules: RuleSet, *, name: str, version: int, compiled: bytes | None) -> bytes:
-    """The deterministic archive for ``rules`` (same rules, name, version → same bytes)."""
-    if version < 1:
-        raise FormatError("database version must be a positive integer")
-    files: dict[str, bytes] = {f"yara/{p}": t.encode() for p, t in rules.yara_files.items()}
-    files.update(_hash_files(rules, name))
-    if compiled is not None:
-        files[COMPILED] = compiled
+def make_manifest(files: Mapping[str, bytes], *, name: str, version: int) -> bytes:
+    """The manifest, derived from the files (so a delta never needs to carry it)."""
+    rules = Database(name=name, version=version, manifest={}, files=dict(files), digest="").rules()
     entries = [
         {"id": r.id, "kind": YARA, "version": r.version, "digest": r.digest, "file": r.file}
         for r in rules.yara
@@ -135,13 +131,31 @@ def build_database(rules: RuleSet, *, name: str, version: int, compiled: bytes |
         "name": name,
         "version": version,
         "yara_x": yara_x_version(),
-        "compiled": compiled is not None,
+        "compiled": COMPILED in files,
         "rules": sorted(entries, key=lambda e: e["id"]),
         "files": {p: hashlib.sha256(d).hexdigest() for p, d in sorted(files.items())},
     }
-    files["manifest.json"] = jsonio.dump(manifest) + b"\n"
-    tar = canonical_tar([SnapshotFile(path=p, kind=FILE, mtime=MTIME, data=d) for p, d in files.items()])
+    # One rule per line, so that line-based tools (and reviewers) see rule-level changes.
+    return (json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def pack(files: Mapping[str, bytes], *, name: str, version: int) -> bytes:
+    """The archive for ``files`` (without manifest.json, which is derived and added here)."""
+    if version < 1:
+        raise FormatError("database version must be a positive integer")
+    everything = dict(files)
+    everything["manifest.json"] = make_manifest(files, name=name, version=version)
+    tar = canonical_tar([SnapshotFile(path=p, kind=FILE, mtime=MTIME, data=d) for p, d in everything.items()])
     return gzip.compress(tar, compresslevel=9, mtime=0)
+
+
+def build_database(rules: RuleSet, *, name: str, version: int, compiled: bytes | None) -> bytes:
+    """The deterministic archive for ``rules`` (same rules, name, version → same bytes)."""
+    files: dict[str, bytes] = {f"yara/{p}": t.encode() for p, t in rules.yara_files.items()}
+    files.update(_hash_files(rules, name))
+    if compiled is not None:
+        files[COMPILED] = compiled
+    return pack(files, name=name, version=version)
 
 
 def read_database(data: bytes) -> Database:

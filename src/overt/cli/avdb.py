@@ -12,8 +12,10 @@ import typer
 from rich.table import Table
 
 from overt.avdb.audit import Finding
+from overt.avdb.delta import make_delta, rule_diff
 from overt.avdb.install import install as install_db
-from overt.avdb.install import installed
+from overt.avdb.install import installed, update
+from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
 from overt.avdb.scan import scan_paths
 from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, read_file
@@ -248,3 +250,104 @@ def scan(
         typer.echo(f"Data scanned: {report.bytes / 2**20:.2f} MiB")
     if report.exit_code:
         raise typer.Exit(report.exit_code)
+
+
+@app.command("diff")
+def diff_cmd(
+    old: Annotated[Path, typer.Argument(help="older .avdb")],
+    new: Annotated[Path, typer.Argument(help="newer .avdb")],
+    json: JsonOpt = False,
+) -> None:
+    """Rule-level changes between two database versions, with the audit findings of each changed rule."""
+    a, b = read_database(read_file(old)), read_database(read_file(new))
+    changes = rule_diff(a, b)
+    if json:
+        emit_json(
+            {
+                "from": {"version": a.version, "sha256": a.digest},
+                "to": {"version": b.version, "sha256": b.digest},
+                "changes": [
+                    {
+                        "rule_id": c.rule_id,
+                        "change": c.change,
+                        "old_version": c.old_version,
+                        "new_version": c.new_version,
+                        "diff": c.diff,
+                        "findings": [f.to_dict() for f in c.findings],
+                    }
+                    for c in changes
+                ],
+            }
+        )
+        return
+    console.print(f"{a.name}: version {a.version} → {b.version}, {len(changes)} rule(s) changed")
+    for c in changes:
+        colour = {"added": "green", "removed": "red"}.get(c.change, "yellow")
+        console.print(
+            f"[{colour}]{c.change}[/] {c.rule_id} ({c.old_version or '-'} → {c.new_version or '-'})"
+        )
+        for f in c.findings:
+            console.print(f"    [red]finding[/] {f.id} {f.check}: {f.message}")
+        for line in c.diff.splitlines()[:60]:
+            typer.echo(f"    {line}")
+
+
+@app.command("delta")
+def delta_cmd(
+    old: Annotated[Path, typer.Argument(help="version N-1 .avdb")],
+    new: Annotated[Path, typer.Argument(help="version N .avdb")],
+    out: Annotated[Path, typer.Option(help="where to write the delta")],
+    json: JsonOpt = False,
+) -> None:
+    """Make the transport delta from version N-1 to N (never signed; endpoints check the result's digest)."""
+    data = make_delta(read_database(read_file(old)), read_database(read_file(new)))
+    out.write_bytes(data)
+    full = new.stat().st_size
+    if json:
+        emit_json({"delta": str(out), "bytes": len(data), "full_bytes": full})
+        return
+    console.print(f"wrote {out}: {len(data)} bytes (the full database is {full} bytes)")
+
+
+@app.command("update")
+def update_cmd(
+    provenance: Annotated[Path, typer.Option(help="provenance of the target version (.dsse.json)")],
+    key: Annotated[list[Path], typer.Option(help="trusted builder public key file(s)")],
+    full: Annotated[
+        Path, typer.Option(help="the full target database, used when the deltas fail or are missing")
+    ],
+    delta: Annotated[
+        list[Path] | None, typer.Option(help="deltas from the installed version, in order")
+    ] = None,
+    log: Annotated[
+        str | None, typer.Option(help="require the provenance in this log (URL or directory)")
+    ] = None,
+    agent: AgentOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Update the installed database through deltas, falling back to the full database."""
+    client = None
+    if log is not None:
+        fetch = fetcher_for(log)
+        client = LogClient(fetch, Policy.from_bytes(fetch("policy")))
+    keys = [r.key for r in load_public_keys(key)]
+    result = update(
+        agent_dir(agent),
+        read_file(provenance),
+        keys,
+        deltas=[read_file(d) for d in delta or []],
+        fetch_full=lambda: read_file(full),
+        log=client,
+    )
+    if json:
+        emit_json(
+            {
+                "version": result.installed.version,
+                "sha256": result.installed.digest,
+                "via_delta": result.via_delta,
+                "fallback_reason": result.fallback_reason,
+            }
+        )
+        return
+    how = "through deltas" if result.via_delta else f"from the full database ({result.fallback_reason})"
+    console.print(f"updated {result.installed.name} to version {result.installed.version} {how}")

@@ -1,0 +1,201 @@
+"""Delta updates between consecutive database versions, and the rule-level diff reviewers read.
+
+A delta is transport only, never what is signed. It carries, for every file that changed between version N-1
+and N (the derived ``manifest.json`` and compiled rules excepted), line operations against the old file: keep
+a range of old lines, or insert new ones; plus the new version's name and version, and whether it carries
+compiled rules. Applying it rebuilds the files, recompiles the rules if needed, packs the archive
+deterministically (:func:`overt.avdb.package.pack`) and checks the result's SHA-256 against the digest the
+signed, logged provenance of version N names. Any mismatch (another yara-x or zlib on the endpoint, a damaged
+delta, a gap in the chain) raises, and the caller falls back to the full database.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import lzma
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from overt import jsonio
+from overt.avdb.audit import Finding, audit
+from overt.avdb.package import COMPILED, Database, pack, read_database, serialise
+from overt.errors import FormatError, VerificationError
+
+FORMAT = "overt-avdb-delta/1"
+MAX_DELTA = 256 << 20
+
+
+def _lines(data: bytes) -> list[str]:
+    return data.decode("utf-8").splitlines(keepends=True)
+
+
+def _ops(old: list[str], new: list[str]) -> list[Any]:
+    ops: list[Any] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            ops.append([i1, i2])
+        elif tag in ("replace", "insert"):
+            ops.append("".join(new[j1:j2]))
+    return ops
+
+
+def make_delta(old: Database, new: Database) -> bytes:
+    """The patch from ``old`` to ``new`` (xz-compressed JSON)."""
+    if old.name != new.name:
+        raise FormatError(f"cannot make a delta between databases {old.name} and {new.name}")
+    files: dict[str, Any] = {}
+    for path in sorted(set(old.files) | set(new.files)):
+        if path == COMPILED:
+            continue
+        before, after = old.files.get(path), new.files.get(path)
+        if before == after:
+            continue
+        if after is None:
+            files[path] = None
+        elif before is None:
+            files[path] = [after.decode("utf-8")]
+        else:
+            files[path] = _ops(_lines(before), _lines(after))
+    doc = {
+        "format": FORMAT,
+        "name": new.name,
+        "from": {"version": old.version, "sha256": old.digest},
+        "to": {"version": new.version, "sha256": new.digest},
+        "compiled": new.compiled is not None,
+        "files": files,
+    }
+    return lzma.compress(
+        json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(),
+        preset=9 | lzma.PRESET_EXTREME,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delta:
+    name: str
+    from_version: int
+    from_sha256: str
+    to_version: int
+    to_sha256: str
+    compiled: bool
+    files: dict[str, Any]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Delta:
+        if len(data) > MAX_DELTA:
+            raise FormatError("delta is too large")
+        try:
+            raw = lzma.decompress(data)
+        except lzma.LZMAError as e:
+            raise FormatError(f"not a delta: {e}") from e
+        doc = jsonio.load_object(raw, "delta", max_size=1 << 30)
+        if doc.get("format") != FORMAT:
+            raise FormatError(f"delta format is {doc.get('format')!r}, expected {FORMAT!r}")
+        try:
+            return cls(
+                name=str(doc["name"]),
+                from_version=int(doc["from"]["version"]),
+                from_sha256=str(doc["from"]["sha256"]),
+                to_version=int(doc["to"]["version"]),
+                to_sha256=str(doc["to"]["sha256"]),
+                compiled=bool(doc["compiled"]),
+                files=dict(doc["files"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise FormatError(f"delta is missing fields: {e}") from e
+
+
+def _apply_ops(old: list[str], ops: Sequence[Any]) -> str:
+    out: list[str] = []
+    for op in ops:
+        if isinstance(op, str):
+            out.append(op)
+        elif (
+            isinstance(op, list)
+            and len(op) == 2
+            and all(isinstance(i, int) for i in op)
+            and 0 <= op[0] <= op[1] <= len(old)
+        ):
+            out.extend(old[op[0] : op[1]])
+        else:
+            raise FormatError("delta holds a malformed line operation")
+    return "".join(out)
+
+
+def apply_delta(old_data: bytes, delta_data: bytes, expected_sha256: str) -> bytes:
+    """The version-N archive from version N-1 and a delta, checked against the trusted ``expected_sha256``."""
+    old = read_database(old_data)
+    delta = Delta.from_bytes(delta_data)
+    if delta.from_sha256 != old.digest or delta.name != old.name:
+        raise VerificationError("this delta does not start from the installed database")
+    if delta.to_sha256 != expected_sha256:
+        raise VerificationError("this delta does not lead to the database the provenance names")
+    files = {p: d for p, d in old.files.items() if p != COMPILED}
+    for path, change in delta.files.items():
+        if change is None:
+            files.pop(path, None)
+        elif isinstance(change, list) and path in files:
+            files[path] = _apply_ops(_lines(files[path]), change).encode()
+        elif isinstance(change, list) and len(change) == 1 and isinstance(change[0], str):
+            files[path] = change[0].encode()
+        else:
+            raise FormatError(f"delta change for {path} is malformed")
+    if delta.compiled:
+        sources = {p.removeprefix("yara/"): d.decode() for p, d in files.items() if p.startswith("yara/")}
+        files[COMPILED] = serialise(sources)
+    data = pack(files, name=delta.name, version=delta.to_version)
+    got = hashlib.sha256(data).hexdigest()
+    if got != expected_sha256:
+        raise VerificationError(
+            "the patched database does not match its signed digest", expected=expected_sha256, got=got
+        )
+    return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleChange:
+    rule_id: str
+    change: str  # added, removed, changed
+    old_version: str
+    new_version: str
+    diff: str
+    findings: tuple[Finding, ...]
+
+
+def rule_diff(old: Database, new: Database) -> list[RuleChange]:
+    """Rule-level changes from ``old`` to ``new``, each with the audit findings of the new rule."""
+    before, after = old.rules(), new.rules()
+    report = audit(after, previous=before)
+    by_rule: dict[str, list[Finding]] = {}
+    for f in report.findings:
+        by_rule.setdefault(f.rule_id, []).append(f)
+    old_by, new_by = before.by_id(), after.by_id()
+    out = []
+    for rid in sorted(set(old_by) | set(new_by)):
+        a, b = old_by.get(rid), new_by.get(rid)
+        if a is not None and b is not None and a.digest == b.digest:
+            continue
+        text_a = getattr(a, "text", getattr(a, "line", "")) if a is not None else ""
+        text_b = getattr(b, "text", getattr(b, "line", "")) if b is not None else ""
+        diff = "".join(
+            difflib.unified_diff(
+                text_a.splitlines(keepends=True),
+                text_b.splitlines(keepends=True),
+                f"{old.version}/{rid}",
+                f"{new.version}/{rid}",
+            )
+        )
+        out.append(
+            RuleChange(
+                rule_id=rid,
+                change="added" if a is None else "removed" if b is None else "changed",
+                old_version=a.version if a is not None else "",
+                new_version=b.version if b is not None else "",
+                diff=diff,
+                findings=tuple(by_rule.get(rid, [])),
+            )
+        )
+    return out
