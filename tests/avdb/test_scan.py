@@ -100,9 +100,9 @@ def test_clamscan_loads_our_hash_signatures_and_finds_the_same_files(tmp_path):
     db = read_database(data)
     dbdir = tmp_path / "db"
     dbdir.mkdir()
-    for path, data in db.files.items():
+    for path, content in db.files.items():
         if path.startswith("clamav/"):
-            (dbdir / Path(path).name).write_bytes(data)
+            (dbdir / Path(path).name).write_bytes(content)
     scan_dir = tmp_path / "scan"
     shutil.copytree(TESTFILES, scan_dir / "testfiles")
     shutil.copytree(files_dir(tmp_path), scan_dir / "mine")

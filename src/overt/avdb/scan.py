@@ -104,15 +104,21 @@ def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
 
 
 _engine: Engine | None = None
+_engine_error = ""
 
 
 def _init(db_bytes: bytes) -> None:
-    global _engine
-    _engine = Engine(read_database(db_bytes))
+    # A failing pool initializer makes multiprocessing respawn workers forever; report the error per file instead.
+    global _engine, _engine_error
+    try:
+        _engine = Engine(read_database(db_bytes))
+    except Exception as e:
+        _engine, _engine_error = None, f"cannot load the database: {e}"
 
 
 def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
-    assert _engine is not None
+    if _engine is None:
+        return path, 0, [], _engine_error or "no database loaded"
     try:
         p = Path(path)
         if p.is_symlink() or not p.is_file():
@@ -128,6 +134,7 @@ def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
 
 def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = None) -> ScanReport:
     """Scan files and directories with ``jobs`` processes (default: every core)."""
+    read_database(db_bytes)  # fail here, clearly, on a malformed database
     report = ScanReport()
     files = [str(f) for f in iter_files(paths)]
     for p in paths:
@@ -139,7 +146,8 @@ def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = Non
         results: Iterator[tuple[str, int, list[Detection], str]] = map(_scan_one, files)
         _collect(report, results)
         return report
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: the parent may hold yara-x (Rust) threads, and a forked child can deadlock on their locks.
+    ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(jobs, initializer=_init, initargs=(db_bytes,)) as pool:
         _collect(report, pool.imap(_scan_one, files, chunksize=8))
     return report
