@@ -83,3 +83,15 @@ def test_fuzz_delta_parsing(data):
         Delta.from_bytes(data)
     with contextlib.suppress(FormatError):
         Delta.from_bytes(lzma.compress(data))
+
+
+def test_a_chain_of_deltas():
+    v3_files = dict(V2)
+    v3_files["yara/eicar.yar"] = EICAR_RULE + rule("Third", "OVT-4000", '    $a = "third-version"', "$a")
+    v1, v2, v3 = db(V1, 1), db(V2, 2), db(v3_files, 3)
+    d12 = make_delta(read_database(v1), read_database(v2))
+    d23 = make_delta(read_database(v2), read_database(v3))
+    step = apply_delta(v1, d12, "", check=False)
+    assert apply_delta(step, d23, read_database(v3).digest) == v3
+    with pytest.raises(VerificationError):
+        apply_delta(v1, d23, read_database(v3).digest)

@@ -33,13 +33,48 @@ def _lines(data: bytes) -> list[str]:
 
 
 def _ops(old: list[str], new: list[str]) -> list[Any]:
+    """Line operations, relative so they compress: n >= 0 copies the next n old lines, n < 0 skips -n old
+    lines, a string inserts new text."""
     ops: list[Any] = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
         if tag == "equal":
-            ops.append([i1, i2])
-        elif tag in ("replace", "insert"):
+            ops.append(i2 - i1)
+            continue
+        if i2 > i1:
+            ops.append(i1 - i2)
+        if j2 > j1:
             ops.append("".join(new[j1:j2]))
     return ops
+
+
+def _set_ops(before: bytes, after: bytes) -> dict[str, Any]:
+    """Hash signature files are sorted sets of lines: carry the added lines and the gaps between removed ones."""
+    old, new = before.decode().splitlines(), after.decode().splitlines()
+    old_set, new_set = set(old), set(new)
+    removed = [i for i, line in enumerate(old) if line not in new_set]
+    gaps = [b - a for a, b in zip([-1, *removed], removed, strict=False)]
+    return {"add": "\n".join(sorted(new_set - old_set)), "remove": gaps}
+
+
+def _apply_set_ops(before: bytes, change: dict[str, Any]) -> bytes:
+    old = before.decode().splitlines()
+    gaps, add = change.get("remove"), change.get("add")
+    if (
+        not isinstance(gaps, list)
+        or not isinstance(add, str)
+        or not all(isinstance(g, int) and g > 0 for g in gaps)
+    ):
+        raise FormatError("delta holds a malformed signature-set change")
+    removed, at = set(), -1
+    for g in gaps:
+        at += g
+        removed.add(at)
+    if removed and max(removed) >= len(old):
+        raise FormatError("delta removes lines the old file does not have")
+    lines = sorted(
+        [line for i, line in enumerate(old) if i not in removed] + (add.split("\n") if add else [])
+    )
+    return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
 def make_delta(old: Database, new: Database) -> bytes:
@@ -57,13 +92,16 @@ def make_delta(old: Database, new: Database) -> bytes:
             files[path] = None
         elif before is None:
             files[path] = [after.decode("utf-8")]
+        elif path.startswith("clamav/"):
+            files[path] = _set_ops(before, after)
         else:
             files[path] = _ops(_lines(before), _lines(after))
     doc = {
         "format": FORMAT,
         "name": new.name,
-        "from": {"version": old.version, "sha256": old.digest},
-        "to": {"version": new.version, "sha256": new.digest},
+        # Digest prefixes identify the versions; trust comes only from the signed digest the result must match.
+        "from": {"version": old.version, "sha256": old.digest[:16]},
+        "to": {"version": new.version, "sha256": new.digest[:16]},
         "compiled": new.compiled is not None,
         "files": files,
     }
@@ -110,33 +148,36 @@ class Delta:
 
 def _apply_ops(old: list[str], ops: Sequence[Any]) -> str:
     out: list[str] = []
+    at = 0
     for op in ops:
         if isinstance(op, str):
             out.append(op)
-        elif (
-            isinstance(op, list)
-            and len(op) == 2
-            and all(isinstance(i, int) for i in op)
-            and 0 <= op[0] <= op[1] <= len(old)
-        ):
-            out.extend(old[op[0] : op[1]])
+        elif isinstance(op, int) and not isinstance(op, bool) and at + abs(op) <= len(old):
+            if op >= 0:
+                out.extend(old[at : at + op])
+            at += abs(op)
         else:
             raise FormatError("delta holds a malformed line operation")
+    if at != len(old):
+        raise FormatError("delta line operations do not cover the old file")
     return "".join(out)
 
 
-def apply_delta(old_data: bytes, delta_data: bytes, expected_sha256: str) -> bytes:
-    """The version-N archive from version N-1 and a delta, checked against the trusted ``expected_sha256``."""
+def apply_delta(old_data: bytes, delta_data: bytes, expected_sha256: str, *, check: bool = True) -> bytes:
+    """The version-N archive from version N-1 and a delta, checked against the trusted ``expected_sha256``
+    (``check=False`` only for intermediate steps of a chain whose final result is checked)."""
     old = read_database(old_data)
     delta = Delta.from_bytes(delta_data)
-    if delta.from_sha256 != old.digest or delta.name != old.name:
+    if not old.digest.startswith(delta.from_sha256) or delta.name != old.name:
         raise VerificationError("this delta does not start from the installed database")
-    if delta.to_sha256 != expected_sha256:
+    if check and not expected_sha256.startswith(delta.to_sha256):
         raise VerificationError("this delta does not lead to the database the provenance names")
     files = {p: d for p, d in old.files.items() if p != COMPILED}
     for path, change in delta.files.items():
         if change is None:
             files.pop(path, None)
+        elif isinstance(change, dict) and path in files:
+            files[path] = _apply_set_ops(files[path], change)
         elif isinstance(change, list) and path in files:
             files[path] = _apply_ops(_lines(files[path]), change).encode()
         elif isinstance(change, list) and len(change) == 1 and isinstance(change[0], str):
@@ -148,6 +189,10 @@ def apply_delta(old_data: bytes, delta_data: bytes, expected_sha256: str) -> byt
         files[COMPILED] = serialise(sources)
     data = pack(files, name=delta.name, version=delta.to_version)
     got = hashlib.sha256(data).hexdigest()
+    if not check:
+        if not got.startswith(delta.to_sha256):
+            raise VerificationError("the patched database is not the version this delta names")
+        return data
     if got != expected_sha256:
         raise VerificationError(
             "the patched database does not match its signed digest", expected=expected_sha256, got=got

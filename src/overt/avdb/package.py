@@ -169,7 +169,7 @@ def read_database(data: bytes) -> Database:
     files = {f.path: f.data for f in read_tar(tar, strip_top=False) if f.kind == FILE}
     if "manifest.json" not in files:
         raise FormatError("database has no manifest.json")
-    manifest = jsonio.load_object(files.pop("manifest.json"), "database manifest")
+    manifest = jsonio.load_object(files.pop("manifest.json"), "database manifest", max_size=MAX_DATABASE)
     if manifest.get("format") != FORMAT:
         raise FormatError(f"database format is {manifest.get('format')!r}, expected {FORMAT!r}")
     listed = manifest.get("files")

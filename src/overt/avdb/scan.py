@@ -62,21 +62,31 @@ class Engine:
         for r in self.rules:
             meta = dict(r.metadata)
             self.meta_ids[r.identifier] = str(meta.get("id", r.identifier))
+        self.scanner = yara_x.Scanner(self.rules)
         self.by_size: dict[int, dict[str, str]] = {}
         for line in db.hash_lines():
             digest, size, name = line.split(":")[:3]
             self.by_size.setdefault(int(size), {})[digest] = name
 
-    def scan_bytes(self, path: str, data: bytes) -> list[Detection]:
-        found = [
+    def _yara(self, path: str, results: yara_x.ScanResults) -> list[Detection]:
+        return [
             Detection(
                 path=path,
                 name=m.identifier,
                 kind="yara",
                 rule_id=self.meta_ids.get(m.identifier, m.identifier),
             )
-            for m in yara_x.Scanner(self.rules).scan(data).matching_rules
+            for m in results.matching_rules
         ]
+
+    def scan_file(self, path: str, size: int) -> list[Detection]:
+        """Scan a file; read it into memory only when a hash signature names its size (else yara-x maps it)."""
+        if size not in self.by_size:
+            return self._yara(path, self.scanner.scan_file(path))
+        return self.scan_bytes(path, Path(path).read_bytes())
+
+    def scan_bytes(self, path: str, data: bytes) -> list[Detection]:
+        found = self._yara(path, self.scanner.scan(data))
         sigs = self.by_size.get(len(data))
         if sigs:
             for digest in (
@@ -126,10 +136,9 @@ def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
         size = p.stat().st_size
         if size > MAX_FILE:
             return path, 0, [], f"larger than {MAX_FILE} bytes, not scanned"
-        data = p.read_bytes()
-    except OSError as e:
-        return path, 0, [], e.strerror or str(e)
-    return path, len(data), _engine.scan_bytes(path, data), ""
+        return path, size, _engine.scan_file(path, size), ""
+    except (OSError, yara_x.ScanError) as e:
+        return path, 0, [], str(getattr(e, "strerror", None) or e)
 
 
 def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = None) -> ScanReport:

@@ -1,0 +1,257 @@
+"""AV database benchmark: ``python -m benchmarks.avdb [--rules N] [--hashes N] [--scan-mib N]``.
+
+In one run on this machine:
+
+* builds a database of 1,000 synthetic YARA rules and 100,000 hash signatures (parse, validate, the
+  two-process compile check, package) and audits it;
+* makes version 2 (10 rules updated with a new variant string and version, 10 added, 1,000 hash
+  signatures added) and the delta from version 1,
+  and compares the delta with the changed rules and signatures compressed with the same compressor (xz);
+* scans a generated corpus (in the page cache) with ``overt scan`` on every core (worker start-up and
+  database loading included), with raw yara-x (one thread, the same compiled rules, ``scan_file`` on each
+  file) and with ``clamscan`` using the same hash signatures, and reports MiB/s
+  and ratios (per core for yara-x: overt's throughput divided by its worker count).
+
+The last line is one JSON object of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import lzma
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yara_x
+
+from overt.avdb.audit import audit
+from overt.avdb.delta import apply_delta, make_delta
+from overt.avdb.package import build_database, compiled_if_deterministic, read_database
+from overt.avdb.rules import load_rules
+from overt.avdb.scan import scan_paths
+from overt.source.snapshot import FILE, SnapshotFile
+
+META = 'id = "BENCH-{n}" version = "{v}" author = "bench" date = "2026-11-28" description = "synthetic family {n}" reference = "https://example.org/{n}"'
+
+
+def yara_rule(n: int, rng: random.Random, version: int = 1) -> str:
+    token = hashlib.sha256(f"family-{n}".encode()).hexdigest()
+    hexes = " ".join(f"{b:02X}" for b in bytes.fromhex(token[:16]))
+    strings = [f'$s1 = "{token[:20]}-payload"', f"$h1 = {{ {hexes[:23]} ?? {hexes[27:]} }}"]
+    if n % 3 == 0:
+        strings.append(f'$s2 = "mutex-{token[20:32]}" wide')
+    if n % 5 == 0:
+        strings.append(f'$s3 = "cfg-{token[32:44]}" nocase')
+    if version > 1:  # an update: the rule gains a string for a new variant, and its version moves on
+        strings.append(f'$v{version} = "variant-{version}-{token[44:56]}"')
+    cond = "any of them" if n % 2 else "2 of them and filesize < 20MB"
+    body = "\n    ".join(strings)
+    return f"rule Bench_Family_{n} {{\n  meta:\n    {META.format(n=n, v=version).replace(' version', chr(10) + '    version').replace(' author', chr(10) + '    author').replace(' date', chr(10) + '    date').replace(' description', chr(10) + '    description').replace(' reference', chr(10) + '    reference')}\n  strings:\n    {body}\n  condition:\n    {cond}\n}}\n"
+
+
+HEADER = "# version: 1\n# author: bench\n# date: 2026-11-28\n# description: synthetic hashes\n# reference: https://example.org\n"
+
+
+def tree(
+    n_rules: int, n_hashes: int, *, changed: int = 0, added: int = 0, added_hashes: int = 0
+) -> dict[str, str]:
+    rng = random.Random(7)
+    rules = [yara_rule(i, rng, 2 if i < changed else 1) for i in range(n_rules + added)]
+    files = {f"yara/families-{k:02d}.yar": "".join(rules[k::20]) for k in range(20)}
+    lines_md5 = [
+        f"{hashlib.md5(b'h%d' % i).hexdigest()}:{1000 + i % 5000}:Bench.Hash.{i}"
+        for i in range(n_hashes // 2)
+    ]
+    lines_sha = [
+        f"{hashlib.sha256(b'h%d' % i).hexdigest()}:{1000 + i % 5000}:Bench.Sha.{i}"
+        for i in range(n_hashes // 2 + added_hashes)
+    ]
+    files["hashes/bench.hdb"] = HEADER + "\n".join(lines_md5) + "\n"
+    files["hashes/bench.hsb"] = HEADER + "\n".join(lines_sha) + "\n"
+    return files
+
+
+def snapshot(files: dict[str, str]) -> list[SnapshotFile]:
+    return [SnapshotFile(path=p, kind=FILE, data=t.encode()) for p, t in files.items()]
+
+
+def corpus(root: Path, mib: int) -> int:
+    rng = random.Random(11)
+    total = 0
+    i = 0
+    while total < mib << 20:
+        size = rng.choice([64 << 10, 512 << 10, 2 << 20, 4 << 20])
+        data = bytearray(rng.randbytes(size))
+        if i % 7 == 0:  # some text-like files
+            data = bytearray((b"lorem ipsum dolor sit amet " * (size // 27 + 1))[:size])
+        (root / f"f{i:04d}.bin").write_bytes(bytes(data))
+        total += size
+        i += 1
+    return total
+
+
+RAW_WORKER = """
+import io, sys, time, yara_x
+rules = yara_x.Rules.deserialize_from(io.BytesIO(open(sys.argv[1], "rb").read()))
+scanner = yara_x.Scanner(rules)
+paths = sys.argv[2:]
+t = time.perf_counter()
+for p in paths:
+    scanner.scan_file(p)
+print(time.perf_counter() - t)
+"""
+
+
+def raw_parallel(compiled: bytes, paths: list[Path], jobs: int, work: Path) -> float:
+    """Wall time of raw yara-x in ``jobs`` processes at once, each scanning its share (rule loading excluded)."""
+    blob = work / "rules.yarx"
+    blob.write_bytes(compiled)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RAW_WORKER, str(blob), *map(str, paths[i::jobs])],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(jobs)
+    ]
+    return max(float(p.communicate()[0]) for p in procs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rules", type=int, default=1000)
+    ap.add_argument("--hashes", type=int, default=100_000)
+    ap.add_argument("--scan-mib", type=int, default=256)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="overt-bench-avdb-"))
+    figures: dict[str, object] = {
+        "rules": args.rules,
+        "hash_signatures": args.hashes,
+        "cores": os.cpu_count(),
+    }
+
+    # 1. Build and audit.
+    v1_files = tree(args.rules, args.hashes)
+    t = time.perf_counter()
+    rules = load_rules(snapshot(v1_files))
+    compiled = compiled_if_deterministic(dict(rules.yara_files))
+    v1 = build_database(rules, name="bench", version=1, compiled=compiled)
+    figures["build_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    report = audit(load_rules(snapshot(v1_files), strict=False))
+    figures["audit_s"] = round(time.perf_counter() - t, 2)
+    figures["audit_findings"] = len(report.findings)
+    figures["database_bytes"] = len(v1)
+    figures["compiled_rules_included"] = compiled is not None
+    print(
+        f"built v1 in {figures['build_s']} s ({len(v1)} bytes), audited in {figures['audit_s']} s", flush=True
+    )
+
+    # 2. Delta against the changed rules, compressed alike.
+    changed, added, added_hashes = 10, 10, 1000
+    v2_files = tree(args.rules, args.hashes, changed=changed, added=added, added_hashes=added_hashes)
+    rules2 = load_rules(snapshot(v2_files))
+    v2 = build_database(
+        rules2, name="bench", version=2, compiled=compiled_if_deterministic(dict(rules2.yara_files))
+    )
+    db1, db2 = read_database(v1), read_database(v2)
+    t = time.perf_counter()
+    delta = make_delta(db1, db2)
+    figures["delta_make_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    assert apply_delta(v1, delta, db2.digest) == v2
+    figures["delta_apply_s"] = round(time.perf_counter() - t, 2)
+    old = {r.id: r.digest for r in (*rules.yara, *rules.hashes)}
+    changed_texts = [r.text for r in rules2.yara if old.get(r.id) != r.digest]
+    changed_texts += [h.line + "\n" for h in rules2.hashes if old.get(h.id) != h.digest]
+    changed_xz = lzma.compress("".join(changed_texts).encode(), preset=9 | lzma.PRESET_EXTREME)
+    figures.update(
+        delta_bytes=len(delta),
+        changed_rules=len(changed_texts),
+        changed_rules_xz_bytes=len(changed_xz),
+        delta_vs_changed_ratio=round(len(delta) / len(changed_xz), 3),
+        full_database_bytes=len(v2),
+    )
+    print(f"delta {len(delta)} bytes vs changed rules xz {len(changed_xz)} bytes", flush=True)
+
+    # 3. Scanning.
+    files_dir = work / "files"
+    files_dir.mkdir()
+    total = corpus(files_dir, args.scan_mib)
+    mib = total / 2**20
+    jobs = os.cpu_count() or 1
+    empty = work / "empty"
+    empty.mkdir()
+    for i in range(jobs * 2):
+        (empty / f"e{i}").write_bytes(b"")
+    t = time.perf_counter()
+    scan_paths(v1, [empty], jobs=jobs)
+    startup_s = time.perf_counter() - t  # worker start-up and database loading, nothing to scan
+    t = time.perf_counter()
+    ours = scan_paths(v1, [files_dir], jobs=jobs)
+    ours_s = time.perf_counter() - t
+    assert ours.files > 0 and not ours.errors
+    steady_s = max(ours_s - startup_s, 1e-9)
+    compiled_rules = yara_x.Rules.deserialize_from(io.BytesIO(db1.compiled)) if db1.compiled else None
+    assert compiled_rules is not None
+    scanner = yara_x.Scanner(compiled_rules)
+    t = time.perf_counter()
+    for path in sorted(files_dir.iterdir()):
+        scanner.scan_file(str(path))
+    raw_s = time.perf_counter() - t
+    raw_par_s = raw_parallel(db1.compiled, sorted(files_dir.iterdir()), jobs, work)
+    figures.update(
+        scan_mib=round(mib, 1),
+        scan_jobs=jobs,
+        scan_mib_per_s=round(mib / ours_s, 1),
+        scan_startup_s=round(startup_s, 3),
+        scan_steady_mib_per_s=round(mib / steady_s, 1),
+        yarax_single_thread_mib_per_s=round(mib / raw_s, 1),
+        # Raw yara-x in as many processes as overt uses, at once: the ceiling when cores share memory bandwidth.
+        yarax_parallel_mib_per_s=round(mib / raw_par_s, 1),
+        scan_vs_yarax_parallel_ratio=round((mib / steady_s) / (mib / raw_par_s), 3),
+        # Per core, start-up excluded: (steady throughput / workers) / raw single-thread yara-x.
+        scan_vs_yarax_ratio=round((mib / steady_s / jobs) / (mib / raw_s), 3),
+        # End to end, start-up included, all workers against one raw thread.
+        scan_vs_yarax_end_to_end_ratio=round((mib / ours_s) / (mib / raw_s), 3),
+    )
+    clamscan = shutil.which("clamscan")
+    if clamscan:
+        dbdir = work / "clamdb"
+        dbdir.mkdir()
+        for p, d in db1.files.items():
+            if p.startswith("clamav/"):
+                (dbdir / Path(p).name).write_bytes(d)
+        cmd = [clamscan, "--no-summary", "-r", *[f"-d{p}" for p in sorted(dbdir.iterdir())], str(files_dir)]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, timeout=3600)
+        clam_s = time.perf_counter() - t
+        figures.update(
+            clamscan_mib_per_s=round(mib / clam_s, 1),
+            scan_vs_clamscan_ratio=round(clam_s / ours_s, 3),
+            clamscan_exit=proc.returncode,
+        )
+    else:
+        figures.update(
+            clamscan_mib_per_s=None, scan_vs_clamscan_ratio=None, clamscan_missing="apt-get install clamav"
+        )
+    print(
+        f"scan {mib:.0f} MiB: overt {figures['scan_mib_per_s']} MiB/s on {jobs} processes, raw yara-x "
+        f"{figures['yarax_single_thread_mib_per_s']} MiB/s on one thread, clamscan {figures.get('clamscan_mib_per_s')} MiB/s",
+        flush=True,
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
