@@ -17,6 +17,9 @@ def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox) -> No
     assert "jurisdiction" in r.stdout and "builder" in r.stdout and "auditor" in r.stdout
     assert any("built twice in the bubblewrap sandbox" in p and ": identical;" in p for p in proved)
     assert any(p.startswith("PROVED SLSA provenance logged at index") for p in proved)
+    assert any("document-hunting rule is refused" in p for p in proved)
+    assert any("through a" in p and "-byte delta" in p and p.endswith("True") for p in proved)
+    assert any("eicar.com:EICAR_Test_File" in p and "exit code 1" in p for p in proved)
     home = tmp_path / "demo" / "conveyor"
     keys = json.loads(overt("keys", "list", "--home", str(home), "--json").stdout)["keys"]
     builders = [k for k in keys if k["role"] == "builder"]
@@ -26,5 +29,6 @@ def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox) -> No
     assert audit.returncode == 0, audit.stderr
     assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == ["signed", "refused", "signed"]
     escrow = json.loads(overt("source", "show", "--home", str(home), "--json").stdout)["escrow"]
-    assert [e["name"] for e in escrow] == ["sample-agent-1.0"]
+    assert [e["name"] for e in escrow][0] == "sample-agent-1.0"
+    assert {"avdb-demo-rules"} <= {e["name"] for e in escrow}
     assert overt("log", "verify", "--home", str(home), "--log", str(home / "public" / "log")).returncode == 0
