@@ -49,22 +49,38 @@ class ScanReport:
         return FOUND if self.detections else CLEAN
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payload:
+    """What a worker needs, extracted once by the parent from a verified database: no archive to re-read."""
+
+    compiled: bytes | None
+    sources: dict[str, str]
+    hash_lines: str
+
+    @classmethod
+    def of(cls, db: Database) -> Payload:
+        return cls(
+            compiled=db.compiled,
+            sources=db.yara_sources if db.compiled is None else {},
+            hash_lines="\n".join(db.hash_lines()),
+        )
+
+
 class Engine:
     """A loaded database: compiled YARA rules plus a size-indexed hash table."""
 
-    def __init__(self, db: Database) -> None:
-        compiled = db.compiled
-        if compiled is not None:
-            self.rules = yara_x.Rules.deserialize_from(io.BytesIO(compiled))
+    def __init__(self, payload: Payload) -> None:
+        if payload.compiled is not None:
+            self.rules = yara_x.Rules.deserialize_from(io.BytesIO(payload.compiled))
         else:
-            self.rules = compile_sources(db.yara_sources)
+            self.rules = compile_sources(payload.sources)
         self.meta_ids: dict[str, str] = {}
         for r in self.rules:
             meta = dict(r.metadata)
             self.meta_ids[r.identifier] = str(meta.get("id", r.identifier))
         self.scanner = yara_x.Scanner(self.rules)
         self.by_size: dict[int, dict[str, str]] = {}
-        for line in db.hash_lines():
+        for line in payload.hash_lines.splitlines():
             digest, size, name = line.split(":")[:3]
             self.by_size.setdefault(int(size), {})[digest] = name
 
@@ -117,11 +133,11 @@ _engine: Engine | None = None
 _engine_error = ""
 
 
-def _init(db_bytes: bytes) -> None:
+def _init(payload: Payload) -> None:
     # A failing pool initializer makes multiprocessing respawn workers forever; report the error per file instead.
     global _engine, _engine_error
     try:
-        _engine = Engine(read_database(db_bytes))
+        _engine = Engine(payload)
     except Exception as e:
         _engine, _engine_error = None, f"cannot load the database: {e}"
 
@@ -143,7 +159,7 @@ def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
 
 def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = None) -> ScanReport:
     """Scan files and directories with ``jobs`` processes (default: every core)."""
-    read_database(db_bytes)  # fail here, clearly, on a malformed database
+    payload = Payload.of(read_database(db_bytes))  # a malformed database fails here, clearly
     report = ScanReport()
     files = [str(f) for f in iter_files(paths)]
     for p in paths:
@@ -151,13 +167,13 @@ def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = Non
             report.errors.append((str(p), "no such file or directory"))
     jobs = max(1, jobs or os.cpu_count() or 1)
     if jobs == 1 or len(files) < 2:
-        _init(db_bytes)
+        _init(payload)
         results: Iterator[tuple[str, int, list[Detection], str]] = map(_scan_one, files)
         _collect(report, results)
         return report
     # spawn, not fork: the parent may hold yara-x (Rust) threads, and a forked child can deadlock on their locks.
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(jobs, initializer=_init, initargs=(db_bytes,)) as pool:
+    with ctx.Pool(jobs, initializer=_init, initargs=(payload,)) as pool:
         _collect(report, pool.imap(_scan_one, files, chunksize=8))
     return report
 
