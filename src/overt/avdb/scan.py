@@ -157,25 +157,55 @@ def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
         return path, 0, [], str(getattr(e, "strerror", None) or e)
 
 
+def _ready(_: int) -> bool:
+    return _engine is not None or bool(_engine_error)
+
+
+class ScanPool:
+    """Worker processes with the database loaded, ready to scan (what a scanning daemon keeps running)."""
+
+    def __init__(self, db_bytes: bytes, *, jobs: int | None = None) -> None:
+        self.payload = Payload.of(read_database(db_bytes))  # a malformed database fails here, clearly
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        # spawn, not fork: the parent may hold yara-x (Rust) threads, and a forked child can deadlock on their locks.
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = ctx.Pool(self.jobs, initializer=_init, initargs=(self.payload,))
+        self.pool.map(_ready, range(self.jobs * 2))  # returns once the workers have loaded the database
+
+    def scan(self, paths: Sequence[Path]) -> ScanReport:
+        report = ScanReport()
+        for p in paths:
+            if not p.exists():
+                report.errors.append((str(p), "no such file or directory"))
+        files = [str(f) for f in iter_files(paths)]
+        _collect(report, self.pool.imap(_scan_one, files, chunksize=8))
+        return report
+
+    def close(self) -> None:
+        self.pool.close()
+        self.pool.join()
+
+    def __enter__(self) -> ScanPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = None) -> ScanReport:
     """Scan files and directories with ``jobs`` processes (default: every core)."""
-    payload = Payload.of(read_database(db_bytes))  # a malformed database fails here, clearly
-    report = ScanReport()
-    files = [str(f) for f in iter_files(paths)]
-    for p in paths:
-        if not p.exists():
-            report.errors.append((str(p), "no such file or directory"))
     jobs = max(1, jobs or os.cpu_count() or 1)
+    files = list(iter_files(paths))
     if jobs == 1 or len(files) < 2:
-        _init(payload)
-        results: Iterator[tuple[str, int, list[Detection], str]] = map(_scan_one, files)
-        _collect(report, results)
+        _init(Payload.of(read_database(db_bytes)))
+        report = ScanReport()
+        for p in paths:
+            if not p.exists():
+                report.errors.append((str(p), "no such file or directory"))
+        _collect(report, map(_scan_one, [str(f) for f in files]))
         return report
-    # spawn, not fork: the parent may hold yara-x (Rust) threads, and a forked child can deadlock on their locks.
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(jobs, initializer=_init, initargs=(payload,)) as pool:
-        _collect(report, pool.imap(_scan_one, files, chunksize=8))
-    return report
+    with ScanPool(db_bytes, jobs=jobs) as pool:
+        return pool.scan(paths)
 
 
 def _collect(report: ScanReport, results: Iterator[tuple[str, int, list[Detection], str]]) -> None:
