@@ -29,6 +29,6 @@ def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox) -> No
     assert audit.returncode == 0, audit.stderr
     assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == ["signed", "refused", "signed"]
     escrow = json.loads(overt("source", "show", "--home", str(home), "--json").stdout)["escrow"]
-    assert [e["name"] for e in escrow][0] == "sample-agent-1.0"
+    assert escrow[0]["name"] == "sample-agent-1.0"
     assert {"avdb-demo-rules"} <= {e["name"] for e in escrow}
     assert overt("log", "verify", "--home", str(home), "--log", str(home / "public" / "log")).returncode == 0
