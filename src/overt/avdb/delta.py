@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import lzma
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,14 @@ def _set_ops(before: bytes, after: bytes) -> dict[str, Any]:
     old_set, new_set = set(old), set(new)
     removed = [i for i, line in enumerate(old) if line not in new_set]
     gaps = [b - a for a, b in zip([-1, *removed], removed, strict=False)]
-    return {"add": "\n".join(sorted(new_set - old_set)), "remove": gaps}
+    # Added lines go in signature-name order (names are often sequential, so they compress); applying re-sorts.
+    added = sorted(new_set - old_set, key=_name_key)
+    return {"add": "\n".join(added), "remove": gaps}
+
+
+def _name_key(line: str) -> list[Any]:
+    name = line.split(":")[2] if line.count(":") >= 2 else line
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _apply_set_ops(before: bytes, change: dict[str, Any]) -> bytes:
@@ -78,7 +86,7 @@ def _apply_set_ops(before: bytes, change: dict[str, Any]) -> bytes:
 
 
 def make_delta(old: Database, new: Database) -> bytes:
-    """The patch from ``old`` to ``new`` (xz-compressed JSON)."""
+    """The patch from ``old`` to ``new`` (xz: a JSON header, then the inserted texts)."""
     if old.name != new.name:
         raise FormatError(f"cannot make a delta between databases {old.name} and {new.name}")
     files: dict[str, Any] = {}
@@ -105,10 +113,42 @@ def make_delta(old: Database, new: Database) -> bytes:
         "compiled": new.compiled is not None,
         "files": files,
     }
-    return lzma.compress(
-        json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(),
-        preset=9 | lzma.PRESET_EXTREME,
-    )
+    texts: list[str] = []
+    doc["files"] = {path: _extract_texts(change, texts) for path, change in files.items()}
+    # The JSON header, a NUL, then the inserted texts raw and NUL-separated (rule sources hold no NUL), so the
+    # compressor sees the text itself rather than its JSON escaping.
+    header = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return lzma.compress(header + b"\0" + "\0".join(texts).encode(), preset=9 | lzma.PRESET_EXTREME)
+
+
+def _extract_texts(change: Any, texts: list[str]) -> Any:
+    def ref(text: str) -> dict[str, int]:
+        texts.append(text)
+        return {"t": len(texts) - 1}
+
+    if isinstance(change, list):
+        return [ref(op) if isinstance(op, str) else op for op in change]
+    if isinstance(change, dict):
+        return {**change, "add": ref(change["add"])}
+    return change
+
+
+def _resolve_texts(change: Any, texts: list[str]) -> Any:
+    def text(ref: Any) -> str:
+        if not (
+            isinstance(ref, dict)
+            and set(ref) == {"t"}
+            and isinstance(ref["t"], int)
+            and 0 <= ref["t"] < len(texts)
+        ):
+            raise FormatError("delta refers to a text it does not carry")
+        return texts[ref["t"]]
+
+    if isinstance(change, list):
+        return [text(op) if isinstance(op, dict) else op for op in change]
+    if isinstance(change, dict):
+        return {**change, "add": text(change.get("add"))}
+    return change
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,7 +169,12 @@ class Delta:
             raw = lzma.decompress(data)
         except lzma.LZMAError as e:
             raise FormatError(f"not a delta: {e}") from e
-        doc = jsonio.load_object(raw, "delta", max_size=1 << 30)
+        header, _, body = raw.partition(b"\0")
+        doc = jsonio.load_object(header, "delta", max_size=1 << 30)
+        try:
+            texts = body.decode("utf-8").split("\0")
+        except UnicodeDecodeError as e:
+            raise FormatError("delta texts are not UTF-8") from e
         if doc.get("format") != FORMAT:
             raise FormatError(f"delta format is {doc.get('format')!r}, expected {FORMAT!r}")
         try:
@@ -140,9 +185,9 @@ class Delta:
                 to_version=int(doc["to"]["version"]),
                 to_sha256=str(doc["to"]["sha256"]),
                 compiled=bool(doc["compiled"]),
-                files=dict(doc["files"]),
+                files={path: _resolve_texts(change, texts) for path, change in dict(doc["files"]).items()},
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise FormatError(f"delta is missing fields: {e}") from e
 
 
