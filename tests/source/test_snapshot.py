@@ -143,3 +143,32 @@ def test_fuzz_member_names(member_names, data):
     # Whatever was accepted must round-trip through the canonical tar.
     again = snapshot_files(canonical_tar(files))
     assert {f.path for f in again} == {f.path for f in files}
+
+
+@given(st.binary(max_size=300))
+def test_fuzz_escrow_metadata(data):
+    from overt.source.escrow import EscrowEntry
+
+    with contextlib.suppress(FormatError):
+        EscrowEntry.from_bytes(data)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["sha256", "kind", "name", "size", "log_index", "files", "dirHash", "escrowed_at"]),
+        st.none()
+        | st.booleans()
+        | st.integers(-3, 10**6)
+        | st.text(max_size=8)
+        | st.sampled_from(["source", "input"]),
+        max_size=8,
+    )
+)
+def test_fuzz_escrow_metadata_json(obj):
+    import json
+
+    from overt.source.escrow import EscrowEntry
+
+    with contextlib.suppress(FormatError):
+        entry = EscrowEntry.from_bytes(json.dumps(obj).encode())
+        assert EscrowEntry.from_bytes(json.dumps(entry.to_dict()).encode()) == entry
