@@ -16,7 +16,7 @@ import hashlib
 import json
 import lzma
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +114,7 @@ def make_delta(old: Database, new: Database) -> bytes:
         "files": files,
     }
     texts: list[str] = []
-    doc["files"] = {path: _extract_texts(change, texts) for path, change in files.items()}
+    doc["files"] = {path: _extract_texts(change, texts) for path, change in sorted(files.items())}
     # The JSON header, a NUL, then the inserted texts raw and NUL-separated (rule sources hold no NUL), so the
     # compressor sees the text itself rather than its JSON escaping.
     header = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -122,32 +122,33 @@ def make_delta(old: Database, new: Database) -> bytes:
 
 
 def _extract_texts(change: Any, texts: list[str]) -> Any:
-    def ref(text: str) -> dict[str, int]:
-        texts.append(text)
-        return {"t": len(texts) - 1}
-
+    """Move inserted texts out of the header; ``null`` marks where the next text goes (files in path order)."""
     if isinstance(change, list):
-        return [ref(op) if isinstance(op, str) else op for op in change]
+        out: list[Any] = []
+        for op in change:
+            if isinstance(op, str):
+                texts.append(op)
+                out.append(None)
+            else:
+                out.append(op)
+        return out
     if isinstance(change, dict):
-        return {**change, "add": ref(change["add"])}
+        texts.append(change["add"])
+        return {**change, "add": None}
     return change
 
 
-def _resolve_texts(change: Any, texts: list[str]) -> Any:
-    def text(ref: Any) -> str:
-        if not (
-            isinstance(ref, dict)
-            and set(ref) == {"t"}
-            and isinstance(ref["t"], int)
-            and 0 <= ref["t"] < len(texts)
-        ):
-            raise FormatError("delta refers to a text it does not carry")
-        return texts[ref["t"]]
+def _resolve_texts(change: Any, texts: Iterator[str]) -> Any:
+    def take() -> str:
+        try:
+            return next(texts)
+        except StopIteration:
+            raise FormatError("delta refers to more texts than it carries") from None
 
     if isinstance(change, list):
-        return [text(op) if isinstance(op, dict) else op for op in change]
+        return [take() if op is None else op for op in change]
     if isinstance(change, dict):
-        return {**change, "add": text(change.get("add"))}
+        return {**change, "add": take()}
     return change
 
 
@@ -172,7 +173,7 @@ class Delta:
         header, _, body = raw.partition(b"\0")
         doc = jsonio.load_object(header, "delta", max_size=1 << 30)
         try:
-            texts = body.decode("utf-8").split("\0")
+            stream = iter(body.decode("utf-8").split("\0"))
         except UnicodeDecodeError as e:
             raise FormatError("delta texts are not UTF-8") from e
         if doc.get("format") != FORMAT:
@@ -185,7 +186,10 @@ class Delta:
                 to_version=int(doc["to"]["version"]),
                 to_sha256=str(doc["to"]["sha256"]),
                 compiled=bool(doc["compiled"]),
-                files={path: _resolve_texts(change, texts) for path, change in dict(doc["files"]).items()},
+                files={
+                    path: _resolve_texts(change, stream)
+                    for path, change in sorted(dict(doc["files"]).items())
+                },
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise FormatError(f"delta is missing fields: {e}") from e
