@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.build.test_corpus import RECIPE as CORPUS_RECIPE
 from tests.conftest import CORPUS, fetch_corpus
 
 from overt.build.conveyor import REFERENCE, build_run
@@ -27,18 +28,8 @@ from overt.build.recipe import parse_recipe
 from overt.source.escrow import add_recipe, read_source
 from overt.source.snapshot import canonical_tar
 
-RECIPE = """
-[build]
-steps = ["mkdir -p dist", ["python3", "-c", "from flit_core import buildapi; buildapi.build_wheel('dist')"]]
-outputs = ["dist/*.whl"]
-[build.env]
-TZ = "UTC"
-SOURCE_DATE_EPOCH = "unset"
-PYTHONPATH = "/toolchain/flit_core-3.6.0-py3-none-any.whl"
-[[toolchain]]
-name = "flit_core-3.6.0-py3-none-any.whl"
-sha256 = "7661029dedadd456c1d94e0a4765222447f00808bb1fcc767e4270a883ba8b4c"
-"""
+FLIT = "flit_core-3.6.0-py3-none-any.whl"
+RECIPE = CORPUS_RECIPE.format(tz="UTC", flit=FLIT, flit_sha=CORPUS[FLIT])
 
 
 def main() -> None:

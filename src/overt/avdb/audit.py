@@ -32,7 +32,7 @@ from typing import Any
 
 import yara_x
 
-from overt.avdb.canary import corpus
+from overt.avdb.canary import Canary, corpus
 from overt.avdb.rules import EXTERNALS, HashSignature, RuleSet, YaraRule, new_compiler
 
 DEFAULT_MARKINGS = (
@@ -352,8 +352,7 @@ def check_collection(rule: YaraRule) -> list[Finding]:
     ]
 
 
-def check_canaries(rules: RuleSet, changed: set[str]) -> list[Finding]:
-    canaries = corpus()
+def check_canaries(rules: RuleSet, changed: set[str], canaries: Sequence[Canary]) -> list[Finding]:
     found: list[Finding] = []
     by_name = {r.name: r for r in rules.yara}
     try:
@@ -432,11 +431,12 @@ def audit(
         digest = rule.digest if rule else ""
         findings.append(_finding(rid, w.rule, w.file, f"performance:{w.check}", w.message, w.check, digest))
     changed = changed_rules(rules, previous)
-    findings += check_canaries(rules, changed)
+    canaries = corpus()
+    findings += check_canaries(rules, changed, canaries)
     unique = {f.id: f for f in findings}
     return AuditReport(
         findings=tuple(sorted(unique.values(), key=lambda f: (f.rule_id, f.check, f.id))),
         rules_audited=len(rules.yara) + len(rules.hashes),
         new_or_changed=len(changed),
-        canaries=len(corpus()),
+        canaries=len(canaries),
     )

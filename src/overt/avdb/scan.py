@@ -173,12 +173,12 @@ class ScanPool:
         self.pool.map(_ready, range(self.jobs * 2))  # returns once the workers have loaded the database
 
     def scan(self, paths: Sequence[Path]) -> ScanReport:
-        report = ScanReport()
-        for p in paths:
-            if not p.exists():
-                report.errors.append((str(p), "no such file or directory"))
-        files = [str(f) for f in iter_files(paths)]
-        _collect(report, self.pool.imap(_scan_one, files, chunksize=8))
+        return self.scan_files(paths, list(iter_files(paths)))
+
+    def scan_files(self, paths: Sequence[Path], files: Sequence[Path]) -> ScanReport:
+        """Scan ``files`` (already listed from ``paths``)."""
+        report = _missing(paths)
+        _collect(report, self.pool.imap(_scan_one, [str(f) for f in files], chunksize=8))
         return report
 
     def close(self) -> None:
@@ -198,14 +198,16 @@ def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = Non
     files = list(iter_files(paths))
     if jobs == 1 or len(files) < 2:
         _init(Payload.of(read_database(db_bytes)))
-        report = ScanReport()
-        for p in paths:
-            if not p.exists():
-                report.errors.append((str(p), "no such file or directory"))
+        report = _missing(paths)
         _collect(report, map(_scan_one, [str(f) for f in files]))
         return report
     with ScanPool(db_bytes, jobs=jobs) as pool:
-        return pool.scan(paths)
+        return pool.scan_files(paths, files)
+
+
+def _missing(paths: Sequence[Path]) -> ScanReport:
+    """A report that starts with an error for each path that does not exist."""
+    return ScanReport(errors=[(str(p), "no such file or directory") for p in paths if not p.exists()])
 
 
 def _collect(report: ScanReport, results: Iterator[tuple[str, int, list[Detection], str]]) -> None:

@@ -107,9 +107,10 @@ def load_recipe(snapshot: bytes) -> Recipe:
     )
 
 
-def resolve_toolchain(escrow: Escrow, recipe: Recipe) -> dict[str, bytes]:
-    """Each toolchain input's bytes from escrow, checked against the digest the recipe pins."""
-    out = {}
+def resolve_toolchain(escrow: Escrow, recipe: Recipe) -> tuple[dict[str, bytes], list[EscrowEntry]]:
+    """Each toolchain input's bytes from escrow (by mount point), checked against the digest the recipe pins."""
+    out: dict[str, bytes] = {}
+    entries = []
     for t in recipe.toolchain:
         try:
             entry = escrow.get(t.sha256)
@@ -122,7 +123,8 @@ def resolve_toolchain(escrow: Escrow, recipe: Recipe) -> dict[str, bytes]:
                 f"toolchain input {t.name}: escrow object {entry.sha256[:16]} is not that input"
             )
         out[t.mount] = escrow.read(entry)
-    return out
+        entries.append(entry)
+    return out, entries
 
 
 @contextmanager
@@ -206,7 +208,6 @@ def provenance_for(
     source: EscrowEntry,
     recipe: Recipe,
     toolchain: list[EscrowEntry],
-    outputs: list[Output],
     builder_id: str,
     jurisdiction: str,
     invocation_id: str,
@@ -284,8 +285,7 @@ def build(
         raise ConfigError(f"{source.name} is a toolchain input, not a source snapshot")
     snapshot = escrow.read(source)
     recipe = load_recipe(snapshot)
-    toolchain = resolve_toolchain(escrow, recipe)
-    tool_entries = [escrow.get(t.sha256) for t in recipe.toolchain]
+    toolchain, tool_entries = resolve_toolchain(escrow, recipe)
     invocation_id = uuid.uuid4().hex
     base = TMPFS if TMPFS.is_dir() and os.access(TMPFS, os.W_OK) else None
     root = workdir or Path(tempfile.mkdtemp(prefix=f"overt-build-{invocation_id[:8]}-", dir=base))
@@ -310,7 +310,6 @@ def build(
             source=source,
             recipe=recipe,
             toolchain=tool_entries,
-            outputs=outputs,
             builder_id=builder_id,
             jurisdiction=jurisdiction,
             invocation_id=invocation_id,

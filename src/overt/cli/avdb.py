@@ -18,13 +18,11 @@ from overt.avdb.install import installed, update
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
 from overt.avdb.scan import scan_paths
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, read_file
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, log_client, read_file
 from overt.errors import PolicyError
 from overt.home import Home, resolve_home
 from overt.keys.registry import KeyRecord, Role, load_public_keys
 from overt.source.escrow import read_source
-from overt.tlog.client import LogClient, fetcher_for
-from overt.tlog.policy import Policy
 
 app = typer.Typer(
     help="AV databases: audit rules, build and sign databases, waive findings, install.", no_args_is_help=True
@@ -195,10 +193,7 @@ def install_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Install a database on this endpoint if its provenance verifies and (with --log) is logged."""
-    client = None
-    if log is not None:
-        fetch = fetcher_for(log)
-        client = LogClient(fetch, Policy.from_bytes(read_file(policy) if policy else fetch("policy")))
+    client = log_client(log, policy) if log is not None else None
     keys = [r.key for r in load_public_keys(key)]
     result = install_db(
         agent_dir(agent), read_file(database), read_file(provenance), keys, threshold=threshold, log=client
@@ -326,10 +321,7 @@ def update_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Update the installed database through deltas, falling back to the full database."""
-    client = None
-    if log is not None:
-        fetch = fetcher_for(log)
-        client = LogClient(fetch, Policy.from_bytes(fetch("policy")))
+    client = log_client(log) if log is not None else None
     keys = [r.key for r in load_public_keys(key)]
     result = update(
         agent_dir(agent),

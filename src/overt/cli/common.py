@@ -15,7 +15,8 @@ from rich.console import Console
 from overt.errors import ConfigError
 from overt.home import Home
 from overt.keys.signing import Appender, LogReceipt
-from overt.tlog.client import submit_entry
+from overt.tlog.client import LogClient, fetcher_for, submit_entry
+from overt.tlog.policy import Policy
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -55,3 +56,9 @@ def log_appender(home: Home, log_url: str | None) -> Iterator[Appender | None]:
             )
 
         yield append
+
+
+def log_client(source: str, policy: Path | None = None) -> LogClient:
+    """A verifying client for the log at ``source`` (URL or directory), trusting ``policy`` or ``<source>/policy``."""
+    fetch = fetcher_for(source)
+    return LogClient(fetch, Policy.from_bytes(read_file(policy) if policy is not None else fetch("policy")))

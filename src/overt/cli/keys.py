@@ -10,15 +10,22 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from overt.cli.common import HomeOpt, JsonOpt, LogUrlOpt, console, emit_json, log_appender, read_file
+from overt.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    LogUrlOpt,
+    console,
+    emit_json,
+    log_appender,
+    log_client,
+    read_file,
+)
 from overt.errors import ConfigError, FormatError
 from overt.home import Home, resolve_home
 from overt.keys.audit import BAD_SIGNATURE, REFUSED, audit_key
 from overt.keys.registry import KeyRecord, Role, check_jurisdiction, parse_role
 from overt.keys.rotation import rotate as rotate_key
 from overt.keys.signers import generate_file_key, hsm_generate, hsm_import, import_file_key, parse_hsm_uri
-from overt.tlog.client import LogClient, fetcher_for
-from overt.tlog.policy import Policy
 
 app = typer.Typer(
     help="Keys bound to a role and a jurisdiction: list, generate, import, rotate, audit.",
@@ -232,10 +239,7 @@ def audit(
         record = KeyRecord.from_bytes(read_file(Path(key)))
     else:
         record = Home(resolve_home(home)).registry.get(key)
-    source = log or str(resolve_home(home) / "public" / "log")
-    fetch = fetcher_for(source)
-    pol = Policy.from_bytes(read_file(policy) if policy is not None else fetch("policy"))
-    client = LogClient(fetch, pol)
+    client = log_client(log or str(resolve_home(home) / "public" / "log"), policy)
     with Progress(transient=True, disable=json, console=console) as progress:
         task = progress.add_task("reading the log", total=None)
         report = audit_key(

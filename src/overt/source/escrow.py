@@ -18,13 +18,12 @@ import os
 import stat
 import tarfile
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from overt import jsonio
 from overt.atomic import atomic_write
-from overt.attest.statement import ResourceDescriptor, Statement
+from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.errors import ConfigError, FormatError, VerificationError
 from overt.keys.jurisdiction import SOURCE_ESCROW_V1
 from overt.keys.registry import KeyRecord
@@ -177,6 +176,12 @@ class Escrow:
     def get(self, ref: str) -> EscrowEntry:
         """An entry by sha256 or a unique prefix of at least 8 hex digits (``sha256:`` prefix allowed)."""
         ref = ref.removeprefix("sha256:")
+        exact = self._meta_path(ref)
+        if len(ref) == 64 and exact.exists():  # a full digest needs no scan of the whole escrow
+            try:
+                return EscrowEntry.from_bytes(exact.read_bytes())
+            except FormatError as e:
+                raise ConfigError(f"escrow metadata {exact} is broken: {e}") from e
         if len(ref) < 8:
             raise ConfigError(f"{ref!r} is not a sha256 digest or a prefix of at least 8 hex digits")
         found = [e for e in self.entries() if e.sha256.startswith(ref)]
@@ -227,7 +232,7 @@ class Escrow:
                 "files": files,
                 "escrowUri": f"escrow/{sha}",
                 "jurisdiction": self.jurisdiction,
-                "time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "time": format_timestamp(now),
             },
         )
         # Object first, then the logged statement, then the metadata that marks it usable.
@@ -241,7 +246,7 @@ class Escrow:
             log_index=signed.receipt.index,
             dir_hash=dhash,
             files=files,
-            escrowed_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            escrowed_at=format_timestamp(now),
         )
         atomic_write(self._meta_path(sha), jsonio.dump(entry.to_dict()) + b"\n")
         return entry, signed
