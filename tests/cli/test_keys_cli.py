@@ -63,7 +63,11 @@ def test_keys_and_attest_flow(tmp_path: Path) -> None:
     r = overt("attest", "sign", str(foreign), "--role", "builder", *H)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "outside the key's jurisdiction CH" in r.stderr and "refusal_logged_at: 1" in r.stderr
-    r = overt("attest", "sign", str(foreign), "--role", "builder", *H, "--json")
+    # A second, different request (an identical one within the same second would be the same log entry:
+    # the log deduplicates, so it would answer the first refusal's index).
+    foreign_ru = tmp_path / "foreign-ru.json"
+    foreign_ru.write_bytes(provenance_statement("RU").to_bytes())
+    r = overt("attest", "sign", str(foreign_ru), "--role", "builder", *H, "--json")
     err = json.loads(r.stderr)
     assert err["error"] == "PolicyError" and err["evidence"]["refusal_logged_at"] == 2, r.stderr
 
