@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overt.avdb.delta import Delta, apply_delta, make_delta, rule_diff
+from overt.avdb.delta import Delta, _apply_set_ops, _set_ops, apply_delta, make_delta, rule_diff
 from overt.avdb.package import build_database, compiled_if_deterministic, read_database
 from overt.errors import FormatError, VerificationError
 from tests.avdb.samples import EICAR_RULE, hdb, rule, ruleset
@@ -95,3 +95,28 @@ def test_a_chain_of_deltas():
     assert apply_delta(step, d23, read_database(v3).digest) == v3
     with pytest.raises(VerificationError):
         apply_delta(v1, d23, read_database(v3).digest)
+
+
+_LINE = st.text(alphabet="0123456789abcdef:.Hx", min_size=1, max_size=24)
+
+
+@settings(max_examples=200)
+@given(st.sets(_LINE, max_size=12), st.sets(_LINE, max_size=12))
+def test_signature_set_changes_round_trip(old, new):
+    before = ("\n".join(sorted(old)) + "\n").encode() if old else b""
+    after = ("\n".join(sorted(new)) + "\n").encode() if new else b""
+    change = _set_ops(before, after)
+    assert _apply_set_ops(before, change) == after
+
+
+def test_added_signatures_travel_column_by_column():
+    # The database's clamav/ files are the sorted signature lines, without the source's headers.
+    before, after = (
+        "".join(f"{i:032x}:{100 + i}:Overt.Hash.{i}\n" for i in range(n)).encode() for n in (3, 5)
+    )
+    change = _set_ops(before, after)
+    assert change["columns"] == [f"{3:032x}\n{4:032x}", "103\n104", "Overt.Hash.3\nOvert.Hash.4"]
+    assert _apply_set_ops(before, change) == after
+    for bad in (["a\nb", "1", "x"], ["a", "1"], [1, 2, 3]):
+        with pytest.raises(FormatError, match="malformed signature-set change"):
+            _apply_set_ops(before, {"columns": bad, "remove": []})

@@ -4,6 +4,7 @@ and by ``clamscan -d`` on the same built database, the same files either way; ev
 from __future__ import annotations
 
 import hashlib
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from overt.avdb.package import build_database, read_database
-from overt.avdb.scan import CLEAN, ERROR, FOUND, scan_paths
+from overt.avdb.scan import BATCH_BYTES, BATCH_FILES, CLEAN, ERROR, FOUND, _batches, scan_paths
 from tests.avdb.samples import EICAR_RULE, eicar, hdb, ruleset
 from tests.conftest import require, which
 
@@ -66,11 +67,31 @@ def test_eicar_is_found_by_rules_and_hashes(tmp_path):
 def test_every_core_gives_the_same_answer(tmp_path):
     d = files_dir(tmp_path)
     for i in range(40):
-        (d / f"clean-{i}.txt").write_text(f"file {i}\n")
+        (d / f"clean-{i}.txt").write_text(f"file {i}\n" * (i * 40_000 if i % 9 == 0 else 1))
+    (d / "unreadable").symlink_to(d / "gone")
     one = scan_paths(database(), [d], jobs=1)
     many = scan_paths(database(), [d], jobs=4)
-    key = lambda r: sorted((x.path, x.name) for x in r.detections)  # noqa: E731
-    assert key(one) == key(many) and one.files == many.files == 44
+    # The same detections in the same (walk) order, although workers take the largest files first.
+    assert [(x.path, x.name) for x in one.detections] == [(x.path, x.name) for x in many.detections]
+    assert one.files == many.files == 44 and one.bytes == many.bytes
+
+
+def test_work_units_cover_every_file_once_largest_first(tmp_path):
+    sizes = [10, 5 << 20, 300, 1 << 20, 9 << 20] + [1] * 130
+    files = []
+    for i, size in enumerate(sizes):
+        f = tmp_path / f"f{i:03d}"
+        f.write_bytes(b"x" * size)
+        files.append(f)
+    files.append(tmp_path / "missing")
+    batches = _batches(files)
+    flat = [i for batch in batches for i, _ in batch]
+    assert sorted(flat) == list(range(len(files)))
+    assert flat[:4] == [4, 1, 3, 2]  # 9 MiB, 5 MiB, 1 MiB, 300 bytes
+    assert [len(b) for b in batches[:2]] == [1, 1]  # each big file is a unit of its own
+    assert all(len(b) <= BATCH_FILES for b in batches)
+    size = dict(enumerate([*sizes, 0]))
+    assert all(sum(size[i] for i, _ in b[:-1]) < BATCH_BYTES for b in batches)
 
 
 def test_exit_codes(tmp_path):
@@ -203,3 +224,15 @@ def av_installed(tmp_path):
         log=LogClient(directory_fetcher(h.log_dir), h.policy()),
     )
     return agent, files_dir(tmp_path)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_reaches_every_file(tmp_path, jobs):
+    d = files_dir(tmp_path)
+    for i in range(30):
+        (d / f"clean-{i}.txt").write_text(f"file {i}\n")
+    seen: list[tuple[int, int]] = []
+    report = scan_paths(database(), [d], jobs=jobs, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][1] == report.files == 34
+    assert all(a <= b <= 34 for (a, _), (b, _) in itertools.pairwise(seen))
+    assert seen[-1] == (34, 34)

@@ -2,7 +2,8 @@
 
 A delta is transport only, never what is signed. It carries, for every file that changed between version N-1
 and N (the derived ``manifest.json`` and compiled rules excepted), line operations against the old file: keep
-a range of old lines, or insert new ones; plus the new version's name and version, and whether it carries
+a range of old lines, or insert new ones (for hash-signature files, which are sorted sets of lines: the removed
+lines by position and the added ones column by column, digests, sizes, names); plus the new version's name and version, and whether it carries
 compiled rules. Applying it rebuilds the files, recompiles the rules if needed, packs the archive
 deterministically (:func:`overt.avdb.package.pack`) and checks the result's SHA-256 against the digest the
 signed, logged provenance of version N names. Any mismatch (another yara-x or zlib on the endpoint, a damaged
@@ -56,7 +57,27 @@ def _set_ops(before: bytes, after: bytes) -> dict[str, Any]:
     gaps = [b - a for a, b in zip([-1, *removed], removed, strict=False)]
     # Added lines go in signature-name order (names are often sequential, so they compress); applying re-sorts.
     added = sorted(new_set - old_set, key=_name_key)
+    if added and all(line.count(":") >= 2 for line in added):
+        # Column by column (digests, sizes, the rest): the compressor then meets like with like.
+        fields = [line.split(":", 2) for line in added]
+        return {"columns": ["\n".join(f[k] for f in fields) for k in range(3)], "remove": gaps}
     return {"add": "\n".join(added), "remove": gaps}
+
+
+def _added_lines(change: dict[str, Any]) -> list[str]:
+    add, columns = change.get("add"), change.get("columns")
+    if isinstance(add, str) and columns is None:
+        return add.split("\n") if add else []
+    if (
+        add is None
+        and isinstance(columns, list)
+        and len(columns) == 3
+        and all(isinstance(c, str) for c in columns)
+    ):
+        split = [c.split("\n") for c in columns]
+        if len({len(c) for c in split}) == 1:
+            return [":".join(f) for f in zip(*split, strict=True)]
+    raise FormatError("delta holds a malformed signature-set change")
 
 
 def _name_key(line: str) -> list[Any]:
@@ -66,12 +87,8 @@ def _name_key(line: str) -> list[Any]:
 
 def _apply_set_ops(before: bytes, change: dict[str, Any]) -> bytes:
     old = before.decode().splitlines()
-    gaps, add = change.get("remove"), change.get("add")
-    if (
-        not isinstance(gaps, list)
-        or not isinstance(add, str)
-        or not all(isinstance(g, int) and g > 0 for g in gaps)
-    ):
+    gaps = change.get("remove")
+    if not isinstance(gaps, list) or not all(isinstance(g, int) and g > 0 for g in gaps):
         raise FormatError("delta holds a malformed signature-set change")
     removed, at = set(), -1
     for g in gaps:
@@ -79,9 +96,7 @@ def _apply_set_ops(before: bytes, change: dict[str, Any]) -> bytes:
         removed.add(at)
     if removed and max(removed) >= len(old):
         raise FormatError("delta removes lines the old file does not have")
-    lines = sorted(
-        [line for i, line in enumerate(old) if i not in removed] + (add.split("\n") if add else [])
-    )
+    lines = sorted([line for i, line in enumerate(old) if i not in removed] + _added_lines(change))
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
@@ -132,6 +147,9 @@ def _extract_texts(change: Any, texts: list[str]) -> Any:
             else:
                 out.append(op)
         return out
+    if isinstance(change, dict) and "columns" in change:
+        texts.extend(change["columns"])
+        return {**change, "columns": [None] * len(change["columns"])}
     if isinstance(change, dict):
         texts.append(change["add"])
         return {**change, "add": None}
@@ -147,8 +165,10 @@ def _resolve_texts(change: Any, texts: Iterator[str]) -> Any:
 
     if isinstance(change, list):
         return [take() if op is None else op for op in change]
-    if isinstance(change, dict):
-        return {**change, "add": take()}
+    if isinstance(change, dict) and isinstance(change.get("columns"), list):
+        return {**change, "columns": [take() if c is None else c for c in change["columns"]]}
+    if isinstance(change, dict) and "add" in change:
+        return {**change, "add": take() if change["add"] is None else change["add"]}
     return change
 
 

@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yara_x
 
 from overt.avdb.package import Database, compile_sources, read_database
 
 MAX_FILE = 512 << 20
+BATCH_BYTES, BATCH_FILES = 1 << 20, 32
 CLEAN, FOUND, ERROR = 0, 1, 2
+SKIPPED = -1  # the size a worker reports for what it does not scan
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,7 +140,7 @@ _engine: Engine | None = None
 _engine_error = ""
 
 
-def _init(payload: Payload) -> None:
+def _load(payload: Payload) -> None:
     # A failing pool initializer makes multiprocessing respawn workers forever; report the error per file instead.
     global _engine, _engine_error
     try:
@@ -142,13 +149,29 @@ def _init(payload: Payload) -> None:
         _engine, _engine_error = None, f"cannot load the database: {e}"
 
 
+_claimed: Any = None  # the pool's shared count of claimed work units (a multiprocessing.Value)
+
+
+def _init(payload_file: str, claimed: Any) -> None:
+    """Pool initializer: load the payload our parent wrote into its private (0700) directory."""
+    global _engine, _engine_error, _claimed
+    _claimed = claimed
+    try:
+        with open(payload_file, "rb") as f:
+            payload = pickle.load(f)
+    except Exception as e:
+        _engine, _engine_error = None, f"cannot load the database: {e}"
+        return
+    _load(payload)
+
+
 def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
     if _engine is None:
         return path, 0, [], _engine_error or "no database loaded"
     try:
         p = Path(path)
         if p.is_symlink() or not p.is_file():
-            return path, 0, [], ""
+            return path, SKIPPED, [], ""  # as clamscan: symbolic links and special files are not followed
         size = p.stat().st_size
         if size > MAX_FILE:
             return path, 0, [], f"larger than {MAX_FILE} bytes, not scanned"
@@ -157,33 +180,110 @@ def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
         return path, 0, [], str(getattr(e, "strerror", None) or e)
 
 
+Result = tuple[int, tuple[str, int, list[Detection], str]]  # file number, then what _scan_one says
+
+
+def _drain(work_file: str) -> list[Result]:
+    """Claim work units one after another until none is left; the results go back in one message."""
+    with open(work_file, "rb") as f:
+        units: list[list[tuple[int, str]]] = pickle.load(f)
+    out: list[Result] = []
+    while True:
+        with _claimed.get_lock():
+            k = _claimed.value
+            _claimed.value = k + 1
+        if k >= len(units):
+            return out
+        out.extend((i, _scan_one(path)) for i, path in units[k])
+
+
+def _batches(files: Sequence[Path]) -> list[list[tuple[int, str]]]:
+    """Work units: the files numbered in order, largest first, cut into batches of about BATCH_BYTES or
+    BATCH_FILES. Large files spread over the workers first and the last units are small, so no worker idles
+    while another finishes a big one; small files share a unit, so claiming one costs little."""
+    sized = []
+    for i, f in enumerate(files):
+        try:
+            size = f.lstat().st_size
+        except OSError:
+            size = 0  # the worker reports the error
+        sized.append((size, i, str(f)))
+    sized.sort(key=lambda t: (-t[0], t[1]))
+    batches: list[list[tuple[int, str]]] = []
+    batch: list[tuple[int, str]] = []
+    held = 0
+    for size, i, path in sized:
+        batch.append((i, path))
+        held += size
+        if held >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+            batches.append(batch)
+            batch, held = [], 0
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 def _ready(_: int) -> bool:
     return _engine is not None or bool(_engine_error)
 
 
 class ScanPool:
-    """Worker processes with the database loaded, ready to scan (what a scanning daemon keeps running)."""
+    """Worker processes with the database loaded, ready to scan (what a scanning daemon keeps running).
+
+    A scan hands every worker the same list of work units; each claims the next unit from a shared counter
+    until none is left (work stealing), and sends its results back once. The parent only waits: it has no
+    per-file messages to handle, so the workers keep every core.
+    """
 
     def __init__(self, db_bytes: bytes, *, jobs: int | None = None) -> None:
-        self.payload = Payload.of(read_database(db_bytes))  # a malformed database fails here, clearly
+        payload = Payload.of(read_database(db_bytes))  # a malformed database fails here, clearly
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         # spawn, not fork: the parent may hold yara-x (Rust) threads, and a forked child can deadlock on their locks.
         ctx = multiprocessing.get_context("spawn")
-        self.pool = ctx.Pool(self.jobs, initializer=_init, initargs=(self.payload,))
+        self.claimed = ctx.Value("q", 0)
+        # The payload goes through a file, not the spawn pipe: a pipe hands megabytes to one starting worker
+        # after another, while every worker reads a file at once. The private directory stays until close(),
+        # for a worker that starts late or replaces one that died.
+        self.tmp = tempfile.TemporaryDirectory(prefix="overt-scan-")
+        payload_file = Path(self.tmp.name) / "payload"
+        payload_file.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        self.pool = ctx.Pool(self.jobs, initializer=_init, initargs=(str(payload_file), self.claimed))
         self.pool.map(_ready, range(self.jobs * 2))  # returns once the workers have loaded the database
+        self.scans = 0
 
-    def scan(self, paths: Sequence[Path]) -> ScanReport:
-        return self.scan_files(paths, list(iter_files(paths)))
+    def scan(self, paths: Sequence[Path], *, progress: Progress | None = None) -> ScanReport:
+        return self.scan_files(paths, list(iter_files(paths)), progress=progress)
 
-    def scan_files(self, paths: Sequence[Path], files: Sequence[Path]) -> ScanReport:
-        """Scan ``files`` (already listed from ``paths``)."""
+    def scan_files(
+        self, paths: Sequence[Path], files: Sequence[Path], *, progress: Progress | None = None
+    ) -> ScanReport:
+        """Scan ``files`` (already listed from ``paths``); the report keeps their order. ``progress`` is called
+        with (files started, files) while the workers run."""
+        units = _batches(files)
+        self.scans += 1
+        work_file = Path(self.tmp.name) / f"work-{self.scans}"
+        work_file.write_bytes(pickle.dumps(units, protocol=pickle.HIGHEST_PROTOCOL))
+        self.claimed.value = 0  # no scan is running: the last one's workers have all returned
+        pending = self.pool.map_async(_drain, [str(work_file)] * self.jobs, chunksize=1)
+        if progress is not None:
+            started = list(itertools.accumulate(len(u) for u in units))
+            while not pending.ready():
+                k = min(self.claimed.value, len(units))
+                progress(started[k - 1] if k else 0, len(files))
+                pending.wait(0.1)
+            progress(len(files), len(files))
+        done = sorted(itertools.chain.from_iterable(pending.get()), key=lambda r: r[0])
+        work_file.unlink()
         report = _missing(paths)
-        _collect(report, self.pool.imap(_scan_one, [str(f) for f in files], chunksize=8))
+        _collect(report, (result for _, result in done))
         return report
 
     def close(self) -> None:
-        self.pool.close()
+        # Nothing is pending once scan() has returned: stop the workers rather than wait for each to free a
+        # loaded database on its way out.
+        self.pool.terminate()
         self.pool.join()
+        self.tmp.cleanup()
 
     def __enter__(self) -> ScanPool:
         return self
@@ -192,17 +292,26 @@ class ScanPool:
         self.close()
 
 
-def scan_paths(db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = None) -> ScanReport:
+def scan_paths(
+    db_bytes: bytes, paths: Sequence[Path], *, jobs: int | None = None, progress: Progress | None = None
+) -> ScanReport:
     """Scan files and directories with ``jobs`` processes (default: every core)."""
     jobs = max(1, jobs or os.cpu_count() or 1)
     files = list(iter_files(paths))
     if jobs == 1 or len(files) < 2:
-        _init(Payload.of(read_database(db_bytes)))
+        _load(Payload.of(read_database(db_bytes)))
         report = _missing(paths)
-        _collect(report, map(_scan_one, [str(f) for f in files]))
+        results = []
+        for n, f in enumerate(files):
+            if progress is not None:
+                progress(n, len(files))
+            results.append(_scan_one(str(f)))
+        if progress is not None:
+            progress(len(files), len(files))
+        _collect(report, iter(results))
         return report
     with ScanPool(db_bytes, jobs=jobs) as pool:
-        return pool.scan_files(paths, files)
+        return pool.scan_files(paths, files, progress=progress)
 
 
 def _missing(paths: Sequence[Path]) -> ScanReport:
@@ -214,6 +323,8 @@ def _collect(report: ScanReport, results: Iterator[tuple[str, int, list[Detectio
     for path, size, found, error in results:
         if error:
             report.errors.append((path, error))
+            continue
+        if size == SKIPPED:
             continue
         report.files += 1
         report.bytes += size

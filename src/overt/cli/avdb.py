@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
 from overt.avdb.audit import Finding
@@ -18,7 +19,7 @@ from overt.avdb.install import installed, update
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
 from overt.avdb.scan import scan_paths
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, log_client, read_file
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, err_console, log_client, read_file
 from overt.errors import PolicyError
 from overt.home import Home, resolve_home
 from overt.keys.registry import KeyRecord, Role, load_public_keys
@@ -221,7 +222,14 @@ def scan(
 ) -> None:
     """Scan with the installed, verified database. Exit 0: clean, 1: found, 2: errors (as clamscan)."""
     data = installed(agent_dir(agent), db)
-    report = scan_paths(data, paths, jobs=jobs)
+    with Progress(transient=True, disable=json, console=err_console) as progress:
+        task = progress.add_task("scanning", total=None)
+        report = scan_paths(
+            data,
+            paths,
+            jobs=jobs,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     if json:
         emit_json(
             {
