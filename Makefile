@@ -18,7 +18,7 @@ $(BIN)/overt: pyproject.toml
 venv: $(BIN)/overt
 
 demo: venv
-	@bash .ci/debian-deps bubblewrap
+	@bash .ci/debian-deps bubblewrap python3
 	$(BIN)/overt demo $(if $(HOME_DIR),--home $(HOME_DIR),)
 
 deps:

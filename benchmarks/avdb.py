@@ -34,8 +34,9 @@ import time
 from pathlib import Path
 
 from overt.avdb.audit import audit
+from overt.avdb.compile import compiled_if_deterministic
 from overt.avdb.delta import apply_delta, make_delta
-from overt.avdb.package import build_database, compiled_if_deterministic, read_database
+from overt.avdb.package import build_database, read_database
 from overt.avdb.rules import load_rules
 from overt.avdb.scan import ScanPool, scan_paths
 from overt.source.snapshot import FILE, SnapshotFile

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from overt.avdb.delta import Delta, _apply_set_ops, _set_ops, apply_delta, make_delta, rule_diff
-from overt.avdb.package import build_database, compiled_if_deterministic, read_database
+from overt.avdb.package import build_database, read_database, serialise
 from overt.errors import FormatError, VerificationError
 from tests.avdb.samples import EICAR_RULE, hdb, rule, ruleset
 
@@ -35,7 +35,8 @@ V2 = {
 
 def db(files: dict[str, str], version: int, *, compiled: bool = True) -> bytes:
     rules = ruleset(files, strict=True)
-    blob = compiled_if_deterministic(dict(rules.yara_files)) if compiled else None
+    # What a build's sandboxes produce (tests/avdb/test_package.py checks that they agree with serialise).
+    blob = serialise(dict(rules.yara_files)) if compiled else None
     return build_database(rules, name="main", version=version, compiled=blob)
 
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overt.avdb.package import COMPILED, build_database, compiled_if_deterministic, read_database, serialise
-from overt.errors import FormatError, VerificationError
+from overt.avdb.compile import compile_in_sandbox, compiled_if_deterministic
+from overt.avdb.package import COMPILED, build_database, read_database, serialise
+from overt.errors import BuildError, FormatError, VerificationError
 from tests.avdb.samples import EICAR_RULE, hdb, rule, ruleset
 
 TREE = {
@@ -30,7 +31,8 @@ BUILD_SCRIPT = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from overt.avdb.package import build_database, compiled_if_deterministic
+from overt.avdb.compile import compiled_if_deterministic
+from overt.avdb.package import build_database
 from tests.avdb.samples import ruleset
 from tests.avdb.test_package import TREE
 rules = ruleset(TREE, strict=True)
@@ -39,7 +41,7 @@ Path(sys.argv[1]).write_bytes(data)
 """
 
 
-def test_same_rules_same_database_in_separate_processes(tmp_path):
+def test_same_rules_same_database_in_separate_processes(tmp_path, sandbox):
     root = str(Path(__file__).resolve().parents[2])
     outs = []
     for n in (1, 2):
@@ -61,10 +63,35 @@ def test_same_rules_same_database_in_separate_processes(tmp_path):
     ]
 
 
-def test_yara_x_serialisation_is_deterministic_across_processes():
-    """The finding that decides whether databases carry compiled rules (see overt.avdb.package)."""
+def test_yara_x_serialisation_is_deterministic_across_sandboxes(sandbox):
+    """The finding that decides whether databases carry compiled rules (see overt.avdb.compile): two sandboxed
+    compilations agree, and agree with the in-process compiler an endpoint runs when it applies a delta."""
     sources = dict(ruleset(TREE, strict=True).yara_files)
     assert compiled_if_deterministic(sources) == serialise(sources)
+    assert compiled_if_deterministic({}) is None
+
+
+def test_the_compiler_runs_in_the_sandbox(sandbox, monkeypatch):
+    """A rule tree the sandboxed compiler rejects fails the build with the compiler's message; the sandbox has
+    no network and no host paths (the compiler sees only /build and the yara-x package)."""
+    import overt.avdb.compile as compile_mod
+
+    with pytest.raises(BuildError, match="step 1 failed") as e:
+        compile_in_sandbox({"bad.yar": "rule broken { condition: nope }"})
+    assert "unknown identifier" in e.value.evidence["log"]
+    probe = (
+        "import os, socket\n"
+        "assert not os.path.exists('/work') and not os.path.exists('/root'), 'host paths visible'\n"
+        "assert os.getcwd() == '/build' and os.getuid() == 1000\n"
+        "try:\n"
+        "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+        "    raise SystemExit('network reachable')\n"
+        "except OSError:\n"
+        "    pass\n"
+    )
+    monkeypatch.setattr(compile_mod, "SCRIPT", probe + compile_mod.SCRIPT)
+    sources = dict(ruleset(TREE, strict=True).yara_files)
+    assert compile_in_sandbox(sources) == serialise(sources)
 
 
 def test_contents_and_clamav_files():

@@ -31,7 +31,7 @@ HUNTER = rule(
 
 
 @pytest.fixture
-def av(conveyor: Home) -> Home:
+def av(conveyor: Home, sandbox: None) -> Home:
     uri, key = generate_file_key(conveyor.keys_dir, "ecdsa")
     start = datetime.now(UTC) - timedelta(minutes=1)
     conveyor.registry.save(
@@ -116,6 +116,14 @@ def test_document_hunting_rule_blocks_release_until_waived(av, tmp_path):
 def test_clean_release_monotonic_versions_and_install(av, tmp_path):
     v1 = do_release(av, tree(tmp_path, {"yara/eicar.yar": EICAR_RULE}), 1)
     assert isinstance(v1, Released) and not v1.audit.findings and v1.compiled
+    definition = Statement.from_bytes(Envelope.from_bytes(v1.provenance.entry).payload).predicate[
+        "buildDefinition"
+    ]
+    assert definition["internalParameters"]["compiler"] == {
+        "yaraX": "1.23.0",
+        "sandbox": "bubblewrap",
+        "runs": 2,
+    }
     with pytest.raises(PolicyError, match="monotonic"):
         do_release(
             av,

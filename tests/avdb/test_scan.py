@@ -185,7 +185,7 @@ def test_eicar_detection_through_the_cli(tmp_path, jobs, av_installed):
 
 
 @pytest.fixture
-def av_installed(tmp_path):
+def av_installed(tmp_path, sandbox):
     from overt.avdb.install import install
     from overt.home import Home
     from overt.keys.registry import KeyRecord, Role

@@ -19,7 +19,7 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def test_avdb_flow(tmp_path: Path) -> None:
+def test_avdb_flow(tmp_path: Path, sandbox: None) -> None:
     home = str(tmp_path / "home")
     H = ("--home", home)
     overt("init", *H)

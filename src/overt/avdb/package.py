@@ -7,8 +7,9 @@
     yara/<path>          every YARA source file, as escrowed
     clamav/<name>.hdb    MD5 hash signatures, ClamAV line format, sorted, no headers (clamscan -d reads them)
     clamav/<name>.hsb    SHA-1/SHA-256 hash signatures, likewise
-    compiled/rules.yarx  yara-x's serialised rules, only if two compilations in separate processes gave the same
-                         bytes (checked at every build); otherwise endpoints compile from source
+    compiled/rules.yarx  yara-x's serialised rules, only if two compilations in separate build sandboxes gave the
+                         same bytes (checked at every build, :mod:`overt.avdb.compile`); otherwise endpoints
+                         compile from source
 
 The database digest is the SHA-256 of the archive, which is what provenance signs and endpoints check.
 """
@@ -19,7 +20,6 @@ import gzip
 import hashlib
 import io
 import json
-import multiprocessing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
@@ -53,16 +53,6 @@ def serialise(sources: dict[str, str]) -> bytes:
     out = io.BytesIO()
     compile_sources(sources).serialize_into(out)
     return out.getvalue()
-
-
-def compiled_if_deterministic(sources: dict[str, str]) -> bytes | None:
-    """Serialised rules if two compilations in separate (spawned) processes agree byte for byte, else None."""
-    if not sources:
-        return None
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(2) as pool:
-        first, second = pool.map(serialise, [sources, sources])
-    return first if first == second else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,7 +33,8 @@ from overt.attest.dsse import Envelope
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.avdb.audit import DEFAULT_MARKINGS, AuditReport, Finding, audit
-from overt.avdb.package import build_database, compiled_if_deterministic, read_database
+from overt.avdb.compile import compiled_if_deterministic
+from overt.avdb.package import build_database, read_database, yara_x_version
 from overt.avdb.rules import RuleSet, load_rules
 from overt.errors import ConfigError, FormatError, PolicyError
 from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1
@@ -204,6 +205,8 @@ def release(
                 "auditLogIndex": audit_signed.receipt.index,
                 "waivedFindings": list(waived),
                 "compiledRules": compiled is not None,
+                # Compiled twice at once, each in its own build sandbox (overt.avdb.compile).
+                "compiler": {"yaraX": yara_x_version(), "sandbox": "bubblewrap", "runs": 2},
             },
             resolved_dependencies=(
                 ResourceDescriptor(

@@ -234,7 +234,12 @@ def avdb_stage(h: Home, root: Path, client: LogClient) -> None:
         raise Error(f"the clean demo database was refused: {[f.message for f in v1.unwaived]}")
     _proved(
         f"AV database demo v1 built, audited (no findings; report log entry {v1.audit_signed.receipt.index}) "
-        f"and signed (provenance log entry {v1.provenance.receipt.index}), sha256 {v1.digest[:16]}"
+        f"and signed (provenance log entry {v1.provenance.receipt.index}), sha256 {v1.digest[:16]}; "
+        + (
+            "compiled rules included: two compilations in separate bubblewrap sandboxes gave the same bytes"
+            if v1.compiled
+            else "no compiled rules: two sandboxed compilations differed, endpoints compile from source"
+        )
     )
     hunter = _demo_rule(
         "Memo_Classified",
