@@ -98,3 +98,16 @@ def test_witness_policy_command(tmp_path: Path) -> None:
     r = overt("log", "add", "--home", str(home), str(f))
     assert r.returncode == 2
     assert "NOT published" in r.stdout
+
+
+def test_the_console_script_stays_light_for_spawned_workers() -> None:
+    """multiprocessing's spawn re-imports the console script in every scan worker: importing it must not load
+    the command line, and the command line must not load the servers (FastAPI) it does not run."""
+    probe = (
+        "import sys, overt.cli\n"
+        "assert 'overt.cli.main' not in sys.modules and 'typer' not in sys.modules, 'script imports the CLI'\n"
+        "import overt.cli.main\n"
+        "assert 'fastapi' not in sys.modules, 'the CLI imports FastAPI'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

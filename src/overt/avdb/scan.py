@@ -63,13 +63,16 @@ class Payload:
     compiled: bytes | None
     sources: dict[str, str]
     hash_lines: str
+    hash_sizes: frozenset[int]  # the file sizes hash signatures name: only such files are hashed
 
     @classmethod
     def of(cls, db: Database) -> Payload:
+        lines = db.hash_lines()
         return cls(
             compiled=db.compiled,
             sources=db.yara_sources if db.compiled is None else {},
-            hash_lines="\n".join(db.hash_lines()),
+            hash_lines="\n".join(lines),
+            hash_sizes=frozenset(int(line.split(":", 2)[1]) for line in lines),
         )
 
 
@@ -86,10 +89,19 @@ class Engine:
             meta = dict(r.metadata)
             self.meta_ids[r.identifier] = str(meta.get("id", r.identifier))
         self.scanner = yara_x.Scanner(self.rules)
-        self.by_size: dict[int, dict[str, str]] = {}
-        for line in payload.hash_lines.splitlines():
-            digest, size, name = line.split(":")[:3]
-            self.by_size.setdefault(int(size), {})[digest] = name
+        self.hash_sizes = payload.hash_sizes
+        self._hash_lines = payload.hash_lines
+        self._by_size: dict[int, dict[str, str]] | None = None
+
+    @property
+    def by_size(self) -> dict[int, dict[str, str]]:
+        """Hash signatures by file size, then digest; built when the first file of a listed size turns up."""
+        if self._by_size is None:
+            self._by_size = {}
+            for line in self._hash_lines.splitlines():
+                digest, size, name = line.split(":")[:3]
+                self._by_size.setdefault(int(size), {})[digest] = name
+        return self._by_size
 
     def _yara(self, path: str, results: yara_x.ScanResults) -> list[Detection]:
         return [
@@ -104,7 +116,7 @@ class Engine:
 
     def scan_file(self, path: str, size: int) -> list[Detection]:
         """Scan a file; read it into memory only when a hash signature names its size (else yara-x maps it)."""
-        if size not in self.by_size:
+        if size not in self.hash_sizes:
             return self._yara(path, self.scanner.scan_file(path))
         return self.scan_bytes(path, Path(path).read_bytes())
 

@@ -25,9 +25,6 @@ from overt.cli.log import quorum_groups
 from overt.cli.witness import init_witness, load_witness, trust_log
 from overt.errors import Error
 from overt.home import Home
-from overt.server.log import create_app as log_app
-from overt.server.runner import BackgroundServer
-from overt.server.witness import create_app as witness_app
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
 from overt.tlog.client import LogClient, directory_fetcher, http_fetcher, verify_tlog_proof
 from overt.tlog.note import generate_ed25519
@@ -43,6 +40,11 @@ def demo(
     ] = None,
 ) -> None:
     """Run the end-to-end demo and print what it proved."""
+    # Imported here: the servers pull in FastAPI, which every other command (overt scan on an endpoint) can skip.
+    from overt.server.log import create_app as log_app
+    from overt.server.runner import BackgroundServer
+    from overt.server.witness import create_app as witness_app
+
     root = home or Path(tempfile.mkdtemp(prefix="overt-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     console.rule("overt demo")
