@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from overt.avdb import unpack
 from overt.avdb.package import build_database, read_database
 from overt.avdb.scan import BATCH_BYTES, BATCH_FILES, CLEAN, ERROR, FOUND, _batches, scan_paths
 from tests.avdb.samples import EICAR_RULE, eicar, hdb, ruleset
@@ -130,7 +133,9 @@ def test_clamscan_loads_our_hash_signatures_and_finds_the_same_files(tmp_path):
 
     ours = scan_paths(data, [scan_dir])
     our_hash_hits = {
-        (Path(d.path).relative_to(scan_dir).as_posix(), d.name) for d in ours.detections if d.kind == "hash"
+        (Path(d.path).relative_to(scan_dir).as_posix(), d.name)
+        for d in ours.detections
+        if d.kind == "hash" and not d.member
     }
     args = (
         [clamscan, *CLAMSCAN_WHOLE_FILES, "-r"]
@@ -153,20 +158,39 @@ def test_clamscan_loads_our_hash_signatures_and_finds_the_same_files(tmp_path):
         "mine/eicar.com",
         "mine/sub/eicar-copy.txt",
     }
-    # With its unpackers on, clamscan also finds clam.exe inside archives and packers; overt scan matches whole
-    # files only (a documented difference), so clamscan's set is a superset.
-    full = subprocess.run(
-        [clamscan, "--no-summary", "-r", *[f"-d{p}" for p in sorted(dbdir.iterdir())], str(scan_dir)],
+    # Archives: with its archive unpackers on (its other parsers still off), clamscan finds clam.exe inside
+    # more formats than overt unpacks (7z, rar, cab, arj, cpio, bzip2, ...). Where the outer file is a zip,
+    # tar or gzip, both find the same files; clam.zip also by its member.
+    archives = subprocess.run(
+        [clamscan, *[a for a in CLAMSCAN_WHOLE_FILES if a != "--scan-archive=no"], "-r"]
+        + [f"-d{p}" for p in sorted(dbdir.iterdir())]
+        + [str(scan_dir)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    unpacked = {
+    theirs_unpacked = {
         Path(line.rsplit(": ", 1)[0]).relative_to(scan_dir).as_posix()
-        for line in full.stdout.splitlines()
+        for line in archives.stdout.splitlines()
         if line.endswith(" FOUND")
     }
-    assert {p for p, _ in theirs} < unpacked
+    ours_unpacked = {Path(d.path).relative_to(scan_dir).as_posix() for d in ours.detections}
+    # Python's zipfile reads neither PKWARE implode nor deflate64 members.
+    unreadable = {"testfiles/clam.impl.zip", "testfiles/clam.d64.zip"}
+    ours_formats = {
+        p for p in theirs_unpacked - unreadable if unpack.kind((scan_dir / p).read_bytes()[: unpack.SNIFF])
+    }
+    assert ours_formats >= {
+        "testfiles/clam.zip",
+        "testfiles/clam.tar.gz",
+        "testfiles/clam.bz2.zip",
+        "testfiles/clam_cache_emax.tgz",  # eight levels: gzip, tar, gzip, tar, ...
+    }
+    assert not unreadable & ours_unpacked
+    assert ours_formats <= ours_unpacked <= theirs_unpacked
+    members = {(Path(d.path).name, d.member, d.name) for d in ours.detections if d.member}
+    assert ("clam.zip", "clam.exe", "Overt.Test.clam_exe") in members
+    assert ("clam.tar.gz", "(gzip)!clam.exe", "Overt.Test.clam_exe") in members
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -182,6 +206,17 @@ def test_eicar_detection_through_the_cli(tmp_path, jobs, av_installed):
     assert r.returncode == 0 and '"detections": []' in r.stdout
     r = overt("scan", str(files), "--agent", str(tmp_path / "no-agent"))
     assert r.returncode == 1 and "no verified database is installed" in r.stderr
+    archive = tmp_path / "archives" / "a.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("x/eicar.com", eicar())
+    r = overt("scan", str(archive), "--agent", str(agent), "--jobs", str(jobs))
+    assert r.returncode == 1 and f"{archive}!x/eicar.com: EICAR_Test_File FOUND" in r.stdout
+    r = overt("scan", str(archive.parent), "--agent", str(agent), "--json")
+    got = json.loads(r.stdout)["detections"]
+    assert {(d["path"], d["member"], d["name"]) for d in got} >= {
+        (str(archive), "x/eicar.com", "EICAR_Test_File")
+    }
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """The endpoint scanner: YARA rules (yara-x) and hash signatures over files, on every core.
 
 yara-x holds the GIL while it scans, so parallelism is processes: each worker loads the database once (the
-compiled rules when the database carries them, else it compiles the sources) and scans whole files. Hash
-signatures are checked only for files whose size some signature names, so hashing costs nothing for the rest.
+compiled rules when the database carries them, else it compiles the sources) and scans whole files, and the
+members of zip, tar and gzip archives within limits (:mod:`overt.avdb.unpack`). Hash signatures are checked
+only for data whose size some signature names, so hashing costs nothing for the rest.
 
-Results follow clamscan: ``<path>: <name> FOUND`` per detection, and the exit status is 0 (nothing found),
+Results follow clamscan: ``<path>: <name> FOUND`` per detection (``<path>!<member>: <name> FOUND`` inside an
+archive), and the exit status is 0 (nothing found),
 1 (something found) or 2 (errors). Owns no policy on which database to trust: callers hand it a database they
 verified (:mod:`overt.avdb.install`).
 """
@@ -25,6 +27,7 @@ from typing import Any
 
 import yara_x
 
+from overt.avdb import unpack
 from overt.avdb.package import Database, compile_sources, read_database
 
 MAX_FILE = 512 << 20
@@ -40,6 +43,11 @@ class Detection:
     name: str
     kind: str  # yara or hash
     rule_id: str
+    member: str = ""  # inside an archive: the member's name (nested members joined with "!")
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else self.path
 
 
 @dataclass(slots=True, kw_only=True)
@@ -103,35 +111,45 @@ class Engine:
                 self._by_size.setdefault(int(size), {})[digest] = name
         return self._by_size
 
-    def _yara(self, path: str, results: yara_x.ScanResults) -> list[Detection]:
+    def _yara(self, path: str, results: yara_x.ScanResults, member: str = "") -> list[Detection]:
         return [
             Detection(
                 path=path,
                 name=m.identifier,
                 kind="yara",
                 rule_id=self.meta_ids.get(m.identifier, m.identifier),
+                member=member,
             )
             for m in results.matching_rules
         ]
 
     def scan_file(self, path: str, size: int) -> list[Detection]:
-        """Scan a file; read it into memory only when a hash signature names its size (else yara-x maps it)."""
-        if size not in self.hash_sizes:
+        """Scan a file, and each member when it is an archive. yara-x maps the file itself, unless a hash
+        signature names its size or it is an archive to unpack: then it is read into memory."""
+        with open(path, "rb") as f:
+            archive = size <= unpack.MAX_ARCHIVE and unpack.kind(f.read(unpack.SNIFF)) is not None
+        if not archive and size not in self.hash_sizes:
             return self._yara(path, self.scanner.scan_file(path))
-        return self.scan_bytes(path, Path(path).read_bytes())
+        data = Path(path).read_bytes()
+        found = self.scan_bytes(path, data)
+        if archive:
+            for member, blob in unpack.members(data, unpack.Budget()):
+                found += self.scan_bytes(path, blob, member=member)
+        return found
 
-    def scan_bytes(self, path: str, data: bytes) -> list[Detection]:
-        found = self._yara(path, self.scanner.scan(data))
-        sigs = self.by_size.get(len(data))
-        if sigs:
-            for digest in (
-                hashlib.md5(data).hexdigest(),
-                hashlib.sha1(data).hexdigest(),
-                hashlib.sha256(data).hexdigest(),
-            ):
-                name = sigs.get(digest)
-                if name is not None:
-                    found.append(Detection(path=path, name=name, kind="hash", rule_id=name))
+    def scan_bytes(self, path: str, data: bytes, *, member: str = "") -> list[Detection]:
+        found = self._yara(path, self.scanner.scan(data), member)
+        if len(data) not in self.hash_sizes:
+            return found
+        sigs = self.by_size.get(len(data), {})
+        for digest in (
+            hashlib.md5(data).hexdigest(),
+            hashlib.sha1(data).hexdigest(),
+            hashlib.sha256(data).hexdigest(),
+        ):
+            name = sigs.get(digest)
+            if name is not None:
+                found.append(Detection(path=path, name=name, kind="hash", rule_id=name, member=member))
         return found
 
 

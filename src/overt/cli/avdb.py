@@ -236,7 +236,7 @@ def scan(
                 "files": report.files,
                 "bytes": report.bytes,
                 "detections": [
-                    {"path": d.path, "name": d.name, "kind": d.kind, "rule_id": d.rule_id}
+                    {"path": d.path, "member": d.member, "name": d.name, "kind": d.kind, "rule_id": d.rule_id}
                     for d in report.detections
                 ],
                 "errors": [{"path": p, "error": e} for p, e in report.errors],
@@ -244,7 +244,7 @@ def scan(
         )
     else:
         for d in report.detections:
-            typer.echo(f"{d.path}: {d.name} FOUND")
+            typer.echo(f"{d.where}: {d.name} FOUND")
         for p, e in report.errors:
             typer.echo(f"{p}: {e} ERROR")
         typer.echo("\n----------- SCAN SUMMARY -----------")
