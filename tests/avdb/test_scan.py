@@ -6,16 +6,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import zipfile
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
 from overt.avdb import unpack
 from overt.avdb.package import build_database, read_database
-from overt.avdb.scan import BATCH_BYTES, BATCH_FILES, CLEAN, ERROR, FOUND, _batches, scan_paths
+from overt.avdb.scan import BATCH_BYTES, BATCH_FILES, CLEAN, ERROR, FOUND, ScanPool, _batches, scan_paths
 from tests.avdb.samples import EICAR_RULE, eicar, hdb, ruleset
 from tests.conftest import require, which
 
@@ -271,3 +274,15 @@ def test_progress_reaches_every_file(tmp_path, jobs):
     assert seen and seen[-1][1] == report.files == 34
     assert all(a <= b <= 34 for (a, _), (b, _) in itertools.pairwise(seen))
     assert seen[-1] == (34, 34)
+
+
+def test_a_worker_that_dies_gives_errors_not_a_hang(tmp_path):
+    d = files_dir(tmp_path)
+    with ScanPool(database(), jobs=2) as pool:
+        os.kill(pool.pool.submit(os.getpid).result(), signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):  # the executor has noticed (else the race is the test's)
+            pool.pool.submit(os.getpid).result()
+        report = pool.scan([d])
+    assert report.exit_code == ERROR and report.files == 0
+    assert {e for _, e in report.errors} == {"not scanned: a scan worker died"}
+    assert len(report.errors) == 4

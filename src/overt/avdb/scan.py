@@ -21,6 +21,8 @@ import os
 import pickle
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,13 +274,17 @@ class ScanPool:
         ctx = multiprocessing.get_context("spawn")
         self.claimed = ctx.Value("q", 0)
         # The payload goes through a file, not the spawn pipe: a pipe hands megabytes to one starting worker
-        # after another, while every worker reads a file at once. The private directory stays until close(),
-        # for a worker that starts late or replaces one that died.
+        # after another, while every worker reads a file at once. The private directory stays until close().
         self.tmp = tempfile.TemporaryDirectory(prefix="overt-scan-")
         payload_file = Path(self.tmp.name) / "payload"
         payload_file.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-        self.pool = ctx.Pool(self.jobs, initializer=_init, initargs=(str(payload_file), self.claimed))
-        self.pool.map(_ready, range(self.jobs * 2))  # returns once the workers have loaded the database
+        # An executor rather than multiprocessing.Pool: when a worker dies (a crash in a parser, the OOM
+        # killer), the pool breaks and says so, where Pool would replace the worker and wait forever for its
+        # results.
+        self.pool = ProcessPoolExecutor(
+            self.jobs, mp_context=ctx, initializer=_init, initargs=(str(payload_file), self.claimed)
+        )
+        list(self.pool.map(_ready, range(self.jobs)))  # returns once the workers have loaded the database
         self.scans = 0
 
     def scan(self, paths: Sequence[Path], *, progress: Progress | None = None) -> ScanReport:
@@ -288,31 +294,41 @@ class ScanPool:
         self, paths: Sequence[Path], files: Sequence[Path], *, progress: Progress | None = None
     ) -> ScanReport:
         """Scan ``files`` (already listed from ``paths``); the report keeps their order. ``progress`` is called
-        with (files started, files) while the workers run."""
+        with (files started, files) while the workers run. If a worker dies, every file whose result was lost
+        is reported as an error (exit status 2), and the pool cannot scan again."""
         units = _batches(files)
         self.scans += 1
         work_file = Path(self.tmp.name) / f"work-{self.scans}"
         work_file.write_bytes(pickle.dumps(units, protocol=pickle.HIGHEST_PROTOCOL))
         self.claimed.value = 0  # no scan is running: the last one's workers have all returned
-        pending = self.pool.map_async(_drain, [str(work_file)] * self.jobs, chunksize=1)
+        try:
+            pending = [self.pool.submit(_drain, str(work_file)) for _ in range(self.jobs)]
+        except BrokenProcessPool:
+            pending = []
         if progress is not None:
             started = list(itertools.accumulate(len(u) for u in units))
-            while not pending.ready():
+            while wait(pending, timeout=0.1).not_done:
                 k = min(self.claimed.value, len(units))
                 progress(started[k - 1] if k else 0, len(files))
-                pending.wait(0.1)
-            progress(len(files), len(files))
-        done = sorted(itertools.chain.from_iterable(pending.get()), key=lambda r: r[0])
+        wait(pending)
         work_file.unlink()
+        done: list[Result] = []
+        for future in pending:
+            if future.exception() is None:
+                done.extend(future.result())
+        if progress is not None:
+            progress(len(files), len(files))
+        done.sort(key=lambda r: r[0])
         report = _missing(paths)
         _collect(report, (result for _, result in done))
+        if len(done) < len(files):
+            returned = {i for i, _ in done}
+            lost = [str(f) for i, f in enumerate(files) if i not in returned]
+            report.errors.extend((path, "not scanned: a scan worker died") for path in lost)
         return report
 
     def close(self) -> None:
-        # Nothing is pending once scan() has returned: stop the workers rather than wait for each to free a
-        # loaded database on its way out.
-        self.pool.terminate()
-        self.pool.join()
+        self.pool.shutdown(wait=True, cancel_futures=True)
         self.tmp.cleanup()
 
     def __enter__(self) -> ScanPool:
