@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import zipfile
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -280,9 +281,35 @@ def test_a_worker_that_dies_gives_errors_not_a_hang(tmp_path):
     d = files_dir(tmp_path)
     with ScanPool(database(), jobs=2) as pool:
         os.kill(pool.pool.submit(os.getpid).result(), signal.SIGKILL)
-        with pytest.raises(BrokenProcessPool):  # the executor has noticed (else the race is the test's)
-            pool.pool.submit(os.getpid).result()
+        for _ in range(3000):  # until the executor has noticed (the other worker may answer meanwhile)
+            try:
+                pool.pool.submit(os.getpid).result()
+            except BrokenProcessPool:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the executor never noticed its dead worker")
         report = pool.scan([d])
     assert report.exit_code == ERROR and report.files == 0
-    assert {e for _, e in report.errors} == {"not scanned: a scan worker died"}
+    assert {e for _, e in report.errors} == {
+        "not scanned: a scan worker failed (the pool was already broken)"
+    }
     assert len(report.errors) == 4
+
+
+def test_an_unexpected_failure_on_one_file_is_an_error_for_that_file(tmp_path, monkeypatch):
+    from overt.avdb import scan
+
+    real = scan.Engine.scan_file
+
+    def flaky(self, path, size):
+        if path.endswith("readme.txt"):
+            raise ValueError("parser bug")
+        return real(self, path, size)
+
+    monkeypatch.setattr(scan.Engine, "scan_file", flaky)
+    report = scan_paths(database(), [files_dir(tmp_path)], jobs=1)  # in process, so the patch applies
+    assert report.errors == [
+        (str(tmp_path / "files" / "readme.txt"), "internal error: ValueError: parser bug")
+    ]
+    assert report.files == 3 and report.exit_code == ERROR

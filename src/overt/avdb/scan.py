@@ -6,9 +6,8 @@ members of zip, tar and gzip archives within limits (:mod:`overt.avdb.unpack`). 
 only for data whose size some signature names, so hashing costs nothing for the rest.
 
 Results follow clamscan: ``<path>: <name> FOUND`` per detection (``<path>!<member>: <name> FOUND`` inside an
-archive), and the exit status is 0 (nothing found),
-1 (something found) or 2 (errors). Owns no policy on which database to trust: callers hand it a database they
-verified (:mod:`overt.avdb.install`).
+archive), and the exit status is 0 (nothing found), 1 (something found) or 2 (errors). Owns no policy on which
+database to trust: callers hand it a database they verified (:mod:`overt.avdb.install`).
 """
 
 from __future__ import annotations
@@ -173,7 +172,7 @@ _engine_error = ""
 
 
 def _load(payload: Payload) -> None:
-    # A failing pool initializer makes multiprocessing respawn workers forever; report the error per file instead.
+    # An initializer that raises breaks the whole pool; report the error for every file instead.
     global _engine, _engine_error
     try:
         _engine = Engine(payload)
@@ -210,6 +209,8 @@ def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
         return path, size, _engine.scan_file(path, size), ""
     except (OSError, yara_x.ScanError) as e:
         return path, 0, [], str(getattr(e, "strerror", None) or e)
+    except Exception as e:  # one odd file must not cost the whole scan; it is an error, exit status 2
+        return path, 0, [], f"internal error: {type(e).__name__}: {e}"
 
 
 Result = tuple[int, tuple[str, int, list[Detection], str]]  # file number, then what _scan_one says
@@ -313,9 +314,13 @@ class ScanPool:
         wait(pending)
         work_file.unlink()
         done: list[Result] = []
+        failure = "the pool was already broken"
         for future in pending:
-            if future.exception() is None:
+            exc = future.exception()
+            if exc is None:
                 done.extend(future.result())
+            else:
+                failure = str(exc) or type(exc).__name__
         if progress is not None:
             progress(len(files), len(files))
         done.sort(key=lambda r: r[0])
@@ -324,7 +329,7 @@ class ScanPool:
         if len(done) < len(files):
             returned = {i for i, _ in done}
             lost = [str(f) for i, f in enumerate(files) if i not in returned]
-            report.errors.extend((path, "not scanned: a scan worker died") for path in lost)
+            report.errors.extend((path, f"not scanned: a scan worker failed ({failure})") for path in lost)
         return report
 
     def close(self) -> None:
