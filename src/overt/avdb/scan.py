@@ -18,6 +18,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -32,6 +33,7 @@ from overt.avdb import unpack
 from overt.avdb.package import Database, compile_sources, read_database
 
 MAX_FILE = 512 << 20
+READ_WHOLE = 256 << 10  # files up to this size are read with one open; larger ones are mapped
 BATCH_BYTES, BATCH_FILES = 1 << 20, 32
 CLEAN, FOUND, ERROR = 0, 1, 2
 SKIPPED = -1  # the size a worker reports for what it does not scan
@@ -100,16 +102,17 @@ class Engine:
         self.scanner = yara_x.Scanner(self.rules)
         self.hash_sizes = payload.hash_sizes
         self._hash_lines = payload.hash_lines
-        self._by_size: dict[int, dict[str, str]] | None = None
+        self._by_size: dict[int, dict[int, dict[str, str]]] | None = None
 
     @property
-    def by_size(self) -> dict[int, dict[str, str]]:
-        """Hash signatures by file size, then digest; built when the first file of a listed size turns up."""
+    def by_size(self) -> dict[int, dict[int, dict[str, str]]]:
+        """Hash signatures by file size, then digest length (the algorithm), then digest; built when the first
+        file of a listed size turns up."""
         if self._by_size is None:
             self._by_size = {}
             for line in self._hash_lines.splitlines():
                 digest, size, name = line.split(":")[:3]
-                self._by_size.setdefault(int(size), {})[digest] = name
+                self._by_size.setdefault(int(size), {}).setdefault(len(digest), {})[digest] = name
         return self._by_size
 
     def _yara(self, path: str, results: yara_x.ScanResults, member: str = "") -> list[Detection]:
@@ -125,15 +128,19 @@ class Engine:
         ]
 
     def scan_file(self, path: str, size: int) -> list[Detection]:
-        """Scan a file, and each member when it is an archive. yara-x maps the file itself, unless a hash
-        signature names its size or it is an archive to unpack: then it is read into memory."""
+        """Scan a file, and each member when it is an archive. A small file is read whole with one open; a
+        large one is mapped by yara-x, unless it is an archive to unpack or a hash signature names its size."""
         with open(path, "rb") as f:
-            archive = size <= unpack.MAX_ARCHIVE and unpack.kind(f.read(unpack.SNIFF)) is not None
-        if not archive and size not in self.hash_sizes:
-            return self._yara(path, self.scanner.scan_file(path))
-        data = Path(path).read_bytes()
+            if size <= READ_WHOLE:
+                data = f.read()
+            else:
+                head = f.read(unpack.SNIFF)
+                archive = size <= unpack.MAX_ARCHIVE and unpack.kind(head) is not None
+                if not archive and size not in self.hash_sizes:
+                    return self._yara(path, self.scanner.scan_file(path))
+                data = head + f.read()
         found = self.scan_bytes(path, data)
-        if archive:
+        if len(data) <= unpack.MAX_ARCHIVE and unpack.kind(data[: unpack.SNIFF]) is not None:
             for member, blob in unpack.members(data, unpack.Budget()):
                 found += self.scan_bytes(path, blob, member=member)
         return found
@@ -142,16 +149,15 @@ class Engine:
         found = self._yara(path, self.scanner.scan(data), member)
         if len(data) not in self.hash_sizes:
             return found
-        sigs = self.by_size.get(len(data), {})
-        for digest in (
-            hashlib.md5(data).hexdigest(),
-            hashlib.sha1(data).hexdigest(),
-            hashlib.sha256(data).hexdigest(),
-        ):
-            name = sigs.get(digest)
+        # Only the algorithms some signature of this size uses.
+        for length, sigs in self.by_size.get(len(data), {}).items():
+            name = sigs.get(_HASHES[length](data).hexdigest())
             if name is not None:
                 found.append(Detection(path=path, name=name, kind="hash", rule_id=name, member=member))
         return found
+
+
+_HASHES = {32: hashlib.md5, 40: hashlib.sha1, 64: hashlib.sha256}
 
 
 def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -200,10 +206,10 @@ def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
     if _engine is None:
         return path, 0, [], _engine_error or "no database loaded"
     try:
-        p = Path(path)
-        if p.is_symlink() or not p.is_file():
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
             return path, SKIPPED, [], ""  # as clamscan: symbolic links and special files are not followed
-        size = p.stat().st_size
+        size = st.st_size
         if size > MAX_FILE:
             return path, 0, [], f"larger than {MAX_FILE} bytes, not scanned"
         return path, size, _engine.scan_file(path, size), ""
