@@ -120,10 +120,10 @@ def balanced(paths: list[Path], jobs: int) -> list[list[Path]]:
     static split, so the comparison does not favour overt's dynamic scheduling."""
     shares: list[list[Path]] = [[] for _ in range(jobs)]
     load = [0] * jobs
-    for path in sorted(paths, key=lambda p: -p.stat().st_size):
+    for size, path in sorted(((p.stat().st_size, p) for p in paths), key=lambda t: -t[0]):
         k = load.index(min(load))
         shares[k].append(path)
-        load[k] += path.stat().st_size
+        load[k] += size
     return shares
 
 

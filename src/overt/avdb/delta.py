@@ -3,11 +3,11 @@
 A delta is transport only, never what is signed. It carries, for every file that changed between version N-1
 and N (the derived ``manifest.json`` and compiled rules excepted), line operations against the old file: keep
 a range of old lines, or insert new ones (for hash-signature files, which are sorted sets of lines: the removed
-lines by position and the added ones column by column, digests, sizes, names); plus the new version's name and version, and whether it carries
-compiled rules. Applying it rebuilds the files, recompiles the rules if needed, packs the archive
-deterministically (:func:`overt.avdb.package.pack`) and checks the result's SHA-256 against the digest the
-signed, logged provenance of version N names. Any mismatch (another yara-x or zlib on the endpoint, a damaged
-delta, a gap in the chain) raises, and the caller falls back to the full database.
+lines by position and the added ones column by column, digests, sizes, names); plus the new version's name
+and version, and whether it carries compiled rules. Applying it rebuilds the files, recompiles the rules if
+needed, packs the archive deterministically (:func:`overt.avdb.package.pack`) and checks the result's SHA-256
+against the digest the signed, logged provenance of version N names. Any mismatch (another yara-x or zlib on
+the endpoint, a damaged delta, a gap in the chain) raises, and the caller falls back to the full database.
 """
 
 from __future__ import annotations

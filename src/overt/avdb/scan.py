@@ -20,7 +20,7 @@ import os
 import pickle
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -131,16 +131,14 @@ class Engine:
         """Scan a file, and each member when it is an archive. A small file is read whole with one open; a
         large one is mapped by yara-x, unless it is an archive to unpack or a hash signature names its size."""
         with open(path, "rb") as f:
-            if size <= READ_WHOLE:
-                data = f.read()
-            else:
-                head = f.read(unpack.SNIFF)
-                archive = size <= unpack.MAX_ARCHIVE and unpack.kind(head) is not None
+            data = f.read() if size <= READ_WHOLE else f.read(unpack.SNIFF)
+            archive = size <= unpack.MAX_ARCHIVE and unpack.kind(data[: unpack.SNIFF]) is not None
+            if size > READ_WHOLE:
                 if not archive and size not in self.hash_sizes:
                     return self._yara(path, self.scanner.scan_file(path))
-                data = head + f.read()
+                data += f.read()
         found = self.scan_bytes(path, data)
-        if len(data) <= unpack.MAX_ARCHIVE and unpack.kind(data[: unpack.SNIFF]) is not None:
+        if archive:
             for member, blob in unpack.members(data, unpack.Budget()):
                 found += self.scan_bytes(path, blob, member=member)
         return found
@@ -365,7 +363,7 @@ def scan_paths(
             results.append(_scan_one(str(f)))
         if progress is not None:
             progress(len(files), len(files))
-        _collect(report, iter(results))
+        _collect(report, results)
         return report
     with ScanPool(db_bytes, jobs=jobs) as pool:
         return pool.scan_files(paths, files, progress=progress)
@@ -376,7 +374,7 @@ def _missing(paths: Sequence[Path]) -> ScanReport:
     return ScanReport(errors=[(str(p), "no such file or directory") for p in paths if not p.exists()])
 
 
-def _collect(report: ScanReport, results: Iterator[tuple[str, int, list[Detection], str]]) -> None:
+def _collect(report: ScanReport, results: Iterable[tuple[str, int, list[Detection], str]]) -> None:
     for path, size, found, error in results:
         if error:
             report.errors.append((path, error))
