@@ -212,6 +212,7 @@ def main() -> None:
         "avdb", "install", str(db_path), "--agent", str(agent),
         "--provenance", str(db_path.with_name("1.provenance.dsse.json")),
         "--key", str(home / "public" / "keys" / f"{builder}.json"), "--log", str(home / "public" / "log"),
+        "--policy", str(home / "log-policy"),
     )  # fmt: skip
     print(f"overt avdb build (escrow, audit, build, sign, log) in {figures['release_s']} s", flush=True)
 

@@ -81,6 +81,7 @@ def main() -> None:
     from overt.attest.statement import ResourceDescriptor
     from overt.attest.verify import signature_valid, verify_envelope, verify_statement
     from overt.home import Home
+    from overt.keys.builders import add_builder
     from overt.keys.registry import KeyRecord, Role
     from overt.keys.signers import HsmConfig, generate_file_key, hsm_generate, load_signer
 
@@ -157,6 +158,18 @@ def main() -> None:
         key, role=Role.BUILDER, jurisdiction="CH", valid_from=datetime.now(UTC), valid_until=None, uri=uri
     )
     h.registry.save(builder)
+    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    release = KeyRecord.create(
+        key, role=Role.RELEASE, jurisdiction="CH", valid_from=datetime.now(UTC), valid_until=None, uri=uri
+    )
+    h.registry.save(release)
+    add_builder(
+        h.builder_store(),
+        h.signing_service(),
+        release,
+        builder_id="https://conveyor.example/builder?jurisdiction=CH",
+        jurisdiction="CH",
+    )
     service = h.signing_service()
     statement = prov.statement(subject)
     figures["sign_and_log_per_s"] = round(rate(lambda: service.sign(builder, statement), args.seconds), 1)

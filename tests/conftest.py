@@ -25,6 +25,12 @@ def which(tool: str, *extra_dirs: str) -> str | None:
     return shutil.which(tool, path=path)
 
 
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes client state into the real ~/.local/state: XDG_STATE_HOME is a temp dir."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+
+
 @pytest.fixture
 def vectors() -> Path:
     return VECTORS
@@ -82,12 +88,14 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 @pytest.fixture
 def conveyor(tmp_path: Path) -> object:
-    """A home in jurisdiction CH with an active builder key (software)."""
+    """A home in jurisdiction CH with an active builder key (software) and a release key, whose builder registry
+    lists the home's own builder id (log entry 0)."""
     from datetime import UTC, datetime, timedelta
 
     from overt.home import Home
     from overt.keys.registry import KeyRecord, Role
     from overt.keys.signers import generate_file_key
+    from tests.samples import register_builders
 
     h = Home.init(tmp_path / "conveyor", origin="conveyor.example/log", jurisdiction="CH")
     uri, key = generate_file_key(h.keys_dir, "ed25519")
@@ -97,6 +105,7 @@ def conveyor(tmp_path: Path) -> object:
             key, role=Role.BUILDER, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
         )
     )
+    register_builders(h)
     return h
 
 

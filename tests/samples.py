@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,6 +14,12 @@ from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Pro
 from overt.attest.statement import ResourceDescriptor, Statement
 from overt.attest.vsa import VerificationSummary, Verifier
 from overt.keys.signers import KeySigner
+
+if TYPE_CHECKING:
+    from overt.home import Home
+    from overt.keys.registry import KeyRecord
+
+SAMPLE_BUILDER_ID = "https://conveyor.overt.example/builder/v1?jurisdiction=CH"  # provenance_statement("CH")
 
 
 def ed25519_test_signer(n: int) -> KeySigner:
@@ -74,3 +82,36 @@ def vsa(result: str = "PASSED") -> VerificationSummary:
 def vsa_statement(result: str = "PASSED") -> Statement:
     subject = (ResourceDescriptor(name="tomli-2.0.1-py3-none-any.whl", digest=digest_of(b"wheel")),)
     return vsa(result).statement(subject)
+
+
+def register_builders(h: Home, *builder_ids: str) -> KeyRecord:
+    """Give ``h`` a release key, which registers the home's own builder id (as 'overt keys generate --role
+    release' does), then register ``builder_ids`` too. Each registry version is a log entry."""
+    from overt.keys.builders import add_builder, register_first_builder
+    from overt.keys.registry import KeyRecord, Role
+    from overt.keys.signers import generate_file_key
+
+    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    release = KeyRecord.create(
+        key,
+        role=Role.RELEASE,
+        jurisdiction=h.conveyor.jurisdiction,
+        valid_from=start,
+        valid_until=None,
+        uri=uri,
+    )
+    h.registry.add(release, conveyor_jurisdiction=h.conveyor.jurisdiction)
+    service = h.signing_service()
+    register_first_builder(
+        h.builder_store(),
+        service,
+        release,
+        builder_id=h.conveyor.provenance_builder_id,
+        jurisdiction=h.conveyor.jurisdiction,
+    )
+    for builder_id in builder_ids:
+        add_builder(
+            h.builder_store(), service, release, builder_id=builder_id, jurisdiction=h.conveyor.jurisdiction
+        )
+    return release

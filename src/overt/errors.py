@@ -14,6 +14,7 @@ misuse raises ``ValueError``/``RuntimeError`` instead and is never caught.
     │   ├── ConsistencyError       two tree heads are not consistent (carries both)
     │   └── QuorumError            too few trusted cosignatures for the policy
     ├── TransportError         the network or a file source failed to deliver
+    │   └── UnpublishedError       an entry is appended but no published checkpoint covers it yet
     ├── StorageError           the local store failed or holds something impossible
     ├── ConfigError            the home or its configuration is missing or wrong
     ├── PolicyError            the request is well-formed but policy forbids it
@@ -23,11 +24,16 @@ misuse raises ``ValueError``/``RuntimeError`` instead and is never caught.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Error(Exception):
-    """Base of every user-facing overt error. ``str(err)`` is the message for the user."""
+    """Base of every user-facing overt error. ``str(err)`` is the message for the user.
+
+    ``exit_code`` is the CLI's exit status for the error (README, exit codes).
+    """
+
+    exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str, **evidence: Any) -> None:
         super().__init__(message)
@@ -66,6 +72,13 @@ class TransportError(Error):
     """A remote or file source did not deliver what was asked (network, 404, over-size)."""
 
 
+class UnpublishedError(TransportError):
+    """An entry is durably appended, but the checkpoint covering it could not be published (witness quorum
+    unmet, or the log server answered 503). Nothing that depends on it may be called logged yet."""
+
+    exit_code: ClassVar[int] = 2
+
+
 class StorageError(Error):
     """The local store failed, or holds data that contradicts itself."""
 
@@ -89,6 +102,7 @@ __all__ = [
     "SignatureError",
     "StorageError",
     "TransportError",
+    "UnpublishedError",
     "VerificationError",
 ]
 

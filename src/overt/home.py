@@ -9,6 +9,7 @@ Layout::
     <home>/overt.db           SQLite: sequencing and indexes
     <home>/public/log/        tlog-tiles tree, checkpoint, vkey and policy: serve it as static files
     <home>/public/keys/       one <keyid>.json per key: TUF key object plus role, jurisdiction, validity
+    <home>/public/builders/   the builder registry (exact builder ids -> jurisdiction), signed by the release key
 
 Resolution order for the home: ``--home``, then ``$OVERT_HOME``, then ``./overt-home``.
 """
@@ -23,8 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from overt.atomic import atomic_write
-from overt.errors import ConfigError, FormatError
+from overt.errors import ConfigError, Error, FormatError, StorageError, TransportError, UnpublishedError
+from overt.keys.builders import BuilderStore, check_builder_id, conveyor_builder_id, release_keys
 from overt.keys.registry import KeyRecord, Registry, Role, check_jurisdiction
 from overt.keys.signers import (
     HsmConfig,
@@ -36,18 +40,48 @@ from overt.keys.signers import (
 )
 from overt.keys.signing import Appender, LogReceipt, SigningService
 from overt.source.escrow import Escrow
-from overt.tlog.log import LocalLog
+from overt.tlog.client import submit_entry
+from overt.tlog.guard import (
+    FsckReport,
+    Head,
+    RecoverResult,
+    check_database,
+    check_rows,
+    fsck,
+    known_heads,
+    largest,
+    recover,
+    write_mark,
+)
+from overt.tlog.log import LocalLog, LogFiles, PublishResult
+from overt.tlog.merkle import EMPTY_ROOT, hash_range
 from overt.tlog.note import check_key_name
 from overt.tlog.policy import Policy, PolicyLog
 from overt.tlog.sequencer import TileLog
-from overt.tlog.stores import PostgresStore, SequencerStore, SQLiteStore
-from overt.tlog.witness import WitnessClient
-from overt.writerlock import WriterLock
+from overt.tlog.stores import LogState, PostgresStore, SequencerStore, SQLiteStore
+from overt.tlog.tiles import TileHashReader
+from overt.writerlock import WriterLock, lock_is_held
 
 DEFAULT_HOME = Path("overt-home")
 DEFAULT_ORIGIN = "overt.example/log"
 DEFAULT_JURISDICTION = "CH"
 DEFAULT_BUILDER_ID = "https://overt.example/conveyor/v1"
+
+
+def append_through_server(url: str, entry: bytes, policy: Policy) -> LogReceipt:
+    """Append through a running log server; its tlog-proof is verified under ``policy`` (the home's own)."""
+    with httpx.Client(timeout=120) as http:
+        try:
+            proof = submit_entry(url, entry, policy, http)
+        except TransportError as e:
+            if e.evidence.get("status") == 503 and e.evidence.get("reason") == "unpublished":
+                raise UnpublishedError(
+                    f"the log server at {url} sequenced the entry but could not publish a checkpoint covering "
+                    f"it: {e}. Resend later (the same entry keeps its index)",
+                    **e.evidence,
+                ) from e
+            raise
+    return LogReceipt(index=proof.index, tree_size=proof.checkpoint.checkpoint.tree_size, published=True)
 
 
 def resolve_home(home: Path | None) -> Path:
@@ -107,6 +141,12 @@ class ConveyorConfig:
 
     def __post_init__(self) -> None:
         check_jurisdiction(self.jurisdiction)
+        check_builder_id(self.builder_id)
+
+    @property
+    def provenance_builder_id(self) -> str:
+        """The exact ``builder.id`` this conveyor's provenance carries (and its builder registry lists)."""
+        return conveyor_builder_id(self.builder_id, self.jurisdiction)
 
 
 def _config_toml(log: LogConfig, conveyor: ConveyorConfig, hsm: HsmConfig) -> str:
@@ -209,7 +249,17 @@ class Home:
         atomic_write(path / "public" / "log" / "policy", policy.to_bytes())
         # config.toml last: its presence is what makes the directory a home.
         atomic_write(path / "config.toml", _config_toml(cfg, conveyor, hsm).encode())
-        return cls(path)
+        home = cls(path)
+        home.publish_log()  # the size-0 checkpoint, as Tessera publishes: witnesses and clients start from it
+        return home
+
+    def publish_log(self) -> PublishResult:
+        """Sign the current tree and publish it if the witness quorum cosigns (``overt log publish``)."""
+        log = self.open_log()
+        try:
+            return log.publish()
+        finally:
+            log.close()
 
     def signer_for(self, record: KeyRecord) -> KeySigner:
         if not record.uri:
@@ -226,23 +276,47 @@ class Home:
         return NoteSigner(self.log_config.origin, self.signer_for(self.log_key()))
 
     def append_to_log(self, entry: bytes) -> LogReceipt:
-        """Append one entry durably and publish a checkpoint if the witness quorum cosigns it."""
+        """Append one entry durably and publish a checkpoint covering it, or raise :class:`UnpublishedError`.
+
+        While ``overt serve`` holds this home's log, the entry goes through its ``POST /add`` instead, and the
+        tlog-proof it answers is verified under this home's policy.
+        """
+        url = self.running_server()
+        if url is not None:
+            return append_through_server(url, entry, self.policy())
         log = self.open_log()
         try:
             (index,) = log.add([entry])
             result = log.publish()
         finally:
             log.close()
-        return LogReceipt(
-            index=index, tree_size=result.checkpoint.checkpoint.tree_size, published=result.published
-        )
+        if not result.published:
+            raise UnpublishedError(
+                f"the entry is appended to the log at index {index}, but the checkpoint covering it is not "
+                f"published: the witness quorum {log.policy.quorum!r} is not met, so nobody can verify it yet. "
+                "Run 'overt log publish' once the witnesses answer",
+                index=index,
+                witness_failures=result.failures,
+            )
+        return LogReceipt(index=index, tree_size=result.checkpoint.checkpoint.tree_size, published=True)
 
     def signing_service(
         self, now: Callable[[], datetime] | None = None, *, append: Appender | None = None
     ) -> SigningService:
         """Signing with this home's keys; entries go to its log directly, or through ``append`` (e.g. HTTP)."""
         return SigningService(
-            load=self.signer_for, append=append or self.append_to_log, now=now or (lambda: datetime.now(UTC))
+            load=self.signer_for,
+            append=append or self.append_to_log,
+            now=now or (lambda: datetime.now(UTC)),
+            jurisdiction=self.conveyor.jurisdiction,
+            builders=lambda: self.builder_store().load().mapping(),
+        )
+
+    def builder_store(self) -> BuilderStore:
+        """The builder registry in ``public/builders/``, trusted only if this home's release key signed it."""
+        return BuilderStore(
+            self.public / "builders",
+            trusted=lambda: release_keys(self.registry.records(), self.conveyor.jurisdiction),
         )
 
     def policy(self) -> Policy:
@@ -262,15 +336,142 @@ class Home:
             return PostgresStore(self.log_config.postgres_dsn)
         return SQLiteStore(self.path / "overt.db")
 
-    def open_log(self, *, durable: bool = True, wait: float = 10.0) -> LocalLog:
-        """Open the log for appending; holds the home's writer lock until :meth:`LocalLog.close`."""
+    @property
+    def log_files(self) -> LogFiles:
+        return LogFiles(head=self.path / "log-head", fsck_mark=self.path / "log-fsck")
+
+    @property
+    def server_file(self) -> Path:
+        """Written by a running ``overt serve``: the base URL conveyor commands append through."""
+        return self.path / "log.server"
+
+    def running_server(self) -> str | None:
+        """The URL of the ``overt serve`` that holds this home's writer lock, if one does."""
+        try:
+            url = self.server_file.read_text().strip()
+        except OSError:
+            return None
+        if not url.startswith(("http://", "https://")) or not lock_is_held(self.path / "log.lock"):
+            return None
+        return url
+
+    def log_heads(self) -> list[Head]:
+        """The checkpoints this log signed that live outside its database: published, and the saved head."""
+        return known_heads(
+            [
+                (self.log_dir / "checkpoint", "published checkpoint"),
+                (self.log_files.head, "last signed checkpoint (log-head)"),
+            ],
+            self.log_signer().verifier(),
+        )
+
+    def read_log(self) -> LocalLog:
+        """The log opened for reading proofs, without the writer lock (a running server may hold it)."""
+        signer = self.log_signer()
+        tiles = TileLog(self.log_dir, self.open_store(), durable=False)
+        return LocalLog(
+            tiles, signer, verifier=signer.verifier(), files=self.log_files, load_policy=self.policy
+        )
+
+    def fsck_log(self, *, full: bool = False) -> FsckReport:
+        """Check every tile and bundle written since the last sound check (all of them with ``full``)."""
+        heads = self.log_heads()
+        store: SequencerStore | None = None
+        problem = None
+        try:
+            store = self.open_store()
+        except StorageError as e:
+            problem = str(e)
+        try:
+            read = TileLog.reader_for(self.log_dir)
+            return fsck(
+                read, store, heads=heads, mark_path=self.log_files.fsck_mark, full=full, store_error=problem
+            )
+        finally:
+            if store is not None:
+                store.close()
+
+    def recover_log(self, *, force: bool = False) -> RecoverResult:
+        """Rebuild the sequencing database from the published tiles, verified against the log's head."""
+        lock = WriterLock(self.path / "log.lock", wait=0)
+        try:
+            heads = self.log_heads()
+            read = TileLog.reader_for(self.log_dir)
+            if not force and self._database_agrees(heads, read):
+                raise ConfigError(
+                    "the log database agrees with what this log signed and published; nothing to recover "
+                    "(use --force to rebuild it from the tiles anyway)"
+                )
+            store = self._fresh_store()
+            try:
+                result = recover(read, store, largest(heads), others=heads)
+            finally:
+                store.close()
+            write_mark(self.log_files.fsck_mark, result.tree_size)
+            return result
+        finally:
+            lock.release()
+
+    def _database_agrees(self, heads: list[Head], read: Callable[[str], bytes]) -> bool:
+        try:
+            store = self.open_store()
+        except StorageError:
+            return False
+        try:
+            if store.integrity_problems():
+                return False
+            state = store.load_state() or LogState(tree_size=0, root_hash=EMPTY_ROOT, peaks=())
+            reader = TileHashReader(state.tree_size, read)
+            check_database(state, heads, lambda n: hash_range(0, n, reader.node))
+            check_rows(store, state)
+        except Error:
+            return False
+        finally:
+            store.close()
+        return True
+
+    def _fresh_store(self) -> SequencerStore:
+        """An empty store to recover into; a SQLite database is moved aside (kept for forensics), not deleted."""
+        if self.log_config.store == "sqlite":
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            for suffix in ("", "-wal", "-shm"):
+                old = self.path / f"overt.db{suffix}"
+                if old.exists():
+                    os.replace(old, self.path / f"overt.db.lost-{stamp}{suffix}")
+        return self.open_store()
+
+    def open_log(self, *, durable: bool = True, wait: float = 10.0, check: bool = True) -> LocalLog:
+        """Open the log for appending; holds the home's writer lock until :meth:`LocalLog.close`.
+
+        With ``check`` (always, except for ``overt log fsck`` and ``recover``) the database is compared with
+        what the log signed and published, and refused if it is behind or forks (:mod:`overt.tlog.guard`).
+        """
         lock = WriterLock(self.path / "log.lock", wait=wait)
         try:
-            policy = self.policy()
             signer = self.log_signer()
-            witnesses = [WitnessClient(w.name, w.url) for w in policy.witnesses if w.url]
-            tiles = TileLog(self.log_dir, self.open_store(), durable=durable)
+            store = self.open_store()
+            try:
+                tiles = TileLog(self.log_dir, store, durable=durable)
+            except (StorageError, FormatError) as e:
+                store.close()
+                raise StorageError(
+                    f"cannot open the log: {e}; run 'overt log fsck' to see what is damaged"
+                ) from e
+            log = LocalLog(
+                tiles,
+                signer,
+                verifier=signer.verifier(),
+                files=self.log_files,
+                load_policy=self.policy,
+                on_close=lock.release,
+            )
+            if check:
+                try:
+                    log.check()
+                except BaseException:
+                    log.close()
+                    raise
         except BaseException:
             lock.release()
             raise
-        return LocalLog(tiles, signer, policy, witnesses, on_close=lock.release)
+        return log

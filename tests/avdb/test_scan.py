@@ -231,6 +231,7 @@ def av_installed(tmp_path, sandbox):
     from overt.keys.signers import generate_file_key
     from overt.tlog.client import LogClient, directory_fetcher
     from tests.avdb.test_release import do_release, tree
+    from tests.samples import register_builders
 
     h = Home.init(tmp_path / "home")
     from datetime import UTC, datetime, timedelta
@@ -241,6 +242,7 @@ def av_installed(tmp_path, sandbox):
         h.registry.save(
             KeyRecord.create(key, role=role, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri)
         )
+    register_builders(h)
     e = eicar()
     released = do_release(
         h,

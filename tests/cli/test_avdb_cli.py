@@ -25,6 +25,7 @@ def test_avdb_flow(tmp_path: Path, sandbox: None) -> None:
     overt("init", *H)
     overt("keys", "generate", "--role", "builder", *H)
     overt("keys", "generate", "--role", "auditor", "--type", "ecdsa", *H)
+    overt("keys", "generate", "--role", "release", *H)  # registers this home's builder id
     e = eicar()
     base = {
         "yara/eicar.yar": EICAR_RULE,
@@ -66,7 +67,8 @@ def test_avdb_flow(tmp_path: Path, sandbox: None) -> None:
     agent = ("--agent", str(tmp_path / "agent"))
     prov1 = str(Path(v1["path"]).with_name("1.provenance.dsse.json"))
     prov2 = str(Path(v2["path"]).with_name("2.provenance.dsse.json"))
-    log = ("--log", str(Path(home) / "public" / "log"))
+    # The endpoint's pinned policy: the home's own, as a customer would receive it out of band.
+    log = ("--log", str(Path(home) / "public" / "log"), "--policy", str(Path(home) / "log-policy"))
     r = overt("avdb", "install", v1["path"], "--provenance", prov1, *key_args, *log, *agent, "--json")
     assert r.returncode == 0, r.stderr
     r = overt(

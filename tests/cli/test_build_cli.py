@@ -15,6 +15,8 @@ def test_escrow_build_and_diff(tmp_path: Path, sandbox) -> None:
     H = ("--home", home)
     overt("init", *H)
     assert overt("keys", "generate", "--role", "builder", *H).returncode == 0
+    # The release key registers this home's builder id: log entry 0.
+    assert overt("keys", "generate", "--role", "release", *H).returncode == 0
     src = tmp_path / "src"
     src.mkdir()
     (src / "hello.txt").write_text("hello v1\n")
@@ -23,7 +25,7 @@ def test_escrow_build_and_diff(tmp_path: Path, sandbox) -> None:
     r = overt("source", "add", str(src), "--recipe", str(recipe), "--name", "hello-1", *H, "--json")
     assert r.returncode == 0, r.stderr
     v1 = json.loads(r.stdout)["source"]
-    assert v1["kind"] == "source" and v1["files"] == 2 and v1["log_index"] == 0
+    assert v1["kind"] == "source" and v1["files"] == 2 and v1["log_index"] == 1
     again = json.loads(
         overt("source", "add", str(src), "--recipe", str(recipe), "--name", "hello-1", *H, "--json").stdout
     )
@@ -47,7 +49,7 @@ def test_escrow_build_and_diff(tmp_path: Path, sandbox) -> None:
     r = overt("build", v2["sha256"][:12], "--check", *H, "--json")
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)
-    assert b["verdict"] == "identical" and b["provenance_log_index"] == 2
+    assert b["verdict"] == "identical" and b["provenance_log_index"] == 3
     assert Path(b["outputs"][0]["path"]).read_text() == "hello v2\n"
     r = overt("build", v2["sha256"][:12], *H)
     assert r.returncode == 0 and "built once" in r.stdout and "provenance signed by builder key" in r.stdout
@@ -57,6 +59,8 @@ def test_escrow_build_and_diff(tmp_path: Path, sandbox) -> None:
             "audit",
             json.loads(overt("keys", "list", *H, "--json").stdout)["keys"][0]["keyid"],
             *H,
+            "--policy",
+            str(Path(home) / "log-policy"),
             "--json",
         ).stdout
     )

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def overt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -18,7 +20,8 @@ def overt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
     )
 
 
-def test_init_add_proof_verify(tmp_path: Path) -> None:
+def test_init_add_proof_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     home = tmp_path / "home"
     r = overt("init", "--home", str(home), "--origin", "cli.overt.example/log")
     assert r.returncode == 0, r.stderr
@@ -37,20 +40,25 @@ def test_init_add_proof_verify(tmp_path: Path) -> None:
     assert r.stdout.startswith("1\t")
     proof = tmp_path / "p.tlog-proof"
     assert overt("log", "proof", "2", "--home", str(home), "--out", str(proof)).returncode == 0
-    r = overt("log", "verify", "--home", str(home), "--proof", str(proof), "--entry", files[2], "--json")
+    # The verifier's pinned policy: the home's own, as a customer would receive it out of band.
+    pinned = ("--policy", str(home / "log-policy"))
+    r = overt(
+        "log", "verify", "--home", str(home), *pinned, "--proof", str(proof), "--entry", files[2], "--json"
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["index"] == 2
-    r = overt("log", "verify", "--home", str(home), "--entry", files[0], "--json")
+    r = overt("log", "verify", "--home", str(home), *pinned, "--entry", files[0], "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["index"] == 0
     # The proof does not verify for another entry.
-    r = overt("log", "verify", "--home", str(home), "--proof", str(proof), "--entry", files[0])
+    r = overt("log", "verify", "--home", str(home), *pinned, "--proof", str(proof), "--entry", files[0])
     assert r.returncode == 1
     assert "inclusion proof" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_errors_are_clean(tmp_path: Path) -> None:
+def test_errors_are_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     r = overt("log", "add", "--home", str(tmp_path / "nope"), "x")
     assert r.returncode == 1
     assert "not an overt home" in r.stderr
@@ -65,7 +73,10 @@ def test_errors_are_clean(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
     bad = tmp_path / "bad.tlog-proof"
     bad.write_text("not a proof")
-    r = overt("log", "verify", "--home", str(home), "--proof", str(bad), "--entry", str(big), "--json")
+    pinned = ("--policy", str(home / "log-policy"))
+    r = overt(
+        "log", "verify", "--home", str(home), *pinned, "--proof", str(bad), "--entry", str(big), "--json"
+    )
     assert r.returncode == 1
     assert json.loads(r.stderr)["error"] == "FormatError"
     r = overt("log", "verify", "--log", "http://127.0.0.1:9/log", "--vkey", "a+00000000+AQ==")

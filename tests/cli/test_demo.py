@@ -8,7 +8,8 @@ from pathlib import Path
 from tests.cli.test_cli import overt
 
 
-def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox) -> None:
+def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     r = overt("demo", "--home", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stdout + r.stderr
     proved = [line for line in r.stdout.splitlines() if line.startswith("PROVED")]
@@ -25,10 +26,13 @@ def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox) -> No
     builders = [k for k in keys if k["role"] == "builder"]
     assert sorted(k["status"] for k in builders) == ["active", "rotated"]
     rotated = next(k for k in builders if k["status"] == "rotated")
-    audit = overt("keys", "audit", rotated["keyid"], "--home", str(home), "--json")
+    # A verifier's pinned policy: the conveyor's own, as it would be handed out of band.
+    pinned = ("--policy", str(home / "log-policy"))
+    audit = overt("keys", "audit", rotated["keyid"], "--home", str(home), *pinned, "--json")
     assert audit.returncode == 0, audit.stderr
     assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == ["signed", "refused", "signed"]
     escrow = json.loads(overt("source", "show", "--home", str(home), "--json").stdout)["escrow"]
     assert escrow[0]["name"] == "sample-agent-1.0"
     assert {"avdb-demo-rules"} <= {e["name"] for e in escrow}
-    assert overt("log", "verify", "--home", str(home), "--log", str(home / "public" / "log")).returncode == 0
+    r = overt("log", "verify", "--home", str(home), "--log", str(home / "public" / "log"), *pinned)
+    assert r.returncode == 0, r.stderr

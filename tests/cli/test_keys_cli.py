@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.cli.test_cli import overt
-from tests.samples import provenance_statement, vsa_statement
+from tests.samples import SAMPLE_BUILDER_ID, provenance_statement, vsa_statement
 
 
 def run_json(*args: str) -> dict:
@@ -34,13 +34,25 @@ def test_keys_and_attest_flow(tmp_path: Path) -> None:
     ]
     r = overt("keys", "list", *H)
     assert "builder" in r.stdout and "CH" in r.stdout
+    # The first release key registers the conveyor's own builder id (log entry 0); any other builder id is
+    # registered, exactly, by a new registry version the release key signs (log entry 1).
+    release = run_json("keys", "generate", "--role", "release", *H)
+    own = "https://overt.example/conveyor/v1?jurisdiction=CH"
+    assert release["builder_registry"] == {
+        "version": 1,
+        "builders": [{"id": own, "jurisdiction": "CH"}],
+        "log_index": 0,
+    }
+    added = run_json("keys", "builders", "add", SAMPLE_BUILDER_ID, *H)
+    assert added["version"] == 2 and added["log_index"] == 1
+    assert {b["id"] for b in run_json("keys", "builders", "list", *H)["builders"]} == {own, SAMPLE_BUILDER_ID}
 
     good, foreign = tmp_path / "good.json", tmp_path / "foreign.json"
     good.write_bytes(provenance_statement("CH").to_bytes())
     foreign.write_bytes(provenance_statement("US").to_bytes())
     env = tmp_path / "env.json"
     signed = run_json("attest", "sign", str(good), "--role", "builder", "--out", str(env), *H)
-    assert signed["log_index"] == 0 and signed["checkpoint_published"]
+    assert signed["log_index"] == 2 and signed["checkpoint_published"]
     keyfile = Path(home) / "public" / "keys" / f"{builder['keyid']}.json"
     verified = run_json("attest", "verify", str(env), "--key", str(keyfile))
     assert verified["keyids"] == [builder["keyid"]]
@@ -62,32 +74,34 @@ def test_keys_and_attest_flow(tmp_path: Path) -> None:
     # A foreign-jurisdiction request is refused, cleanly, and the refusal is logged.
     r = overt("attest", "sign", str(foreign), "--role", "builder", *H)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "outside the key's jurisdiction CH" in r.stderr and "refusal_logged_at: 1" in r.stderr
+    assert "outside the key's jurisdiction CH" in r.stderr and "refusal_logged_at: 3" in r.stderr
     # A second, different request (an identical one within the same second would be the same log entry:
     # the log deduplicates, so it would answer the first refusal's index).
     foreign_ru = tmp_path / "foreign-ru.json"
     foreign_ru.write_bytes(provenance_statement("RU").to_bytes())
     r = overt("attest", "sign", str(foreign_ru), "--role", "builder", *H, "--json")
     err = json.loads(r.stderr)
-    assert err["error"] == "PolicyError" and err["evidence"]["refusal_logged_at"] == 2, r.stderr
+    assert err["error"] == "PolicyError" and err["evidence"]["refusal_logged_at"] == 4, r.stderr
 
     rotated = run_json("keys", "rotate", "--role", "builder", "--reason", "test", *H)
     assert rotated["old"]["status"] == "rotated" and rotated["old"]["rotated_to"] == rotated["new"]["keyid"]
-    assert rotated["new"]["introduced_by"] == rotated["rotation_log_index"] == 3
+    assert rotated["new"]["introduced_by"] == rotated["rotation_log_index"] == 5
 
-    audit = run_json("keys", "audit", builder["keyid"][:12], *H)
+    # The auditor's pinned policy: the home's own, as an outsider would receive it out of band.
+    pinned = ("--policy", str(Path(home) / "log-policy"))
+    audit = run_json("keys", "audit", builder["keyid"][:12], *H, *pinned)
     assert [(e["index"], e["kind"]) for e in audit["entries"]] == [
-        (0, "signed"),
-        (1, "refused"),
-        (2, "refused"),
-        (3, "signed"),
+        (2, "signed"),
+        (3, "refused"),
+        (4, "refused"),
+        (5, "signed"),
     ]
     assert all(e["inclusion_verified"] for e in audit["entries"])
     assert audit["entries"][3]["predicate_type"] == "https://overt.dev/attestation/key-rotation/v1"
     # An outsider audits from the published key file and the public log directory alone.
-    outsider = run_json("keys", "audit", str(keyfile), "--log", str(Path(home) / "public" / "log"))
+    outsider = run_json("keys", "audit", str(keyfile), "--log", str(Path(home) / "public" / "log"), *pinned)
     assert outsider["entries"] == audit["entries"]
-    r = overt("keys", "audit", builder["keyid"][:12], *H)
+    r = overt("keys", "audit", builder["keyid"][:12], *H, *pinned)
     assert r.returncode == 0 and "refused" in r.stdout
 
     vsa = tmp_path / "vsa.json"
@@ -160,6 +174,8 @@ def test_hsm_keys_from_the_cli(tmp_path: Path, softhsm) -> None:
         "generated"
     ]
     assert gen["storage"] == "hsm"
+    assert overt("keys", "generate", "--role", "release", "--hsm", "--home", home).returncode == 0
+    assert overt("keys", "builders", "add", SAMPLE_BUILDER_ID, "--home", home).returncode == 0
     good = tmp_path / "good.json"
     good.write_bytes(provenance_statement("CH").to_bytes())
     signed = run_json("attest", "sign", str(good), "--role", "builder", "--home", home)

@@ -21,7 +21,7 @@ from overt.keys.signers import HSMEd25519Signer, hsm_generate, hsm_import, load_
 from overt.tlog.client import LogClient, directory_fetcher
 from overt.tlog.note import Note, parse_ed25519_vkey, verify_note
 from tests.conftest import SOFTHSM_PIN
-from tests.samples import provenance_statement
+from tests.samples import SAMPLE_BUILDER_ID, provenance_statement, register_builders
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -71,6 +71,7 @@ def test_hsm_builder_key_refuses_foreign_jurisdiction(softhsm, tmp_path):
         key, role=Role.BUILDER, jurisdiction="CH", valid_from=T0, valid_until=None, uri=uri
     )
     h.registry.save(record)
+    register_builders(h, SAMPLE_BUILDER_ID)
     service = h.signing_service(lambda: T0)
     signed = service.sign(record, provenance_statement("CH"))
     verify_statement(signed.envelope, [key])

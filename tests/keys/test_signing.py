@@ -18,15 +18,16 @@ from overt.attest.verify import verify_statement
 from overt.errors import ConfigError, PolicyError, SignatureError, StorageError
 from overt.home import Home
 from overt.keys.audit import BAD_SIGNATURE, REFUSED, SIGNED, audit_key
-from overt.keys.jurisdiction import KEY_ROTATION_V1, SIGNING_REFUSAL_V1, judge
+from overt.keys.jurisdiction import KEY_ROTATION_V1, SIGNING_REFUSAL_V1, Issuer, SigningPolicy, judge
 from overt.keys.registry import KeyRecord, Role, load_public_keys
 from overt.keys.rotation import introduced_key, rotate, rotation_statement
 from overt.keys.signers import generate_file_key
 from overt.keys.signing import SigningService
 from overt.tlog.client import LogClient, directory_fetcher
-from tests.samples import provenance_statement, vsa_statement
+from tests.samples import SAMPLE_BUILDER_ID, provenance_statement, register_builders, vsa_statement
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+POLICY = SigningPolicy(jurisdiction="CH", builders={SAMPLE_BUILDER_ID: "CH"})
 
 
 def add_key(
@@ -41,7 +42,9 @@ def add_key(
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    return Home.init(tmp_path / "conveyor", origin="conveyor.example/log", jurisdiction="CH")
+    h = Home.init(tmp_path / "conveyor", origin="conveyor.example/log", jurisdiction="CH")
+    register_builders(h, SAMPLE_BUILDER_ID)
+    return h
 
 
 def client(h: Home) -> LogClient:
@@ -74,7 +77,10 @@ def test_signature_is_the_logged_envelope(home):
 def test_foreign_jurisdiction_is_refused_and_the_refusal_is_logged(home, keytype):
     builder = add_key(home, Role.BUILDER, keytype=keytype)
     before = len(log_entries(home))
-    with pytest.raises(PolicyError, match="built or assembled in US, outside the key's jurisdiction CH") as e:
+    expected = (
+        'names jurisdiction "US" at /predicate/runDetails/builder/id, outside the key\'s jurisdiction CH'
+    )
+    with pytest.raises(PolicyError, match=re.escape(expected)) as e:
         home.signing_service(lambda: T0).sign(builder, provenance_statement("US"))
     index = e.value.evidence["refusal_logged_at"]
     entries = log_entries(home)
@@ -87,16 +93,21 @@ def test_foreign_jurisdiction_is_refused_and_the_refusal_is_logged(home, keytype
     assert "outside the key's jurisdiction CH" in note.predicate["reason"]
     c = client(home)
     c.verify_inclusion(entries[index], index, c.update().checkpoint)
-    # And the key signed nothing: no entry carries a signature by it.
-    assert all(not Envelope.from_bytes(x).signatures for x in entries if x.startswith(b"{"))
+    # And the key signed nothing: no entry carries a signature by it (the release key signed the registry).
+    assert all(
+        s.keyid != builder.keyid
+        for x in entries
+        if x.startswith(b"{")
+        for s in Envelope.from_bytes(x).signatures
+    )
 
 
 @pytest.mark.parametrize(
     ("statement", "reason"),
     [
-        (provenance_statement(None), "does not say in which jurisdiction"),
-        (provenance_statement("CH", internal="RU"), "built or assembled in RU"),
-        (provenance_statement("ch"), "built or assembled in ch"),
+        (provenance_statement(None), "is not in this conveyor's builder registry"),
+        (provenance_statement("CH", internal="RU"), '"RU" at /predicate/buildDefinition/internalParameters'),
+        (provenance_statement("ch"), 'names jurisdiction "ch"'),
         (vsa_statement(), re.escape("does not sign https://slsa.dev/verification_summary/v1")),
     ],
 )
@@ -120,7 +131,7 @@ def test_roles_and_validity(home):
     future = add_key(home, Role.BUILDER, valid_from=T0 + timedelta(hours=1))
     with pytest.raises(PolicyError, match="not yet valid"):
         service.sign(future, provenance_statement())
-    assert judge(future, provenance_statement(), T0 + timedelta(hours=2)) is None
+    assert judge(future, provenance_statement(), POLICY, now=T0 + timedelta(hours=2)) is None
     # The home made its log key just now: judge it at the present, when it is valid, so the role is what fails.
     log = home.log_key()
     with pytest.raises(PolicyError, match="log key does not sign"):
@@ -133,7 +144,13 @@ def test_nothing_is_released_when_the_log_cannot_take_it(home):
     def broken(_: bytes):
         raise StorageError("disk full")
 
-    service = SigningService(load=home.signer_for, append=broken, now=lambda: T0)
+    service = SigningService(
+        load=home.signer_for,
+        append=broken,
+        now=lambda: T0,
+        jurisdiction="CH",
+        builders=lambda: {SAMPLE_BUILDER_ID: "CH"},
+    )
     with pytest.raises(StorageError):
         service.sign(builder, provenance_statement())
 
@@ -180,8 +197,9 @@ def test_rotation_cannot_change_jurisdiction_or_role(home):
     elsewhere = KeyRecord.create(
         key, role=Role.BUILDER, jurisdiction="DE", valid_from=T0, valid_until=None, uri=uri
     )
-    refusal = judge(old, rotation_statement(old, elsewhere, reason="move", now=T0), T0)
-    assert refusal is not None and "DE" in refusal.reason
+    move = rotation_statement(old, elsewhere, reason="move", now=T0)
+    refusal = judge(old, move, POLICY, now=T0, issuer=Issuer(KEY_ROTATION_V1))
+    assert refusal is not None and '"DE" at /predicate/jurisdiction' in refusal.reason
     st = rotation_statement(old, replace(elsewhere, jurisdiction="CH", role=Role.AUDITOR), reason="x", now=T0)
     with pytest.raises(Exception, match="keeps the role"):
         introduced_key(st, old)
@@ -217,7 +235,7 @@ def test_audit_lists_everything_a_key_did(home):
     kinds = [(e.index, e.kind) for e in report.entries]
     assert kinds == [(a.receipt.index, SIGNED), (a.receipt.index + 1, REFUSED), (bad.index, BAD_SIGNATURE)]
     assert all(e.inclusion_verified for e in report.entries)
-    assert report.entries[1].detail.startswith("statement was built or assembled in US")
+    assert report.entries[1].detail.startswith('statement names jurisdiction "US"')
     assert report.entries[0].subjects[0].startswith("tomli-2.0.1-py3-none-any.whl sha256:")
     others = audit_key(client(home), other.key)
     assert [e.kind for e in others.entries] == [SIGNED, SIGNED]
@@ -249,6 +267,7 @@ def test_signing_through_a_running_log_server(home, tmp_path):
     statement.write_bytes(provenance_statement("CH").to_bytes())
     foreign = tmp_path / "us.json"
     foreign.write_bytes(provenance_statement("US").to_bytes())
+    before = len(log_entries(home))  # the builder registry's two versions
     with BackgroundServer(create_app(home)) as srv:
         r = overt(
             "attest",
@@ -263,7 +282,7 @@ def test_signing_through_a_running_log_server(home, tmp_path):
             "--json",
         )
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["log_index"] == 0
+        assert json.loads(r.stdout)["log_index"] == before
         r = overt(
             "attest",
             "sign",
@@ -276,7 +295,9 @@ def test_signing_through_a_running_log_server(home, tmp_path):
             str(home.path),
         )
         assert (
-            r.returncode == 1 and "refusal logged at" not in r.stdout and "refusal_logged_at: 1" in r.stderr
+            r.returncode == 1
+            and "refusal logged at" not in r.stdout
+            and f"refusal_logged_at: {before + 1}" in r.stderr
         )
     entries = log_entries(home)
-    assert len(entries) == 2 and Envelope.from_bytes(entries[1]).signatures == ()
+    assert len(entries) == before + 2 and Envelope.from_bytes(entries[before + 1]).signatures == ()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,6 +18,7 @@ from overt.home import Home, LogConfig
 from overt.server.log import create_app
 from overt.server.runner import BackgroundServer, free_port
 from overt.server.witness import create_app as witness_app
+from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.client import LogClient, http_fetcher, verify_tlog_proof
 from overt.tlog.policy import Policy, PolicyWitness
 from overt.tlog.proof import TlogProof
@@ -71,7 +76,8 @@ def test_publishes_only_with_quorum_and_retries_down_witness(tmp_path: Path) -> 
         r = http.post("/add", content=b"first", timeout=30)
         assert r.status_code == 503
         assert "w1" in r.json()["witness_failures"]
-        assert http.get("/log/checkpoint").status_code == 404  # nothing published without the quorum
+        # Nothing beyond the size-0 checkpoint of 'overt init' is published without the quorum.
+        assert SignedCheckpoint.from_bytes(http.get("/log/checkpoint").content).checkpoint.tree_size == 0
         with BackgroundServer(witness_app(witness), port=port):
             r = http.post("/add", content=b"first", timeout=30)
             assert r.status_code == 200, r.text
@@ -86,3 +92,64 @@ def test_config_is_validated(tmp_path: Path, bad: str) -> None:
 
     with pytest.raises(ConfigError):
         LogConfig(store=bad)
+
+
+@contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """Make ``directory`` refuse new files: chmod for a user, the immutable attribute for root."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode:
+            pytest.skip("running as root without chattr +i: cannot make a directory read-only")
+        undo = ["chattr", "-i", str(directory)]
+    else:
+        directory.chmod(0o555)
+        undo = ["chmod", "755", str(directory)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_batching_loop_recovers_after_a_storage_fault_clears(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    home = make_home(tmp_path, batch_interval=0.05)
+    with (
+        BackgroundServer(create_app(home, wait_timeout=20)) as srv,
+        httpx.Client(base_url=srv.url, timeout=60) as http,
+    ):
+        assert http.post("/add", content=b"first").status_code == 200
+        with read_only(home.log_dir):  # tiles still land in tile/, the checkpoint cannot be replaced
+            for entry in (b"second", b"third"):
+                r = http.post("/add", content=entry)
+                assert r.status_code == 503, r.text
+                assert r.json()["reason"] == "storage"
+                assert str(home.log_dir) in r.json()["error"]  # the real reason, naming the directory
+                assert int(r.headers["retry-after"]) >= 1
+        for index, entry in enumerate((b"second", b"third", b"fourth"), start=1):
+            r = http.post("/add", content=entry)
+            assert r.status_code == 200, r.text
+            assert r.json()["index"] == index  # second and third kept the index they were sequenced at
+            verify_tlog_proof(TlogProof.from_bytes(r.json()["proof"].encode()), entry, home.policy())
+        assert SignedCheckpoint.from_bytes(http.get("/log/checkpoint").content).checkpoint.tree_size == 4
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
+    assert err.count("cannot publish the checkpoint") == 1, err  # logged once, however often it was retried
+    assert err.count("log storage works again") == 1, err
+
+
+def test_unpublished_answer_is_machine_recognisable(tmp_path: Path) -> None:
+    home = make_home(tmp_path, batch_interval=0.05)
+    dead = PolicyWitness(
+        name="w1",
+        verifier=init_witness(tmp_path / "w1", "w1.test.overt.example").verifier(),
+        url=f"http://127.0.0.1:{free_port()}",
+    )
+    groups, quorum = quorum_groups(("w1",), "all")
+    home.save_policy(Policy(logs=home.policy().logs, witnesses=(dead,), groups=groups, quorum=quorum))
+    with BackgroundServer(create_app(home, wait_timeout=0.5)) as srv, httpx.Client(base_url=srv.url) as http:
+        r = http.post("/add", content=b"waits for w1", timeout=30)
+    assert r.status_code == 503
+    body = r.json()
+    assert body["reason"] == "unpublished"
+    assert "w1" in body["witness_failures"] and body["error"]

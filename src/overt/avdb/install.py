@@ -3,7 +3,8 @@ digest and is in the transparency log; never an older version than the one insta
 
 The agent directory holds ``avdb/<name>.avdb``, its provenance, and ``avdb/<name>.installed.json`` (digest,
 version, provenance log index). The scanner loads only through :func:`installed`, which re-checks the digest, so a database swapped on
-disk is refused, not scanned with.
+disk is refused, not scanned with. The log client's policy is the endpoint's own, pinned out of band or on
+first use (:mod:`overt.tlog.trust`), never read from the log that is asked whether the provenance is logged.
 """
 
 from __future__ import annotations

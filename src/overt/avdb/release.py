@@ -37,13 +37,17 @@ from overt.avdb.compile import compiled_if_deterministic
 from overt.avdb.package import build_database, read_database, yara_x_version
 from overt.avdb.rules import RuleSet, load_rules
 from overt.errors import ConfigError, FormatError, PolicyError
-from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1
+from overt.keys.builders import conveyor_builder_id
+from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1, Issuer
 from overt.keys.registry import KeyRecord
 from overt.keys.signing import Signed, SigningService
 from overt.source.escrow import Escrow, EscrowEntry
 from overt.source.snapshot import SnapshotFile
 
 BUILD_TYPE = "https://overt.dev/avdb/build/v1"
+# Audit reports and waivers are issued here only, never signed on request (overt.keys.jurisdiction).
+_AUDIT_ISSUER = Issuer(AVDB_AUDIT_V1)
+_WAIVER_ISSUER = Issuer(AVDB_WAIVER_V1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +148,7 @@ def audit_rules(
             **report.to_predicate(),
         },
     )
-    signed = service.sign(auditor, statement)
+    signed = service.issue(auditor, statement, issuer=_AUDIT_ISSUER)
     atomic_write(store.root / name / "audits" / f"{source.sha256}.dsse.json", signed.entry)
     return source, rules, report, signed
 
@@ -217,7 +221,7 @@ def release(
             ),
         ),
         run_details=RunDetails(
-            builder=Builder(id=f"{builder_id}?jurisdiction={jurisdiction}"),
+            builder=Builder(id=conveyor_builder_id(builder_id, jurisdiction)),
             metadata=BuildMetadata(
                 started_on=format_timestamp(now), finished_on=format_timestamp(service.now())
             ),
@@ -284,6 +288,6 @@ def waive(
             "time": format_timestamp(service.now()),
         },
     )
-    signed = service.sign(auditor, statement)
+    signed = service.issue(auditor, statement, issuer=_WAIVER_ISSUER)
     atomic_write(store.root / "waivers" / f"{finding_id}.dsse.json", signed.entry)
     return signed

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib import parse
 
 from overt.atomic import atomic_write
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
@@ -37,6 +36,7 @@ from overt.build.compare import IDENTICAL, Verdict, compare_outputs
 from overt.build.recipe import RECIPE_FILE, SDE_LATEST_MTIME, SDE_UNSET, Recipe, parse_recipe
 from overt.build.sandbox import faketime_lib, run_steps
 from overt.errors import BuildError, ConfigError, FormatError
+from overt.keys.builders import conveyor_builder_id
 from overt.keys.registry import KeyRecord
 from overt.keys.signing import Signed, SigningService
 from overt.source.escrow import INPUT, SOURCE, Escrow, EscrowEntry, extract, snapshot_files
@@ -216,7 +216,6 @@ def provenance_for(
     verdict: Verdict | None,
     log_sha256: str,
 ) -> Provenance:
-    query = parse.urlencode({"jurisdiction": jurisdiction})
     internal: dict[str, Any] = {
         "jurisdiction": jurisdiction,
         "sandbox": "bubblewrap",
@@ -257,7 +256,7 @@ def provenance_for(
             ),
         ),
         run_details=RunDetails(
-            builder=Builder(id=f"{builder_id}?{query}"),
+            builder=Builder(id=conveyor_builder_id(builder_id, jurisdiction)),
             metadata=BuildMetadata(
                 invocation_id=invocation_id,
                 started_on=format_timestamp(started),

@@ -29,7 +29,10 @@ def sign(
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Sign a statement into a DSSE envelope, if the key's role and jurisdiction allow it; log either outcome."""
+    """Sign a statement into a DSSE envelope, if the key's role and jurisdiction allow it; log either outcome.
+
+    Rotation, escrow, audit, waiver and builder-registry statements are refused here: their own commands
+    issue them."""
     h = Home(resolve_home(home))
     st = Statement.from_bytes(read_file(statement))
     if (key is None) == (role is None):

@@ -19,7 +19,20 @@ from overt.avdb.install import installed, update
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
 from overt.avdb.scan import scan_paths
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, err_console, log_client, read_file
+from overt.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    PolicyOpt,
+    StateOpt,
+    TofuOpt,
+    Trust,
+    VkeyOpt,
+    console,
+    emit_json,
+    err_console,
+    log_client_if,
+    read_file,
+)
 from overt.errors import PolicyError
 from overt.home import Home, resolve_home
 from overt.keys.registry import KeyRecord, Role, load_public_keys
@@ -187,14 +200,18 @@ def install_cmd(
     log: Annotated[
         str | None, typer.Option(help="require the provenance in this log (URL or directory)")
     ] = None,
-    policy: Annotated[
-        Path | None, typer.Option(help="tlog-policy of that log (default: <log>/policy)")
-    ] = None,
+    policy: PolicyOpt = None,
+    vkey: VkeyOpt = None,
+    trust_on_first_use: TofuOpt = False,
+    state: StateOpt = None,
     agent: AgentOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Install a database on this endpoint if its provenance verifies and (with --log) is logged."""
-    client = log_client(log, policy) if log is not None else None
+    """Install a database on this endpoint if its provenance verifies and (with --log) is logged.
+
+    With --log, the log's trust roots are yours, never the log's: --policy, --vkey, or --trust-on-first-use."""
+    trust = Trust(policy=policy, vkey=vkey, trust_on_first_use=trust_on_first_use, state=state)
+    client = log_client_if(log, trust)
     keys = [r.key for r in load_public_keys(key)]
     result = install_db(
         agent_dir(agent), read_file(database), read_file(provenance), keys, threshold=threshold, log=client
@@ -325,11 +342,18 @@ def update_cmd(
     log: Annotated[
         str | None, typer.Option(help="require the provenance in this log (URL or directory)")
     ] = None,
+    policy: PolicyOpt = None,
+    vkey: VkeyOpt = None,
+    trust_on_first_use: TofuOpt = False,
+    state: StateOpt = None,
     agent: AgentOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Update the installed database through deltas, falling back to the full database."""
-    client = log_client(log) if log is not None else None
+    """Update the installed database through deltas, falling back to the full database.
+
+    With --log, the log's trust roots are yours, never the log's: --policy, --vkey, or --trust-on-first-use."""
+    trust = Trust(policy=policy, vkey=vkey, trust_on_first_use=trust_on_first_use, state=state)
+    client = log_client_if(log, trust)
     keys = [r.key for r in load_public_keys(key)]
     result = update(
         agent_dir(agent),

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 
-from overt.errors import ConfigError
-from overt.home import Home
+from overt.errors import ConfigError, FormatError
+from overt.home import Home, append_through_server
 from overt.keys.signing import Appender, LogReceipt
-from overt.tlog.client import LogClient, fetcher_for, submit_entry
+from overt.tlog.client import Fetch, LogClient, fetcher_for
 from overt.tlog.policy import Policy
+from overt.tlog.trust import default_state_dir, policy_from_vkey, trust_on_first_use
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -47,18 +48,99 @@ def log_appender(home: Home, log_url: str | None) -> Iterator[Appender | None]:
         yield None
         return
     policy = home.policy()
-    with httpx.Client(timeout=120) as http:
 
-        def append(entry: bytes) -> LogReceipt:
-            proof = submit_entry(log_url, entry, policy, http)
-            return LogReceipt(
-                index=proof.index, tree_size=proof.checkpoint.checkpoint.tree_size, published=True
-            )
+    def append(entry: bytes) -> LogReceipt:
+        return append_through_server(log_url, entry, policy)
 
-        yield append
+    yield append
 
 
-def log_client(source: str, policy: Path | None = None) -> LogClient:
-    """A verifying client for the log at ``source`` (URL or directory), trusting ``policy`` or ``<source>/policy``."""
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option(help="the log's tlog-policy, as you obtained it out of band (never read from the log)"),
+]
+VkeyOpt = Annotated[str | None, typer.Option(help="trust only this log vkey, with no witnesses")]
+TofuOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-on-first-use",
+        help="pin <log>/policy in the state directory the first time, and refuse it whenever it changes",
+    ),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="client state: policies pinned on first use and, for 'log verify', the last verified "
+        "checkpoints (default $XDG_STATE_HOME/overt)"
+    ),
+]
+NO_TRUST = (
+    "refusing to take trust roots from the log being verified: pass --policy FILE (its tlog-policy, "
+    "obtained out of band), --vkey VKEY (a log without witnesses) or --trust-on-first-use"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trust:
+    """How a verifying command pins the log's trust roots: one of --policy, --vkey, --trust-on-first-use."""
+
+    policy: Path | None = None
+    vkey: str | None = None
+    trust_on_first_use: bool = False
+    state: Path | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state if self.state is not None else default_state_dir()
+
+
+def pinned_policy(source: str, fetch: Fetch, trust: Trust) -> tuple[Policy, str]:
+    """The policy the user pinned for the log at ``source`` (``<source>/policy`` only on trust on first use),
+    and a sentence saying where it came from."""
+    given = [
+        name
+        for name, on in (
+            ("--policy", trust.policy is not None),
+            ("--vkey", trust.vkey is not None),
+            ("--trust-on-first-use", trust.trust_on_first_use),
+        )
+        if on
+    ]
+    if not given:
+        raise ConfigError(NO_TRUST)
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)} exclude each other: pin the log's trust roots one way")
+    if trust.policy is not None:
+        try:
+            return Policy.from_bytes(read_file(trust.policy)), f"policy {trust.policy}"
+        except FormatError as e:
+            raise ConfigError(f"{trust.policy}: {e}") from e
+    if trust.vkey is not None:
+        pol = policy_from_vkey(trust.vkey)
+        return pol, f"log key {pol.logs[0].verifier.vkey()}, no witnesses"
+    pinned = trust_on_first_use(fetch, source=source, state_dir=trust.state_dir)
+    how = "trusted on first use and pinned now" if pinned.first_use else "the same as pinned on first use"
+    return pinned.policy, f"<log>/policy (sha256:{pinned.sha256}), {how} in {pinned.path}"
+
+
+def log_client(source: str, trust: Trust, *, remember: bool = False) -> tuple[LogClient, str]:
+    """A verifying client for the log at ``source`` (URL or directory) under the policy ``trust`` pins, and
+    where that policy came from.
+
+    With ``remember``, the client keeps the last verified checkpoint of each origin in the state directory
+    and checks every later one is consistent with it.
+    """
     fetch = fetcher_for(source)
-    return LogClient(fetch, Policy.from_bytes(read_file(policy) if policy is not None else fetch("policy")))
+    policy, basis = pinned_policy(source, fetch, trust)
+    return LogClient(fetch, policy, trust.state_dir if remember else None), basis
+
+
+def log_client_if(source: str | None, trust: Trust) -> LogClient | None:
+    """:func:`log_client` for ``source``, or None without a log (then trust options pin nothing: refused)."""
+    if source is not None:
+        return log_client(source, trust)[0]
+    if trust.policy is not None or trust.vkey is not None or trust.trust_on_first_use:
+        raise ConfigError(
+            "--policy, --vkey and --trust-on-first-use pin the trust roots of --log: give --log too"
+        )
+    return None

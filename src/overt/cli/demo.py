@@ -12,6 +12,8 @@ and a scan.
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -27,11 +29,45 @@ from overt.errors import Error
 from overt.home import Home
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
 from overt.tlog.client import LogClient, directory_fetcher, http_fetcher, verify_tlog_proof
+from overt.tlog.guard import StaleDatabaseError
 from overt.tlog.note import generate_ed25519
 from overt.tlog.policy import Policy, PolicyWitness
 from overt.tlog.proof import TlogProof
 
 _proved = demo_stages._proved
+
+
+def _backup_database(h: Home, to: Path) -> Path:
+    """An online SQLite backup of the log database, as an operator's nightly job would take it."""
+    with sqlite3.connect(h.path / "overt.db") as src, sqlite3.connect(to) as dst:
+        src.backup(dst)
+    return to
+
+
+def _restore_stage(h: Home, backup: Path) -> None:
+    """Restore the old backup over the database: opening the log must refuse, and recovery must restore it."""
+    published = SignedCheckpoint.from_bytes((h.log_dir / "checkpoint").read_bytes()).checkpoint
+    for suffix in ("-wal", "-shm"):
+        (h.path / f"overt.db{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, h.path / "overt.db")
+    try:
+        h.open_log().close()
+    except StaleDatabaseError as e:
+        _proved(
+            f"after the log database was restored from an older backup (size {e.evidence['database_size']}), "
+            f"the log refused to append or sign: it had already published size {e.evidence['signed_size']}"
+        )
+    else:
+        raise Error("the log accepted a database restored from an old backup")
+    result = h.recover_log()
+    if (result.tree_size, result.root_hash) != (published.tree_size, published.root_hash):
+        raise Error("recovery did not restore the published tree")
+    log = h.open_log()
+    log.close()
+    _proved(
+        f"'overt log recover' rebuilt the database from the published tiles, each checked against the signed "
+        f"checkpoint: size {result.tree_size}, the same root as published"
+    )
 
 
 def demo(
@@ -86,11 +122,14 @@ def demo(
             if again["index"] != answers[3]["index"]:
                 raise Error("deduplication failed")
             _proved(f"re-adding an entry returns its original index ({again['index']}): strict deduplication")
+            backup = _backup_database(h, root / "backup-overt.db")
 
-            # 3. A client that trusts only the public policy verifies the published checkpoint.
+            # 3. A client that pins the log's policy (handed over out of band, never read from the log it
+            # checks) verifies the published checkpoint.
             state = root / "client-state"
             fetch = http_fetcher(f"{srv.url}/log")
-            public_policy = Policy.from_bytes(fetch("policy"))
+            (root / "trusted.policy").write_bytes(h.policy_path.read_bytes())
+            public_policy = Policy.from_bytes((root / "trusted.policy").read_bytes())
             client = LogClient(fetch, public_policy, state)
             tree = client.update()
             cp = tree.checkpoint.checkpoint
@@ -141,6 +180,9 @@ def demo(
         else:
             raise Error("a witness cosigned a fork")
 
+        # 5b. The database is lost to an old backup: the log refuses to fork, and recovers from its tiles.
+        _restore_stage(h, backup)
+
         # 6. Keys bound to a jurisdiction; every signature (and every refusal) becomes a log entry.
         demo_stages.keys_stage(h, root, LogClient(directory_fetcher(h.log_dir), h.policy()))
 
@@ -152,9 +194,12 @@ def demo(
 
     console.rule("done")
     console.print(f"inspect: {root}   verify again with:")
-    console.print(f"  overt log verify --log {h.log_dir} --state {state}")
+    trusted = root / "trusted.policy"
+    console.print(f"  overt log verify --log {h.log_dir} --policy {trusted} --state {state}")
     console.print(
-        f"  overt log verify --log {h.log_dir} --proof {root / 'entry-5.tlog-proof'} --entry {root / 'entry-5'}"
+        f"  overt log verify --log {h.log_dir} --policy {trusted} --proof {root / 'entry-5.tlog-proof'} "
+        f"--entry {root / 'entry-5'}"
     )
+    console.print(f"  overt log fsck --full --home {h.path}")
     console.print(f"  overt keys list --home {h.path}")
-    console.print(f"  overt keys audit <keyid> --home {h.path}")
+    console.print(f"  overt keys audit <keyid> --home {h.path} --policy {trusted}")

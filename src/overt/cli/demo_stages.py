@@ -25,6 +25,7 @@ from overt.cli.keys import print_keys
 from overt.errors import Error, PolicyError
 from overt.home import Home
 from overt.keys.audit import REFUSED, SIGNED, audit_key
+from overt.keys.builders import conveyor_builder_id, register_first_builder
 from overt.keys.registry import KeyRecord, Role, load_public_keys
 from overt.keys.rotation import rotate
 from overt.keys.signers import generate_file_key
@@ -39,7 +40,7 @@ def _proved(text: str) -> None:
 
 def keys_stage(h: Home, root: Path, client: LogClient) -> None:
     now = datetime.now(UTC)
-    for role, keytype in ((Role.BUILDER, "ed25519"), (Role.AUDITOR, "ecdsa")):
+    for role, keytype in ((Role.BUILDER, "ed25519"), (Role.AUDITOR, "ecdsa"), (Role.RELEASE, "ed25519")):
         uri, key = generate_file_key(h.keys_dir, keytype)
         h.registry.save(
             KeyRecord.create(
@@ -54,6 +55,21 @@ def keys_stage(h: Home, root: Path, client: LogClient) -> None:
     print_keys(h.registry.records(), now)
     builder = h.registry.current(Role.BUILDER, now)
     service = h.signing_service()
+    release_key = h.registry.current(Role.RELEASE, now)
+    registered = register_first_builder(
+        h.builder_store(),
+        service,
+        release_key,
+        builder_id=h.conveyor.provenance_builder_id,
+        jurisdiction=h.conveyor.jurisdiction,
+    )
+    if registered is None:
+        raise Error("the demo home already had a builder registry")
+    _proved(
+        f"builder registry v{registered[0].version} lists {h.conveyor.provenance_builder_id} in "
+        f"{h.conveyor.jurisdiction}, signed by release key {release_key.keyid[:16]} and logged at index "
+        f"{registered[1].receipt.index}: provenance is signed only from builder ids listed there, exactly"
+    )
     subject = (
         ResourceDescriptor(
             name="demo-app-1.0.tar.gz", digest={"sha256": hashlib.sha256(b"demo").hexdigest()}
@@ -66,7 +82,7 @@ def keys_stage(h: Home, root: Path, client: LogClient) -> None:
                 build_type="https://overt.dev/build/v1", external_parameters={"source": "demo"}
             ),
             run_details=RunDetails(
-                builder=Builder(id=f"https://conveyor.demo.overt.example/builder?jurisdiction={jurisdiction}")
+                builder=Builder(id=conveyor_builder_id(h.conveyor.builder_id, jurisdiction))
             ),
         ).statement(subject)
 

@@ -1,4 +1,5 @@
-"""``overt keys ...``: the key registry (list, generate, import, rotate) and the per-key audit from the log."""
+"""``overt keys ...``: the key registry (list, generate, import, rotate), the builder registry
+(``keys builders``) and the per-key audit from the log."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from overt.cli.common import (
     HomeOpt,
     JsonOpt,
     LogUrlOpt,
+    PolicyOpt,
+    StateOpt,
+    TofuOpt,
+    Trust,
+    VkeyOpt,
     console,
     emit_json,
     log_appender,
@@ -23,14 +29,20 @@ from overt.cli.common import (
 from overt.errors import ConfigError, FormatError
 from overt.home import Home, resolve_home
 from overt.keys.audit import BAD_SIGNATURE, REFUSED, audit_key
-from overt.keys.registry import KeyRecord, Role, check_jurisdiction, parse_role
+from overt.keys.builders import BuilderRegistry, add_builder, register_first_builder, remove_builder
+from overt.keys.registry import KeyRecord, Role, check_jurisdiction, check_signing_jurisdiction, parse_role
 from overt.keys.rotation import rotate as rotate_key
 from overt.keys.signers import generate_file_key, hsm_generate, hsm_import, import_file_key, parse_hsm_uri
 
 app = typer.Typer(
-    help="Keys bound to a role and a jurisdiction: list, generate, import, rotate, audit.",
+    help="Keys bound to a role and a jurisdiction: list, generate, import, rotate, audit; the builder registry.",
     no_args_is_help=True,
 )
+builders_app = typer.Typer(
+    help="The builder registry: exact builder ids allowed to build in a jurisdiction, signed by the release key.",
+    no_args_is_help=True,
+)
+app.add_typer(builders_app, name="builders")
 
 RoleOpt = Annotated[str, typer.Option(help=f"key role: {', '.join(r.value for r in Role)}")]
 JurisdictionOpt = Annotated[
@@ -94,33 +106,36 @@ def _validity(days: int | None) -> tuple[datetime, datetime | None]:
     return now, (now + timedelta(days=days) if days is not None else None)
 
 
-def _register(
-    h: Home, key_uri: str, key: Any, role: Role, jurisdiction: str | None, days: int | None
-) -> KeyRecord:
+def _register(h: Home, key_uri: str, key: Any, role: Role, days: int | None) -> KeyRecord:
+    """A new signing key, always in the conveyor's jurisdiction."""
     if role is Role.LOG:
         raise ConfigError("the log key is created by 'overt init'; a log has exactly one key")
     start, until = _validity(days)
     record = KeyRecord.create(
         key,
         role=role,
-        jurisdiction=check_jurisdiction(jurisdiction or h.conveyor.jurisdiction),
+        jurisdiction=h.conveyor.jurisdiction,
         valid_from=start,
         valid_until=until,
         uri=key_uri,
     )
-    if any(r.keyid == record.keyid for r in h.registry.records()):
-        raise ConfigError(f"key {record.keyid[:16]} is already in the registry")
-    h.registry.save(record)
+    h.registry.add(record, conveyor_jurisdiction=h.conveyor.jurisdiction)
     return record
 
 
-def _done(record: KeyRecord, verb: str, json: bool) -> None:
+def _signing_jurisdiction(h: Home, jurisdiction: str | None) -> None:
+    """Refuse, before any key material is made or read, a signing key outside the conveyor's jurisdiction."""
+    if jurisdiction is not None:
+        check_signing_jurisdiction(jurisdiction, conveyor=h.conveyor.jurisdiction)
+
+
+def _done(record: KeyRecord, verb: str, json: bool, extra: dict[str, Any] | None = None) -> None:
     if json:
-        emit_json({verb: _row(record, datetime.now(UTC))})
+        emit_json({verb: _row(record, datetime.now(UTC)), **(extra or {})})
         return
     console.print(
         f"{verb} {record.role.value} key {record.keyid} ({record.key.scheme}, {record.storage}) "
-        f"in jurisdiction {record.jurisdiction}"
+        f"in jurisdiction {record.jurisdiction}" + ("" if record.uri else ", for verification only")
     )
 
 
@@ -139,25 +154,68 @@ def generate(
     r = parse_role(role)
     if r is Role.LOG:
         raise ConfigError("the log key is created by 'overt init'; a log has exactly one key")
+    _signing_jurisdiction(h, jurisdiction)
     if hsm:
         key_uri, key = hsm_generate(h.hsm, type, f"overt-{r.value}")
     else:
         key_uri, key = generate_file_key(h.keys_dir, type)
-    _done(_register(h, key_uri, key, r, jurisdiction, valid_days), "generated", json)
+    record = _register(h, key_uri, key, r, valid_days)
+    first = None
+    if r is Role.RELEASE:
+        first = register_first_builder(
+            h.builder_store(),
+            h.signing_service(),
+            record,
+            builder_id=h.conveyor.provenance_builder_id,
+            jurisdiction=h.conveyor.jurisdiction,
+        )
+    if first is None:
+        _done(record, "generated", json)
+        return
+    registry, signed = first
+    _done(record, "generated", json, {"builder_registry": _registry_json(registry, signed.receipt.index)})
+    if not json:
+        _print_registered(
+            h.conveyor.provenance_builder_id, h.conveyor.jurisdiction, registry, signed.receipt.index
+        )
 
 
 @app.command("import")
 def import_key(
-    role: RoleOpt,
-    uri: Annotated[str, typer.Option(help="file2:/path/to/key.pem or hsm:<id>?label=<token>")],
+    role: Annotated[
+        str | None, typer.Option(help=f"key role: {', '.join(r.value for r in Role)} (with --uri)")
+    ] = None,
+    uri: Annotated[
+        str | None, typer.Option(help="a signing key: file2:/path/to/key.pem or hsm:<id>?label=<token>")
+    ] = None,
+    public: Annotated[
+        Path | None,
+        typer.Option(help="a public key file (<keyid>.json) from anywhere, imported for verification only"),
+    ] = None,
     home: HomeOpt = None,
     jurisdiction: JurisdictionOpt = None,
     valid_days: ValidDaysOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Register an existing private key: a PEM file or a key pair already on the PKCS#11 token."""
+    """Register an existing key: a signing key (PEM file or PKCS#11 key pair, in the conveyor's jurisdiction),
+    or any public key file for verification only."""
     h = Home(resolve_home(home))
+    if (uri is None) == (public is None):
+        raise ConfigError("name exactly one of --uri (a signing key) or --public (a key to verify with)")
+    if public is not None:
+        record = KeyRecord.from_bytes(read_file(public)).public()
+        if role is not None and parse_role(role) is not record.role:
+            raise ConfigError(f"{public} is a {record.role.value} key, not {role}")
+        if jurisdiction is not None and check_jurisdiction(jurisdiction) != record.jurisdiction:
+            raise ConfigError(f"{public} is a key in {record.jurisdiction}, not {jurisdiction}")
+        h.registry.add(record, conveyor_jurisdiction=h.conveyor.jurisdiction)
+        _done(record, "imported", json)
+        return
+    assert uri is not None
+    if role is None:
+        raise ConfigError("--uri needs --role")
     r = parse_role(role)
+    _signing_jurisdiction(h, jurisdiction)
     if uri.startswith("file2:"):
         key_uri, key = import_file_key(Path(uri[len("file2:") :]))
     elif uri.startswith("hsm:"):
@@ -165,7 +223,7 @@ def import_key(
         key_uri, key = hsm_import(h.hsm, hsm_keyid)
     else:
         raise FormatError(f"--uri must start with file2: or hsm:, not {uri[:20]!r}")
-    _done(_register(h, key_uri, key, r, jurisdiction, valid_days), "imported", json)
+    _done(_register(h, key_uri, key, r, valid_days), "imported", json)
 
 
 @app.command()
@@ -230,16 +288,22 @@ def audit(
     log: Annotated[
         str | None, typer.Option(help="log prefix: http(s) URL or directory (default: home's public/log)")
     ] = None,
-    policy: Annotated[Path | None, typer.Option(help="tlog-policy file (default: <log>/policy)")] = None,
+    policy: PolicyOpt = None,
+    vkey: VkeyOpt = None,
+    trust_on_first_use: TofuOpt = False,
+    state: StateOpt = None,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """List everything a key ever signed (and refused), read from the log with inclusion verified."""
+    """List everything a key ever signed (and refused), read from the log with inclusion verified.
+
+    The log's trust roots are yours, never the log's: --policy, --vkey, or --trust-on-first-use."""
     if Path(key).is_file():
         record = KeyRecord.from_bytes(read_file(Path(key)))
     else:
         record = Home(resolve_home(home)).registry.get(key)
-    client = log_client(log or str(resolve_home(home) / "public" / "log"), policy)
+    trust = Trust(policy=policy, vkey=vkey, trust_on_first_use=trust_on_first_use, state=state)
+    client, _ = log_client(log or str(resolve_home(home) / "public" / "log"), trust)
     with Progress(transient=True, disable=json, console=console) as progress:
         task = progress.add_task("reading the log", total=None)
         report = audit_key(
@@ -286,3 +350,107 @@ def audit(
         console.print(table)
     if any(e.kind == BAD_SIGNATURE for e in report.entries):
         raise typer.Exit(3)
+
+
+# --- the builder registry ---------------------------------------------------------------------------------
+
+BuilderIdArg = Annotated[
+    str,
+    typer.Argument(help="the exact builder.id string provenance carries, compared character for character"),
+]
+ReleaseKeyOpt = Annotated[
+    str | None,
+    typer.Option("--key", help="release key (keyid or prefix) to sign with (default: the active one)"),
+]
+
+
+def _registry_json(registry: BuilderRegistry, log_index: int | None) -> dict[str, Any]:
+    return {
+        "version": registry.version,
+        "builders": [b.to_dict() for b in registry.builders],
+        "log_index": log_index,
+    }
+
+
+def _print_registered(builder_id: str, jurisdiction: str, registry: BuilderRegistry, log_index: int) -> None:
+    console.print(
+        f"registered builder {builder_id} in {jurisdiction}: builder registry v{registry.version}, "
+        f"signed by the release key and logged at index {log_index}"
+    )
+
+
+def _release_key(h: Home, key: str | None) -> KeyRecord:
+    return h.registry.get(key) if key is not None else h.registry.current(Role.RELEASE, datetime.now(UTC))
+
+
+@builders_app.command("list")
+def builders_list(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """List the builders this conveyor signs provenance from, as its release key signed them."""
+    h = Home(resolve_home(home))
+    store = h.builder_store()
+    registry = store.load()
+    if json:
+        emit_json(_registry_json(registry, None) | {"path": str(store.current_path)})
+        return
+    if not registry.version:
+        console.print(
+            "no builder registry yet: 'overt keys generate --role release' registers this conveyor's own "
+            "builder, 'overt keys builders add' any other"
+        )
+        return
+    table = Table("builder id", "jurisdiction")
+    for b in registry.builders:
+        table.add_row(b.id, b.jurisdiction)
+    console.print(table)
+    console.print(f"builder registry v{registry.version}, signature verified: {store.current_path}")
+
+
+@builders_app.command("add")
+def builders_add(
+    builder_id: BuilderIdArg,
+    jurisdiction: Annotated[
+        str | None, typer.Option(help="where that builder builds (default: the conveyor's jurisdiction)")
+    ] = None,
+    key: ReleaseKeyOpt = None,
+    log_url: LogUrlOpt = None,
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Register a builder id: a new registry version, signed by the release key and logged."""
+    h = Home(resolve_home(home))
+    where = jurisdiction or h.conveyor.jurisdiction
+    with log_appender(h, log_url) as append:
+        registry, signed = add_builder(
+            h.builder_store(),
+            h.signing_service(append=append),
+            _release_key(h, key),
+            builder_id=builder_id,
+            jurisdiction=where,
+        )
+    if json:
+        emit_json(_registry_json(registry, signed.receipt.index))
+        return
+    _print_registered(builder_id, where, registry, signed.receipt.index)
+
+
+@builders_app.command("remove")
+def builders_remove(
+    builder_id: BuilderIdArg,
+    key: ReleaseKeyOpt = None,
+    log_url: LogUrlOpt = None,
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Withdraw a builder id: a new registry version without it, signed by the release key and logged."""
+    h = Home(resolve_home(home))
+    with log_appender(h, log_url) as append:
+        registry, signed = remove_builder(
+            h.builder_store(), h.signing_service(append=append), _release_key(h, key), builder_id=builder_id
+        )
+    if json:
+        emit_json(_registry_json(registry, signed.receipt.index))
+        return
+    console.print(
+        f"removed builder {builder_id}: builder registry v{registry.version}, signed by the release key and "
+        f"logged at index {signed.receipt.index}"
+    )

@@ -1,4 +1,4 @@
-"""``overt log ...`` and ``overt serve``: append, prove, verify, configure witnesses."""
+"""``overt log ...``: append, publish, prove, verify, configure witnesses, fsck and recover."""
 
 from __future__ import annotations
 
@@ -9,12 +9,24 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json
+from overt.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    PolicyOpt,
+    StateOpt,
+    TofuOpt,
+    Trust,
+    VkeyOpt,
+    console,
+    emit_json,
+    log_client,
+)
 from overt.cli.common import read_file as _read
-from overt.errors import ConfigError, InclusionError, TransportError
+from overt.errors import ConfigError, InclusionError
 from overt.home import Home, resolve_home
-from overt.tlog.client import LogClient, fetcher_for, verify_tlog_proof
+from overt.tlog.client import verify_tlog_proof
 from overt.tlog.cosignature import parse_cosignature_vkey
+from overt.tlog.log import PublishResult
 from overt.tlog.policy import Group, Policy, PolicyWitness
 from overt.tlog.proof import TlogProof
 
@@ -40,31 +52,13 @@ def add(
         result = log.publish()
     finally:
         log.close()
-    cp = result.checkpoint.checkpoint
     if json:
-        emit_json(
-            {
-                "entries": [{"file": str(f), "index": i} for f, i in zip(files, indices, strict=True)],
-                "tree_size": cp.tree_size,
-                "root_hash": base64.b64encode(cp.root_hash).decode(),
-                "published": result.published,
-                "cosigners": sorted(result.cosigners),
-                "witness_failures": result.failures,
-            }
-        )
+        entries_json = [{"file": str(f), "index": i} for f, i in zip(files, indices, strict=True)]
+        emit_json({"entries": entries_json, **result.to_dict()})
     else:
         for f, i in zip(files, indices, strict=True):
             typer.echo(f"{i}\t{f}")
-        state = (
-            "published" if result.published else "NOT published (witness quorum not met; retried on next add)"
-        )
-        console.print(
-            f"checkpoint: size {cp.tree_size}, {state}; cosigned by {sorted(result.cosigners) or 'none'}"
-        )
-        for name, why in result.failures.items():
-            console.print(f"  witness {name}: {why}")
-    if not result.published:
-        raise typer.Exit(2)
+    _report_publication(result, text=not json)
 
 
 @app.command()
@@ -73,8 +67,8 @@ def proof(
     out: Annotated[Path | None, typer.Option(help="write the .tlog-proof here instead of stdout")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Write a c2sp.org/tlog-proof for an entry under the published checkpoint."""
-    log = Home(resolve_home(home)).open_log()
+    """Write a c2sp.org/tlog-proof for an entry under the published checkpoint, verified before it is written."""
+    log = Home(resolve_home(home)).read_log()
     try:
         published = log.published()
         if published is None:
@@ -97,11 +91,10 @@ def verify(
     log: Annotated[
         str | None, typer.Option(help="log prefix: http(s) URL or directory (default: home's public/log)")
     ] = None,
-    policy: Annotated[Path | None, typer.Option(help="tlog-policy file (default: <log>/policy)")] = None,
-    vkey: Annotated[
-        str | None, typer.Option(help="trust this log vkey instead of a policy (no witnesses)")
-    ] = None,
-    state: Annotated[Path | None, typer.Option(help="where to remember the last verified checkpoint")] = None,
+    policy: PolicyOpt = None,
+    vkey: VkeyOpt = None,
+    trust_on_first_use: TofuOpt = False,
+    state: StateOpt = None,
     entry: Annotated[Path | None, typer.Option(help="verify this entry is in the log")] = None,
     index: Annotated[
         int | None, typer.Option(help="index of --entry (else the entry bundles are scanned)")
@@ -112,16 +105,14 @@ def verify(
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Verify a tlog-tiles log as a client: signature, witness quorum, consistency, inclusion."""
+    """Verify a tlog-tiles log as a client: signature, witness quorum, consistency, inclusion.
+
+    The log's trust roots are yours, never the log's: --policy, --vkey, or --trust-on-first-use."""
     source = log or str(resolve_home(home) / "public" / "log")
-    fetch = fetcher_for(source)
-    if vkey is not None:
-        pol = Policy.from_bytes(f"log {vkey}\nquorum none\n".encode())
-    elif policy is not None:
-        pol = Policy.from_bytes(_read(policy))
-    else:
-        pol = Policy.from_bytes(fetch("policy"))
-    report: dict[str, object] = {"log": source}
+    trust = Trust(policy=policy, vkey=vkey, trust_on_first_use=trust_on_first_use, state=state)
+    client, basis = log_client(source, trust, remember=True)
+    pol = client.policy
+    report: dict[str, object] = {"log": source, "trust": basis}
     if proof_file is not None:
         if entry is None:
             raise ConfigError("--proof needs --entry: the entry the proof is about")
@@ -136,7 +127,6 @@ def verify(
         )
         _report(report, json)
         return
-    client = LogClient(fetch, pol, state if state is not None else resolve_home(home) / "client-state")
     tree = client.update()
     cp = tree.checkpoint.checkpoint
     checks = ["log signature", f"witness quorum ({pol.quorum})"]
@@ -169,10 +159,12 @@ def _report(report: dict[str, object], json: bool) -> None:
         emit_json({"ok": True, **report})
         return
     for check in report["checks"]:  # type: ignore[attr-defined]
-        console.print(f"[green]ok[/]  {check}")
-    for key in ("origin", "tree_size", "root_hash", "cosigners", "index"):
+        typer.echo(f"ok  {check}")
+    for key in ("trust", "origin", "tree_size", "root_hash", "cosigners", "index"):
         if key in report:
-            console.print(f"    {key}: {report[key]}")
+            value = report[key]
+            shown = ", ".join(value) or "none" if isinstance(value, list) else value
+            typer.echo(f"    {key}: {shown}")
 
 
 @app.command("policy")
@@ -221,19 +213,71 @@ def quorum_groups(names: tuple[str, ...], quorum: str) -> tuple[tuple[Group, ...
     return (Group(name="witnesses", threshold=k, members=names),), "witnesses"
 
 
-def serve(
-    home: HomeOpt = None,
-    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="listen port")] = 8080,
-) -> None:
-    """Serve the log: POST /add, and public/ as static files."""
-    import uvicorn
-
-    from overt.server.log import create_app
-
+@app.command()
+def publish(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """Sign the current tree and publish it if the witness quorum cosigns; exit 2 if it still cannot."""
     h = Home(resolve_home(home))
-    console.print(f"serving {h.public} and the write API on http://{host}:{port}")
-    try:
-        uvicorn.run(create_app(h), host=host, port=port, log_level="warning")
-    except OSError as e:
-        raise TransportError(f"cannot listen on {host}:{port}: {e}") from e
+    result = h.publish_log()
+    if json:
+        emit_json(result.to_dict())
+    _report_publication(result, text=not json)
+
+
+def _report_publication(result: PublishResult, *, text: bool) -> None:
+    """Say whether the checkpoint is published, and exit 2 if it is not: nothing is verifiable yet."""
+    if text:
+        cp = result.checkpoint.checkpoint
+        state = "published" if result.published else "NOT published: the witness quorum is not met"
+        typer.echo(f"checkpoint of size {cp.tree_size}: {state}")
+        typer.echo(f"cosigned by: {', '.join(sorted(result.cosigners)) or 'no witness'}")
+        for name, why in result.failures.items():
+            typer.echo(f"  witness {name}: {why}")
+    if not result.published:
+        raise typer.Exit(2)
+
+
+@app.command()
+def fsck(
+    full: Annotated[
+        bool, typer.Option("--full", help="check every file, not only those since the last check")
+    ] = False,
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check tiles, entry bundles and the database against the signed tree; exit 1 naming what is damaged."""
+    report = Home(resolve_home(home)).fsck_log(full=full)
+    if json:
+        emit_json(report.to_dict())
+    else:
+        scope = "all files" if report.full or report.start == 0 else f"files for entries from {report.start}"
+        typer.echo(
+            f"checked {scope} of a tree of size {report.tree_size}: "
+            f"{report.bundles} entry bundles, {report.tiles} tiles"
+        )
+        for d in report.damage:
+            typer.echo(f"DAMAGED {d.path}: {d.problem}")
+        for problem in report.database:
+            typer.echo(f"DATABASE {problem}")
+        typer.echo("ok" if report.ok else "the log is damaged; see above")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def recover(
+    force: Annotated[bool, typer.Option("--force", help="rebuild even if the database agrees")] = False,
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Rebuild the sequencing database from the published tiles, after verifying them against the signed head."""
+    result = Home(resolve_home(home)).recover_log(force=force)
+    if json:
+        emit_json(result.to_dict())
+        return
+    typer.echo(
+        f"rebuilt the log database from {result.bundles} entry bundles and {result.tiles} tiles, all verified "
+        f"against the {result.source}: size {result.tree_size}, root "
+        f"{base64.b64encode(result.root_hash).decode()}"
+    )
+    for note in result.notes:
+        typer.echo(note)

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from overt import __version__
-from overt.cli import attest, avdb, build, demo, keys, log, source, witness
+from overt.cli import attest, avdb, build, demo, keys, log, serve, source, witness
 from overt.cli.common import console, err_console
 from overt.errors import ConfigError, Error
 from overt.home import Home, LogConfig, resolve_home
@@ -35,7 +35,7 @@ app.add_typer(source.app, name="source")
 app.command("build")(build.build)
 app.add_typer(avdb.app, name="avdb")
 app.command("scan")(avdb.scan)
-app.command("serve")(log.serve)
+app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False)
             for k, v in e.evidence.items():
                 err_console.print(f"  {k}: {v}", highlight=False)
-        sys.exit(1)
+        sys.exit(e.exit_code)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)

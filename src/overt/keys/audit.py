@@ -4,7 +4,8 @@ Walks the entries of a verified checkpoint (any tlog-tiles log, local directory 
 :class:`overt.tlog.client.LogClient`). For each DSSE envelope that carries a signature by the key, or that
 records a refusal by the key, it checks the signature with the key's public half and proves the entry's
 inclusion under the checkpoint. Entries that are not envelopes are skipped; a signature that claims the key
-but does not verify is reported, never hidden.
+but does not verify is reported, never hidden. The client's policy is the auditor's own, pinned out of band or
+on first use (:mod:`overt.tlog.trust`), never read from the log being audited.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ Each key is one JSON file named ``<keyid>.json``: the TUF/securesystemslib key o
 object), as TUF computes it. The public copy lives in ``public/keys/``; the private copy in ``keys/registry/``
 adds the signer ``uri`` (``file2:`` or ``hsm:``), which never leaves the home.
 
+A home holds signing keys only in its conveyor's jurisdiction (:meth:`Registry.add`). A key from elsewhere can
+be imported for verification only: its record in ``keys/registry/`` has no ``uri`` (so it cannot sign), and it
+is not published in ``public/keys/`` (that directory lists this conveyor's own keys).
+
 Owns the record format and the two directories. Loading signers is :mod:`overt.keys.signers`; what a key may
 sign is :mod:`overt.keys.jurisdiction`.
 """
@@ -28,7 +32,7 @@ from securesystemslib.signer._utils import compute_default_keyid
 from overt import jsonio
 from overt.atomic import atomic_write
 from overt.attest.statement import check_timestamp, format_timestamp
-from overt.errors import ConfigError, FormatError
+from overt.errors import ConfigError, FormatError, PolicyError
 
 MAX_KEY_FILE = 1 << 16
 SUPPORTED = {("ed25519", "ed25519"), ("ecdsa", "ecdsa-sha2-nistp256")}
@@ -53,6 +57,19 @@ def check_jurisdiction(code: str) -> str:
     if not _JURISDICTION.fullmatch(code):
         raise FormatError(f"jurisdiction {code!r} is not a two-letter ISO 3166-1 code such as CH or DE")
     return code
+
+
+def check_signing_jurisdiction(jurisdiction: str, *, conveyor: str) -> str:
+    """``jurisdiction`` if a home of a ``conveyor``-jurisdiction conveyor may hold a signing key there."""
+    check_jurisdiction(jurisdiction)
+    if jurisdiction != conveyor:
+        raise PolicyError(
+            f"this conveyor signs only in {conveyor}: a key in {jurisdiction} is never made or held here to sign; "
+            f"import its public key file for verification with 'overt keys import --public'",
+            jurisdiction=jurisdiction,
+            conveyor_jurisdiction=conveyor,
+        )
+    return jurisdiction
 
 
 def parse_role(value: str) -> Role:
@@ -242,8 +259,8 @@ class Registry:
         return found[0]
 
     def current(self, role: Role, now: datetime) -> KeyRecord:
-        """The one key of ``role`` valid at ``now`` and not rotated away."""
-        found = [r for r in self.records() if r.role is role and r.status(now) == "active"]
+        """The one signing key of ``role`` valid at ``now`` and not rotated away."""
+        found = [r for r in self.records() if r.role is role and r.uri and r.status(now) == "active"]
         if not found:
             raise ConfigError(
                 f"no active {role.value} key; create one with 'overt keys generate --role {role.value}'"
@@ -253,8 +270,20 @@ class Registry:
             raise ConfigError(f"{len(found)} active {role.value} keys ({ids}); name one with --key")
         return found[0]
 
+    def add(self, record: KeyRecord, *, conveyor_jurisdiction: str) -> None:
+        """Register a new key: a signing key (with ``uri``) only in the conveyor's jurisdiction, or a key
+        without ``uri``, from anywhere, for verification only."""
+        if any(r.keyid == record.keyid for r in self.records()):
+            raise ConfigError(f"key {record.keyid[:16]} is already in the registry")
+        if not record.uri:
+            self.private_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.private_dir / f"{record.keyid}.json", record.private_bytes(), mode=0o600)
+            return
+        check_signing_jurisdiction(record.jurisdiction, conveyor=conveyor_jurisdiction)
+        self.save(record)
+
     def save(self, record: KeyRecord) -> None:
-        """Write the private record, then its public copy (both atomically)."""
+        """Write the private record of a signing key, then its public copy (both atomically)."""
         if not record.uri:
             raise ValueError("a registry record needs its signer URI")
         self.private_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 The ``key-rotation/v1`` statement's subject is the new key (its keyid is a SHA-256, so it doubles as the
 digest); the predicate carries the new key object, role and jurisdiction, the old keyid and the reason. It goes
 through the same :class:`overt.keys.signing.SigningService` as any statement, so it is judged (a key can only
-introduce a successor in its own jurisdiction) and logged. Afterwards the old key's validity ends and it points
+introduce a successor in its own jurisdiction) and logged. The type is reserved: only :func:`rotate` issues it,
+so ``overt attest sign`` cannot introduce a key. Afterwards the old key's validity ends and it points
 to its successor; everything it signed before stays verifiable with its published public key.
 """
 
@@ -14,9 +15,11 @@ from datetime import datetime
 
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.errors import ConfigError, FormatError, VerificationError
-from overt.keys.jurisdiction import KEY_ROTATION_V1
+from overt.keys.jurisdiction import KEY_ROTATION_V1, Issuer
 from overt.keys.registry import KeyRecord, Registry, Role
 from overt.keys.signing import Signed, SigningService
+
+_ISSUER = Issuer(KEY_ROTATION_V1)
 
 
 def rotation_statement(old: KeyRecord, new: KeyRecord, *, reason: str, now: datetime) -> Statement:
@@ -68,7 +71,7 @@ def rotate(
         )
     now = service.now()
     new = replace(new_key_record, valid_from=now, uri=new_uri)
-    signed = service.sign(old, rotation_statement(old, new, reason=reason, now=now))
+    signed = service.issue(old, rotation_statement(old, new, reason=reason, now=now), issuer=_ISSUER)
     new = replace(new, introduced_by=signed.receipt.index)
     registry.save(new)
     registry.save(replace(old, valid_until=max(now, old.valid_from), rotated_to=new.keyid))

@@ -1,26 +1,32 @@
 """Signing as a service with two guarantees: policy first, and every signature is a log entry.
 
-:meth:`SigningService.sign` judges the request (:mod:`overt.keys.jurisdiction`). A refusal is appended to the
-transparency log as an unsigned DSSE envelope whose in-toto statement (``signing-refusal/v1``) names the key,
-the refused statement's digest and the reason, and then raised as :class:`PolicyError`. An accepted statement
-is signed into a DSSE envelope, checked against the key's public half, and the envelope itself is appended to
-the log before it is handed back: a signature that cannot be logged is never released.
+:meth:`SigningService.sign` judges the request (:mod:`overt.keys.jurisdiction`) under the conveyor's
+jurisdiction and the builder registry it is given. A refusal is appended to the transparency log as an unsigned
+DSSE envelope whose in-toto statement (``signing-refusal/v1``) names the key, the refused statement's digest
+and the reason, and then raised as :class:`PolicyError`. An accepted statement is signed into a DSSE envelope,
+checked against the key's public half, and the envelope itself is appended to the log before it is handed back:
+a signature that cannot be logged is never released.
 
-Does no I/O itself: the caller supplies the signer loader, the log appender and the clock.
+Reserved predicate types (rotation, escrow, AV-DB audit and waiver, builder registry) are refused by
+:meth:`SigningService.sign`; their domain commands call :meth:`SigningService.issue` with their
+:class:`overt.keys.jurisdiction.Issuer`. ``overt attest sign`` only ever calls :meth:`SigningService.sign`.
+
+Does no I/O itself: the caller supplies the signer loader, the log appender, the builder registry and the clock.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.attest.verify import verify_envelope
 from overt.errors import PolicyError
-from overt.keys.jurisdiction import SIGNING_REFUSAL_V1, judge
+from overt.keys.jurisdiction import SIGNING_REFUSAL_V1, Issuer, Refusal, SigningPolicy, judge
 from overt.keys.registry import KeyRecord
 from overt.keys.signers import KeySigner
 
@@ -67,31 +73,56 @@ def refusal_statement(
 
 
 class SigningService:
+    """Judge, sign and log. ``builders`` is called for each request: the registry in force at that moment."""
+
     def __init__(
-        self, *, load: Callable[[KeyRecord], KeySigner], append: Appender, now: Callable[[], datetime]
+        self,
+        *,
+        load: Callable[[KeyRecord], KeySigner],
+        append: Appender,
+        now: Callable[[], datetime],
+        jurisdiction: str,
+        builders: Callable[[], Mapping[str, str]],
     ) -> None:
         self.load = load
         self.append = append
         self.now = now
+        self.jurisdiction = jurisdiction
+        self.builders = builders
 
     def sign(self, record: KeyRecord, statement: Statement) -> Signed:
-        """Sign ``statement`` with ``record``'s key if policy allows, and log the envelope; else log a refusal."""
+        """Sign ``statement`` with ``record``'s key if policy allows, and log the envelope; else log a refusal.
+
+        Reserved predicate types are always refused here (see :meth:`issue`).
+        """
+        return self._sign(record, statement, None)
+
+    def issue(self, record: KeyRecord, statement: Statement, *, issuer: Issuer) -> Signed:
+        """As :meth:`sign`, for the reserved predicate type ``issuer`` stands for (its domain command only)."""
+        if statement.predicate_type != issuer.predicate_type:
+            raise ValueError(f"an issuer of {issuer.predicate_type} cannot issue {statement.predicate_type}")
+        return self._sign(record, statement, issuer)
+
+    def _sign(self, record: KeyRecord, statement: Statement, issuer: Issuer | None) -> Signed:
         now = self.now()
-        refusal = judge(record, statement, now)
+        policy = SigningPolicy(jurisdiction=self.jurisdiction, builders=self.builders())
+        refusal = judge(record, statement, policy, now=now, issuer=issuer)
         if refusal is not None:
-            note = refusal_statement(record, statement, refusal.reason, refusal.claimed, now)
-            entry = Envelope(payload=note.to_bytes(), payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
-            receipt = self.append(entry)
-            raise PolicyError(
-                f"refused: {refusal.reason}",
-                keyid=record.keyid,
-                key_jurisdiction=record.jurisdiction,
-                refusal_logged_at=receipt.index,
-            )
+            self._refuse(record, statement, refusal, now)
         signer = self.load(record)
         envelope = sign_envelope(statement.to_bytes(), PAYLOAD_TYPE_IN_TOTO, [signer])
-        verify_envelope(
-            envelope, [record.key], 1
-        )  # a token that returns a bad signature must not reach the log
+        # A token that returns a bad signature must not reach the log.
+        verify_envelope(envelope, [record.key], 1)
         entry = envelope.to_bytes()
         return Signed(envelope=envelope, entry=entry, receipt=self.append(entry))
+
+    def _refuse(self, record: KeyRecord, statement: Statement, refusal: Refusal, now: datetime) -> NoReturn:
+        note = refusal_statement(record, statement, refusal.reason, refusal.claimed, now)
+        entry = Envelope(payload=note.to_bytes(), payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
+        receipt = self.append(entry)
+        raise PolicyError(
+            f"refused: {refusal.reason}",
+            keyid=record.keyid,
+            key_jurisdiction=record.jurisdiction,
+            refusal_logged_at=receipt.index,
+        )

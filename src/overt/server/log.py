@@ -2,28 +2,42 @@
 
 ``POST /add`` takes one entry (the raw body, at most 65,535 bytes, the tlog-tiles entry limit) and answers,
 once the entry's batch is integrated and its checkpoint published, ``{"index", "tree_size", "proof"}`` where
-``proof`` is a c2sp.org/tlog-proof. Batching (size and interval) comes from the home's config. While the
-witness quorum is not met the integrator retries publishing every interval; a waiting request gets 503 after
-``wait_timeout`` seconds and may simply be resent: deduplication returns the same index.
+``proof`` is a c2sp.org/tlog-proof. Batching (size and interval) comes from the home's config. Every request
+may simply be resent: deduplication returns the same index. The two 503 answers say why in ``"reason"``:
+
+- ``"unpublished"``: the witness quorum has not cosigned yet (``"witness_failures"`` names each witness's
+  failure); the integrator retries publishing every interval, the request waited ``wait_timeout`` seconds.
+- ``"storage"``: the log could not write (``"error"`` is the fault, e.g. a read-only ``public/log``); the
+  integrator retries with backoff and recovers by itself once the fault clears.
 
 Everything under ``public/`` is served as static files (``/log/checkpoint``, ``/log/tile/...``).
+
+While the server runs it holds the home's writer lock, and ``<home>/log.server`` holds its base URL (written
+once it listens, removed at shutdown) so that conveyor commands on the home send entries through it.
+HTTP framing, body and connection limits are the edge's (:mod:`overt.server.runner`), not this module's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from overt.errors import Error
+from overt.atomic import atomic_write
+from overt.errors import Error, StorageError
 from overt.home import Home
+from overt.server.runner import EdgeConfig, EdgeLimits, EdgeServer, base_url, listen
 from overt.tlog.log import LocalLog
 from overt.tlog.tiles import MAX_ENTRY_SIZE
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,9 +46,23 @@ class _Pending:
     future: asyncio.Future[tuple[int, int, str]]
 
 
+def _describe(e: Exception) -> str:
+    if isinstance(e, Error):
+        return str(e)
+    if isinstance(e, OSError):
+        return f"log storage fault: {e}"
+    return f"internal error in the batching loop: {type(e).__name__}: {e}"
+
+
 @dataclass
 class Integrator:
-    """Collects entries into batches and integrates them on a worker thread, one batch at a time."""
+    """Collects entries into batches and integrates them on a worker thread, one batch at a time.
+
+    A batch that fails, for whatever reason, fails the requests waiting on it with a :class:`StorageError`
+    naming the fault. The loop logs the fault when it starts, retries after a backoff (doubling up to
+    ``MAX_BACKOFF``) while entries wait, and logs again once a round succeeds. Entries already sequenced
+    stay in ``waiting`` (and are retried) until a checkpoint covering them is published.
+    """
 
     log: LocalLog
     batch_size: int
@@ -43,6 +71,11 @@ class Integrator:
     waiting: list[tuple[int, _Pending]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     last_failures: dict[str, str] = field(default_factory=dict)
+    fault: str | None = None
+    backoff: float = 0.0
+    failed_rounds: int = 0
+
+    MAX_BACKOFF: ClassVar[float] = 5.0
 
     async def submit(self, entry: bytes) -> tuple[int, int, str]:
         fut: asyncio.Future[tuple[int, int, str]] = asyncio.get_running_loop().create_future()
@@ -53,9 +86,7 @@ class Integrator:
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.interval)
-            self.wake.clear()
+            await self._pause()
             if not self.queue and not self.waiting:
                 continue
             batch, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
@@ -63,14 +94,43 @@ class Integrator:
                 self.wake.set()
             try:
                 done = await asyncio.to_thread(self._integrate, [p.entry for p in batch], batch)
-            except Error as e:
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(e)
+            except Exception as e:  # the loop outlives every fault; the requests learn what it was
+                self._failed(e, batch)
                 continue
+            self._recovered()
             for (index, pending), proof in done:
                 if not pending.future.done():
                     pending.future.set_result((index, self.log.tree_size, proof))
+
+    async def _pause(self) -> None:
+        """Wait for the next round: the backoff after a fault, else the batch interval or a full batch."""
+        if self.fault is not None:
+            await asyncio.sleep(self.backoff)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=self.interval)
+        self.wake.clear()
+
+    def _failed(self, e: Exception, batch: list[_Pending]) -> None:
+        message = _describe(e)
+        if self.fault is None:  # once per fault: the requests carry the message of every failed round
+            unexpected = not isinstance(e, Error | OSError)
+            _log.error(
+                "%s (retried with backoff while entries wait)", message, exc_info=e if unexpected else None
+            )
+        self.fault = message
+        self.failed_rounds += 1
+        self.backoff = min(self.MAX_BACKOFF, self.backoff * 2 if self.backoff else max(self.interval, 0.05))
+        for p in [*batch, *(p for _, p in self.waiting)]:
+            if not p.future.done():
+                error = StorageError(message)
+                error.__cause__ = e
+                p.future.set_exception(error)
+
+    def _recovered(self) -> None:
+        if self.fault is not None:
+            _log.warning("log storage works again after %d failed rounds", self.failed_rounds)
+        self.fault, self.backoff, self.failed_rounds = None, 0.0, 0
 
     def _integrate(
         self, entries: list[bytes], batch: list[_Pending]
@@ -83,28 +143,54 @@ class Integrator:
         if not result.published:
             return []
         done = [
-            (item, self.log.proof(item[0], result.checkpoint).to_bytes().decode()) for item in self.waiting
+            ((index, p), self.log.proof(index, result.checkpoint, entry=p.entry).to_bytes().decode())
+            for index, p in self.waiting
         ]
         self.waiting = []
         return done
 
 
-def create_app(home: Home, *, wait_timeout: float = 30.0) -> FastAPI:
+def _storage_fault(message: str, integrator: Integrator) -> JSONResponse:
+    """503 ``reason: storage``: the log cannot write; resending the entry later is safe (deduplication)."""
+    retry = max(1, round(integrator.backoff))
+    return JSONResponse(
+        {"error": f"{message}; resend it later", "reason": "storage"},
+        status_code=503,
+        headers={"Retry-After": str(retry)},
+    )
+
+
+def _announce(home: Home, url: str) -> None:
+    """Name this server in ``home.server_file`` (``<home>/log.server``) for the conveyor commands."""
+    try:
+        atomic_write(home.server_file, f"{url}\n".encode())
+    except OSError as e:
+        raise StorageError(f"cannot write {home.server_file}: {e.strerror or e}") from e
+
+
+def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None) -> FastAPI:
+    """The log's app; with ``url`` (where it listens), ``<home>/log.server`` names it while the log is open."""
     cfg = home.log_config
     state: dict[str, Integrator] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log = home.open_log()
-        integrator = Integrator(log, cfg.batch_size, cfg.batch_interval)
-        state["integrator"] = integrator
-        task = asyncio.create_task(integrator.run())
+        log = home.open_log()  # holds the home's writer lock until log.close()
         try:
-            yield
+            integrator = Integrator(log, cfg.batch_size, cfg.batch_interval)
+            state["integrator"] = integrator
+            task = asyncio.create_task(integrator.run())
+            try:
+                if url is not None:
+                    _announce(home, url)
+                yield
+            finally:
+                if url is not None:
+                    home.server_file.unlink(missing_ok=True)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             log.close()
 
     app = FastAPI(title="overt log", lifespan=lifespan)
@@ -124,16 +210,19 @@ def create_app(home: Home, *, wait_timeout: float = 30.0) -> FastAPI:
                 asyncio.shield(integrator.submit(bytes(body))), timeout=wait_timeout
             )
         except TimeoutError:
+            if integrator.fault is not None:
+                return _storage_fault(f"{integrator.fault}; the entry is not logged yet", integrator)
             return JSONResponse(
                 {
                     "error": "entry accepted but the checkpoint is not yet cosigned by the witness quorum; "
                     "resend the same entry later to get its proof",
+                    "reason": "unpublished",
                     "witness_failures": integrator.last_failures,
                 },
                 status_code=503,
             )
-        except Error as e:
-            return JSONResponse({"error": str(e)}, status_code=500)
+        except StorageError as e:
+            return _storage_fault(f"{e}; the entry is not logged yet", integrator)
         return JSONResponse({"index": index, "tree_size": size, "proof": proof})
 
     @app.middleware("http")
@@ -150,3 +239,27 @@ def create_app(home: Home, *, wait_timeout: float = 30.0) -> FastAPI:
 
     app.mount("/", StaticFiles(directory=home.public), name="public")
     return app
+
+
+LOG_LIMITS = EdgeLimits(max_body=MAX_ENTRY_SIZE)
+
+
+def serve_home(
+    home: Home,
+    *,
+    host: str,
+    port: int,
+    limits: EdgeLimits = LOG_LIMITS,
+    on_started: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``home``'s log on ``host:port`` until SIGINT or SIGTERM; ``on_started(url)`` once it is up.
+
+    Raises:
+        TransportError: the address cannot be listened on.
+        Error: the log refused to open (its lock is held, its store or tiles are broken, its policy is bad).
+    """
+    with listen(host, port) as sock:
+        url = base_url(sock)
+        app = create_app(home, url=url)
+        started = None if on_started is None else (lambda: on_started(url))
+        EdgeServer(EdgeConfig(app, limits), sock, on_started=started).run()

@@ -1,4 +1,9 @@
-"""tlog-witness HTTP edge: ``POST /add-checkpoint`` and ``GET /<sha256(origin)>/checkpoint``."""
+"""tlog-witness HTTP edge: ``POST /add-checkpoint`` and ``GET /<sha256(origin)>/checkpoint``.
+
+Refusals carry the exact Content-Type the witness chose: the 409 is ``text/x.tlog.size`` with no parameter,
+because sigsum-go and the transparency-dev witness client (used by Tessera logs) compare it byte for byte.
+Starlette appends ``; charset=utf-8`` to any ``text/*`` media type, so the header is set directly.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ import hashlib
 
 from fastapi import FastAPI, Request, Response
 
-from overt.tlog.witness import MAX_REQUEST_BYTES, Witness, WitnessRefusal
+from overt.tlog.witness import MAX_REQUEST_BYTES, TEXT_CONTENT_TYPE, Witness, WitnessRefusal
+
+
+def _text(body: str | bytes, *, status: int = 200, content_type: str = TEXT_CONTENT_TYPE) -> Response:
+    data = body.encode() if isinstance(body, str) else body
+    return Response(data, status_code=status, headers={"Content-Type": content_type})
 
 
 def create_app(witness: Witness) -> FastAPI:
@@ -19,12 +29,12 @@ def create_app(witness: Witness) -> FastAPI:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_REQUEST_BYTES:
-                return Response("request too large\n", status_code=413, media_type="text/plain")
+                return _text("request too large\n", status=413)
         try:
             lines = await asyncio.to_thread(witness.add_checkpoint, bytes(body))
         except WitnessRefusal as e:
-            return Response(e.body, status_code=e.status, media_type=e.content_type)
-        return Response(lines, media_type="text/plain; charset=utf-8")
+            return _text(e.body, status=e.status, content_type=e.content_type)
+        return _text(lines)
 
     @app.get("/{origin_hash}/checkpoint", summary="latest cosigned checkpoint of a log")
     async def checkpoint(origin_hash: str) -> Response:
@@ -32,7 +42,7 @@ def create_app(witness: Witness) -> FastAPI:
             if hashlib.sha256(origin.encode()).hexdigest() == origin_hash:
                 data = witness.latest(origin)
                 if data is not None:
-                    return Response(data, media_type="text/plain; charset=utf-8")
-        return Response("not found\n", status_code=404, media_type="text/plain")
+                    return _text(data)
+        return _text("not found\n", status=404)
 
     return app

@@ -25,7 +25,7 @@ from overt import jsonio
 from overt.atomic import atomic_write
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.errors import ConfigError, FormatError, VerificationError
-from overt.keys.jurisdiction import SOURCE_ESCROW_V1
+from overt.keys.jurisdiction import SOURCE_ESCROW_V1, Issuer
 from overt.keys.registry import KeyRecord
 from overt.keys.signing import Signed, SigningService
 from overt.source.snapshot import (
@@ -43,6 +43,7 @@ SOURCE = "source"
 INPUT = "input"
 DEFAULT_DIRECTORY_MTIME = 315_532_800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
 MAX_OBJECT = 1 << 30
+_ISSUER = Issuer(SOURCE_ESCROW_V1)  # escrow records are issued here only, never signed on request
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,7 +238,7 @@ class Escrow:
         )
         # Object first, then the logged statement, then the metadata that marks it usable.
         atomic_write(self.directory / sha, data)
-        signed = service.sign(key, statement)
+        signed = service.issue(key, statement, issuer=_ISSUER)
         entry = EscrowEntry(
             sha256=sha,
             kind=kind,

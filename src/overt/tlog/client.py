@@ -3,6 +3,9 @@ consistency with the last checkpoint it trusted, and inclusion of entries or tlo
 
 Sources are a local directory or an HTTP(S) prefix; every download has a length limit. Verification functions
 take bytes and return a value or raise a :class:`~overt.errors.VerificationError` subclass carrying evidence.
+
+The policy (log keys, witnesses, quorum) is always the caller's, pinned by the verifier: nothing here reads
+``<log>/policy``. Trust on first use and the client state directory are :mod:`overt.tlog.trust`.
 """
 
 from __future__ import annotations
@@ -125,7 +128,8 @@ class VerifiedTree:
 
 
 class LogClient:
-    """Follows one log: verifies its checkpoint against a policy and remembers the largest one it trusted."""
+    """Follows one log: verifies its checkpoint against a policy the verifier pinned and, with ``state_dir``,
+    remembers the last checkpoint it trusted per origin (``<state_dir>/<sha256(origin)>.checkpoint``)."""
 
     def __init__(self, fetch: Fetch, policy: Policy, state_dir: Path | None = None) -> None:
         self.fetch = fetch
@@ -222,7 +226,17 @@ def submit_entry(base_url: str, entry: bytes, policy: Policy, http: httpx.Client
     except httpx.HTTPError as e:
         raise TransportError(f"cannot reach the log at {url}: {e}") from e
     if response.status_code != 200:
-        raise TransportError(f"the log at {url} answered {response.status_code}: {response.text[:200]}")
+        reason = None
+        try:
+            answer = response.json()
+            reason = answer.get("reason") if isinstance(answer, dict) else None
+        except ValueError:
+            pass
+        raise TransportError(
+            f"the log at {url} answered {response.status_code}: {response.text[:200]}",
+            status=response.status_code,
+            reason=reason,
+        )
     try:
         proof = TlogProof.from_bytes(str(response.json()["proof"]).encode())
     except (ValueError, KeyError, TypeError) as e:

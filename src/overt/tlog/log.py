@@ -1,25 +1,46 @@
 """A log operator's view: sequence entries, sign checkpoints, gather witness cosignatures, publish.
 
 Ties the sequencer (:mod:`overt.tlog.sequencer`) to the log key and the log's own tlog-policy. It upholds the
-DESIGN invariant that the log never signs a checkpoint inconsistent with one it signed before: every new
-checkpoint is checked against the last signed one, with a consistency proof built from the tiles, before the
-key is used. A checkpoint is written to ``public/log/checkpoint`` only once the policy's quorum cosigned it.
+DESIGN invariant that the log never signs a checkpoint inconsistent with one it signed before:
+
+* on open, :meth:`LocalLog.check` compares the database with what the log signed and published
+  (:mod:`overt.tlog.guard`) and checks the files written since the last check (:mod:`overt.tlog.fsck`);
+* every new checkpoint is checked against the last signed one (the *head*, kept outside the database), with
+  a consistency proof built from the tiles, before the key is used, and the head is saved before any witness
+  sees the checkpoint;
+* every proof handed out is verified against the signed root first.
+
+A checkpoint is written to ``public/log/checkpoint`` only once the policy's quorum cosigned it. Witness
+answers are filtered: only a cosignature that verifies under that witness's policy key is kept, one per
+witness. The policy is re-read before each publication, so a running server follows ``overt log policy``.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from overt.atomic import atomic_write
-from overt.errors import ConsistencyError, Error, TransportError
+from overt.errors import ConsistencyError, Error, InclusionError, StorageError, TransportError
+from overt.tlog import guard
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
-from overt.tlog.merkle import verify_consistency
-from overt.tlog.note import Signer, verified_by
+from overt.tlog.fsck import check_tree
+from overt.tlog.merkle import hash_range, leaf_hash, verify_consistency, verify_inclusion
+from overt.tlog.note import Ed25519Verifier, Note, Signature, Signer
 from overt.tlog.policy import Policy
 from overt.tlog.proof import TlogProof
 from overt.tlog.sequencer import TileLog
 from overt.tlog.witness import WitnessClient, WitnessConflict
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogFiles:
+    """Where a log keeps what lives outside its database: the head and the incremental fsck mark."""
+
+    head: Path
+    fsck_mark: Path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +50,16 @@ class PublishResult:
     published: bool
     failures: dict[str, str] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, object]:
+        cp = self.checkpoint.checkpoint
+        return {
+            "tree_size": cp.tree_size,
+            "root_hash": base64.b64encode(cp.root_hash).decode(),
+            "published": self.published,
+            "cosigners": sorted(self.cosigners),
+            "witness_failures": self.failures,
+        }
+
 
 class LocalLog:
     """The operator side of one log."""
@@ -37,16 +68,78 @@ class LocalLog:
         self,
         tiles: TileLog,
         signer: Signer,
-        policy: Policy,
-        witnesses: Sequence[WitnessClient] = (),
+        *,
+        verifier: Ed25519Verifier,
+        files: LogFiles,
+        load_policy: Callable[[], Policy],
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.tiles = tiles
         self._on_close = on_close
         self.signer = signer
+        self.verifier = verifier
+        self.files = files
         self.origin = signer.name
+        self._load_policy = load_policy
+        self.policy = load_policy()
+        self.witnesses: list[WitnessClient] = []
+        self._set_witnesses()
+
+    def _set_witnesses(self) -> None:
+        """One client per witness of the policy with a URL, keeping the clients (and sizes) of unchanged ones."""
+        old = {(w.name, w.url): w for w in self.witnesses}
+        new: list[WitnessClient] = []
+        for pw in self.policy.witnesses:
+            if not pw.url:
+                continue
+            client = WitnessClient(pw.name, pw.url)
+            kept = old.pop((client.name, client.url), None)
+            if kept is not None:
+                client.http.close()
+                client = kept
+            new.append(client)
+        for gone in old.values():
+            gone.http.close()
+        self.witnesses = new
+
+    def refresh_policy(self) -> bool:
+        """Re-read the policy; True if it changed (witness clients are then rebuilt)."""
+        policy = self._load_policy()
+        if policy.to_bytes() == self.policy.to_bytes():
+            return False
         self.policy = policy
-        self.witnesses = list(witnesses)
+        self._set_witnesses()
+        return True
+
+    def check(self) -> None:
+        """Refuse to go on if the database is behind or forks from what this log signed or published.
+
+        Then check the tiles and bundles written since the last sound check against the committed root.
+        """
+        heads = self.heads()
+        reader = self.tiles.reader()  # the current tree's tiles, not stale partial tiles of older sizes
+        guard.check_database(self.tiles.state, heads, lambda n: hash_range(0, n, reader.node))
+        guard.check_rows(self.tiles.store, self.tiles.state)
+        state = self.tiles.state
+        start = min(guard.read_mark(self.files.fsck_mark), state.tree_size)
+        result = check_tree(self.tiles.read, state.tree_size, state.root_hash, start=start)
+        if not result.ok:
+            listed = "; ".join(f"{d.path}: {d.problem}" for d in result.damage[:10])
+            raise StorageError(
+                f"the log's files are damaged: {listed}; run 'overt log fsck --full'",
+                damaged_files=[d.to_dict() for d in result.damage],
+            )
+        guard.write_mark(self.files.fsck_mark, state.tree_size)
+
+    def heads(self) -> list[guard.Head]:
+        """Every checkpoint this log is known to have signed: the published one and the saved head."""
+        return guard.known_heads(
+            [
+                (self.tiles.directory / "checkpoint", "published checkpoint"),
+                (self.files.head, "last signed checkpoint (log-head)"),
+            ],
+            self.verifier,
+        )
 
     def close(self) -> None:
         try:
@@ -67,8 +160,13 @@ class LocalLog:
         return self.tiles.append(entries)
 
     def last_signed(self) -> SignedCheckpoint | None:
+        """The head: the largest checkpoint this log signed (the head file, else the database's copy)."""
+        head = guard.largest(self.heads())
         data = self.tiles.store.load_signed_checkpoint()
-        return None if data is None else SignedCheckpoint.from_bytes(data)
+        stored = None if data is None else SignedCheckpoint.from_bytes(data)
+        if head is None or (stored is not None and stored.checkpoint.tree_size > head.tree_size):
+            return stored
+        return head.checkpoint
 
     def published(self) -> SignedCheckpoint | None:
         path = self.tiles.directory / "checkpoint"
@@ -93,41 +191,48 @@ class LocalLog:
                 verify_consistency(old.tree_size, state.tree_size, old.root_hash, state.root_hash, proof)
         cp = Checkpoint(origin=self.origin, tree_size=state.tree_size, root_hash=state.root_hash)
         signed = SignedCheckpoint.sign(cp, self.signer)
+        try:
+            guard.save_head(self.files.head, signed)
+        except OSError as e:
+            raise StorageError(f"cannot save the log head {self.files.head}: {e.strerror}") from e
         self.tiles.store.save_signed_checkpoint(signed.to_bytes())
         return signed
 
     def cosign(self, signed: SignedCheckpoint) -> PublishResult:
-        """Ask every witness of the policy for a cosignature; never raises for an unavailable witness."""
-        note = signed.note
+        """Ask every witness of the policy for a cosignature; never raises for an unavailable witness.
+
+        Of each answer only the first line that verifies under that witness's policy key is kept
+        (tlog-witness §Response: a log must not copy lines it cannot verify into its checkpoint).
+        """
         failures: dict[str, str] = {}
         verifiers = self.policy.witness_verifiers()
-        size = signed.checkpoint.tree_size
-        body = signed.to_bytes()
+        kept: dict[str, Signature] = {}
         for client in self.witnesses:
-            old = client.known_size if client.known_size is not None else self._guess_old_size()
+            v = verifiers.get(client.name)
+            if v is None:
+                continue
             try:
-                try:
-                    sigs = client.add_checkpoint(old, self.tiles.consistency_proof(old, size), body)
-                except WitnessConflict as c:
-                    if c.size > size:
-                        raise TransportError(
-                            f"witness {client.name} is ahead of this log, at size {c.size}"
-                        ) from c
-                    sigs = client.add_checkpoint(c.size, self.tiles.consistency_proof(c.size, size), body)
-                client.known_size = size
+                lines = self._ask(client, signed)
             except Error as e:
                 failures[client.name] = str(e)
                 continue
-            candidate = note.with_signatures(*sigs)
-            v = verifiers.get(client.name)
-            if v is None or not verified_by(candidate, [v]):
+            text = signed.note.text.encode()
+            good = next(
+                (
+                    s
+                    for s in lines
+                    if (s.name, s.key_id) == (v.name, v.key_id) and v.verify(text, s.signature)
+                ),
+                None,
+            )
+            if good is None:
                 failures[client.name] = "answered no valid cosignature by its policy key"
                 continue
-            note = candidate
+            kept[client.name] = good
+        log_lines = tuple(s for s in signed.note.signatures if s.name == self.origin)
+        note = Note(text=signed.note.text, signatures=log_lines + tuple(kept.values()))
         cosigned = SignedCheckpoint(checkpoint=signed.checkpoint, note=note)
-        ok = verified_by(note, list(verifiers.values()))
-        names = {(w.verifier.name, w.verifier.key_id): w.name for w in self.policy.witnesses}
-        cosigners = frozenset(names[(v.name, v.key_id)] for v in ok)
+        cosigners = frozenset(kept)
         return PublishResult(
             checkpoint=cosigned,
             cosigners=cosigners,
@@ -135,20 +240,58 @@ class LocalLog:
             failures=failures,
         )
 
+    def _ask(self, client: WitnessClient, signed: SignedCheckpoint) -> list[Signature]:
+        size = signed.checkpoint.tree_size
+        body = signed.to_bytes()
+        old = client.known_size if client.known_size is not None else self._guess_old_size()
+        old = min(old, size)
+        try:
+            sigs = client.add_checkpoint(old, self.tiles.consistency_proof(old, size), body)
+        except WitnessConflict as c:
+            if c.size > size:
+                raise TransportError(f"witness {client.name} is ahead of this log, at size {c.size}") from c
+            sigs = client.add_checkpoint(c.size, self.tiles.consistency_proof(c.size, size), body)
+        client.known_size = size
+        return sigs
+
     def _guess_old_size(self) -> int:
         pub = self.published()
         return pub.checkpoint.tree_size if pub is not None else 0
 
     def publish(self) -> PublishResult:
-        """Sign, gather cosignatures and, if the quorum holds, publish the checkpoint."""
+        """Sign, gather cosignatures and, if the quorum holds, publish the checkpoint.
+
+        The policy is re-read first, so a change made with ``overt log policy`` applies to the next batch.
+        """
+        self.refresh_policy()
         result = self.cosign(self.sign())
         if result.published:
-            atomic_write(self.tiles.directory / "checkpoint", result.checkpoint.to_bytes())
+            try:
+                atomic_write(self.tiles.directory / "checkpoint", result.checkpoint.to_bytes())
+            except OSError as e:
+                raise StorageError(f"cannot publish the checkpoint in {self.tiles.directory}: {e}") from e
         return result
 
-    def proof(self, index: int, checkpoint: SignedCheckpoint) -> TlogProof:
-        """An offline tlog-proof for entry ``index`` under ``checkpoint``."""
-        size = checkpoint.checkpoint.tree_size
-        return TlogProof(
-            index=index, inclusion=tuple(self.tiles.inclusion_proof(index, size)), checkpoint=checkpoint
-        )
+    def proof(self, index: int, checkpoint: SignedCheckpoint, *, entry: bytes | None = None) -> TlogProof:
+        """An offline tlog-proof for entry ``index`` under ``checkpoint``, verified before it is returned.
+
+        ``entry`` is the entry the caller expects at ``index`` (the server passes what its client sent);
+        without it the entry is read from its bundle. A proof that does not lead to the signed root means the
+        log's files are damaged: it raises :class:`StorageError` instead of handing the proof out.
+        """
+        cp = checkpoint.checkpoint
+        size = cp.tree_size
+        try:
+            data = self.tiles.entry(index) if entry is None else entry
+            inclusion = tuple(self.tiles.inclusion_proof(index, size))
+            verify_inclusion(index, size, leaf_hash(data), inclusion, cp.root_hash)
+        except (InclusionError, StorageError, ValueError) as e:
+            raise StorageError(
+                f"the proof for entry {index} does not verify against the signed root of size {size} ({e}); "
+                "the log's files are damaged: run 'overt log fsck --full'",
+                index=index,
+                tree_size=size,
+            ) from e
+        except Error as e:
+            raise StorageError(f"cannot build the proof for entry {index}: {e}; run 'overt log fsck'") from e
+        return TlogProof(index=index, inclusion=inclusion, checkpoint=checkpoint)

@@ -14,7 +14,8 @@ signed here (see :mod:`overt.tlog.log`), so no checkpoint can cover an uncommitt
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from overt.atomic import atomic_write, fsync_dirs
@@ -32,6 +33,15 @@ from overt.tlog.tiles import (
     entries_path,
     tile_path,
 )
+
+
+def read_log_file(directory: Path, rel: str) -> bytes:
+    try:
+        return (directory / rel).read_bytes()
+    except FileNotFoundError as e:
+        raise StorageError(f"log file {rel} is missing from {directory}") from e
+    except OSError as e:
+        raise StorageError(f"cannot read log file {rel} in {directory}: {e.strerror}") from e
 
 
 class TileLog:
@@ -58,10 +68,12 @@ class TileLog:
     # -- reading -------------------------------------------------------------------------------------
 
     def read(self, rel: str) -> bytes:
-        try:
-            return (self.directory / rel).read_bytes()
-        except FileNotFoundError as e:
-            raise StorageError(f"log file {rel} is missing from {self.directory}") from e
+        return read_log_file(self.directory, rel)
+
+    @staticmethod
+    def reader_for(directory: Path) -> Callable[[str], bytes]:
+        """``read(rel)`` for the log files under ``directory``, without opening a database."""
+        return lambda rel: read_log_file(directory, rel)
 
     def reader(self, tree_size: int | None = None) -> TileHashReader:
         return TileHashReader(self.state.tree_size if tree_size is None else tree_size, self.read)
@@ -73,16 +85,23 @@ class TileLog:
             count = size >> (TILE_HEIGHT * level)
             width = count % TILE_WIDTH
             if width:
-                data = self.read(tile_path(level, count // TILE_WIDTH, width))
-                self._edge[level] = decode_tile(data, width)
+                path = tile_path(level, count // TILE_WIDTH, width)
+                self._edge[level] = self._decode(path, partial(decode_tile, width=width))
             level += 1
         width = size % TILE_WIDTH
         if width:
-            self._bundle = decode_bundle(self.read(entries_path(size // TILE_WIDTH, width)), width)
+            path = entries_path(size // TILE_WIDTH, width)
+            self._bundle = self._decode(path, partial(decode_bundle, width=width))
         if size and self.reader().node(0, size - 1) != self._leaf_at_edge():
             raise StorageError("log tiles on disk disagree with the committed state")
         if size and hash_range(0, size, self.reader().node) != self.state.root_hash:
             raise StorageError("log tiles on disk do not hash to the committed root")
+
+    def _decode(self, path: str, decode: Callable[[bytes], list[bytes]]) -> list[bytes]:
+        try:
+            return decode(self.read(path))
+        except FormatError as e:
+            raise StorageError(f"log file {path} in {self.directory} is damaged: {e}") from e
 
     def _leaf_at_edge(self) -> bytes:
         size = self.state.tree_size

@@ -10,7 +10,7 @@ Entries themselves live in the tile tree's entry bundles (written and fsynced be
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,14 @@ class SequencerStore(Protocol):
 
     def save_signed_checkpoint(self, data: bytes) -> None: ...
 
+    def entry_count(self) -> int: ...
+
+    def rows_from(self, start: int) -> Iterator[tuple[bytes, int]]: ...
+
+    def integrity_problems(self) -> list[str]: ...
+
+    def restore(self, rows: Sequence[tuple[bytes, int]], state: LogState, signed: bytes | None) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -80,7 +88,12 @@ class SQLiteStore:
             raise StorageError(f"cannot open the log database {path}: {e}") from e
 
     def load_state(self) -> LogState | None:
-        row = self._db.execute("SELECT tree_size, root_hash, peaks FROM log_state WHERE id = 1").fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT tree_size, root_hash, peaks FROM log_state WHERE id = 1"
+            ).fetchone()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the log database: {e}") from e
         return None if row is None else LogState.from_row(row[0], row[1], row[2])
 
     def lookup(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
@@ -89,7 +102,10 @@ class SQLiteStore:
             chunk = leaf_hashes[i : i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             q = f"SELECT leaf_hash, leaf_index FROM log_entries WHERE leaf_hash IN ({marks})"
-            found.update((bytes(h), idx) for h, idx in self._db.execute(q, chunk))
+            try:
+                found.update((bytes(h), idx) for h, idx in self._db.execute(q, chunk))
+            except sqlite3.Error as e:
+                raise StorageError(f"cannot read the log database: {e}") from e
         return found
 
     def commit(self, rows: Sequence[tuple[bytes, int]], state: LogState) -> None:
@@ -109,11 +125,64 @@ class SQLiteStore:
             raise StorageError(f"cannot commit to the log database: {e}") from e
 
     def load_signed_checkpoint(self) -> bytes | None:
-        row = self._db.execute("SELECT checkpoint FROM log_signed WHERE id = 1").fetchone()
+        try:
+            row = self._db.execute("SELECT checkpoint FROM log_signed WHERE id = 1").fetchone()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the log database: {e}") from e
         return None if row is None else bytes(row[0])
 
     def save_signed_checkpoint(self, data: bytes) -> None:
-        self._db.execute("INSERT OR REPLACE INTO log_signed VALUES (1, ?)", (data,))
+        try:
+            self._db.execute("INSERT OR REPLACE INTO log_signed VALUES (1, ?)", (data,))
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot save the signed checkpoint: {e}") from e
+
+    def entry_count(self) -> int:
+        return self._query("SELECT count(*) FROM log_entries")[0][0]  # type: ignore[no-any-return]
+
+    def rows_from(self, start: int) -> Iterator[tuple[bytes, int]]:
+        """(leaf hash, index) rows from ``start`` on, in index order."""
+        q = "SELECT leaf_hash, leaf_index FROM log_entries WHERE leaf_index >= ? ORDER BY leaf_index"
+        try:
+            for h, idx in self._db.execute(q, (start,)):
+                yield bytes(h), idx
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the log database: {e}") from e
+
+    def integrity_problems(self) -> list[str]:
+        """What ``PRAGMA quick_check`` reports (empty when the database is sound)."""
+        try:
+            rows = self._db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as e:
+            return [str(e)]
+        return [] if [r[0] for r in rows] == ["ok"] else [str(r[0]) for r in rows]
+
+    def restore(self, rows: Sequence[tuple[bytes, int]], state: LogState, signed: bytes | None) -> None:
+        """Replace everything with ``rows``, ``state`` and ``signed`` in one transaction (``overt log recover``)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("log_entries", "log_state", "log_signed"):
+                    self._db.execute(f"DELETE FROM {table}")
+                self._db.executemany("INSERT INTO log_entries VALUES (?, ?)", rows)
+                self._db.execute(
+                    "INSERT INTO log_state VALUES (1, ?, ?, ?)",
+                    (state.tree_size, state.root_hash, state.peaks_blob()),
+                )
+                if signed is not None:
+                    self._db.execute("INSERT INTO log_signed VALUES (1, ?)", (signed,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot restore the log database: {e}") from e
+
+    def _query(self, sql: str) -> list[Any]:
+        try:
+            return self._db.execute(sql).fetchall()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the log database: {e}") from e
 
     def close(self) -> None:
         self._db.close()
@@ -183,6 +252,39 @@ class PostgresStore:
             "INSERT INTO log_signed VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET checkpoint = EXCLUDED.checkpoint",
             (data,),
         )
+
+    def entry_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM log_entries").fetchone()[0])
+
+    def rows_from(self, start: int) -> Iterator[tuple[bytes, int]]:
+        q = "SELECT leaf_hash, leaf_index FROM log_entries WHERE leaf_index >= %s ORDER BY leaf_index"
+        with self._db.cursor() as cur:
+            for h, idx in cur.stream(q, (start,)):
+                yield bytes(h), idx
+
+    def integrity_problems(self) -> list[str]:
+        """PostgreSQL checks its own pages; here only that the tables answer."""
+        try:
+            self._db.execute("SELECT count(*) FROM log_state").fetchone()
+        except self._psycopg.Error as e:
+            return [str(e)]
+        return []
+
+    def restore(self, rows: Sequence[tuple[bytes, int]], state: LogState, signed: bytes | None) -> None:
+        try:
+            with self._db.transaction(), self._db.cursor() as cur:
+                cur.execute("TRUNCATE log_entries, log_state, log_signed")
+                with cur.copy("COPY log_entries (leaf_hash, leaf_index) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(
+                    "INSERT INTO log_state VALUES (1, %s, %s, %s)",
+                    (state.tree_size, state.root_hash, state.peaks_blob()),
+                )
+                if signed is not None:
+                    cur.execute("INSERT INTO log_signed VALUES (1, %s)", (signed,))
+        except self._psycopg.Error as e:
+            raise StorageError(f"cannot restore the PostgreSQL log store: {e}") from e
 
     def close(self) -> None:
         self._db.close()

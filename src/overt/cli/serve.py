@@ -1,0 +1,44 @@
+"""``overt serve``: the log's write API and its public/ tree over HTTP.
+
+A server that cannot start (the address is taken, the log refuses to open) prints one ``error:`` line and
+exits with status 2, so a supervisor can tell it from a server that ran and stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from overt.cli.common import HomeOpt, console, err_console
+from overt.errors import Error
+from overt.home import Home, resolve_home
+
+STARTUP_FAILED = 2
+
+
+def serve(
+    home: HomeOpt = None,
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="listen port (0: any free port; see <home>/log.server)")] = 8080,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(min=1, help="connections served at once (default: from the open-file limit)"),
+    ] = None,
+) -> None:
+    """Serve the log: POST /add, and public/ as static files."""
+    from overt.server.log import LOG_LIMITS, serve_home
+
+    try:
+        h = Home(resolve_home(home))
+        serve_home(
+            h,
+            host=host,
+            port=port,
+            limits=replace(LOG_LIMITS, max_connections=max_connections),
+            on_started=lambda url: console.print(f"serving {h.public} and the write API on {url}"),
+        )
+    except Error as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(STARTUP_FAILED) from e

@@ -1,0 +1,176 @@
+"""Corruption is noticed, not served: fsck names the damaged file, proofs are refused, SQLite damage is found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from overt.errors import StorageError
+from overt.home import Home
+from overt.tlog.fsck import check_tree
+from overt.tlog.sequencer import TileLog
+from overt.tlog.tiles import entries_path, tile_path, tiles_for_size
+from tests.cli.test_cli import overt
+
+SIZE = 600  # two full bundles, a partial one, and a level-1 tile of width 2
+
+
+def entry(i: int) -> bytes:
+    return f"entry {i} ".encode() * (1 + i % 5)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = Home.init(tmp_path_factory.mktemp("fsck") / "home", origin="fsck.overt.example/log")
+    log = home.open_log()
+    log.add([entry(i) for i in range(SIZE)])
+    assert log.publish().published
+    log.close()
+    return home.path
+
+
+@pytest.fixture
+def home(pristine: Path, tmp_path: Path) -> Home:
+    shutil.copytree(pristine, tmp_path / "home")
+    return Home(tmp_path / "home")
+
+
+def tree_files() -> list[str]:
+    files = [tile_path(level, index, width) for level, index, width in tiles_for_size(SIZE)]
+    files += [entries_path(b, min(256, SIZE - 256 * b)) for b in range(-(-SIZE // 256))]
+    return files
+
+
+def flip(path: Path, offset: int, mask: int = 1) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= mask
+    path.write_bytes(bytes(data))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(tree_files()), offset=st.integers(0, 1 << 20), mask=st.integers(1, 255))
+def test_any_flipped_byte_is_named(pristine: Path, which: str, offset: int, mask: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = Path(tmp) / "log"
+        shutil.copytree(pristine / "public" / "log", log_dir)
+        flip(log_dir / which, offset, mask)
+        home = Home(pristine)
+        root = home.log_heads()[0].root_hash
+        report = check_tree(TileLog.reader_for(log_dir), SIZE, root)
+        assert not report.ok
+        assert which in {d.path for d in report.damage}, report.damage
+
+
+@pytest.mark.parametrize("which", ["tile/0/000", "tile/entries/001"])
+def test_truncated_file_is_named(home: Home, which: str) -> None:
+    path = home.log_dir / which
+    path.write_bytes(path.read_bytes()[:-3])
+    report = home.fsck_log(full=True)
+    assert [d.path for d in report.damage] == [which]
+
+
+def test_fsck_cli_names_damage_and_proof_is_refused(home: Home) -> None:
+    H = ("--home", str(home.path))
+    r = overt("log", "fsck", "--full", *H, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"] is True
+    good = overt("log", "proof", "5", *H)
+    assert good.returncode == 0, good.stderr
+    flip(home.log_dir / "tile" / "0" / "000", 5 * 32 + 7)
+    r = overt("log", "fsck", "--full", *H, "--json")
+    assert r.returncode == 1
+    report = json.loads(r.stdout)
+    assert report["damaged_files"] == [
+        {"path": "tile/0/000", "problem": "hashes differ from the entries and the signed root"}
+    ]
+    # Entry 4's proof needs the damaged hash of its neighbour 5: refused, nothing written.
+    r = overt("log", "proof", "4", *H)
+    assert r.returncode != 0 and r.stdout == ""
+    assert "does not verify against the signed root" in r.stderr and "Traceback" not in r.stderr
+    # Proofs that do not use the damaged hash still verify, and are given (entry 5's own hash comes from
+    # its bundle, not from the tile).
+    assert overt("log", "proof", "5", *H).returncode == 0
+    assert overt("log", "proof", "590", *H).returncode == 0
+
+
+def test_truncated_bundles_refused_by_proof_and_open(home: Home) -> None:
+    full = home.log_dir / "tile" / "entries" / "001"
+    full.write_bytes(full.read_bytes()[:-1])
+    reader = home.read_log()
+    try:
+        published = reader.published()
+        assert published is not None
+        with pytest.raises(StorageError, match="fsck"):
+            reader.proof(300, published)
+    finally:
+        reader.close()
+    edge = home.log_dir / "tile" / "entries" / "002.p" / str(SIZE - 512)
+    edge.write_bytes(edge.read_bytes()[:-1])
+    with pytest.raises(StorageError, match=r"entries/002\.p"):
+        home.read_log()
+    with pytest.raises(StorageError, match=r"entries/002\.p"):
+        home.open_log()
+
+
+def test_incremental_fsck_checks_only_new_files_and_full_checks_all(home: Home) -> None:
+    first = home.fsck_log()
+    assert first.ok and first.start == 0 and first.bundles == 3
+    log = home.open_log()
+    log.add([b"one more"])
+    log.publish()
+    log.close()
+    # Change an entry of an old, already checked bundle (same length, so it still parses).
+    bundle = home.log_dir / "tile" / "entries" / "000"
+    bundle.write_bytes(bundle.read_bytes().replace(b"entry 7 ", b"entry X "))
+    new = home.fsck_log()
+    assert new.ok and new.start == SIZE and new.bundles == 1  # only the right edge was read again
+    assert [d.path for d in home.fsck_log(full=True).damage] == ["tile/entries/000"]
+
+
+def test_incremental_fsck_still_notices_an_old_tile_under_a_new_parent(home: Home) -> None:
+    assert home.fsck_log().ok
+    log = home.open_log()
+    log.add([b"one more"])
+    log.publish()
+    log.close()
+    flip(home.log_dir / "tile" / "0" / "000", 1)  # old, but its parent tile/1/000.p/2 is recomputed
+    report = home.fsck_log()
+    assert report.start == SIZE and [d.path for d in report.damage] == ["tile/0/000"]
+
+
+def test_sqlite_corruption_is_detected(home: Home) -> None:
+    db = home.path / "overt.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for start in range(page, len(data), page):  # every b-tree page header after the first page
+        data[start : start + 12] = b"\x0d\xff" * 6
+    db.write_bytes(bytes(data))
+    report = home.fsck_log(full=True)
+    assert not report.ok
+    assert report.database, report
+
+
+def test_missing_dedup_row_is_named_and_never_resequenced(home: Home) -> None:
+    with sqlite3.connect(home.path / "overt.db") as conn:
+        conn.execute("DELETE FROM log_entries WHERE leaf_index = 42")
+    report = home.fsck_log(full=True)
+    assert "no deduplication row for entry 42" in report.database
+    r = overt("log", "add", "--home", str(home.path), "--json", str(_write(home.path.parent, entry(42))))
+    assert r.returncode != 0 and "deduplication table" in r.stderr
+    with sqlite3.connect(home.path / "overt.db") as conn:
+        assert conn.execute("SELECT max(leaf_index) FROM log_entries").fetchone()[0] == SIZE - 1
+
+
+def _write(directory: Path, data: bytes) -> Path:
+    path = directory / "entry.bin"
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,280 @@
+"""The log never forks, whatever happens to its database: a lost, emptied, restored or half-killed database is
+refused on open, and ``recover`` rebuilds it from the published tiles, which stay byte for byte as they were."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from overt.errors import ConfigError, StorageError
+from overt.home import Home
+from overt.tlog.checkpoint import SignedCheckpoint
+from overt.tlog.guard import StaleDatabaseError
+from overt.tlog.merkle import verify_consistency
+
+
+def grow(home: Home, start: int, count: int) -> SignedCheckpoint:
+    log = home.open_log()
+    try:
+        log.add([f"entry {i}".encode() for i in range(start, start + count)])
+        result = log.publish()
+    finally:
+        log.close()
+    assert result.published
+    return result.checkpoint
+
+
+def snapshot(home: Home) -> dict[str, bytes]:
+    """Every tile and entry bundle of the published tree, by path."""
+    root = home.log_dir / "tile"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def db_files(home: Home) -> list[Path]:
+    return [home.path / f"overt.db{s}" for s in ("", "-wal", "-shm")]
+
+
+def backup(home: Home, to: Path) -> None:
+    to.mkdir()
+    for f in db_files(home):
+        if f.exists():
+            shutil.copy2(f, to / f.name)
+
+
+def restore(home: Home, frm: Path) -> None:
+    for f in db_files(home):
+        f.unlink(missing_ok=True)
+    for f in frm.iterdir():
+        shutil.copy2(f, home.path / f.name)
+
+
+def lose(home: Home) -> None:
+    for f in db_files(home):
+        f.unlink(missing_ok=True)
+
+
+def empty(home: Home) -> None:
+    lose(home)
+    (home.path / "overt.db").write_bytes(b"")
+
+
+def drop_rows(home: Home) -> None:
+    with sqlite3.connect(home.path / "overt.db") as db:
+        db.execute("DELETE FROM log_entries WHERE leaf_index >= 300")
+
+
+@pytest.fixture
+def grown(tmp_path: Path) -> tuple[Home, Path, SignedCheckpoint]:
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    grow(home, 0, 300)
+    saved = tmp_path / "backup"
+    backup(home, saved)
+    head = grow(home, 300, 200)  # crosses no new full tile: 500 entries, tile 0/000 full, 0/001.p/244
+    return home, saved, head
+
+
+@pytest.mark.parametrize("damage", ["lose", "empty", "restore-old-backup", "drop-dedup-rows"])
+def test_damaged_database_is_refused_then_recovered(
+    grown: tuple[Home, Path, SignedCheckpoint], damage: str
+) -> None:
+    home, saved, head = grown
+    before = snapshot(home)
+    published = (home.log_dir / "checkpoint").read_bytes()
+    {
+        "lose": lose,
+        "empty": empty,
+        "restore-old-backup": lambda h: restore(h, saved),
+        "drop-dedup-rows": drop_rows,
+    }[damage](home)
+
+    with pytest.raises(StaleDatabaseError) as refused:
+        home.open_log()
+    if damage != "drop-dedup-rows":
+        # The error names both trees.
+        message = str(refused.value)
+        assert "size 500" in message and "log recover" in message
+        assert refused.value.evidence["signed_size"] == 500
+    # Nothing was signed, published or overwritten by the refused open.
+    assert snapshot(home) == before
+    assert (home.log_dir / "checkpoint").read_bytes() == published
+
+    result = home.recover_log()
+    assert (result.tree_size, result.root_hash) == (500, head.checkpoint.root_hash)
+    assert snapshot(home) == before
+    log = home.open_log()
+    try:
+        assert log.tiles.state.root_hash == head.checkpoint.root_hash
+        # The deduplication table is back: an old entry keeps its index, nothing is re-sequenced.
+        assert log.add([b"entry 7", b"entry 450"]) == [7, 450]
+        (index,) = log.add([b"after recovery"])
+        assert index == 500
+        new = log.publish().checkpoint.checkpoint
+    finally:
+        log.close()
+    proof = home.open_log().tiles
+    try:
+        verify_consistency(
+            500, 501, head.checkpoint.root_hash, new.root_hash, proof.consistency_proof(500, 501)
+        )
+    finally:
+        proof.close()
+
+
+def test_recover_refuses_when_the_database_agrees(grown: tuple[Home, Path, SignedCheckpoint]) -> None:
+    home, _, head = grown
+    with pytest.raises(ConfigError, match="nothing to recover"):
+        home.recover_log()
+    assert home.recover_log(force=True).root_hash == head.checkpoint.root_hash
+
+
+def test_database_ahead_of_published_is_accepted_but_a_fork_is_not(tmp_path: Path) -> None:
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    grow(home, 0, 10)
+    saved = tmp_path / "backup"
+    backup(home, saved)
+    grow(home, 10, 5)
+    # Restore the old database and append different entries behind the guard's back (as today's code did):
+    # the tree at size 15 now differs from the one signed.
+    restore(home, saved)
+    from overt.tlog.sequencer import TileLog
+
+    tiles = TileLog(home.log_dir, home.open_store())
+    tiles.append([b"forked 10", b"forked 11", b"forked 12", b"forked 13", b"forked 14", b"forked 15"])
+    tiles.close()
+    with pytest.raises(StaleDatabaseError, match="forks from what this log signed"):
+        home.open_log()
+
+
+def test_lost_head_file_still_guarded_by_published_checkpoint(
+    grown: tuple[Home, Path, SignedCheckpoint],
+) -> None:
+    home, saved, _ = grown
+    home.log_files.head.unlink()
+    restore(home, saved)
+    with pytest.raises(StaleDatabaseError):
+        home.open_log()
+
+
+def test_unpublished_head_guards_when_witnesses_never_cosigned(tmp_path: Path) -> None:
+    """A checkpoint handed to witnesses but never published still binds the log: the head file keeps it."""
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    saved = tmp_path / "backup"
+    backup(home, saved)
+    log = home.open_log()
+    log.add([b"only signed"])
+    log.sign()  # what a witness would have seen
+    log.close()
+    restore(home, saved)
+    with pytest.raises(StaleDatabaseError, match="last signed checkpoint"):
+        home.open_log()
+    assert home.recover_log().tree_size == 1
+
+
+def test_origin_and_log_key_cannot_change(grown: tuple[Home, Path, SignedCheckpoint], tmp_path: Path) -> None:
+    home, _, _ = grown
+    cfg = home.path / "config.toml"
+    original = cfg.read_text()
+    cfg.write_text(original.replace('origin = "guard.overt.example/log"', 'origin = "other.example/log"'))
+    with pytest.raises(ConfigError, match="origin cannot change") as e:
+        Home(home.path).open_log()
+    assert "guard.overt.example/log" in str(e.value) and "other.example/log" in str(e.value)
+    cfg.write_text(original)
+    # Swap in another home's log key (same origin): the published checkpoint is not signed by it.
+    other = Home.init(tmp_path / "other", origin="guard.overt.example/log")
+    mine = home.log_key()
+    (home.keys_dir / "registry" / f"{mine.keyid}.json").unlink()
+    theirs = other.log_key()
+    shutil.copy2(other.keys_dir / "registry" / f"{theirs.keyid}.json", home.keys_dir / "registry")
+    for pem in other.keys_dir.glob("*.pem"):
+        shutil.copy2(pem, home.keys_dir)
+    with pytest.raises(ConfigError, match="key cannot change"):
+        Home(home.path).open_log()
+
+
+KILLED_CHILD = r"""
+import sys
+from pathlib import Path
+from overt.home import Home
+home = Home(Path(sys.argv[1]))
+log = home.open_log()
+n = 0
+while True:
+    log.add([f"killed {n + i}".encode() for i in range(97)])
+    n += 97
+    log.publish()
+    print(n, flush=True)
+"""
+
+
+def test_killed_writer_then_restored_backup_is_refused(tmp_path: Path) -> None:
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    grow(home, 0, 50)
+    saved = tmp_path / "backup"
+    backup(home, saved)
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, str(home.path)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        while int(child.stdout.readline() or 0) < 500:
+            time.sleep(0)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    # After the kill the log opens (nothing acknowledged is lost) ...
+    home.open_log().close()
+    head = SignedCheckpoint.from_bytes(home.log_files.head.read_bytes())
+    # ... and a backup from before it is refused, then recovered to the head the killed writer signed.
+    restore(home, saved)
+    with pytest.raises(StaleDatabaseError):
+        home.open_log()
+    assert home.recover_log().root_hash == head.checkpoint.root_hash
+
+
+def test_recover_refuses_damaged_tiles(grown: tuple[Home, Path, SignedCheckpoint]) -> None:
+    home, _, _ = grown
+    lose(home)
+    tile = home.log_dir / "tile" / "0" / "000"
+    data = bytearray(tile.read_bytes())
+    data[100] ^= 1
+    tile.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match="tile/0/000"):
+        home.recover_log()
+
+
+def test_postgres_database_lost_is_refused_then_recovered(tmp_path: Path, postgres_dsn: str) -> None:
+    import psycopg
+
+    from overt.home import LogConfig
+
+    def drop() -> None:
+        with psycopg.connect(postgres_dsn, autocommit=True) as db:
+            db.execute("DROP SCHEMA IF EXISTS overt CASCADE")
+
+    drop()
+    try:
+        home = Home.init(
+            tmp_path / "home",
+            config=LogConfig(
+                origin="pg.guard.overt.example/log", store="postgres", postgres_dsn=postgres_dsn
+            ),
+        )
+        head = grow(home, 0, 300)
+        before = snapshot(home)
+        drop()  # the database is lost
+        with pytest.raises(StaleDatabaseError, match="size 300"):
+            home.open_log()
+        assert home.recover_log().root_hash == head.checkpoint.root_hash
+        assert snapshot(home) == before
+        log = home.open_log()
+        try:
+            assert log.add([b"entry 3"]) == [3]
+        finally:
+            log.close()
+    finally:
+        drop()
