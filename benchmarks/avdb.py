@@ -201,6 +201,7 @@ def main() -> None:
     overt("init", *H, "--jurisdiction", "CH")
     builder = json.loads(overt("keys", "generate", *H, "--role", "builder", "--json"))["generated"]["keyid"]
     overt("keys", "generate", *H, "--role", "auditor", "--type", "ecdsa")
+    overt("keys", "generate", *H, "--role", "release")  # the first release key registers our builder id
     t = time.perf_counter()
     built = json.loads(
         overt("avdb", "build", *H, str(rules_dir), "--name", "bench", "--version", "1", "--json")

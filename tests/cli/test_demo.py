@@ -15,6 +15,9 @@ def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox, monke
     proved = [line for line in r.stdout.splitlines() if line.startswith("PROVED")]
     assert len(proved) >= 12, r.stdout
     assert any("foreign signing request refused" in p and "refusal logged" in p for p in proved)
+    assert any("refused through the builder registry" in p and "refusal logged" in p for p in proved)
+    assert any("restored from an older backup" in p and "refused to append or sign" in p for p in proved)
+    assert any("'overt log recover' rebuilt the database" in p and "the same root" in p for p in proved)
     assert "jurisdiction" in r.stdout and "builder" in r.stdout and "auditor" in r.stdout
     assert any("built twice in the bubblewrap sandbox" in p and ": identical;" in p for p in proved)
     assert any(p.startswith("PROVED SLSA provenance logged at index") for p in proved)
@@ -30,7 +33,12 @@ def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox, monke
     pinned = ("--policy", str(home / "log-policy"))
     audit = overt("keys", "audit", rotated["keyid"], "--home", str(home), *pinned, "--json")
     assert audit.returncode == 0, audit.stderr
-    assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == ["signed", "refused", "signed"]
+    assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == [
+        "signed",
+        "refused",
+        "refused",
+        "signed",
+    ]
     escrow = json.loads(overt("source", "show", "--home", str(home), "--json").stdout)["escrow"]
     assert escrow[0]["name"] == "sample-agent-1.0"
     assert {"avdb-demo-rules"} <= {e["name"] for e in escrow}

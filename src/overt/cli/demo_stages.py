@@ -103,6 +103,22 @@ def keys_stage(h: Home, root: Path, client: LogClient) -> None:
         _proved(f"foreign signing request {e}; refusal logged at index {refused_at}")
     else:
         raise Error("a key signed provenance from a foreign jurisdiction")
+    # A builder abroad that claims nothing at all: only the registry can tell, and it does not list it.
+    abroad = Provenance(
+        build_definition=BuildDefinition(
+            build_type="https://overt.dev/build/v1", external_parameters={"source": "demo"}
+        ),
+        run_details=RunDetails(builder=Builder(id="https://build.ru.example/conveyor/v1")),
+    ).statement(subject)
+    try:
+        service.sign(builder, abroad)
+    except PolicyError as e:
+        _proved(
+            f"provenance from builder https://build.ru.example/conveyor/v1, which names no jurisdiction, refused "
+            f"through the builder registry ({e}); refusal logged at index {e.evidence['refusal_logged_at']}"
+        )
+    else:
+        raise Error("a key signed provenance from an unregistered builder")
     uri, key = generate_file_key(h.keys_dir, "ed25519")
     draft = KeyRecord.create(
         key, role=Role.BUILDER, jurisdiction=builder.jurisdiction, valid_from=now, valid_until=None, uri=uri
@@ -117,7 +133,7 @@ def keys_stage(h: Home, root: Path, client: LogClient) -> None:
     )
     report = audit_key(client, builder.key)
     kinds = ", ".join(f"{e.index}:{e.kind}" for e in report.entries)
-    if [e.kind for e in report.entries] != [SIGNED, REFUSED, SIGNED] or not all(
+    if [e.kind for e in report.entries] != [SIGNED, REFUSED, REFUSED, SIGNED] or not all(
         e.inclusion_verified for e in report.entries
     ):
         raise Error(f"key audit found {kinds}")

@@ -84,6 +84,7 @@ class LocalLog:
         self.policy = load_policy()
         self.witnesses: list[WitnessClient] = []
         self._set_witnesses()
+        self._last: SignedCheckpoint | None = None
 
     def _set_witnesses(self) -> None:
         """One client per witness of the policy with a URL, keeping the clients (and sizes) of unchanged ones."""
@@ -117,6 +118,7 @@ class LocalLog:
         Then check the tiles and bundles written since the last sound check against the committed root.
         """
         heads = self.heads()
+        self._last = self._largest_signed(heads)
         reader = self.tiles.reader()  # the current tree's tiles, not stale partial tiles of older sizes
         guard.check_database(self.tiles.state, heads, lambda n: hash_range(0, n, reader.node))
         guard.check_rows(self.tiles.store, self.tiles.state)
@@ -161,7 +163,12 @@ class LocalLog:
 
     def last_signed(self) -> SignedCheckpoint | None:
         """The head: the largest checkpoint this log signed (the head file, else the database's copy)."""
-        head = guard.largest(self.heads())
+        if self._last is None:
+            self._last = self._largest_signed(self.heads())
+        return self._last
+
+    def _largest_signed(self, heads: list[guard.Head]) -> SignedCheckpoint | None:
+        head = guard.largest(heads)
         data = self.tiles.store.load_signed_checkpoint()
         stored = None if data is None else SignedCheckpoint.from_bytes(data)
         if head is None or (stored is not None and stored.checkpoint.tree_size > head.tree_size):
@@ -191,11 +198,14 @@ class LocalLog:
                 verify_consistency(old.tree_size, state.tree_size, old.root_hash, state.root_hash, proof)
         cp = Checkpoint(origin=self.origin, tree_size=state.tree_size, root_hash=state.root_hash)
         signed = SignedCheckpoint.sign(cp, self.signer)
+        # The head file, not the database, is what binds the log after a database loss (tlog/guard.py); it
+        # is durable before the checkpoint leaves this method. The database's copy (log_signed) is kept only
+        # for homes made before the head file existed, and by recovery.
         try:
             guard.save_head(self.files.head, signed)
         except OSError as e:
             raise StorageError(f"cannot save the log head {self.files.head}: {e.strerror}") from e
-        self.tiles.store.save_signed_checkpoint(signed.to_bytes())
+        self._last = signed
         return signed
 
     def cosign(self, signed: SignedCheckpoint) -> PublishResult:
