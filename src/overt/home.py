@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from overt.atomic import atomic_write
-from overt.errors import ConfigError, Error, FormatError, StorageError, TransportError, UnpublishedError
+from overt.errors import ConfigError, Error, FormatError, StorageError, TransportError
 from overt.keys.builders import BuilderStore, check_builder_id, conveyor_builder_id, release_keys
 from overt.keys.registry import KeyRecord, Registry, Role, check_jurisdiction
 from overt.keys.signers import (
@@ -68,18 +68,44 @@ DEFAULT_JURISDICTION = "CH"
 DEFAULT_BUILDER_ID = "https://overt.example/conveyor/v1"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unpublished:
+    """An entry this process appended that no published checkpoint covers yet, and why."""
+
+    index: int
+    reason: str
+
+
+_unpublished: list[Unpublished] = []
+
+
+def unpublished() -> list[Unpublished]:
+    """This process's appends that no published checkpoint covers yet. The CLI exits 2 while any remain:
+    their entries are in the log, but nobody can verify them until ``overt log publish`` succeeds."""
+    return list(_unpublished)
+
+
+def is_published(index: int) -> bool:
+    return all(u.index != index for u in _unpublished)
+
+
 def append_through_server(url: str, entry: bytes, policy: Policy) -> LogReceipt:
-    """Append through a running log server; its tlog-proof is verified under ``policy`` (the home's own)."""
+    """Append through a running log server; its tlog-proof is verified under ``policy`` (the home's own).
+
+    A 503 "unpublished" answer names the index the server gave the entry: the append happened, the
+    publication did not (the server keeps retrying it).
+    """
     with httpx.Client(timeout=120) as http:
         try:
             proof = submit_entry(url, entry, policy, http)
         except TransportError as e:
-            if e.evidence.get("status") == 503 and e.evidence.get("reason") == "unpublished":
-                raise UnpublishedError(
-                    f"the log server at {url} sequenced the entry but could not publish a checkpoint covering "
-                    f"it: {e}. Resend later (the same entry keeps its index)",
-                    **e.evidence,
-                ) from e
+            index = e.evidence.get("index")
+            if e.evidence.get("reason") == "unpublished" and isinstance(index, int):
+                size = e.evidence.get("tree_size")
+                _unpublished.append(Unpublished(index=index, reason=f"the log server at {url}: {e}"))
+                return LogReceipt(
+                    index=index, tree_size=size if isinstance(size, int) else index + 1, published=False
+                )
             raise
     return LogReceipt(index=proof.index, tree_size=proof.checkpoint.checkpoint.tree_size, published=True)
 
@@ -276,7 +302,11 @@ class Home:
         return NoteSigner(self.log_config.origin, self.signer_for(self.log_key()))
 
     def append_to_log(self, entry: bytes) -> LogReceipt:
-        """Append one entry durably and publish a checkpoint covering it, or raise :class:`UnpublishedError`.
+        """Append one entry durably and publish a checkpoint covering it.
+
+        If the checkpoint cannot be published (witness quorum unmet) the entry stays appended, the receipt
+        says ``published=False`` and :func:`unpublished` lists it: the command finishes what it does (so what
+        it logged and what it saved agree) and the CLI exits 2.
 
         While ``overt serve`` holds this home's log, the entry goes through its ``POST /add`` instead, and the
         tlog-proof it answers is verified under this home's policy.
@@ -290,15 +320,14 @@ class Home:
             result = log.publish()
         finally:
             log.close()
+        size = result.checkpoint.checkpoint.tree_size
         if not result.published:
-            raise UnpublishedError(
-                f"the entry is appended to the log at index {index}, but the checkpoint covering it is not "
-                f"published: the witness quorum {log.policy.quorum!r} is not met, so nobody can verify it yet. "
-                "Run 'overt log publish' once the witnesses answer",
-                index=index,
-                witness_failures=result.failures,
+            failures = (
+                "; ".join(f"{name}: {why}" for name, why in result.failures.items()) or "no cosignature"
             )
-        return LogReceipt(index=index, tree_size=result.checkpoint.checkpoint.tree_size, published=True)
+            reason = f"the witness quorum {log.policy.quorum!r} is not met ({failures})"
+            _unpublished.append(Unpublished(index=index, reason=reason))
+        return LogReceipt(index=index, tree_size=size, published=result.published)
 
     def signing_service(
         self, now: Callable[[], datetime] | None = None, *, append: Appender | None = None

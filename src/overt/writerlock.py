@@ -17,6 +17,22 @@ from pathlib import Path
 from overt.errors import ConfigError
 
 
+def lock_directory(directory: Path) -> int:
+    """An exclusive, non-blocking ``flock`` on the directory itself; raises BlockingIOError if held.
+
+    The lock files name the holder's pid, but a file can be deleted and re-created while its holder runs,
+    and a new process would then lock the new inode. The directory holding the home cannot be swapped that
+    way without moving everything in it, so the lock that counts is on the directory.
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class WriterLock:
     def __init__(self, path: Path, *, wait: float = 10.0) -> None:
         self.path = path
@@ -25,6 +41,11 @@ class WriterLock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                try:
+                    self._dir_fd = lock_directory(path.parent)
+                except BlockingIOError:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    raise
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -42,20 +63,18 @@ class WriterLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the flock
+            os.close(self._fd)  # closing the descriptors releases the flocks
+            os.close(self._dir_fd)
             self._fd = None
 
 
 def lock_is_held(path: Path) -> bool:
-    """Whether another process holds the writer lock at ``path`` right now (False if there is no lock file)."""
+    """Whether another process holds the writer lock at ``path`` (on its file or its directory) right now."""
     try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = lock_directory(path.parent)
     except BlockingIOError:
         return True
-    finally:
-        os.close(fd)
+    except OSError:
+        return False
+    os.close(fd)
     return False

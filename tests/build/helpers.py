@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from overt.build.conveyor import BuildReport, build
+from overt.build.conveyor import build
+from overt.build.publish import Publication, SigningContext
 from overt.home import Home
 from overt.keys.registry import KeyRecord, Role
 from overt.source.escrow import EscrowEntry, add_recipe, read_directory
@@ -23,16 +24,17 @@ def escrow_tree(h: Home, tmp: Path, files: dict[str, str], recipe: str, name: st
     return entry
 
 
-def run(h: Home, entry: EscrowEntry, *, check: bool = False) -> BuildReport:
-    return build(
-        h.escrow,
-        entry.sha256,
+def signing_context(h: Home) -> SigningContext:
+    return SigningContext(
         service=h.signing_service(),
-        builder=h.registry.current(Role.BUILDER, datetime.now(UTC)),
-        builder_id=h.conveyor.builder_id,
-        jurisdiction=h.conveyor.jurisdiction,
-        publish_dir=h.public / "builds",
-        check=check,
+        key=h.registry.current(Role.BUILDER, datetime.now(UTC)),
+        builder_id=h.conveyor.provenance_builder_id,
+    )
+
+
+def run(h: Home, entry: EscrowEntry, *, check: bool = False) -> Publication:
+    return build(
+        h.escrow, entry.sha256, context=signing_context(h), publish_dir=h.public / "builds", check=check
     )
 
 

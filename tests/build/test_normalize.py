@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import tarfile
 import zipfile
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from overt.build.compare import EQUIVALENT, IDENTICAL, compare_outputs
+from overt.build.compare import DIFFERENT, EQUIVALENT, IDENTICAL, compare_outputs
 from overt.build.normalize import formats_for, normalize
-from overt.errors import FormatError, ReproducibilityError
+from overt.build.outputs import Output
+from overt.errors import FormatError
 
 
 def make_zip(when: tuple[int, ...], content: bytes = b"data") -> bytes:
@@ -60,20 +62,31 @@ def test_targz_and_gzip():
         normalize("x.zip", b"not a zip", ("zip",))
 
 
-def write(path: Path, data: bytes) -> Path:
+def write(path: Path, data: bytes, *, name: str = "a.zip", executable: bool = False) -> tuple[Output, ...]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return path
+    digest = hashlib.sha256(data).hexdigest()
+    return (Output(name=name, sha256=digest, size=len(data), executable=executable, path=path),)
 
 
 def test_verdicts(tmp_path):
-    same = {"a.zip": write(tmp_path / "1" / "a.zip", make_zip((2020, 1, 1, 0, 0, 0)))}
-    same2 = {"a.zip": write(tmp_path / "2" / "a.zip", make_zip((2020, 1, 1, 0, 0, 0)))}
-    later = {"a.zip": write(tmp_path / "3" / "a.zip", make_zip((2024, 1, 1, 0, 0, 0)))}
-    assert compare_outputs(same, same2, normalize_formats=(), workdir=tmp_path).verdict == IDENTICAL
-    v = compare_outputs(same, later, normalize_formats=("zip",), workdir=tmp_path)
-    assert v.verdict == EQUIVALENT and v.normalised == ("a.zip",)
-    with pytest.raises(ReproducibilityError, match=r"a\.zip differ"):
-        compare_outputs(same, later, normalize_formats=(), workdir=tmp_path)
-    with pytest.raises(ReproducibilityError, match="different sets"):
-        compare_outputs(same, {}, normalize_formats=(), workdir=tmp_path)
+    same = write(tmp_path / "1" / "a.zip", make_zip((2020, 1, 1, 0, 0, 0)))
+    same2 = write(tmp_path / "2" / "a.zip", make_zip((2020, 1, 1, 0, 0, 0)))
+    later = write(tmp_path / "3" / "a.zip", make_zip((2024, 1, 1, 0, 0, 0)))
+    assert compare_outputs(reference=same, varied=same2, normalize_formats=()).verdict == IDENTICAL
+    v = compare_outputs(reference=same, varied=later, normalize_formats=("zip",))
+    assert v.verdict == EQUIVALENT and v.normalised == ("a.zip",) and v.reproducible
+    v = compare_outputs(reference=same, varied=later, normalize_formats=())
+    assert v.verdict == DIFFERENT and v.differing == ("a.zip",) and not v.reproducible
+    v = compare_outputs(reference=same, varied=(), normalize_formats=())
+    assert v.verdict == DIFFERENT and v.missing == ("a.zip",) and v.differing == ()
+
+
+def test_the_executable_bit_is_part_of_the_output(tmp_path):
+    """Same bytes, one copy executable: not identical, and normalisation does not excuse it."""
+    data = make_zip((2020, 1, 1, 0, 0, 0))
+    plain = write(tmp_path / "1" / "a.zip", data)
+    runnable = write(tmp_path / "2" / "a.zip", data, executable=True)
+    for formats in ((), ("zip",)):
+        v = compare_outputs(reference=plain, varied=runnable, normalize_formats=formats)
+        assert v.verdict == DIFFERENT and v.differing == ("a.zip",)

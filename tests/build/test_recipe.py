@@ -36,7 +36,8 @@ def test_good_recipe():
     r = parse_recipe(GOOD.encode())
     assert r.steps == (("/bin/sh", "-e", "-c", "mkdir -p dist"), ("python3", "-c", "print(1)"))
     assert r.outputs == ("dist/*.whl",)
-    assert r.env == {"TZ": "America/Los_Angeles", "LC_ALL": "C.UTF-8", "PYTHONPATH": "/toolchain/flit.whl"}
+    assert r.env == {"TZ": "America/Los_Angeles", "PYTHONPATH": "/toolchain/flit.whl"}
+    assert r.pinned == ("TZ", "buildPath") and r.umask is None and not r.vary_build_path
     assert r.source_date_epoch == "unset" and r.timeout == 120 and r.normalize == ("zip",)
     assert r.toolchain[0].name == "flit.whl" and r.toolchain[0].mount == "/toolchain/flit.whl"
     assert r.to_dict()["toolchain"] == [{"name": "flit.whl", "sha256": SHA}]
@@ -44,7 +45,7 @@ def test_good_recipe():
 
 def test_defaults():
     r = parse_recipe(b'[build]\nsteps = ["true"]\noutputs = ["x"]\n')
-    assert r.env == {"TZ": "UTC", "LC_ALL": "C.UTF-8"}
+    assert r.env == {} and r.pinned == ("buildPath",)
     assert r.source_date_epoch == "latest-mtime" and r.toolchain == () and r.normalize == ()
     assert (
         parse_recipe(

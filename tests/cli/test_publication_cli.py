@@ -114,7 +114,37 @@ def test_conveyor_commands_go_through_a_running_server(tmp_path: Path) -> None:
             assert json.loads(r.stderr)["evidence"]["refusal_logged_at"] == index + 1
             cp = SignedCheckpoint.from_bytes(httpx.get(f"{url}/log/checkpoint").content)
             assert cp.checkpoint.tree_size == index + 2
+            # 'log add' goes through the server too; 'log publish' says the server publishes by itself.
+            (tmp_path / "plain").write_text("plain entry\n")
+            r = overt("log", "add", str(tmp_path / "plain"), *H, "--json")
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout)["entries"][0]["index"] == index + 2
+            r = overt("log", "publish", *H)
+            assert r.returncode == 2 and "retries publication itself" in r.stderr
         finally:
             server.terminate()
             server.wait(timeout=30)
     assert not (tmp_path / "home" / "log.server").exists()
+
+
+def test_a_command_that_exits_2_still_does_what_it_logged(tmp_path: Path) -> None:
+    """An appended-but-unpublished statement is the command's outcome: saved locally too, so a retry never
+    logs a second, conflicting statement (two registry v2s, two rotations of one key)."""
+    H = conveyor_home(tmp_path)
+    assert overt("keys", "generate", "--role", "release", *H).returncode == 0
+    r = overt(
+        "log", "policy", "--add-witness", f"w1={_any_vkey(tmp_path)}=http://127.0.0.1:{free_port()}", *H
+    )
+    assert r.returncode == 0 and overt("log", "policy", "--quorum", "all", *H).returncode == 0
+    before = json.loads(overt("keys", "list", *H, "--json").stdout)["keys"]
+    old = next(k for k in before if k["role"] == "builder")
+    r = overt("keys", "rotate", "--role", "builder", *H)
+    assert r.returncode == 2 and "not published" in r.stderr, (r.stdout, r.stderr)
+    after = {k["keyid"]: k for k in json.loads(overt("keys", "list", *H, "--json").stdout)["keys"]}
+    assert after[old["keyid"]]["status"] == "rotated"
+    r = overt("keys", "builders", "add", "https://b2.example/builder", *H, "--json")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    r = overt("keys", "builders", "add", "https://b3.example/builder", *H, "--json")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    listing = json.loads(overt("keys", "builders", "list", *H, "--json").stdout)
+    assert listing["version"] == 3, listing

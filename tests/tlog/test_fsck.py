@@ -174,3 +174,31 @@ def _write(directory: Path, data: bytes) -> Path:
     path = directory / "entry.bin"
     path.write_bytes(data)
     return path
+
+
+def test_tampered_dedup_row_never_hands_out_another_entrys_index(home: Home) -> None:
+    """Swap the indices of two rows: re-adding entry 0 must not be answered with index 7."""
+    import hashlib
+
+    def leaf(data: bytes) -> bytes:
+        return hashlib.sha256(b"\x00" + data).digest()
+
+    with sqlite3.connect(home.path / "overt.db") as conn:
+        conn.execute("UPDATE log_entries SET leaf_index = -1 WHERE leaf_hash = ?", (leaf(entry(0)),))
+        conn.execute("UPDATE log_entries SET leaf_index = 0 WHERE leaf_hash = ?", (leaf(entry(7)),))
+        conn.execute("UPDATE log_entries SET leaf_index = 7 WHERE leaf_hash = ?", (leaf(entry(0)),))
+    log = home.open_log()
+    try:
+        with pytest.raises(StorageError, match="deduplication table places an entry at index 7"):
+            log.add([entry(0)])
+    finally:
+        log.close()
+    assert home.fsck_log(full=True).database
+
+
+def test_damaged_bundle_is_not_blamed_on_the_database(home: Home) -> None:
+    bundle = home.log_dir / "tile" / "entries" / "001"
+    bundle.write_bytes(bundle.read_bytes().replace(b"entry 300 ", b"entry 3X0 "))
+    report = home.fsck_log(full=True)
+    assert [d.path for d in report.damage] == ["tile/entries/001"]
+    assert report.database == ()

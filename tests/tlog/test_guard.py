@@ -278,3 +278,38 @@ def test_postgres_database_lost_is_refused_then_recovered(tmp_path: Path, postgr
             log.close()
     finally:
         drop()
+
+
+def test_with_every_signed_record_deleted_the_witness_still_refuses_the_fork(tmp_path: Path) -> None:
+    """An operator who deletes the database, the published checkpoint and log-head can make the log sign a
+    new tree; a witness that cosigned the old one refuses it, so nothing is published (docs/threat-model.md)."""
+    from overt.server.runner import BackgroundServer
+    from overt.server.witness import create_app as witness_app
+    from overt.tlog.policy import Group, Policy, PolicyWitness
+    from overt.tlog.witness import init_witness, load_witness, trust_log
+
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    init_witness(tmp_path / "w", "w.test.overt.example")
+    trust_log(tmp_path / "w", (home.log_dir / "vkey").read_text().strip())
+    with load_witness(tmp_path / "w") as witness, BackgroundServer(witness_app(witness)) as srv:
+        pw = PolicyWitness(name="w1", verifier=witness.signer.verifier(), url=srv.url)
+        policy = Policy(
+            logs=home.policy().logs,
+            witnesses=(pw,),
+            groups=(Group(name="q", threshold=1, members=("w1",)),),
+            quorum="q",
+        )
+        home.save_policy(policy)
+        grow(home, 0, 20)
+        lose(home)
+        (home.log_dir / "checkpoint").unlink()
+        home.log_files.head.unlink()
+        log = home.open_log()  # nothing left on disk to compare with: the open succeeds ...
+        try:
+            log.add([b"a different tree"])
+            result = log.publish()
+        finally:
+            log.close()
+    assert not result.published  # ... but the witness, at size 20, refuses the new size-1 tree
+    assert "w1" in result.failures
+    assert not (home.log_dir / "checkpoint").exists()

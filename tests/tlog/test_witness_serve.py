@@ -270,3 +270,30 @@ def test_add_log_outside_a_witness_home_is_a_clean_error(tmp_path: Path) -> None
         assert r.returncode == 1
         assert "Traceback" not in r.stderr
         assert f"{where} is not a witness home" in r.stderr
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_witness_in(tmp_path: Path) -> None:
+    """The tester's split view: rm witness.lock while the first serves, then start a second on the home."""
+    from overt.errors import ConfigError
+    from overt.tlog.witness import init_witness, load_witness
+
+    init_witness(tmp_path / "w", "w.test.overt.example")
+    with load_witness(tmp_path / "w"):
+        (tmp_path / "w" / "witness.lock").unlink()
+        with pytest.raises(ConfigError, match="in use by another process"):
+            load_witness(tmp_path / "w")
+
+
+def test_deleting_the_log_lock_file_does_not_let_a_second_writer_in(tmp_path: Path) -> None:
+    from overt.errors import ConfigError
+    from overt.home import Home
+
+    home = Home.init(tmp_path / "home", origin="lock.overt.example/log")
+    log = home.open_log()
+    try:
+        (home.path / "log.lock").unlink()
+        with pytest.raises(ConfigError, match="being written by another process"):
+            home.open_log(wait=0.2)
+    finally:
+        log.close()
+    home.open_log(wait=0.2).close()

@@ -11,7 +11,16 @@ import typer
 from overt.attest.dsse import Envelope
 from overt.attest.statement import Statement
 from overt.attest.verify import verify_envelope
-from overt.cli.common import HomeOpt, JsonOpt, LogUrlOpt, console, emit_json, log_appender, read_file
+from overt.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    LogUrlOpt,
+    console,
+    emit_json,
+    log_appender,
+    logged_at,
+    read_file,
+)
 from overt.errors import ConfigError
 from overt.home import Home, resolve_home
 from overt.keys.registry import load_public_keys, parse_role
@@ -61,7 +70,7 @@ def sign(
     else:
         console.print(
             f"signed with {record.role.value} key {record.keyid[:16]} ({record.jurisdiction}); "
-            f"logged at index {signed.receipt.index}; wrote {out}"
+            f"{logged_at(signed.receipt.index)}; wrote {out}"
         )
 
 

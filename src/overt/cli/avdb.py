@@ -31,6 +31,7 @@ from overt.cli.common import (
     emit_json,
     err_console,
     log_client_if,
+    logged_at,
     read_file,
 )
 from overt.errors import PolicyError
@@ -98,7 +99,7 @@ def audit_cmd(
     else:
         console.print(
             f"audited {report.rules_audited} rules ({report.new_or_changed} new or changed, {report.canaries} canaries); "
-            f"report logged at index {signed.receipt.index}"
+            f"report {logged_at(signed.receipt.index)}"
         )
         if report.findings:
             console.print(_findings_table(report.findings, waived))
@@ -158,7 +159,8 @@ def build_cmd(
         return
     console.print(f"{result.name} version {result.version}: sha256 {result.digest}")
     console.print(
-        f"  audit logged at {result.audit_signed.receipt.index}, provenance at {result.provenance.receipt.index}"
+        f"  audit {logged_at(result.audit_signed.receipt.index)}, provenance "
+        f"{logged_at(result.provenance.receipt.index)}"
     )
     console.print(f"  {result.path} (compiled rules {'included' if result.compiled else 'not included'})")
 
@@ -187,7 +189,7 @@ def waive_cmd(
         emit_json({"finding": finding, "log_index": signed.receipt.index})
         return
     console.print(
-        f"waiver for {finding} signed by auditor key {auditor.keyid[:16]}, logged at index {signed.receipt.index}"
+        f"waiver for {finding} signed by auditor key {auditor.keyid[:16]}, {logged_at(signed.receipt.index)}"
     )
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from overt.errors import ConfigError, FormatError
-from overt.home import Home, append_through_server
+from overt.home import Home, append_through_server, is_published
 from overt.keys.signing import Appender, LogReceipt
 from overt.tlog.client import Fetch, LogClient, fetcher_for
 from overt.tlog.policy import Policy
@@ -30,12 +30,22 @@ LogUrlOpt = Annotated[
 ]
 
 
+def logged_at(index: int) -> str:
+    """Say "logged at index N" only when a published checkpoint covers entry N (otherwise the CLI exits 2)."""
+    if is_published(index):
+        return f"logged at index {index}"
+    return f"appended to the log at index {index} (NOT yet published)"
+
+
 def emit_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def read_file(path: Path) -> bytes:
+    """The bytes of a regular file (a FIFO or device is refused rather than read forever)."""
     try:
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path} is not a regular file")
         return path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from e
@@ -91,7 +101,12 @@ class Trust:
 
     @property
     def state_dir(self) -> Path:
-        return self.state if self.state is not None else default_state_dir()
+        state = self.state if self.state is not None else default_state_dir()
+        if state.exists() and not state.is_dir():
+            raise ConfigError(
+                f"the client state {state} is a file; it must be a directory (created if missing)"
+            )
+        return state
 
 
 def pinned_policy(source: str, fetch: Fetch, trust: Trust) -> tuple[Policy, str]:

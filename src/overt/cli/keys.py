@@ -24,6 +24,7 @@ from overt.cli.common import (
     emit_json,
     log_appender,
     log_client,
+    logged_at,
     read_file,
 )
 from overt.errors import ConfigError, FormatError
@@ -277,7 +278,7 @@ def rotate(
         )
         return
     console.print(f"rotated {old.role.value} key {old.keyid[:16]} → {new.keyid[:16]} ({new.storage})")
-    console.print(f"rotation statement signed by the old key, logged at index {signed.receipt.index}")
+    console.print(f"rotation statement signed by the old key, {logged_at(signed.receipt.index)}")
 
 
 @app.command()
@@ -375,7 +376,7 @@ def _registry_json(registry: BuilderRegistry, log_index: int | None) -> dict[str
 def _print_registered(builder_id: str, jurisdiction: str, registry: BuilderRegistry, log_index: int) -> None:
     console.print(
         f"registered builder {builder_id} in {jurisdiction}: builder registry v{registry.version}, "
-        f"signed by the release key and logged at index {log_index}"
+        f"signed by the release key and {logged_at(log_index)}"
     )
 
 
@@ -452,5 +453,5 @@ def builders_remove(
         return
     console.print(
         f"removed builder {builder_id}: builder registry v{registry.version}, signed by the release key and "
-        f"logged at index {signed.receipt.index}"
+        f"{logged_at(signed.receipt.index)}"
     )

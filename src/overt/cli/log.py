@@ -22,8 +22,8 @@ from overt.cli.common import (
     log_client,
 )
 from overt.cli.common import read_file as _read
-from overt.errors import ConfigError, InclusionError
-from overt.home import Home, resolve_home
+from overt.errors import ConfigError, InclusionError, UnpublishedError
+from overt.home import Home, append_through_server, resolve_home
 from overt.tlog.client import verify_tlog_proof
 from overt.tlog.cosignature import parse_cosignature_vkey
 from overt.tlog.log import PublishResult
@@ -43,10 +43,23 @@ def add(
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Append entries locally (no server needed), publish a checkpoint, and print their indices."""
+    """Append entries, publish a checkpoint, and print their indices (exit 2 if it cannot be published).
+
+    While 'overt serve' holds the home's log, the entries go through its POST /add."""
     h = Home(resolve_home(home))
-    log = h.open_log()
     entries = [_read(f) for f in files]
+    url = h.running_server()
+    if url is not None:
+        receipts = [append_through_server(url, e, h.policy()) for e in entries]
+        if json:
+            listed = [{"file": str(f), "index": r.index} for f, r in zip(files, receipts, strict=True)]
+            emit_json({"entries": listed, "through": url, "published": all(r.published for r in receipts)})
+        else:
+            for f, r in zip(files, receipts, strict=True):
+                typer.echo(f"{r.index}\t{f}")
+            typer.echo(f"appended through the log server at {url}")
+        return
+    log = h.open_log()
     try:
         indices = log.add(entries)
         result = log.publish()
@@ -97,7 +110,7 @@ def verify(
     state: StateOpt = None,
     entry: Annotated[Path | None, typer.Option(help="verify this entry is in the log")] = None,
     index: Annotated[
-        int | None, typer.Option(help="index of --entry (else the entry bundles are scanned)")
+        int | None, typer.Option(min=0, help="index of --entry (else the entry bundles are scanned)")
     ] = None,
     proof_file: Annotated[
         Path | None, typer.Option("--proof", help="verify a .tlog-proof file offline (needs --entry)")
@@ -147,6 +160,8 @@ def verify(
                 index = client.find_entry(data, cp.tree_size)
             if index is None:
                 raise InclusionError(f"{entry} is not among the {cp.tree_size} entries of {cp.origin}")
+        if index >= cp.tree_size:
+            raise InclusionError(f"index {index} is outside the verified tree of size {cp.tree_size}")
         client.verify_inclusion(data, index, tree.checkpoint)
         checks.append(f"inclusion of {entry} at index {index}")
         report["index"] = index
@@ -203,8 +218,10 @@ def _k_of(pol: Policy) -> str:
 
 def quorum_groups(names: tuple[str, ...], quorum: str) -> tuple[tuple[Group, ...], str]:
     """Turn 'none' / 'all' / 'any' / 'k' over ``names`` into policy groups and a quorum name."""
-    if quorum == "none" or not names:
+    if quorum == "none":
         return (), "none"
+    if not names:
+        raise ConfigError(f"--quorum {quorum} needs witnesses: add them with --add-witness NAME=VKEY=URL")
     k = {"all": len(names), "any": 1}.get(quorum)
     if k is None:
         if not quorum.isdigit() or not 1 <= int(quorum) <= len(names):
@@ -217,6 +234,12 @@ def quorum_groups(names: tuple[str, ...], quorum: str) -> tuple[tuple[Group, ...
 def publish(home: HomeOpt = None, json: JsonOpt = False) -> None:
     """Sign the current tree and publish it if the witness quorum cosigns; exit 2 if it still cannot."""
     h = Home(resolve_home(home))
+    url = h.running_server()
+    if url is not None:
+        raise UnpublishedError(
+            f"'overt serve' at {url} holds this log and retries publication itself every batch interval; "
+            "resend an entry to it to learn whether it is published, or stop it to publish from here"
+        )
     result = h.publish_log()
     if json:
         emit_json(result.to_dict())

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from overt import __version__
 from overt.cli import attest, avdb, build, demo, keys, log, serve, source, witness
 from overt.cli.common import console, err_console
-from overt.errors import ConfigError, Error
-from overt.home import Home, LogConfig, resolve_home
+from overt.errors import ConfigError, Error, UnpublishedError
+from overt.home import Home, LogConfig, resolve_home, unpublished
 from overt.keys.signers import HsmConfig
 
 app = typer.Typer(
@@ -81,10 +82,30 @@ def version() -> None:
     console.print(__version__)
 
 
+def _unpublished_exit(wants_json: bool) -> None:
+    """Exit 2 if this command appended entries that no published checkpoint covers: not verifiable yet."""
+    pending = unpublished()
+    if not pending:
+        return
+    indices = ", ".join(str(u.index) for u in pending)
+    message = (
+        f"not published: log entries {indices} are appended, but no published checkpoint covers them yet "
+        f"({pending[-1].reason}); nobody can verify them until 'overt log publish' succeeds"
+    )
+    if wants_json:
+        print(
+            json.dumps({"error": "UnpublishedError", "message": message, "indices": indices}), file=sys.stderr
+        )
+    else:
+        err_console.print(Text(f"error: {message}"), highlight=False)
+    sys.exit(UnpublishedError.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     wants_json = "--json" in (argv if argv is not None else sys.argv)
     try:
         rc = app(args=argv, standalone_mode=False)
+        _unpublished_exit(wants_json)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except Error as e:
@@ -96,17 +117,20 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
             )
         else:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+            err_console.print(Text(f"error: {e}"), highlight=False)
             for k, v in e.evidence.items():
-                err_console.print(f"  {k}: {v}", highlight=False)
+                err_console.print(Text(f"  {k}: {v}"), highlight=False)
+        _unpublished_exit(wants_json)
         sys.exit(e.exit_code)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
+    except Exception as e:  # usage errors arrive here in non-standalone mode
+        # typer bundles its own copy of click (typer._click); catch that one and the real one alike.
         import click
+        from typer._click.exceptions import ClickException as TyperClickException
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        if isinstance(e, TyperClickException | click.ClickException):
+            err_console.print(Text(f"error: {e.format_message()}"), highlight=False)
+            sys.exit(2)
         raise

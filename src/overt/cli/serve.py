@@ -21,7 +21,9 @@ STARTUP_FAILED = 2
 def serve(
     home: HomeOpt = None,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="listen port (0: any free port; see <home>/log.server)")] = 8080,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="listen port (0: any free port; see <home>/log.server)")
+    ] = 8080,
     max_connections: Annotated[
         int | None,
         typer.Option(min=1, help="connections served at once (default: from the open-file limit)"),

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, read_file
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, logged_at, read_file
 from overt.errors import ConfigError
 from overt.home import Home, resolve_home
 from overt.keys.registry import Role
@@ -57,7 +57,7 @@ def add(
         emit_json({"source": _entry_dict(entry, h), "new": signed is not None})
         return
     state = (
-        f"escrowed, logged at index {entry.log_index}"
+        f"escrowed, {logged_at(entry.log_index)}"
         if signed
         else f"already escrowed (log index {entry.log_index})"
     )
@@ -81,7 +81,7 @@ def add_input(
     if json:
         emit_json({"input": _entry_dict(entry, h), "new": signed is not None})
         return
-    console.print(f"{entry.name}: sha256 {entry.sha256}, logged at index {entry.log_index}")
+    console.print(f"{entry.name}: sha256 {entry.sha256}, {logged_at(entry.log_index)}")
 
 
 @app.command()
@@ -118,7 +118,7 @@ def show(
     if json:
         emit_json({**_entry_dict(entry, h), "entries": listing})
         return
-    console.print(f"{entry.name} ({entry.kind}) sha256 {entry.sha256}, logged at index {entry.log_index}")
+    console.print(f"{entry.name} ({entry.kind}) sha256 {entry.sha256}, {logged_at(entry.log_index)}")
     if entry.kind == SOURCE:
         console.print(f"dirHash {entry.dir_hash}")
         for item in listing:

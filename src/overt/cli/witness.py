@@ -46,7 +46,7 @@ def add_log(home: WHome, vkey: Annotated[str, typer.Argument(help="the log's sig
 def serve(
     home: WHome,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="listen port")] = 8090,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="listen port")] = 8090,
 ) -> None:
     """Serve add-checkpoint and the monitoring checkpoint endpoint; one process per witness home."""
     from overt.server.runner import EdgeConfig, EdgeLimits, EdgeServer

@@ -212,11 +212,15 @@ def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None
         except TimeoutError:
             if integrator.fault is not None:
                 return _storage_fault(f"{integrator.fault}; the entry is not logged yet", integrator)
+            entry = bytes(body)
+            sequenced = next((i for i, p in integrator.waiting if p.entry == entry), None)
             return JSONResponse(
                 {
-                    "error": "entry accepted but the checkpoint is not yet cosigned by the witness quorum; "
+                    "error": "entry appended but the checkpoint is not yet cosigned by the witness quorum; "
                     "resend the same entry later to get its proof",
                     "reason": "unpublished",
+                    "index": sequenced,
+                    "tree_size": integrator.log.tree_size,
                     "witness_failures": integrator.last_failures,
                 },
                 status_code=503,

@@ -24,6 +24,7 @@ from typing import Any
 from overt import jsonio
 from overt.atomic import atomic_write
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
+from overt.build.recipe import RECIPE_FILE, validate_recipe
 from overt.errors import ConfigError, FormatError, VerificationError
 from overt.keys.jurisdiction import SOURCE_ESCROW_V1, Issuer
 from overt.keys.registry import KeyRecord
@@ -255,6 +256,14 @@ class Escrow:
     def add_source(
         self, files: list[SnapshotFile], *, name: str, service: SigningService, key: KeyRecord
     ) -> tuple[EscrowEntry, Signed | None]:
+        """Escrow a source snapshot. A recipe at its root is validated first: escrow is permanent and logged,
+        so a recipe that could never build is refused before anything is stored or signed."""
+        for f in files:
+            if f.path == RECIPE_FILE and f.kind == FILE:
+                try:
+                    validate_recipe(f.data)
+                except FormatError as e:
+                    raise FormatError(f"{e} (nothing was escrowed or logged)", **e.evidence) from e
         data = canonical_tar(files)
         regular = sum(1 for f in files if f.kind == FILE)
         return self._store(

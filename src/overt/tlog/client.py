@@ -10,6 +10,7 @@ The policy (log keys, witnesses, quorum) is always the caller's, pinned by the v
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -226,16 +227,16 @@ def submit_entry(base_url: str, entry: bytes, policy: Policy, http: httpx.Client
     except httpx.HTTPError as e:
         raise TransportError(f"cannot reach the log at {url}: {e}") from e
     if response.status_code != 200:
-        reason = None
-        try:
+        answer: object = None
+        with contextlib.suppress(ValueError):
             answer = response.json()
-            reason = answer.get("reason") if isinstance(answer, dict) else None
-        except ValueError:
-            pass
+        facts = answer if isinstance(answer, dict) else {}
         raise TransportError(
             f"the log at {url} answered {response.status_code}: {response.text[:200]}",
             status=response.status_code,
-            reason=reason,
+            reason=facts.get("reason"),
+            index=facts.get("index"),
+            tree_size=facts.get("tree_size"),
         )
     try:
         proof = TlogProof.from_bytes(str(response.json()["proof"]).encode())

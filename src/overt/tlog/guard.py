@@ -203,6 +203,7 @@ class _RowMatcher:
     def __init__(self, rows: Iterator[tuple[bytes, int]]) -> None:
         self.rows = rows
         self.problems: list[str] = []
+        self.indices: list[int] = []
         self._pending: tuple[bytes, int] | None = None
 
     def __call__(self, first: int, hashes: list[bytes]) -> None:
@@ -210,12 +211,10 @@ class _RowMatcher:
             index = first + offset
             row = self._next_at_or_after(index)
             if row is None or row[1] != index:
-                self._problem(f"no deduplication row for entry {index}")
+                self._problem(f"no deduplication row for entry {index}", index)
                 self._pending = row
             elif row[0] != h:
-                self._problem(f"the deduplication row for entry {index} holds another entry's hash")
-        if len(self.problems) > 20:
-            del self.problems[20:]
+                self._problem(f"the deduplication row for entry {index} holds another entry's hash", index)
 
     def _next_at_or_after(self, index: int) -> tuple[bytes, int] | None:
         row = self._pending or next(self.rows, None)
@@ -224,9 +223,20 @@ class _RowMatcher:
             row = next(self.rows, None)
         return row
 
-    def _problem(self, text: str) -> None:
+    def _problem(self, text: str, index: int) -> None:
         if len(self.problems) < 20:
             self.problems.append(text)
+            self.indices.append(index)
+
+    def outside(self, damage: Sequence[Damage]) -> list[str]:
+        """The problems not explained by a damaged bundle (its entries hash wrongly, not the rows)."""
+        prefix = "tile/entries/"
+        bad = {
+            int(d.path[len(prefix) :].split(".p")[0].replace("x", "").replace("/", ""))
+            for d in damage
+            if d.path.startswith(prefix)
+        }
+        return [p for p, i in zip(self.problems, self.indices, strict=True) if i // TILE_WIDTH not in bad]
 
 
 def fsck(
@@ -253,7 +263,7 @@ def fsck(
     matcher = _RowMatcher(store.rows_from(first)) if store is not None and state is not None else None
     check: TreeCheck = check_tree(read, size, root, start=start, on_leaves=matcher)
     if matcher is not None:
-        problems += matcher.problems
+        problems += matcher.outside(check.damage)
         if state is not None and not problems:
             try:
                 check_rows(store, state)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from overt.tlog.note import Ed25519Verifier, Note, Signature, Signer
 from overt.tlog.policy import Policy
 from overt.tlog.proof import TlogProof
 from overt.tlog.sequencer import TileLog
+from overt.tlog.tiles import TILE_WIDTH, decode_bundle, entries_path
 from overt.tlog.witness import WitnessClient, WitnessConflict
 
 
@@ -158,8 +159,28 @@ class LocalLog:
         return self.tiles.state.tree_size
 
     def add(self, entries: Sequence[bytes]) -> list[int]:
-        """Sequence and integrate ``entries`` durably (nothing is signed)."""
-        return self.tiles.append(entries)
+        """Sequence and integrate ``entries`` durably (nothing is signed).
+
+        An entry the deduplication table says is already in the log is checked against the entry bundle at
+        that index: a damaged or tampered table must not hand out another entry's index.
+        """
+        before = self.tiles.state.tree_size
+        indices = self.tiles.append(entries)
+        bundles: dict[int, list[bytes]] = {}
+        for entry, index in zip(entries, indices, strict=True):
+            if index >= before:
+                continue
+            bundle = index // TILE_WIDTH
+            if bundle not in bundles:
+                width = min(TILE_WIDTH, before - bundle * TILE_WIDTH)
+                bundles[bundle] = decode_bundle(self.tiles.read(entries_path(bundle, width)), width)
+            if bundles[bundle][index % TILE_WIDTH] != entry:
+                raise StorageError(
+                    f"the deduplication table places an entry at index {index}, but that index holds another "
+                    "entry; the database is damaged: run 'overt log fsck --full', then 'overt log recover'",
+                    index=index,
+                )
+        return indices
 
     def last_signed(self) -> SignedCheckpoint | None:
         """The head: the largest checkpoint this log signed (the head file, else the database's copy)."""

@@ -46,6 +46,7 @@ from overt.tlog.cosignature import CosignatureSigner, parse_cosignature_skey
 from overt.tlog.merkle import EMPTY_ROOT, verify_consistency
 from overt.tlog.note import Ed25519Verifier, Signature, check_key_name, parse_ed25519_vkey, verified_by
 from overt.tlog.note import decode_b64 as _b64
+from overt.writerlock import lock_directory
 
 MAX_REQUEST_BYTES = 1 << 16
 MAX_PROOF_LINES = 63
@@ -257,8 +258,14 @@ class Witness:
             raise WitnessRefusal(422, f"consistency proof does not verify: {e}") from e
 
 
+def _close_all(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 class WitnessHomeLock:
-    """An exclusive ``flock`` on ``<home>/witness.lock``, which names the holder's pid; fails at once if held."""
+    """Exclusive ``flock``s on ``<home>/witness.lock``, which names the holder's pid, and on the home directory
+    itself (so deleting the lock file does not let a second process in); fails at once if held."""
 
     def __init__(self, home: Path) -> None:
         self.path = home / "witness.lock"
@@ -279,9 +286,18 @@ class WitnessHomeLock:
         except OSError as e:
             os.close(fd)
             raise ConfigError(f"cannot lock {self.path}: {e.strerror}") from e
+        try:
+            dir_fd = lock_directory(home)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(
+                f"witness home {home} is in use by another process (its lock file {self.path} was replaced); "
+                "two processes on one home could cosign two forks with one key"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._release = weakref.finalize(self, os.close, fd)  # closing the descriptor drops the flock
+        # Closing the descriptors drops the flocks.
+        self._release = weakref.finalize(self, _close_all, fd, dir_fd)
 
     def release(self) -> None:
         self._release()
