@@ -27,8 +27,9 @@ def which(tool: str, *extra_dirs: str) -> str | None:
 
 @pytest.fixture(autouse=True)
 def _private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test writes client state into the real ~/.local/state: XDG_STATE_HOME is a temp dir."""
+    """No test writes client state or agent data into the real ~/.local: both XDG homes are temp dirs."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
 
 
 @pytest.fixture

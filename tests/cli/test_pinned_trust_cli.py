@@ -225,3 +225,13 @@ def test_trust_on_first_use_pins_the_policy_and_refuses_a_changed_one(log: Log) 
         assert hashlib.sha256(swapped).hexdigest() in first, first
     assert pinned.read_bytes() == honest and list((log.state / "policies").iterdir()) == [pinned]
     log.assert_nothing_in_cwd()
+
+
+def test_the_endpoint_agent_defaults_outside_the_current_directory(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from overt.avdb.install import default_agent_dir
+
+    monkeypatch.delenv("OVERT_AGENT_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_agent_dir() == tmp_path / "data" / "overt" / "agent"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative")  # ignored, as the XDG spec says
+    assert default_agent_dir().is_absolute()

@@ -10,6 +10,7 @@ first use (:mod:`overt.tlog.trust`), never read from the log that is asked wheth
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,3 +162,12 @@ def update(
             reason = f"delta failed: {e}"
     result = install(agent_dir, fetch_full(), provenance, keys, threshold=threshold, log=log)
     return Update(installed=result, via_delta=False, fallback_reason=reason)
+
+
+def default_agent_dir() -> Path:
+    """$OVERT_AGENT_DIR, else $XDG_DATA_HOME/overt/agent (``~/.local/share/overt/agent``): never the cwd."""
+    if env := os.environ.get("OVERT_AGENT_DIR"):
+        return Path(env)
+    data = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(data) if data and Path(data).is_absolute() else Path.home() / ".local" / "share"
+    return base / "overt" / "agent"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +13,8 @@ from rich.table import Table
 
 from overt.avdb.audit import Finding
 from overt.avdb.delta import make_delta, rule_diff
+from overt.avdb.install import default_agent_dir, installed, update
 from overt.avdb.install import install as install_db
-from overt.avdb.install import installed, update
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
 from overt.avdb.scan import scan_paths
@@ -45,12 +44,13 @@ app = typer.Typer(
 
 NameOpt = Annotated[str, typer.Option(help="database name")]
 AgentOpt = Annotated[
-    Path | None, typer.Option(help="endpoint agent directory (default $OVERT_AGENT_DIR or ./overt-agent)")
+    Path | None,
+    typer.Option(help="endpoint agent directory (default $OVERT_AGENT_DIR, else $XDG_DATA_HOME/overt/agent)"),
 ]
 
 
 def agent_dir(path: Path | None) -> Path:
-    return path or Path(os.environ.get("OVERT_AGENT_DIR", "overt-agent"))
+    return path if path is not None else default_agent_dir()
 
 
 def _findings_table(findings: tuple[Finding, ...], waived: set[str]) -> Table:
