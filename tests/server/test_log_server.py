@@ -12,16 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from overt.cli.log import quorum_groups
-from overt.cli.witness import init_witness, load_witness, trust_log
 from overt.home import Home, LogConfig
 from overt.server.log import create_app
 from overt.server.runner import BackgroundServer, free_port
 from overt.server.witness import create_app as witness_app
 from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.client import LogClient, http_fetcher, verify_tlog_proof
-from overt.tlog.policy import Policy, PolicyWitness
+from overt.tlog.policy import Policy, PolicyWitness, quorum_groups
 from overt.tlog.proof import TlogProof
+from overt.tlog.witness import init_witness, load_witness, trust_log
 
 
 def make_home(tmp_path: Path, **cfg: object) -> Home:

@@ -23,16 +23,15 @@ import typer
 
 from overt.cli import demo_stages
 from overt.cli.common import console
-from overt.cli.log import quorum_groups
-from overt.cli.witness import init_witness, load_witness, trust_log
 from overt.errors import Error
 from overt.home import Home
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
 from overt.tlog.client import LogClient, directory_fetcher, http_fetcher, verify_tlog_proof
 from overt.tlog.guard import StaleDatabaseError
 from overt.tlog.note import generate_ed25519
-from overt.tlog.policy import Policy, PolicyWitness
+from overt.tlog.policy import Policy, PolicyWitness, quorum_groups
 from overt.tlog.proof import TlogProof
+from overt.tlog.witness import init_witness, load_witness, trust_log
 
 _proved = demo_stages._proved
 

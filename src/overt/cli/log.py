@@ -27,7 +27,7 @@ from overt.home import Home, append_through_server, resolve_home
 from overt.tlog.client import verify_tlog_proof
 from overt.tlog.cosignature import parse_cosignature_vkey
 from overt.tlog.log import PublishResult
-from overt.tlog.policy import Group, Policy, PolicyWitness
+from overt.tlog.policy import Policy, PolicyWitness, quorum_groups, quorum_of
 from overt.tlog.proof import TlogProof
 
 app = typer.Typer(
@@ -202,32 +202,11 @@ def policy_cmd(
     groups = pol.groups
     q = pol.quorum
     if quorum is not None or add_witness:
-        groups, q = quorum_groups(tuple(w.name for w in witnesses), quorum or _k_of(pol))
+        groups, q = quorum_groups(tuple(w.name for w in witnesses), quorum or quorum_of(pol))
     pol = Policy(logs=pol.logs, witnesses=tuple(witnesses), groups=groups, quorum=q)
     if add_witness or quorum is not None:
         h.save_policy(pol)
     typer.echo(pol.to_bytes().decode(), nl=False)
-
-
-def _k_of(pol: Policy) -> str:
-    for g in pol.groups:
-        if g.name == pol.quorum:
-            return str(g.threshold)
-    return "none" if pol.quorum == "none" else "all"
-
-
-def quorum_groups(names: tuple[str, ...], quorum: str) -> tuple[tuple[Group, ...], str]:
-    """Turn 'none' / 'all' / 'any' / 'k' over ``names`` into policy groups and a quorum name."""
-    if quorum == "none":
-        return (), "none"
-    if not names:
-        raise ConfigError(f"--quorum {quorum} needs witnesses: add them with --add-witness NAME=VKEY=URL")
-    k = {"all": len(names), "any": 1}.get(quorum)
-    if k is None:
-        if not quorum.isdigit() or not 1 <= int(quorum) <= len(names):
-            raise ConfigError(f"--quorum must be none, all, any or 1..{len(names)}")
-        k = int(quorum)
-    return (Group(name="witnesses", threshold=k, members=names),), "witnesses"
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from overt.errors import FormatError
+from overt.errors import ConfigError, FormatError
 from overt.tlog.cosignature import CosignatureVerifier, parse_cosignature_vkey
 from overt.tlog.note import Ed25519Verifier, parse_ed25519_vkey
 
@@ -163,3 +163,27 @@ def _threshold(k: str, n: int, where: str) -> int:
 
 def _url(args: list[str], i: int) -> str | None:
     return args[i] if len(args) > i else None
+
+
+def quorum_of(pol: Policy) -> str:
+    """The quorum of ``pol`` as ``overt log policy --quorum`` spells it: none, all or k."""
+    for g in pol.groups:
+        if g.name == pol.quorum:
+            return str(g.threshold)
+    return "none" if pol.quorum == "none" else "all"
+
+
+def quorum_groups(names: tuple[str, ...], quorum: str) -> tuple[tuple[Group, ...], str]:
+    """Turn 'none' / 'all' / 'any' / 'k' over ``names`` into policy groups and a quorum name."""
+    if quorum == "none":
+        return (), "none"
+    if not names:
+        raise ConfigError(
+            f"a quorum of {quorum} needs witnesses: add them first (overt log policy --add-witness)"
+        )
+    k = {"all": len(names), "any": 1}.get(quorum)
+    if k is None:
+        if not quorum.isdigit() or not 1 <= int(quorum) <= len(names):
+            raise ConfigError(f"the quorum must be none, all, any or 1..{len(names)}, not {quorum!r}")
+        k = int(quorum)
+    return (Group(name="witnesses", threshold=k, members=names),), "witnesses"
