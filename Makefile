@@ -32,10 +32,11 @@ lint: venv
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-bench: venv
+bench: venv deps
 	$(BIN)/python -m benchmarks.log
 	$(BIN)/python -m benchmarks.sign
 	$(BIN)/python -m benchmarks.build
+	$(BIN)/python -m benchmarks.avdb
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
