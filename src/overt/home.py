@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
 
 from overt.atomic import atomic_write
 from overt.errors import ConfigError, Error, FormatError, StorageError, TransportError
@@ -135,16 +136,6 @@ class LogConfig:
         if not 0 <= self.batch_interval <= 60:
             raise ConfigError("log.batch_interval must be between 0 and 60 seconds")
 
-    def to_toml(self) -> str:
-        return (
-            "[log]\n"
-            f'origin = "{self.origin}"\n'
-            f'store = "{self.store}"  # "sqlite" or "postgres"\n'
-            f'postgres_dsn = "{self.postgres_dsn}"\n'
-            f"batch_size = {self.batch_size}\n"
-            f"batch_interval = {self.batch_interval}  # seconds\n"
-        )
-
 
 def _section(cfg: Path, data: dict[str, Any], name: str, kind: type[Any]) -> Any:
     section = data.get(name, {})
@@ -175,17 +166,21 @@ class ConveyorConfig:
         return conveyor_builder_id(self.builder_id, self.jurisdiction)
 
 
+CONFIG_HEADER = """\
+# overt home configuration (see docs/operations.md).
+# [log]       origin (the log's identity: never change it once published), store ("sqlite" or "postgres"),
+#             postgres_dsn, batch_size (entries per integration), batch_interval (seconds a batch waits)
+# [conveyor]  jurisdiction (ISO 3166-1, where this conveyor builds and signs), builder_id (SLSA builder.id;
+#             the jurisdiction is added as a query)
+# [hsm]       module (PKCS#11 library), token (label), pin_env (environment variable holding the user PIN)
+
+"""
+
+
 def _config_toml(log: LogConfig, conveyor: ConveyorConfig, hsm: HsmConfig) -> str:
-    return (
-        log.to_toml()
-        + "\n[conveyor]\n"
-        + f'jurisdiction = "{conveyor.jurisdiction}"  # where this conveyor builds and signs (ISO 3166-1)\n'
-        + f'builder_id = "{conveyor.builder_id}"  # SLSA builder.id (the jurisdiction is added as a query)\n'
-        + "\n[hsm]  # PKCS#11 token for hsm: keys\n"
-        + f'module = "{hsm.module}"  # e.g. /usr/lib/softhsm/libsofthsm2.so\n'
-        + f'token = "{hsm.token}"  # token label\n'
-        + f'pin_env = "{hsm.pin_env}"  # environment variable holding the user PIN\n'
-    )
+    """config.toml, written by a TOML writer: any value (an origin with a quote, say) round-trips."""
+    sections = {"log": asdict(log), "conveyor": asdict(conveyor), "hsm": asdict(hsm)}
+    return CONFIG_HEADER + tomli_w.dumps(sections)
 
 
 class Home:

@@ -313,3 +313,9 @@ def test_with_every_signed_record_deleted_the_witness_still_refuses_the_fork(tmp
     assert not result.published  # ... but the witness, at size 20, refuses the new size-1 tree
     assert "w1" in result.failures
     assert not (home.log_dir / "checkpoint").exists()
+
+
+def test_config_is_written_by_a_toml_writer(tmp_path: Path) -> None:
+    """An origin with a quote used to break config.toml (it was written with f-strings)."""
+    home = Home.init(tmp_path / "home", origin='quote"d.overt.example/log')
+    assert Home(home.path).log_config.origin == 'quote"d.overt.example/log'
