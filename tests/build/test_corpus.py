@@ -15,40 +15,22 @@ from overt.attest.verify import verify_statement
 from overt.build.compare import IDENTICAL
 from overt.source.escrow import add_recipe, read_source
 from tests.build.helpers import current_builder, run
+from tests.build.test_recipes_doc import examples
 from tests.conftest import CORPUS
 
-RECIPE = """
-[build]
-steps = ["mkdir -p dist", ["python3", "-c", "from flit_core import buildapi; buildapi.build_wheel('dist')"]]
-outputs = ["dist/*.whl"]
-
-[build.env]
-TZ = "{tz}"
-SOURCE_DATE_EPOCH = "unset"
-PYTHONPATH = "/toolchain/{flit}"
-
-[[toolchain]]
-name = "{flit}"
-sha256 = "{flit_sha}"
-"""
-
+# The recipes are docs/recipes.md's examples, as written there.
 CASES = [
-    ("tomli-2.0.1.tar.gz", "flit_core-3.6.0-py3-none-any.whl", "UTC", "tomli-2.0.1-py3-none-any.whl"),
-    (
-        "idna-3.7.tar.gz",
-        "flit_core-3.9.0-py3-none-any.whl",
-        "America/Los_Angeles",
-        "idna-3.7-py3-none-any.whl",
-    ),
+    ("tomli-2.0.1.tar.gz", "tomli", "flit_core-3.6.0-py3-none-any.whl", "tomli-2.0.1-py3-none-any.whl"),
+    ("idna-3.7.tar.gz", "idna", "flit_core-3.9.0-py3-none-any.whl", "idna-3.7-py3-none-any.whl"),
 ]
 
 
-@pytest.mark.parametrize(("sdist", "flit", "tz", "wheel"), CASES, ids=["tomli", "idna"])
-def test_upstream_wheel_reproduced_bit_for_bit(conveyor, sandbox, corpus, sdist, flit, tz, wheel):
+@pytest.mark.parametrize(("sdist", "example", "flit", "wheel"), CASES, ids=["tomli", "idna"])
+def test_upstream_wheel_reproduced_bit_for_bit(conveyor, sandbox, corpus, sdist, example, flit, wheel):
     builder = current_builder(conveyor)
     service = conveyor.signing_service()
     tool, _ = conveyor.escrow.add_input(corpus[flit].read_bytes(), name=flit, service=service, key=builder)
-    recipe = RECIPE.format(tz=tz, flit=flit, flit_sha=CORPUS[flit]).encode()
+    recipe = examples()[example].encode()
     files = read_source(corpus[sdist])
     source, _ = conveyor.escrow.add_source(
         add_recipe(files, recipe, max(f.mtime for f in files)), name=sdist, service=service, key=builder
@@ -72,7 +54,8 @@ def test_the_wrong_timezone_does_not_reproduce_idna(conveyor, sandbox, corpus):
     service = conveyor.signing_service()
     conveyor.escrow.add_input(corpus[flit].read_bytes(), name=flit, service=service, key=builder)
     files = read_source(corpus[sdist])
-    recipe = RECIPE.format(tz="UTC", flit=flit, flit_sha=CORPUS[flit]).encode()
+    recipe = examples()["idna"].replace('TZ = "America/Los_Angeles"', 'TZ = "UTC"').encode()
+    assert b'TZ = "UTC"' in recipe
     source, _ = conveyor.escrow.add_source(
         add_recipe(files, recipe, max(f.mtime for f in files)), name=sdist, service=service, key=builder
     )

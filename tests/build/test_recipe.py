@@ -144,3 +144,56 @@ def test_fuzz_structure(build):
     lines = ["[build]"] + [f"{k} = {json.dumps(v)}" for k, v in build.items()]
     with contextlib.suppress(FormatError):
         parse_recipe("\n".join(lines).encode())
+
+
+def test_unknown_timezone_is_refused():
+    from overt.build.recipe import validate_recipe
+
+    good = b'[build]\nsteps = ["true"]\noutputs = ["x"]\n[build.env]\nTZ = "Europe/London"\n'
+    assert validate_recipe(good).env["TZ"] == "Europe/London"
+    with pytest.raises(FormatError, match=r"'Europe/Londn' is not a zone.*did you mean Europe/London\?"):
+        validate_recipe(good.replace(b"London", b"Londn"))
+    for table in (b"zone1970.tab", b"../../etc/passwd", b"/etc/localtime"):
+        with pytest.raises(FormatError, match="TZ"):
+            validate_recipe(good.replace(b"Europe/London", table))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("umask = 22", "build.umask must be octal digits in a string"),
+        ('umask = "0888"', "build.umask"),
+        ('vary_build_path = "yes"', "vary_build_path must be true or false"),
+    ],
+)
+def test_pins_are_checked(line, message):
+    with pytest.raises(FormatError, match=message):
+        parse_recipe(f'[build]\nsteps = ["true"]\noutputs = ["x"]\n{line}\n'.encode())
+
+
+def test_pins():
+    r = parse_recipe(
+        b'[build]\nsteps = ["true"]\noutputs = ["x"]\numask = "0002"\nvary_build_path = true\n'
+        b'[build.env]\nLANG = "C.UTF-8"\n'
+    )
+    assert r.umask == 0o002 and r.pinned == ("locale", "umask")
+    assert r.to_dict()["umask"] == "0002" and r.to_dict()["varyBuildPath"] is True
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ("[build]\nsteps = 3\n", "steps must be a non-empty"),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\n[build.env]\nTZ = "Europe/Londn"\n', "not a zone"),
+    ],
+    ids=["broken", "unknown-tz"],
+)
+def test_a_broken_recipe_is_refused_before_escrow(conveyor, tmp_path, recipe, message):
+    from tests.build.helpers import escrow_tree, log_size
+
+    before = log_size(conveyor)
+    with pytest.raises(FormatError, match=message):
+        escrow_tree(conveyor, tmp_path, {"README": "x\n"}, recipe)
+    assert log_size(conveyor) == before
+    assert conveyor.escrow.entries() == []
+    assert not conveyor.escrow.directory.exists() or not any(conveyor.escrow.directory.iterdir())

@@ -96,3 +96,88 @@ def test_build_errors_are_clean(tmp_path: Path, sandbox) -> None:
     bad.write_bytes(b"\x1f\x8bnot really")
     r = overt("source", "add", str(bad), *H)
     assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def _home_with_builder(tmp_path: Path) -> tuple[str, ...]:
+    home = str(tmp_path / "home")
+    H = ("--home", home)
+    overt("init", *H)
+    assert overt("keys", "generate", "--role", "builder", *H).returncode == 0
+    assert overt("keys", "generate", "--role", "release", *H).returncode == 0
+    return H
+
+
+def test_source_add_refuses_a_broken_recipe_before_escrow(tmp_path: Path) -> None:
+    H = _home_with_builder(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "hello.txt").write_text("hello\n")
+    recipe = tmp_path / "overt.toml"
+    for text, message in [
+        (RECIPE + '[build.env]\nTZ = "Europe/Londn"\n', "did you mean Europe/London?"),
+        ('[build]\nsteps = ["true"]\n', "build.outputs must be a non-empty array"),
+    ]:
+        recipe.write_text(text)
+        r = overt("source", "add", str(src), "--recipe", str(recipe), *H)
+        assert r.returncode != 0 and message in r.stderr and "nothing was escrowed" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert json.loads(overt("source", "show", *H, "--json").stdout)["escrow"] == []
+
+
+EMBEDS_TIME = '[build]\nsteps = ["mkdir -p out", "date -u +built-at-%s.%N > out/info.txt"]\noutputs = ["out/info.txt"]\n'
+
+
+def test_a_failed_check_prints_the_report_once_and_says_where_it_is_kept(tmp_path: Path, sandbox) -> None:
+    import shutil
+
+    from tests.conftest import require
+
+    require(
+        shutil.which("diffoscope") is not None, "diffoscope not installed (Debian package diffoscope-minimal)"
+    )
+    H = _home_with_builder(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "README").write_text("r\n")
+    recipe = tmp_path / "overt.toml"
+    recipe.write_text(EMBEDS_TIME)
+    sha = json.loads(overt("source", "add", str(src), "--recipe", str(recipe), *H, "--json").stdout)[
+        "source"
+    ]["sha256"]
+    r = overt("build", sha[:12], "--check", *H)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (kept,) = (Path(H[1]) / "public" / "builds").iterdir()
+    assert f"kept in {kept}" in r.stderr and "nothing was signed" in r.stderr
+    report = (kept / "diffoscope.txt").read_text().strip()
+    assert "reference/out/info.txt" in report and r.stderr.count(report) == 1
+    assert r.stderr.count("built-at-") == report.count("built-at-")  # the report, and only once
+    assert (kept / "diffoscope.html").is_file()
+    assert (kept / "reference" / "out" / "info.txt").is_file() and (
+        kept / "varied" / "out" / "info.txt"
+    ).is_file()
+    r = overt("build", sha[:12], "--check", *H, "--json")
+    assert r.returncode == 1 and r.stdout == ""
+    err = json.loads(r.stderr.strip().splitlines()[-1])
+    assert err["error"] == "ReproducibilityError" and err["evidence"]["differing"] == ["out/info.txt"]
+
+
+def test_build_json_reports_variations_and_executable_outputs(tmp_path: Path, sandbox) -> None:
+    H = _home_with_builder(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "README").write_text("r\n")
+    recipe = tmp_path / "overt.toml"
+    recipe.write_text(
+        '[build]\nsteps = ["mkdir -p bin", "printf \'#!/bin/sh\\n\' > bin/run", "chmod +x bin/run"]\noutputs = ["bin/run"]\n'
+    )
+    sha = json.loads(overt("source", "add", str(src), "--recipe", str(recipe), *H, "--json").stdout)[
+        "source"
+    ]["sha256"]
+    b = json.loads(overt("build", sha[:12], "--check", *H, "--json").stdout)
+    (out,) = b["outputs"]
+    assert out["name"] == "bin/run" and out["executable"] is True and Path(out["path"]).stat().st_mode & 0o111
+    assert b["variations"]["pinned"] == ["buildPath"] and "TZ" in b["variations"]["varied"]
+    r = overt("build", sha[:12], "--check", *H)
+    assert (
+        r.returncode == 0 and "the second build varied: TZ (UTC → " in r.stdout and "(executable)" in r.stdout
+    )

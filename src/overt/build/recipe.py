@@ -1,4 +1,4 @@
-"""``overt.toml``: the build recipe at the root of an escrowed source. Parsed strictly; pure, no I/O.
+"""``overt.toml``: the build recipe at the root of an escrowed source. Parsed strictly.
 
 ::
 
@@ -7,10 +7,12 @@
     outputs = ["dist/*.whl"]          # globs relative to /build; each must match at least one file
     timeout = 600                     # wall-time seconds for all steps together
     max_output_bytes = 268435456      # largest file the build may write, and all outputs together
+    umask = "0022"                    # pins the umask (default: not pinned, --check varies it)
+    vary_build_path = false           # true: --check may build at another path than /build
 
     [build.env]                       # the sandbox starts from an empty environment
-    TZ = "UTC"                        # default UTC
-    LC_ALL = "C.UTF-8"                # default C.UTF-8
+    TZ = "UTC"                        # pins TZ, a zone of the zoneinfo database (default: not pinned)
+    LC_ALL = "C.UTF-8"                # LANG or any LC_* pins the locale (default: not pinned)
     SOURCE_DATE_EPOCH = "unset"       # "unset", "latest-mtime" (default: newest file of the source) or seconds
     PYTHONPATH = "/toolchain/flit_core-3.6.0-py3-none-any.whl"   # any other variable, passed as is
 
@@ -21,15 +23,23 @@
     [normalize]                       # only if asked: rewrite archive metadata in the outputs
     formats = ["zip", "tar", "gzip"]
 
-A step is an argv list, or a string run with ``/bin/sh -e -c``. PATH, HOME, PYTHONHASHSEED and umask are set by
-the sandbox (:mod:`overt.build.sandbox`); PATH may be overridden here.
+A step is an argv list, or a string run with ``/bin/sh -e -c``. PATH, HOME and PYTHONHASHSEED are set by the
+sandbox (:mod:`overt.build.sandbox`); PATH may be overridden here. What the recipe does not pin (TZ, locale,
+umask, and the build path if it allows) gets a default in a single build and is varied by ``--check``
+(:mod:`overt.build.run`); docs/recipes.md is the reference.
+
+:func:`parse_recipe` is pure. :func:`validate_recipe` adds the one check that reads the disk: that TZ names a
+zone of the zoneinfo database the sandbox sees (``/usr/share/zoneinfo``, mounted with ``/usr``), since an
+unknown TZ silently means UTC to the C library.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from overt.errors import FormatError
@@ -39,6 +49,11 @@ SDE_UNSET = "unset"
 SDE_LATEST_MTIME = "latest-mtime"
 NORMALIZE_FORMATS = ("zip", "tar", "gzip")
 FIXED_ENV = ("HOME", "PYTHONHASHSEED")
+ZONEINFO = Path("/usr/share/zoneinfo")
+# What a recipe may pin; --check varies the rest (docs/recipes.md).
+TZ, LOCALE, UMASK, BUILD_PATH = "TZ", "locale", "umask", "buildPath"
+_TZ_NAME = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+_UMASK = re.compile(r"0?[0-7]{3}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOOL_NAME = re.compile(r"[A-Za-z0-9._+-]+")
@@ -64,6 +79,24 @@ class Recipe:
     normalize: tuple[str, ...] = ()
     timeout: int = 600
     max_output_bytes: int = 256 << 20
+    umask: int | None = None
+    vary_build_path: bool = False
+
+    @property
+    def locale_env(self) -> dict[str, str]:
+        """The locale variables the recipe sets (LANG and LC_*): any of them pins the locale."""
+        return {k: v for k, v in sorted(self.env.items()) if k == "LANG" or k.startswith("LC_")}
+
+    @property
+    def pinned(self) -> tuple[str, ...]:
+        """Which of TZ, locale, umask and build path the recipe pins; ``--check`` varies the others."""
+        pins = {
+            TZ: TZ in self.env,
+            LOCALE: bool(self.locale_env),
+            UMASK: self.umask is not None,
+            BUILD_PATH: not self.vary_build_path,
+        }
+        return tuple(name for name, pinned in pins.items() if pinned)
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as the provenance's externalParameters record it."""
@@ -76,6 +109,8 @@ class Recipe:
             "normalize": list(self.normalize),
             "timeout": self.timeout,
             "maxOutputBytes": self.max_output_bytes,
+            "umask": None if self.umask is None else f"{self.umask:04o}",
+            "varyBuildPath": self.vary_build_path,
         }
 
 
@@ -120,7 +155,7 @@ def _outputs(value: Any) -> tuple[str, ...]:
 def _env(value: Any) -> tuple[dict[str, str], str]:
     if not isinstance(value, dict):
         raise FormatError(f"{RECIPE_FILE}: build.env must be a table")
-    env = {"TZ": "UTC", "LC_ALL": "C.UTF-8"}
+    env: dict[str, str] = {}
     sde = SDE_LATEST_MTIME
     for k, v in value.items():
         if not _ENV_NAME.fullmatch(k):
@@ -139,8 +174,28 @@ def _env(value: Any) -> tuple[dict[str, str], str]:
             continue
         if not isinstance(v, str) or "\x00" in v:
             raise FormatError(f"{RECIPE_FILE}: build.env.{k} must be a string")
+        if k == "TZ" and not (_TZ_NAME.fullmatch(v) and ".." not in v.split("/")):
+            raise FormatError(
+                f"{RECIPE_FILE}: build.env.TZ = {v!r} must name a zone of the zoneinfo database, "
+                "such as UTC or Europe/Zurich"
+            )
         env[k] = v
     return env, sde
+
+
+def _umask(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _UMASK.fullmatch(value):
+        raise FormatError(f'{RECIPE_FILE}: build.umask must be octal digits in a string, such as "0022"')
+    return int(value, 8)
+
+
+def _bool(table: dict[str, Any], key: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise FormatError(f"{RECIPE_FILE}: build.{key} must be true or false")
+    return value
 
 
 def _toolchain(value: Any) -> tuple[ToolchainInput, ...]:
@@ -172,7 +227,11 @@ def parse_recipe(data: bytes) -> Recipe:
     build = doc.get("build")
     if not isinstance(build, dict):
         raise FormatError(f"{RECIPE_FILE}: missing [build] table")
-    _unknown(build, {"steps", "outputs", "env", "timeout", "max_output_bytes"}, "[build]")
+    _unknown(
+        build,
+        {"steps", "outputs", "env", "timeout", "max_output_bytes", "umask", "vary_build_path"},
+        "[build]",
+    )
     env, sde = _env(build.get("env", {}))
     normalize = doc.get("normalize", {})
     if not isinstance(normalize, dict):
@@ -190,4 +249,35 @@ def parse_recipe(data: bytes) -> Recipe:
         normalize=tuple(dict.fromkeys(formats)),
         timeout=_int(build, "timeout", 600, 1, 86_400),
         max_output_bytes=_int(build, "max_output_bytes", 256 << 20, 1, 1 << 40),
+        umask=_umask(build.get("umask")),
+        vary_build_path=_bool(build, "vary_build_path"),
     )
+
+
+def known_zone(name: str, *, zoneinfo: Path = ZONEINFO) -> bool:
+    """Whether ``name`` is a zone of the zoneinfo database at ``zoneinfo`` (a TZif file, not a table)."""
+    if not _TZ_NAME.fullmatch(name) or ".." in name.split("/"):
+        return False
+    try:
+        with (zoneinfo / name).open("rb") as f:
+            return f.read(4) == b"TZif"
+    except OSError:
+        return False
+
+
+def _zone_names(zoneinfo: Path) -> list[str]:
+    return [p.relative_to(zoneinfo).as_posix() for p in zoneinfo.rglob("*") if p.is_file()]
+
+
+def validate_recipe(data: bytes, *, zoneinfo: Path = ZONEINFO) -> Recipe:
+    """:func:`parse_recipe`, then check TZ against the zoneinfo database the sandbox sees."""
+    recipe = parse_recipe(data)
+    tz = recipe.env.get("TZ")
+    if tz is not None and not known_zone(tz, zoneinfo=zoneinfo):
+        close = difflib.get_close_matches(tz, _zone_names(zoneinfo), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise FormatError(
+            f"{RECIPE_FILE}: build.env.TZ = {tz!r} is not a zone of the zoneinfo database ({zoneinfo}): "
+            f"the C library would silently use UTC{hint}"
+        )
+    return recipe

@@ -3,10 +3,11 @@
 Inside: no network (all namespaces unshared, uid/gid 1000 in a user namespace), a read-only ``/usr`` (with the
 merged-usr ``/bin``, ``/lib``, ``/lib64``, ``/sbin`` links) and the few ``/etc`` files programs look up, a
 fresh ``/proc``, ``/dev`` and size-capped ``/tmp``, the source read-write at ``/build`` (the working
-directory), each toolchain input read-only at ``/toolchain/<name>``, and an environment built from nothing:
-PATH, HOME, TZ, LC_ALL, PYTHONHASHSEED, SOURCE_DATE_EPOCH (per policy) and the recipe's variables. umask is
-022, every file the build writes is capped by RLIMIT_FSIZE, all steps share one wall-time budget, and the
-sandbox dies with its parent.
+directory; another absolute path when the caller asks), each toolchain input read-only at
+``/toolchain/<name>``, and an environment built from nothing: PATH, HOME, PYTHONHASHSEED and what the caller
+passes (TZ, locale, SOURCE_DATE_EPOCH, the recipe's variables). The umask is the caller's (022 by default),
+every file the build writes is capped by RLIMIT_FSIZE, all steps share one wall-time budget, and the sandbox
+dies with its parent. Nothing of the caller's own environment reaches the build.
 
 ``sandboxed=False`` runs the same steps directly on the host (same environment, paths rewritten) and exists
 only so the benchmark can measure the sandbox's overhead.
@@ -117,14 +118,20 @@ def build_env(base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _limits(max_bytes: int) -> None:
-    os.umask(0o022)
+def _limits(max_bytes: int, umask: int) -> None:
+    os.umask(umask)
     resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _sandbox_argv(
-    bwrap: str, build_dir: Path, toolchain: Mapping[str, Path], env: Mapping[str, str], tmp_bytes: int
+    bwrap: str,
+    *,
+    build_dir: Path,
+    build_path: str,
+    toolchain: Mapping[str, Path],
+    env: Mapping[str, str],
+    tmp_bytes: int,
 ) -> list[str]:
     argv = [
         bwrap,
@@ -157,7 +164,7 @@ def _sandbox_argv(
         "--dir",
         "/tmp/home",
     ]
-    argv += ["--bind", str(build_dir), BUILD_DIR, "--chdir", BUILD_DIR]
+    argv += ["--bind", str(build_dir), build_path, "--chdir", build_path]
     for mount, host in sorted(toolchain.items()):
         argv += ["--ro-bind", str(host), mount]
     argv.append("--clearenv")
@@ -166,10 +173,10 @@ def _sandbox_argv(
     return [*argv, "--"]
 
 
-def _host_rewrite(value: str, build_dir: Path, toolchain: Mapping[str, Path]) -> str:
+def _host_rewrite(value: str, *, build_dir: Path, build_path: str, toolchain: Mapping[str, Path]) -> str:
     for mount, host in toolchain.items():
         value = value.replace(mount, str(host))
-    return value.replace(BUILD_DIR, str(build_dir))
+    return value.replace(build_path, str(build_dir))
 
 
 STEP_MARK = "::overt-step "
@@ -189,6 +196,63 @@ def failed_step(log_text: str) -> int:
     return int(marks[-1]) if marks else 1
 
 
+_SYSTEM_MOUNTS = ("", "usr", "proc", "dev", "tmp", "toolchain", "etc", "bin", "sbin", "lib", "lib64", "lib32")
+
+
+def _faketime_env(faketime: str | None) -> dict[str, str]:
+    if faketime is None:
+        return {}
+    lib = faketime_lib()
+    if lib is None:
+        raise ConfigError("libfaketime is not installed: apt-get install faketime")
+    # NO_FAKE_STAT: shift the clock, not the mtimes of the files the build reads.
+    return {"LD_PRELOAD": lib, "FAKETIME": faketime, "FAKETIME_DONT_FAKE_MONOTONIC": "1", "NO_FAKE_STAT": "1"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Command:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path | None
+
+
+def _command(
+    script: str,
+    *,
+    build_dir: Path,
+    build_path: str,
+    toolchain: Mapping[str, Path],
+    env: dict[str, str],
+    tmp_bytes: int,
+    sandboxed: bool,
+) -> _Command:
+    """The process that runs ``script``: bwrap (its --clearenv leaves the build ``env`` and nothing else), or,
+    for the benchmark, the same script on the host with the sandbox's paths rewritten to the host's."""
+    if sandboxed:
+        bwrap = check_sandbox()
+        prefix = _sandbox_argv(
+            bwrap,
+            build_dir=build_dir,
+            build_path=build_path,
+            toolchain=toolchain,
+            env=env,
+            tmp_bytes=tmp_bytes,
+        )
+        return _Command(argv=[*prefix, "/bin/sh", "-c", script], env={}, cwd=None)
+    host_env = {
+        k: _host_rewrite(v, build_dir=build_dir, build_path=build_path, toolchain=toolchain)
+        for k, v in env.items()
+    }
+    (build_dir / ".home").mkdir(exist_ok=True)
+    host_env["HOME"] = str(build_dir / ".home")
+    argv = [
+        "/bin/sh",
+        "-c",
+        _host_rewrite(script, build_dir=build_dir, build_path=build_path, toolchain=toolchain),
+    ]
+    return _Command(argv=argv, env=host_env, cwd=build_dir)
+
+
 def run_steps(
     steps: Sequence[Sequence[str]],
     *,
@@ -199,49 +263,39 @@ def run_steps(
     max_output_bytes: int,
     log_path: Path,
     faketime: str | None = None,
+    umask: int = 0o022,
+    build_path: str = BUILD_DIR,
     sandboxed: bool = True,
 ) -> StepsResult:
-    """Run ``steps`` in order in ``build_dir``, all in one sandbox; raise BuildError on a failure or the timeout."""
-    full_env = build_env(env)
-    if faketime is not None:
-        lib = faketime_lib()
-        if lib is None:
-            raise ConfigError("libfaketime is not installed: apt-get install faketime")
-        # NO_FAKE_STAT: shift the clock, not the mtimes of the files the build reads.
-        full_env |= {
-            "LD_PRELOAD": lib,
-            "FAKETIME": faketime,
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "NO_FAKE_STAT": "1",
-        }
-    script = driver_script(steps)
-    if sandboxed:
-        argv = [
-            *_sandbox_argv(check_sandbox(), build_dir, toolchain, full_env, max_output_bytes),
-            "/bin/sh",
-            "-c",
-            script,
-        ]
-        run_env: dict[str, str] = {k: v for k, v in os.environ.items() if k in ("TZ", "LANG", "LC_ALL")}
-        cwd = None
-    else:
-        run_env = {k: _host_rewrite(v, build_dir, toolchain) for k, v in full_env.items()}
-        (build_dir / ".home").mkdir(exist_ok=True)
-        run_env["HOME"] = str(build_dir / ".home")
-        argv = ["/bin/sh", "-c", _host_rewrite(script, build_dir, toolchain)]
-        cwd = build_dir
+    """Run ``steps`` in order in ``build_dir``, all in one sandbox; raise BuildError on a failure or the timeout.
+
+    ``build_dir`` is seen inside as ``build_path`` (the working directory); ``umask`` is the steps' umask.
+    """
+    if not build_path.startswith("/") or build_path.split("/")[1] in _SYSTEM_MOUNTS:
+        raise ValueError(
+            f"build_path {build_path!r} must be absolute and outside the sandbox's system mounts"
+        )
+    command = _command(
+        driver_script(steps),
+        build_dir=build_dir,
+        build_path=build_path,
+        toolchain=toolchain,
+        env=build_env(env) | _faketime_env(faketime),
+        tmp_bytes=max_output_bytes,
+        sandboxed=sandboxed,
+    )
     start = time.monotonic()
     with log_path.open("ab") as log:
         try:
             proc = subprocess.Popen(
-                argv,
+                command.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=run_env,
-                cwd=cwd,
+                env=command.env,
+                cwd=command.cwd,
                 start_new_session=True,
-                preexec_fn=lambda: _limits(max_output_bytes),
+                preexec_fn=lambda: _limits(max_output_bytes, umask),
             )
         except OSError as e:
             raise BuildError(f"the build could not start: {e}") from e

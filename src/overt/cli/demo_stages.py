@@ -18,7 +18,8 @@ from overt.avdb.install import install, installed, update
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, Released, release
 from overt.avdb.scan import scan_paths
-from overt.build.conveyor import build, verdict_text
+from overt.build.conveyor import build, variations_text, verdict_text
+from overt.build.publish import SigningContext
 from overt.build.sandbox import check_sandbox
 from overt.cli.common import console
 from overt.cli.keys import print_keys
@@ -186,20 +187,12 @@ def build_stage(h: Home, root: Path, client: LogClient) -> None:
         f"source escrowed as sha256 {source.sha256[:16]} (dirHash {source.dir_hash[:16]}), "
         f"escrow logged at index {source.log_index}, served at public/escrow/{source.sha256[:16]}"
     )
-    report = build(
-        h.escrow,
-        source.sha256,
-        service=service,
-        builder=builder,
-        builder_id=h.conveyor.builder_id,
-        jurisdiction=h.conveyor.jurisdiction,
-        publish_dir=h.public / "builds",
-        check=True,
-    )
+    context = SigningContext(service=service, key=builder, builder_id=h.conveyor.provenance_builder_id)
+    report = build(h.escrow, source.sha256, context=context, publish_dir=h.public / "builds", check=True)
     (out,) = report.outputs
     _proved(
-        f"built twice in the bubblewrap sandbox (other host path, clock +398 days, TZ, locale, umask, directory "
-        f"order): {verdict_text(report)}; {out.name} sha256 {out.sha256[:16]}"
+        f"built twice in the bubblewrap sandbox, varying {variations_text(report.result)}: "
+        f"{verdict_text(report)}; {out.name} sha256 {out.sha256[:16]}"
     )
     tree = client.update()
     client.verify_inclusion(report.signed.entry, report.signed.receipt.index, tree.checkpoint)
