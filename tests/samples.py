@@ -12,7 +12,7 @@ from securesystemslib.signer import CryptoSigner
 
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
 from overt.attest.statement import ResourceDescriptor, Statement
-from overt.attest.vsa import VerificationSummary, Verifier
+from overt.attest.vsa import VerificationSummary, VsaVerifier
 from overt.keys.signers import KeySigner
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def provenance_statement(jurisdiction: str | None = "CH", *, internal: str | Non
 
 def vsa(result: str = "PASSED") -> VerificationSummary:
     return VerificationSummary(
-        verifier=Verifier(id="https://rebuilder.example/v1", version={"overt": "0.1"}),
+        verifier=VsaVerifier(id="https://rebuilder.example/v1", version={"overt": "0.1"}),
         time_verified="2026-11-28T11:00:00Z",
         resource_uri="pkg:pypi/tomli@2.0.1",
         policy=ResourceDescriptor(

@@ -1,30 +1,61 @@
 """The one error hierarchy of overt.
 
 Every error a user can cause or meet derives from :class:`Error` and carries a message written for that user.
-The CLI catches :class:`Error` in exactly one place and prints the message without a traceback. Programmer
-misuse raises ``ValueError``/``RuntimeError`` instead and is never caught.
+The CLI catches :class:`Error` in exactly one place and prints the message without a traceback; its exit
+status is the class's ``exit_code``. The HTTP edges answer with the family's status code
+(:func:`overt.server.errors.http_status`). Programmer misuse raises ``ValueError``/``RuntimeError`` instead
+and is never caught.
+
+A family says what the caller can do about the error: fix the command line (``UsageError``) or the input
+(``FormatError``), distrust the evidence (``VerificationError``), retry (``TransportError``,
+``StorageError``), fix the home (``ConfigError``), accept a refusal (``PolicyError``) or fix the build
+(``BuildError``). A few errors are defined beside the code that raises them; the tree names their module
+(under ``overt.``).
 
 ::
 
     Error
+    ├── UsageError             the command line is wrong: an unknown option, a missing or invalid value
     ├── FormatError            malformed input: a note, checkpoint, tile, proof, policy, request body
     ├── VerificationError      well-formed input that does not verify
     │   ├── SignatureError         a signature is missing, unknown or wrong
     │   ├── InclusionError         an inclusion proof does not lead to the root
     │   ├── ConsistencyError       two tree heads are not consistent (carries both)
-    │   └── QuorumError            too few trusted cosignatures for the policy
+    │   ├── QuorumError            too few trusted cosignatures for the policy
+    │   └── PolicyChangedError     a log serves another policy than the pinned one   (tlog.trust)
     ├── TransportError         the network or a file source failed to deliver
-    │   └── UnpublishedError       an entry is appended but no published checkpoint covers it yet
-    ├── StorageError           the local store failed or holds something impossible
+    │   ├── UnpublishedError       an entry is appended but no published checkpoint covers it yet
+    │   └── WitnessConflict        a witness is at another size than the log assumed (tlog.witness)
+    ├── StorageError           a stored object (home, log, witness) is unreadable, damaged or unwritable
+    │   └── StaleDatabaseError     the log database is behind or forks from what it signed (tlog.guard)
     ├── ConfigError            the home or its configuration is missing or wrong
     ├── PolicyError            the request is well-formed but policy forbids it
-    └── BuildError             a build ran and failed: a step, a timeout, a missing or oversized output
-        └── ReproducibilityError   two builds of one source gave different outputs (carries the report)
+    ├── BuildError             a build ran and failed: a step, a timeout, a missing or oversized output
+    │   └── ReproducibilityError   two builds of one source gave different outputs (carries the report)
+    └── WitnessRefusal         a witness refuses a request with the tlog-witness status   (tlog.witness)
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+__all__ = [
+    "BuildError",
+    "ConfigError",
+    "ConsistencyError",
+    "Error",
+    "FormatError",
+    "InclusionError",
+    "PolicyError",
+    "QuorumError",
+    "ReproducibilityError",
+    "SignatureError",
+    "StorageError",
+    "TransportError",
+    "UnpublishedError",
+    "UsageError",
+    "VerificationError",
+]
 
 
 class Error(Exception):
@@ -42,6 +73,12 @@ class Error(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class UsageError(Error):
+    """The command line is wrong: an unknown command or option, a missing argument, a value out of range."""
+
+    exit_code: ClassVar[int] = 2
 
 
 class FormatError(Error):
@@ -80,7 +117,8 @@ class UnpublishedError(TransportError):
 
 
 class StorageError(Error):
-    """The local store failed, or holds data that contradicts itself."""
+    """A stored object cannot be read or written, or is damaged: a file in a home, a log or a witness home,
+    a database row, an escrowed object. The request was fine; retry once the store is repaired."""
 
 
 class ConfigError(Error):
@@ -89,22 +127,6 @@ class ConfigError(Error):
 
 class PolicyError(Error):
     """The request is well-formed but a policy forbids it."""
-
-
-__all__ = [
-    "ConfigError",
-    "ConsistencyError",
-    "Error",
-    "FormatError",
-    "InclusionError",
-    "PolicyError",
-    "QuorumError",
-    "SignatureError",
-    "StorageError",
-    "TransportError",
-    "UnpublishedError",
-    "VerificationError",
-]
 
 
 class BuildError(Error):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
 from overt.attest.statement import ResourceDescriptor, Statement, check_timestamp
-from overt.attest.vsa import VerificationSummary, Verifier
+from overt.attest.vsa import VerificationSummary, VsaVerifier
 from overt.errors import FormatError
 from tests.samples import provenance, provenance_statement, vsa, vsa_statement
 
@@ -69,7 +69,7 @@ provenances = st.builds(
 summaries = st.builds(
     VerificationSummary,
     verifier=st.builds(
-        Verifier, id=st.text(min_size=1, max_size=10), version=st.dictionaries(texts, texts, max_size=2)
+        VsaVerifier, id=st.text(min_size=1, max_size=10), version=st.dictionaries(texts, texts, max_size=2)
     ),
     time_verified=timestamps,
     resource_uri=st.text(min_size=1, max_size=10),

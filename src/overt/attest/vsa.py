@@ -24,7 +24,7 @@ _SLSA_VERSION = re.compile(r"\d+\.\d+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Verifier:
+class VsaVerifier:
     id: str
     version: Mapping[str, str] = field(default_factory=dict)
 
@@ -37,7 +37,7 @@ class Verifier:
 class VerificationSummary:
     """The ``predicate`` of a Statement whose ``predicateType`` is SLSA VSA v1."""
 
-    verifier: Verifier
+    verifier: VsaVerifier
     time_verified: str
     resource_uri: str
     policy: ResourceDescriptor
@@ -80,7 +80,7 @@ class VerificationSummary:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in deps.values()):
             raise FormatError(f"{what}: dependencyLevels values must be integers")
         return cls(
-            verifier=Verifier(
+            verifier=VsaVerifier(
                 id=jsonio.req_str(ver, "id", f"{what} verifier"),
                 version=jsonio.str_map(jsonio.opt_dict(ver, "version", what), f"{what} verifier.version"),
             ),

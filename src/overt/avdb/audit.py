@@ -134,7 +134,7 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AuditReport:
+class RuleAuditReport:
     findings: tuple[Finding, ...]
     rules_audited: int
     new_or_changed: int
@@ -409,7 +409,7 @@ def changed_rules(rules: RuleSet, previous: RuleSet | None) -> set[str]:
 
 def audit(
     rules: RuleSet, *, previous: RuleSet | None = None, markings: Sequence[str] = DEFAULT_MARKINGS
-) -> AuditReport:
+) -> RuleAuditReport:
     """Every check over ``rules``; canaries run on rules new or changed since ``previous``."""
     findings: list[Finding] = []
     for r in rules.yara:
@@ -434,7 +434,7 @@ def audit(
     canaries = corpus()
     findings += check_canaries(rules, changed, canaries)
     unique = {f.id: f for f in findings}
-    return AuditReport(
+    return RuleAuditReport(
         findings=tuple(sorted(unique.values(), key=lambda f: (f.rule_id, f.check, f.id))),
         rules_audited=len(rules.yara) + len(rules.hashes),
         new_or_changed=len(changed),

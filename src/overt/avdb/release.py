@@ -32,7 +32,7 @@ from overt.atomic import atomic_write
 from overt.attest.dsse import Envelope
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
-from overt.avdb.audit import DEFAULT_MARKINGS, AuditReport, Finding, audit
+from overt.avdb.audit import DEFAULT_MARKINGS, Finding, RuleAuditReport, audit
 from overt.avdb.compile import compiled_if_deterministic
 from overt.avdb.package import build_database, read_database, yara_x_version
 from overt.avdb.rules import RuleSet, load_rules
@@ -57,7 +57,7 @@ class Released:
     digest: str
     path: Path
     source: EscrowEntry
-    audit: AuditReport
+    audit: RuleAuditReport
     audit_signed: Signed
     provenance: Signed
     waived: tuple[str, ...]
@@ -66,7 +66,7 @@ class Released:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Refused:
-    audit: AuditReport
+    audit: RuleAuditReport
     audit_signed: Signed
     unwaived: tuple[Finding, ...]
 
@@ -123,7 +123,7 @@ def audit_rules(
     auditor: KeyRecord,
     jurisdiction: str,
     markings: tuple[str, ...] = DEFAULT_MARKINGS,
-) -> tuple[EscrowEntry, RuleSet, AuditReport, Signed]:
+) -> tuple[EscrowEntry, RuleSet, RuleAuditReport, Signed]:
     """Escrow the rule tree, audit it against the last released version, sign and log the report."""
     _check_name(name)
     source, _ = escrow.add_source(files, name=f"avdb-{name}-rules", service=service, key=builder)

@@ -40,7 +40,7 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AuditReport:
+class KeyAuditReport:
     keyid: str
     tree: VerifiedTree
     entries: tuple[AuditEntry, ...] = field(default_factory=tuple)
@@ -87,7 +87,7 @@ def classify(entry: bytes, key: Key) -> tuple[str, str, tuple[str, ...], str] | 
 
 def audit_key(
     client: LogClient, key: Key, *, progress: Callable[[int, int], None] | None = None
-) -> AuditReport:
+) -> KeyAuditReport:
     tree = client.update()
     size = tree.checkpoint.checkpoint.tree_size
     found: list[AuditEntry] = []
@@ -110,4 +110,4 @@ def audit_key(
                 inclusion_verified=True,
             )
         )
-    return AuditReport(keyid=key.keyid, tree=tree, entries=tuple(found))
+    return KeyAuditReport(keyid=key.keyid, tree=tree, entries=tuple(found))

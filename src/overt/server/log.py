@@ -10,6 +10,9 @@ may simply be resent: deduplication returns the same index. The two 503 answers 
 - ``"storage"``: the log could not write (``"error"`` is the fault, e.g. a read-only ``public/log``); the
   integrator retries with backoff and recovers by itself once the fault clears.
 
+Any other overt error a request meets answers its family's status (:func:`overt.server.errors.http_status`)
+and ``{"error"}``, not a bare 500.
+
 Everything under ``public/`` is served as static files (``/log/checkpoint``, ``/log/tile/...``).
 
 While the server runs it holds the home's writer lock, and ``<home>/log.server`` holds its base URL (written
@@ -29,8 +32,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from overt.atomic import atomic_write
-from overt.errors import StorageError
+from overt.errors import Error, StorageError
 from overt.home import Home
+from overt.server.errors import STATUS, http_status
 from overt.server.runner import EdgeConfig, EdgeLimits, EdgeServer, base_url, listen
 from overt.tlog.batcher import Integrator
 from overt.tlog.tiles import MAX_ENTRY_SIZE
@@ -43,7 +47,7 @@ def _storage_fault(message: str, integrator: Integrator) -> JSONResponse:
     retry = max(1, round(integrator.backoff))
     return JSONResponse(
         {"error": f"{message}; resend it later", "reason": "storage"},
-        status_code=503,
+        status_code=STATUS[StorageError],
         headers={"Retry-After": str(retry)},
     )
 
@@ -82,6 +86,11 @@ def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None
             log.close()
 
     app = FastAPI(title="overt log", lifespan=lifespan)
+
+    @app.exception_handler(Error)
+    async def overt_error(request: Request, e: Error) -> Response:
+        """An overt error that escapes a route: its family's status and its message, not a bare 500."""
+        return JSONResponse({"error": str(e)}, status_code=http_status(e))
 
     @app.post("/add", summary="Append one entry; answers its index and a tlog-proof once published")
     async def add(request: Request) -> Response:

@@ -12,6 +12,8 @@ import hashlib
 
 from fastapi import FastAPI, Request, Response
 
+from overt.errors import Error
+from overt.server.errors import http_status
 from overt.tlog.witness import MAX_REQUEST_BYTES, TEXT_CONTENT_TYPE, Witness, WitnessRefusal
 
 
@@ -22,6 +24,11 @@ def _text(body: str | bytes, *, status: int = 200, content_type: str = TEXT_CONT
 
 def create_app(witness: Witness) -> FastAPI:
     app = FastAPI(title="overt witness")
+
+    @app.exception_handler(Error)
+    async def overt_error(request: Request, e: Error) -> Response:
+        """An overt error other than a refusal: its family's status and its message, not a bare 500."""
+        return _text(f"{e}\n", status=http_status(e))
 
     @app.post("/add-checkpoint", summary="c2sp.org/tlog-witness add-checkpoint")
     async def add_checkpoint(request: Request) -> Response:
