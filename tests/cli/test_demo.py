@@ -1,46 +1,201 @@
-"""``overt demo`` runs end to end on embedded defaults and leaves an inspectable, verifiable home."""
+"""``overt demo`` end to end: the claims it returns as data, the re-check commands it prints (each one run
+here, as pasted), the closing table, the layout files, and the refusal to reuse a directory."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
-from tests.cli.test_cli import overt
+import pytest
+
+from overt.build.sandbox import check_sandbox
+from overt.errors import ConfigError
+from tests.conftest import require
+
+ALL_IDS = {
+    "log.one-place-per-statement",
+    "log.checkpoint-cosigned",
+    "log.inclusion",
+    "log.offline-proof",
+    "log.append-only",
+    "log.forged-checkpoint-rejected",
+    "log.fork-refused-by-witness",
+    "log.restored-backup-refused",
+    "log.recovered-from-tiles",
+    "keys.bound-to-jurisdiction",
+    "keys.builder-registry",
+    "keys.provenance-signed-in-jurisdiction",
+    "keys.foreign-jurisdiction-refused",
+    "keys.unregistered-builder-refused",
+    "keys.rotation-logged",
+    "keys.audit-complete",
+    "build.source-escrowed",
+    "build.reproducible",
+    "build.provenance-names-source",
+    "avdb.released-after-audit",
+    "avdb.document-hunting-refused",
+    "avdb.diff-for-reviewers",
+    "avdb.endpoint-installs-only-logged",
+    "avdb.scan-finds-malware-not-documents",
+}
+# Our own vocabulary, which a customer's security engineer should never have to decode.
+JARGON = (
+    "strict deduplication",
+    "consistency proof between",
+    "empty consistency proof",
+    "[green]",
+    "{'",
+    "['",
+)
 
 
-def test_demo_proves_and_leaves_a_verifiable_home(tmp_path: Path, sandbox, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    r = overt("demo", "--home", str(tmp_path / "demo"))
+def run_overt(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run an ``overt ...`` command line as a user would, with this checkout's overt."""
+    assert argv[0] == "overt"
+    return subprocess.run(
+        [sys.executable, "-c", "from overt.cli.main import main; main()", *argv[1:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("demo-env")
+    return os.environ | {"XDG_STATE_HOME": str(base / "state"), "XDG_DATA_HOME": str(base / "data")}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> tuple[Path, dict[str, Any]]:
+    """One ``overt demo --json`` run: its directory and the JSON it printed."""
+    try:
+        check_sandbox()
+    except ConfigError as e:
+        require(False, f"no build sandbox: {e}")
+    root = tmp_path_factory.mktemp("demo") / "home"
+    r = run_overt(["overt", "demo", "--home", str(root), "--json"], env)
     assert r.returncode == 0, r.stdout + r.stderr
-    proved = [line for line in r.stdout.splitlines() if line.startswith("PROVED")]
-    assert len(proved) >= 12, r.stdout
-    assert any("foreign signing request refused" in p and "refusal logged" in p for p in proved)
-    assert any("refused through the builder registry" in p and "refusal logged" in p for p in proved)
-    assert any("restored from an older backup" in p and "refused to append or sign" in p for p in proved)
-    assert any("'overt log recover' rebuilt the database" in p and "the same root" in p for p in proved)
-    assert "jurisdiction" in r.stdout and "builder" in r.stdout and "auditor" in r.stdout
-    assert any("built twice in the bubblewrap sandbox" in p and ": identical;" in p for p in proved)
-    assert any(p.startswith("PROVED SLSA provenance logged at index") for p in proved)
-    assert any("document-hunting rule is refused" in p for p in proved)
-    assert any("through a" in p and "-byte delta" in p and p.endswith("True") for p in proved)
-    assert any("eicar.com:EICAR_Test_File" in p and "exit code 1" in p for p in proved)
-    home = tmp_path / "demo" / "conveyor"
-    keys = json.loads(overt("keys", "list", "--home", str(home), "--json").stdout)["keys"]
-    builders = [k for k in keys if k["role"] == "builder"]
-    assert sorted(k["status"] for k in builders) == ["active", "rotated"]
-    rotated = next(k for k in builders if k["status"] == "rotated")
-    # A verifier's pinned policy: the conveyor's own, as it would be handed out of band.
-    pinned = ("--policy", str(home / "log-policy"))
-    audit = overt("keys", "audit", rotated["keyid"], "--home", str(home), *pinned, "--json")
-    assert audit.returncode == 0, audit.stderr
-    assert [e["kind"] for e in json.loads(audit.stdout)["entries"]] == [
-        "signed",
-        "refused",
-        "refused",
-        "signed",
+    return root, json.loads(r.stdout)
+
+
+def claims(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c for s in data["stages"] for c in s["claims"]}
+
+
+def test_every_check_is_a_proved_claim_with_its_promise(demo: tuple[Path, dict[str, Any]]) -> None:
+    root, data = demo
+    by_id = claims(data)
+    assert set(by_id) == ALL_IDS
+    assert {c["status"] for c in by_id.values()} == {"proved"}
+    for c in by_id.values():
+        assert (root / c["evidence"]).exists(), c
+        assert not any(word in c["check"] for word in JARGON), c["check"]
+    promise = {i: c["promise"] for i, c in by_id.items()}
+    assert promise["keys.foreign-jurisdiction-refused"] == "signed only in the named jurisdiction"
+    assert promise["build.reproducible"] == "built from the audited source"
+    assert promise["avdb.document-hunting-refused"] == "no document-hunting rules"
+    assert promise["log.restored-backup-refused"] == "nothing signed in secret"
+
+
+def test_the_checked_values(demo: tuple[Path, dict[str, Any]]) -> None:
+    facts = {i: c["facts"] for i, c in claims(demo[1]).items()}
+    assert facts["log.one-place-per-statement"] == {"indices": list(range(10)), "resent_index": 3}
+    assert facts["log.append-only"] == {"previous_size": 10, "tree_size": 20}  # a fresh log, not "33 to 33"
+    assert facts["log.restored-backup-refused"] == {"database_size": 10, "signed_size": 20}
+    assert facts["log.recovered-from-tiles"] == {"tree_size": 20}
+    assert facts["log.fork-refused-by-witness"]["http_status"] == 422
+    assert facts["keys.builder-registry"]["version"] == 1
+    assert "jurisdiction" in facts["keys.foreign-jurisdiction-refused"]["reason"]
+    assert "builder registry" in facts["keys.unregistered-builder-refused"]["reason"]
+    audit = facts["keys.audit-complete"]
+    assert [e["kind"] for e in audit["entries"]] == ["signed", "refused", "refused", "signed"]
+    assert facts["keys.rotation-logged"]["old_keyid"] == audit["keyid"]
+    assert facts["build.reproducible"]["verdict"] == "identical"
+    assert facts["build.provenance-names-source"]["source_sha256"] == facts["build.source-escrowed"]["sha256"]
+    assert facts["avdb.document-hunting-refused"]["rule_ids"] == ["OVT-0666"]
+    assert facts["avdb.endpoint-installs-only-logged"]["via_delta"] is True
+    assert facts["avdb.scan-finds-malware-not-documents"]["detections"] == [
+        "beta.bin:Dropper_Beta",
+        "eicar.com:EICAR_Test_File",
+        "eicar.com:Overt.Demo.EICAR",
     ]
-    escrow = json.loads(overt("source", "show", "--home", str(home), "--json").stdout)["escrow"]
-    assert escrow[0]["name"] == "sample-agent-1.0"
-    assert {"avdb-demo-rules"} <= {e["name"] for e in escrow}
-    r = overt("log", "verify", "--home", str(home), "--log", str(home / "public" / "log"), *pinned)
-    assert r.returncode == 0, r.stderr
+
+
+def test_the_table_proves_four_promises_and_says_not_yet_for_two(demo: tuple[Path, dict[str, Any]]) -> None:
+    rows = {r["promise"]: r for r in demo[1]["promises"]}
+    assert {p: r["status"] for p, r in rows.items()} == {
+        "built from the audited source": "proved",
+        "signed only in the named jurisdiction": "proved",
+        "nothing signed in secret": "proved",
+        "no document-hunting rules": "proved",
+        "the same update for everyone": "not yet",
+        "telemetry kept in its jurisdiction": "not yet",
+    }
+    assert "evidence/provenance.dsse.json" in rows["signed only in the named jurisdiction"]["evidence"]
+    assert rows["the same update for everyone"]["evidence"] == []
+
+
+def test_every_recheck_command_works_as_pasted(
+    demo: tuple[Path, dict[str, Any]], env: dict[str, str]
+) -> None:
+    root, data = demo
+    commands = [c["recheck"] for c in claims(data).values() if c["recheck"] is not None]
+    assert len(commands) >= 20 and sum(c["exit_code"] == 0 for c in commands) >= 2
+    for cmd in commands:
+        argv = shlex.split(cmd["command"])
+        assert argv == cmd["argv"]
+        if argv[:3] in (["overt", "log", "verify"], ["overt", "keys", "audit"], ["overt", "avdb", "install"]):
+            assert argv[argv.index("--policy") + 1] == str(root / "trusted.policy")  # pinned, not the log's
+        r = run_overt(argv, env)
+        assert r.returncode == cmd["exit_code"], (cmd["command"], r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_the_layout_is_explained_in_the_directory(demo: tuple[Path, dict[str, Any]]) -> None:
+    root, data = demo
+    assert json.loads((root / "summary.json").read_text()) == data
+    readme = (root / "README.md").read_text()
+    for row in data["promises"]:
+        assert f"| {row['promise']} | {row['status']} |" in readme
+    for c in claims(data).values():
+        assert c["check"] in readme
+    for path in data["layout"]:
+        assert f"`{path}`" in readme
+        if path != "recheck-agent/":  # made by a re-check command, not by the demo
+            assert (root / path).exists(), path
+
+
+def test_a_second_run_on_the_same_directory_is_refused(
+    demo: tuple[Path, dict[str, Any]], env: dict[str, str]
+) -> None:
+    root, _ = demo
+    before = (root / "summary.json").read_bytes()
+    r = run_overt(["overt", "demo", "--home", str(root)], env)
+    assert r.returncode == 2  # a usage error
+    assert f"{root} is not empty" in r.stderr and "Traceback" not in r.stderr
+    assert "PROVED" not in r.stdout
+    assert (root / "summary.json").read_bytes() == before
+
+
+def test_the_human_output_prints_each_claim_and_the_table(
+    tmp_path: Path, env: dict[str, str], sandbox: None
+) -> None:
+    r = run_overt(["overt", "demo", "--home", str(tmp_path / "d")], env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads((tmp_path / "d" / "summary.json").read_text())
+    lines = r.stdout.splitlines()
+    checks = [c["check"] for s in data["stages"] for c in s["claims"]]
+    assert sum(line.startswith("PROVED ") for line in lines) == len(checks)
+    for c in checks:
+        assert any(line.endswith(c) for line in lines), c
+    table = lines[lines.index("== promises ==") + 1 :]
+    assert table[0].split() == ["promise", "status", "evidence"]
+    assert [line.split("  ")[0] for line in table[1:7]] == [row["promise"] for row in data["promises"]]
+    assert sum("NOT YET" in line for line in table) == 2

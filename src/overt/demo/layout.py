@@ -1,0 +1,82 @@
+"""The demo directory explained to whoever opens it: ``README.md`` (for people) and ``summary.json`` (the
+claims and the promise table as data, the same object ``overt demo --json`` prints).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from overt.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from overt.demo.run import DemoResult
+
+LAYOUT: Mapping[str, str] = MappingProxyType(
+    {
+        "README.md": "this file",
+        "summary.json": "every claim as data: promise, what was checked, evidence, re-check command",
+        "conveyor/": "the vendor's overt home: config.toml, keys/ (private keys), overt.db (the log's database)",
+        "conveyor/public/": "what the vendor publishes, as plain static files any web server can serve",
+        "conveyor/public/log/": "the transparency log (C2SP tlog-tiles): checkpoint, tile/, vkey, policy",
+        "conveyor/public/keys/": "the public keys, one <keyid>.json each, with role and jurisdiction",
+        "conveyor/public/builders/": "the signed builder registry",
+        "conveyor/public/escrow/": "escrowed sources and rule trees, by sha256",
+        "conveyor/public/builds/": "build outputs with their provenance.dsse.json",
+        "conveyor/public/avdb/": "AV databases, their provenance and the signed audit reports",
+        "witnesses/": "two independent witnesses, w1 and w2, each with its own key and state",
+        "trusted.policy": "the log's policy as a customer pins it (log key, witness keys, quorum); every "
+        "re-check uses it, never the copy the log publishes",
+        "client-state/": "the customer's verifier state: the last checkpoint it verified",
+        "evidence/": "the files the claims point to",
+        "sample-agent-src/": "the sample product's source, as the vendor wrote it",
+        "avdb-rules/": "the rule trees of AV database versions 1 and 2, and the refused one",
+        "agent/": "the endpoint: its installed, verified AV database",
+        "scan-me/": "the files the endpoint scanned",
+        "recheck-agent/": "made by the 'overt avdb install' re-check, so it leaves agent/ alone",
+    }
+)
+
+
+def readme(result: DemoResult) -> str:
+    lines = [
+        "# overt demo",
+        "",
+        "What `overt demo` checked here, promise by promise. Paths are relative to this directory; every",
+        "re-check command can be pasted into a shell (it exits 0, or 1 where it reproduces a refusal).",
+        "",
+        "| promise | status | evidence |",
+        "|---|---|---|",
+    ]
+    for row in result.table:
+        evidence = ", ".join(f"`{e}`" for e in row.evidence) or row.note
+        lines.append(f"| {row.promise.value} | {row.status} | {evidence} |")
+    for stage in result.stages:
+        lines += ["", f"## {stage.title}", "", stage.setup + "."]
+        for c in stage.claims:
+            lines += [
+                "",
+                f"- **{c.status.value.upper()}** ({c.promise.value}): {c.check}.",
+                f"  Evidence: `{c.evidence}`.",
+            ]
+            if c.recheck is not None:
+                expect = (
+                    "" if c.recheck.exit_code == 0 else f" (exits {c.recheck.exit_code}: the refusal holds)"
+                )
+                lines.append(f"  Re-check{expect}: `{c.recheck.text}`")
+            else:
+                lines.append(f"  No re-check command: {c.recheck_unavailable}.")
+    lines += ["", "## Layout", ""]
+    lines += [f"- `{path}`: {what}" for path, what in LAYOUT.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_layout(result: DemoResult) -> tuple[Path, Path]:
+    """Write ``README.md`` and ``summary.json`` into the demo directory; return their paths."""
+    readme_path, summary_path = result.root / "README.md", result.root / "summary.json"
+    atomic_write(readme_path, readme(result).encode())
+    atomic_write(summary_path, json.dumps(result.to_dict(), indent=2, sort_keys=True).encode() + b"\n")
+    return readme_path, summary_path
