@@ -337,10 +337,13 @@ class Home:
         )
 
     def builder_store(self) -> BuilderStore:
-        """The builder registry in ``public/builders/``, trusted only if this home's release key signed it."""
+        """The builder registry in ``public/builders/``, trusted only if this home's release key signed it and
+        it is the newest version in this home's log (scanned with the mark ``builders-scan.json``)."""
         return BuilderStore(
             self.public / "builders",
             trusted=lambda: release_keys(self.registry.records(), self.conveyor.jurisdiction),
+            log=self.read_log,
+            state=self.path,
         )
 
     def policy(self) -> Policy:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -490,6 +492,154 @@ CASES: list[Case] = [
         desc="a VSA whose verifier.version says jurisdiction RU",
         role="auditor",
         build=vsa(_set((*P, "verifier", "version"), {"overt": "0.1", "jurisdiction": "RU"})),
+        reason=CLAIM,
+    ),
+    # --- look-alike letters, invisible characters, text inside text -------------------------------------
+    Case(
+        id="lookalike-key-cyrillic-o",
+        desc="predicate.jurisdicti\u043en RU (Cyrillic o)",
+        role="builder",
+        build=provenance(_set((*P, "jurisdicti\u043en"), "RU")),
+        reason=CLAIM,
+    ),
+    Case(
+        id="lookalike-key-combining-mark",
+        desc="predicate.juris\u0323diction RU (s and a combining dot below)",
+        role="builder",
+        build=provenance(_set((*P, "juri\u0073\u0323diction"), "RU")),
+        reason=CLAIM,
+    ),
+    Case(
+        id="lookalike-in-url-query",
+        desc="externalParameters.repo https://git.example/r?jurisdicti\u043en=RU (Cyrillic o)",
+        role="builder",
+        build=external("repo", "https://git.example/r?jurisdicti\u043en=RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="json-object-in-a-string",
+        desc='externalParameters.note {"jurisdiction":"RU"}, JSON inside a string',
+        role="builder",
+        build=external("note", '{"jurisdiction":"RU"}'),
+        reason=CLAIM,
+    ),
+    Case(
+        id="vsa-lookalike-key",
+        desc="a VSA with jurisdicti\u043en RU (Cyrillic o)",
+        role="auditor",
+        build=vsa(_set((*P, "jurisdicti\u043en"), "RU")),
+        reason=CLAIM,
+    ),
+    Case(
+        id="lookalike-key-greek",
+        desc="a field jur\u03b9sd\u03b9ct\u03b9\u03bfn (Greek iota and omicron)",
+        role="builder",
+        build=external("jur\u03b9sd\u03b9ct\u03b9\u03bfn", "RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="lookalike-key-greek-capital-iota",
+        desc="a field JUR\u0399SD\u0399CT\u0399ON (Greek capital iota, drawn like I)",
+        role="builder",
+        build=external("JUR\u0399SD\u0399CT\u0399ON", "RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="lookalike-key-all-cyrillic",
+        desc="a field spelt with every Cyrillic look-alike there is (\u0458ur\u0456\u0455d\u0456\u0441t\u0456\u043en)",
+        role="builder",
+        build=external("\u0458ur\u0456\u0455d\u0456\u0441t\u0456\u043en", "RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="hangul-filler-key",
+        desc="a field juris<Hangul filler>diction: an invisible character that is a letter",
+        role="builder",
+        build=external("juris\u3164diction", "RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="lookalike-in-url-cyrillic-s",
+        desc="a URL ?juri\u0455diction=RU (Cyrillic dze)",
+        role="builder",
+        build=external("repo", "https://git.example/r?juri\u0455diction=RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="lookalike-percent-encoded",
+        desc="a URL ?jurisdicti%D0%BEn=RU (Cyrillic o, percent-encoded)",
+        role="builder",
+        build=external("repo", "https://git.example/r?jurisdicti%D0%BEn=RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="separator-inside-the-word-in-a-url",
+        desc="a URL ?juris-diction=RU",
+        role="builder",
+        build=external("repo", "https://git.example/r?juris-diction=RU"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="json-array-in-a-string",
+        desc='a string [{"jurisdiction":"RU"}]',
+        role="builder",
+        build=external("notes", '[{"jurisdiction":"RU"}]'),
+        reason=CLAIM,
+    ),
+    Case(
+        id="json-in-a-string-duplicate-keys",
+        desc='a string {"jurisdiction":"RU","jurisdiction":"CH"}: a parser keeping the first reads RU',
+        role="builder",
+        build=external("note", '{"jurisdiction":"RU","jurisdiction":"CH"}'),
+        reason=CLAIM,
+    ),
+    Case(
+        id="json-in-a-string-escaped-key",
+        desc='a string {"juris\\u0064iction":"RU"}: the key is jurisdiction once the JSON is parsed',
+        role="builder",
+        build=external("note", '{"juris\\u0064iction":"RU"}'),
+        reason=CLAIM,
+    ),
+    Case(
+        id="json-in-a-string-percent-encoded",
+        desc="a percent-encoded JSON object naming RU",
+        role="builder",
+        build=external("note", quote('{"jurisdiction":"RU"}')),
+        reason=CLAIM,
+    ),
+    Case(
+        id="json-in-json-in-a-string",
+        desc="JSON in a string of JSON in a string",
+        role="builder",
+        build=external("note", json.dumps({"inner": json.dumps({"jurisdiction": "RU"})})),
+        reason=CLAIM,
+    ),
+    Case(
+        id="quoted-claim-in-text",
+        desc='free text with "jurisdiction": "RU" in it, not valid JSON',
+        role="builder",
+        build=external("note", 'build notes: "jurisdiction": "RU" (moved)'),
+        reason=CLAIM,
+    ),
+    Case(
+        id="single-quoted-claim",
+        desc="a Python-style dict {'jurisdiction': 'RU'} in a string",
+        role="builder",
+        build=external("note", "{'jurisdiction': 'RU'}"),
+        reason=CLAIM,
+    ),
+    Case(
+        id="base64-in-any-field",
+        desc="an external parameter holding base64 of jurisdiction=RU (not a content field)",
+        role="builder",
+        build=external("blob", content("jurisdiction=RU")),
+        reason=CLAIM,
+    ),
+    Case(
+        id="vsa-json-in-verifier-version",
+        desc="a VSA whose verifier.version.notes is JSON naming RU",
+        role="auditor",
+        build=vsa(_set((*P, "verifier", "version"), {"overt": "0.1", "notes": '{"jurisdiction":"RU"}'})),
         reason=CLAIM,
     ),
     # --- reserved predicate types through a plain signing request -----------------------------------------

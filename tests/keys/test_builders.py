@@ -3,7 +3,9 @@ and ``overt keys builders`` as a user runs it. Also the issuer guard of reserved
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,16 +13,33 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
+from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from overt.attest.statement import Statement
-from overt.errors import ConfigError, FormatError, PolicyError, SignatureError, VerificationError
+from overt.errors import ConfigError, FormatError, PolicyError, StorageError, VerificationError
 from overt.home import Home
-from overt.keys.builders import BuilderRegistry, RegisteredBuilder, add_builder, conveyor_builder_id
-from overt.keys.jurisdiction import BUILDER_REGISTRY_V1, KEY_ROTATION_V1, SIGNING_REFUSAL_V1, Issuer
+from overt.keys import registry_scan
+from overt.keys.builders import (
+    BuilderRegistry,
+    RegisteredBuilder,
+    add_builder,
+    conveyor_builder_id,
+    register_first_builder,
+    remove_builder,
+)
+from overt.keys.jurisdiction import (
+    BUILDER_REGISTRY_V1,
+    IDN_CCTLDS,
+    KEY_ROTATION_V1,
+    SIGNING_REFUSAL_V1,
+    Issuer,
+    foreign_host,
+)
 from overt.keys.registry import KeyRecord, Role
 from overt.keys.signers import generate_file_key
 from overt.tlog.client import LogClient, directory_fetcher
+from overt.tlog.tiles import entries_path
 from tests.cli.test_cli import overt
+from tests.keys.bypass_cases import UNREGISTERED, own_provenance
 from tests.samples import SAMPLE_BUILDER_ID, provenance_statement, register_builders
 
 OWN = "https://overt.example/conveyor/v1?jurisdiction=CH"
@@ -29,14 +48,20 @@ ids = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), mi
 codes = st.sampled_from(["CH", "DE", "EU", "RU", "US"])
 
 
-@given(st.dictionaries(ids, codes, max_size=8), st.integers(min_value=1, max_value=10**6))
-def test_registry_round_trips_both_ways(mapping: dict[str, str], version: int) -> None:
-    entries = tuple(RegisteredBuilder(id=k, jurisdiction=v) for k, v in sorted(mapping.items()))
+@given(
+    st.dictionaries(ids, st.tuples(codes, st.booleans()), max_size=8),
+    st.integers(min_value=1, max_value=10**6),
+)
+def test_registry_round_trips_both_ways(mapping: dict[str, tuple[str, bool]], version: int) -> None:
+    entries = tuple(
+        RegisteredBuilder(id=k, jurisdiction=v, unsafe_allow_foreign_host=allowed)
+        for k, (v, allowed) in sorted(mapping.items())
+    )
     registry = BuilderRegistry(version=version, builders=entries)
     data = registry.to_bytes()
     assert BuilderRegistry.from_bytes(data) == registry
     assert BuilderRegistry.from_bytes(data).to_bytes() == data
-    assert registry.mapping() == mapping
+    assert registry.mapping() == {k: v for k, (v, _) in mapping.items()}
 
 
 @pytest.mark.parametrize(
@@ -47,6 +72,10 @@ def test_registry_round_trips_both_ways(mapping: dict[str, str], version: int) -
         ({"version": True, "builders": []}, "at least 1"),
         ({"version": 1, "builders": {}}, "must be an array"),
         ({"version": 1, "builders": [{"id": "a", "jurisdiction": "CH", "x": 1}]}, "exactly the fields"),
+        (
+            {"version": 1, "builders": [{"id": "a", "jurisdiction": "CH", "unsafeAllowForeignHost": False}]},
+            "written only as true",
+        ),
         ({"version": 1, "builders": [{"id": "a b", "jurisdiction": "CH"}]}, "printable ASCII"),
         ({"version": 1, "builders": [{"id": "https://bü.example", "jurisdiction": "CH"}]}, "printable ASCII"),
         ({"version": 1, "builders": [{"id": "", "jurisdiction": "CH"}]}, "must not be empty"),
@@ -100,6 +129,40 @@ def log_size(h: Home) -> int:
     return LogClient(directory_fetcher(h.log_dir), h.policy()).update().checkpoint.checkpoint.tree_size
 
 
+def log_entries(h: Home) -> list[bytes]:
+    c = LogClient(directory_fetcher(h.log_dir), h.policy())
+    return c.entries(c.update().checkpoint.checkpoint.tree_size)
+
+
+def refused_and_logged(h: Home, record: KeyRecord, statement: Statement) -> str:
+    """Signing ``statement`` is refused, the refusal is the next log entry, and nothing was signed: the reason."""
+    size = log_size(h)
+    with pytest.raises(PolicyError, match=r"^refused: ") as e:
+        h.signing_service().sign(record, statement)
+    assert e.value.evidence["refusal_logged_at"] == size
+    entries = log_entries(h)
+    assert len(entries) == size + 1
+    note = Statement.from_bytes(Envelope.from_bytes(entries[size]).payload)
+    assert note.predicate_type == SIGNING_REFUSAL_V1 and note.predicate["keyid"] == record.keyid
+    assert not any(Envelope.from_bytes(e).payload == statement.to_bytes() for e in entries)
+    return str(note.predicate["reason"])
+
+
+def logged_registry_versions(h: Home) -> list[int]:
+    """The version of every builder registry statement in the log, in log order."""
+    versions = []
+    for entry in log_entries(h):
+        envelope = Envelope.from_bytes(entry)
+        statement = Statement.from_bytes(envelope.payload)
+        if envelope.signatures and statement.predicate_type == BUILDER_REGISTRY_V1:
+            versions.append(statement.predicate["version"])
+    return versions
+
+
+def own_statement() -> Statement:
+    return Statement.from_dict(own_provenance())
+
+
 def builder_key(h: Home) -> KeyRecord:
     return h.registry.current(Role.BUILDER, datetime.now(UTC))
 
@@ -133,12 +196,13 @@ def test_a_registry_not_signed_by_the_release_key_is_distrusted(home: Home) -> N
     signer = service.load(builder_key(home))
     payload = forged.statement(now=datetime.now(UTC)).to_bytes()
     current.write_bytes(sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, [signer]).to_bytes())
-    with pytest.raises(SignatureError, match=r"registry\.dsse\.json"):
+    with pytest.raises(
+        VerificationError, match=r"registry\.dsse\.json holds no builder registry this home's"
+    ):
         home.builder_store().load()
-    size = log_size(home)
-    with pytest.raises(SignatureError):  # fails closed: nothing is signed while the registry is in doubt
-        service.sign(builder_key(home), provenance_statement("CH"))
-    assert log_size(home) == size
+    # Fails closed: provenance is refused (and the refusal logged) while the registry is in doubt.
+    refused = refused_and_logged(home, builder_key(home), provenance_statement("CH"))
+    assert "the builder registry cannot be trusted" in refused
 
 
 def test_a_registry_whose_subject_is_another_registry_is_refused(home: Home) -> None:
@@ -242,3 +306,275 @@ def test_a_bad_conveyor_builder_id_is_a_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="printable ASCII"):
         Home(h.path)
+
+
+# --- the newest logged version is the only one trusted ---------------------------------------------------
+
+
+def three_versions(h: Home) -> KeyRecord:
+    """v1 (the home's own builder), v2 (+ the sample builder), v3 (the sample builder removed again)."""
+    release = register_builders(h, SAMPLE_BUILDER_ID)
+    remove_builder(h.builder_store(), h.signing_service(), release, builder_id=SAMPLE_BUILDER_ID)
+    assert logged_registry_versions(h) == [1, 2, 3]
+    return release
+
+
+def roll_back(h: Home, version: int) -> None:
+    builders = h.public / "builders"
+    (builders / "registry.dsse.json").write_bytes((builders / f"v{version}.dsse.json").read_bytes())
+
+
+def test_an_older_release_signed_registry_copied_back_is_refused(home: Home, tmp_path: Path) -> None:
+    three_versions(home)
+    roll_back(home, 2)  # v2 still lists the sample builder, which v3 removed
+    with pytest.raises(VerificationError, match="holds builder registry v2, but the newest") as e:
+        home.builder_store().load()
+    assert "in this home's log is v3 (log index 2" in str(e.value) and "v3.dsse.json is that version" in str(
+        e.value
+    )
+    # Provenance from the removed builder is refused, and so is the home's own: the registry is in doubt.
+    assert "is v3" in refused_and_logged(home, builder_key(home), provenance_statement("CH"))
+    assert "is v3" in refused_and_logged(home, builder_key(home), own_statement())
+    statement = tmp_path / "st.json"
+    statement.write_bytes(provenance_statement("CH").to_bytes())
+    r = overt("attest", "sign", str(statement), "--role", "builder", "--home", str(home.path), "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    err = json.loads(r.stderr)
+    assert "newest builder registry in this home's log is v3" in err["message"]
+    note = Envelope.from_bytes(log_entries(home)[err["evidence"]["refusal_logged_at"]])
+    assert note.signatures == () and "is v3" in Statement.from_bytes(note.payload).predicate["reason"]
+    r = overt("keys", "builders", "list", "--home", str(home.path))
+    assert r.returncode == 1 and "is v3" in r.stderr and "Traceback" not in r.stderr
+    # Copied back: the removed builder stays removed, the home's own signs again.
+    roll_back(home, 3)
+    assert home.builder_store().load().version == 3
+    assert UNREGISTERED in refused_and_logged(home, builder_key(home), provenance_statement("CH"))
+    home.signing_service().sign(builder_key(home), own_statement())
+
+
+def test_a_lost_or_foreign_scan_mark_means_a_full_rescan(home: Home) -> None:
+    three_versions(home)
+    home.builder_store().load()
+    mark = home.path / "builders-scan.json"
+    recorded = json.loads(mark.read_text())
+    assert recorded["tree_size"] == log_size(home) and recorded["newest"]["version"] == 3
+    roll_back(home, 2)
+    mark.unlink()
+    with pytest.raises(VerificationError, match="is v3"):
+        home.builder_store().load()
+    # A mark from another tree (its root is not this tree's at that size) is not believed either.
+    v2_index = 1
+    forged = dict(recorded, root="00" * 32, newest=dict(recorded["newest"], version=2, index=v2_index))
+    forged["newest"]["sha256"] = hashlib.sha256(log_entries(home)[v2_index]).hexdigest()
+    mark.write_text(json.dumps(forged))
+    with pytest.raises(VerificationError, match="is v3"):
+        home.builder_store().load()
+    mark.write_text("not a mark")
+    with pytest.raises(VerificationError, match="is v3"):
+        home.builder_store().load()
+
+
+def test_a_registry_that_was_never_logged_is_refused(home: Home, tmp_path: Path) -> None:
+    release = register_builders(home)
+    current = home.public / "builders" / "registry.dsse.json"
+    # Signed by the release key itself, but never appended to the log.
+    registry = home.builder_store().load().with_builder(SAMPLE_BUILDER_ID, "CH")
+    payload = registry.statement(now=datetime.now(UTC)).to_bytes()
+    current.write_bytes(sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, [home.signer_for(release)]).to_bytes())
+    with pytest.raises(VerificationError, match=r"holds builder registry v2, but the newest .* is v1"):
+        home.builder_store().load()
+    assert "is v1" in refused_and_logged(home, builder_key(home), provenance_statement("CH"))
+    # A home whose log holds no registry at all trusts no file either.
+    other = Home.init(tmp_path / "other", origin="other.example/log", jurisdiction="CH")
+    uri, key = generate_file_key(other.keys_dir, "ed25519")
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    other_release = KeyRecord.create(
+        key, role=Role.RELEASE, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
+    )
+    other.registry.save(other_release)
+    payload = BuilderRegistry().with_builder(OWN, "CH").statement(now=datetime.now(UTC)).to_bytes()
+    envelope = sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, [other.signer_for(other_release)])
+    (other.public / "builders").mkdir(parents=True)
+    (other.public / "builders" / "registry.dsse.json").write_bytes(envelope.to_bytes())
+    with pytest.raises(VerificationError, match="log holds no builder registry signed by its release keys"):
+        other.builder_store().load()
+
+
+def test_the_scan_checks_the_log_it_reads(home: Home) -> None:
+    three_versions(home)
+    db = [home.path / f"overt.db{suffix}" for suffix in ("", "-wal", "-shm")]
+    # A database restored from a backup taken at v2 would hide v3: it is refused, as every append refuses it.
+    backup = home.path / "backup"
+    backup.mkdir()
+    release = home.registry.current(Role.RELEASE, datetime.now(UTC))
+    remove_builder(home.builder_store(), home.signing_service(), release, builder_id=OWN)  # v4
+    for f in db:
+        if f.exists():
+            shutil.copy(f, backup / f.name)
+    add_builder(
+        home.builder_store(), home.signing_service(), release, builder_id=OWN, jurisdiction="CH"
+    )  # v5
+    for f in db:
+        f.unlink(missing_ok=True)
+        if (backup / f.name).exists():
+            shutil.copy(backup / f.name, f)
+    roll_back(home, 4)
+    (home.path / "builders-scan.json").unlink()
+    with pytest.raises(StorageError, match="behind what this log signed"):
+        home.builder_store().load()
+
+
+def test_an_edited_entry_bundle_is_not_read_as_the_log(home: Home) -> None:
+    three_versions(home)
+    bundle = home.log_dir / entries_path(0, log_size(home))
+    data = bytearray(bundle.read_bytes())
+    data[-3] ^= 1
+    bundle.write_bytes(bytes(data))
+    (home.path / "builders-scan.json").unlink()
+    with pytest.raises(StorageError, match="not the one its tile commits to"):
+        home.builder_store().load()
+
+
+def test_a_new_version_always_follows_the_newest_logged_one(home: Home) -> None:
+    release = three_versions(home)
+    store, service = home.builder_store(), home.signing_service()
+    other = "https://other.example/builder"
+    roll_back(home, 2)  # built on, v2 would give a second, different v3
+    with pytest.raises(VerificationError, match="is v3"):
+        add_builder(store, service, release, builder_id=other, jurisdiction="CH")
+    (home.public / "builders" / "registry.dsse.json").unlink()  # built on, nothing would give a second v1
+    with pytest.raises(VerificationError, match=r"registry\.dsse\.json is missing, but the newest .* is v3"):
+        add_builder(store, service, release, builder_id=other, jurisdiction="CH")
+    with pytest.raises(VerificationError, match="is missing"):
+        register_first_builder(store, service, release, builder_id=OWN, jurisdiction="CH")
+    assert logged_registry_versions(home) == [1, 2, 3]
+    roll_back(home, 3)
+    registry, _ = add_builder(store, service, release, builder_id=other, jurisdiction="CH")
+    assert registry.version == 4 and logged_registry_versions(home) == [1, 2, 3, 4]
+
+
+@given(st.binary(max_size=40), st.binary(max_size=40))
+def test_the_scan_filter_finds_the_registry_type_at_every_offset(before: bytes, after: bytes) -> None:
+    payload = before + BUILDER_REGISTRY_V1.encode() + after
+    entry = Envelope(payload=payload, payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
+    assert any(marker in entry for marker in registry_scan._MARKERS)
+
+
+def test_only_registries_the_trusted_keys_signed_count(home: Home) -> None:
+    release = register_builders(home)
+    entry = (home.public / "builders" / "registry.dsse.json").read_bytes()
+    assert registry_scan.registry_version(entry, [release.key]) == 1
+    assert registry_scan.registry_version(entry, [builder_key(home).key]) is None
+    unsigned = Envelope(payload=Envelope.from_bytes(entry).payload, payload_type=PAYLOAD_TYPE_IN_TOTO)
+    assert registry_scan.registry_version(unsigned.to_bytes(), [release.key]) is None
+    signed = home.signing_service().sign(builder_key(home), own_statement())
+    assert registry_scan.registry_version(signed.entry, [builder_key(home).key]) is None
+
+
+def test_registry_edits_are_serialised(home: Home) -> None:
+    store = home.builder_store()
+    with (
+        store.editing(),
+        pytest.raises(ConfigError, match="another command is changing"),
+        store.editing(wait=0),
+    ):
+        pass
+    with store.editing():  # released again
+        pass
+
+
+# --- builders on hosts abroad ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("builder_id", "jurisdiction", "host", "country"),
+    [
+        ("https://host.ru/builder", "CH", "host.ru", "RU"),
+        ("https://build.example.co.uk/b", "CH", "build.example.co.uk", "GB"),
+        ("https://host.eu/b", "CH", "host.eu", "EU"),
+        ("https://host.de/b", "CH", "host.de", "DE"),
+        ("https://HOST.RU./b", "CH", "host.ru", "RU"),
+        ("https://host.ru:8443/b?jurisdiction=CH", "CH", "host.ru", "RU"),
+        ("https://overt.example@host.ru/b", "CH", "host.ru", "RU"),
+        ("https://overt.example\\@host.ru/b", "CH", "host.ru", "RU"),
+        ("https://host%2Eru/b", "CH", "host.ru", "RU"),
+        ("git+ssh://git@host.ru/b", "CH", "host.ru", "RU"),
+        ("https://host.xn--p1ai/b", "CH", "host.xn--p1ai", "RU"),
+        ("https://host.ch/b", "DE", "host.ch", "CH"),
+        ("https://host.ch/b", "EU", "host.ch", "CH"),
+    ],
+)
+def test_hosts_under_another_countrys_tld(
+    builder_id: str, jurisdiction: str, host: str, country: str
+) -> None:
+    assert foreign_host(builder_id, jurisdiction) == (host, country)
+
+
+@pytest.mark.parametrize(
+    ("builder_id", "jurisdiction"),
+    [
+        ("https://host.ch/b", "CH"),
+        ("https://host.com/b", "CH"),
+        ("https://overt.example/conveyor/v1?jurisdiction=CH", "CH"),
+        ("https://host.ch/b?mirror=host.ru", "CH"),
+        ("https://host.ru@host.ch/b", "CH"),
+        ("https://10.1.2.3/b", "CH"),
+        ("https://[::1]/b", "CH"),
+        ("urn:overt:builder:ru", "CH"),
+        ("https://host.eu/b", "EU"),
+        ("https://host.de/b", "EU"),
+        ("https://host.co.uk/b", "GB"),
+    ],
+)
+def test_hosts_at_home_or_of_no_country(builder_id: str, jurisdiction: str) -> None:
+    assert foreign_host(builder_id, jurisdiction) is None
+
+
+def test_the_internationalised_country_tlds_are_the_countries_they_say() -> None:
+    names = {label: label.encode().decode("idna") for label in IDN_CCTLDS}
+    assert names["xn--p1ai"] == "рф" and names["xn--90ais"] == "бел" and names["xn--fiqs8s"] == "中国"
+    assert all(not name.isascii() for name in names.values())
+
+
+def test_builders_add_refuses_a_host_abroad_unless_told_it_is_unsafe(tmp_path: Path) -> None:
+    H = ("--home", str(tmp_path / "home"))
+    assert overt("init", *H).returncode == 0
+    assert overt("keys", "generate", "--role", "release", *H).returncode == 0  # v1: the home's own builder
+    r = overt("keys", "builders", "add", "https://host.ru/builder", *H, "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    err = json.loads(r.stderr)
+    assert "host.ru, under the country-code TLD of RU" in err["message"]
+    assert "--unsafe-allow-foreign-host" in err["message"]
+    home = Home(tmp_path / "home")
+    note = Statement.from_bytes(
+        Envelope.from_bytes(log_entries(home)[err["evidence"]["refusal_logged_at"]]).payload
+    )
+    assert note.predicate_type == SIGNING_REFUSAL_V1 and "host.ru" in note.predicate["reason"]
+    assert note.predicate["claimedJurisdictions"] == ["RU"]
+    assert home.builder_store().load().version == 1
+
+    r = overt("keys", "builders", "add", "https://host.ru/builder", "--unsafe-allow-foreign-host", *H)
+    assert r.returncode == 0, r.stderr
+    assert "builder registry v2" in r.stdout and "allowed by --unsafe-allow-foreign-host" in r.stdout
+    logged = Envelope.from_bytes(log_entries(home)[-1])
+    assert (
+        logged.payload
+        == Envelope.from_bytes((home.public / "builders" / "registry.dsse.json").read_bytes()).payload
+    )
+    entries = Statement.from_bytes(logged.payload).predicate["builders"]
+    assert {"id": "https://host.ru/builder", "jurisdiction": "CH", "unsafeAllowForeignHost": True} in entries
+    assert all("unsafeAllowForeignHost" not in e for e in entries if e["id"] != "https://host.ru/builder")
+    r = overt("keys", "builders", "list", *H)
+    assert r.returncode == 0 and "abroad, allowed (unsafe)" in r.stdout
+    # The option allows a host, never a claim: a builder said to be in RU is still refused.
+    r = overt(
+        "keys",
+        "builders",
+        "add",
+        "https://other.ru/b",
+        "--jurisdiction",
+        "RU",
+        "--unsafe-allow-foreign-host",
+        *H,
+    )
+    assert r.returncode == 1 and "names jurisdiction" in r.stderr

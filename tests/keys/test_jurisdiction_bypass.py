@@ -19,7 +19,7 @@ import pytest
 
 from overt.attest.dsse import Envelope
 from overt.attest.statement import Statement
-from overt.errors import PolicyError
+from overt.errors import FormatError, PolicyError
 from overt.home import Home
 from overt.keys.jurisdiction import SIGNING_REFUSAL_V1
 from overt.keys.registry import KeyRecord, Role
@@ -28,10 +28,18 @@ from overt.keys.signers import generate_file_key
 from overt.keys.signing import SigningService
 from overt.tlog.client import LogClient, directory_fetcher
 from tests.cli.test_cli import overt
-from tests.keys.bypass_cases import CASES, CLAIM, FOREIGN_KEY, OWN_BUILDER, RESERVED, Case
+from tests.keys.bypass_cases import CASES, CLAIM, FOREIGN_KEY, OWN_BUILDER, RESERVED, Case, own_provenance
 from tests.samples import provenance_statement, register_builders
 
-CLI_CASES = ["rotation-outside-key", "query-case-duplicate", "escrow-record", "builder-registry"]
+CLI_CASES = [
+    "rotation-outside-key",
+    "query-case-duplicate",
+    "escrow-record",
+    "builder-registry",
+    "lookalike-key-cyrillic-o",
+    "json-object-in-a-string",
+    "vsa-lookalike-key",
+]
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +236,82 @@ def test_the_release_key_does_not_register_a_foreign_builder(
     assert note.predicate["refusedPredicateType"] == "https://overt.dev/attestation/builder-registry/v1"
     assert home.builder_store().load() == before
     assert RESERVED not in note.predicate["reason"]  # issued by its own command, refused for what it says
+
+
+# --- requests that are not strictly a statement: refused, and the refusal logged, by the digest of the bytes
+
+
+def _raw(doc: dict, *replacements: tuple[str, str]) -> bytes:
+    text = json.dumps(doc, sort_keys=True)
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text.encode()
+
+
+def _with(**fields: object) -> dict:
+    doc = own_provenance()
+    doc.update(fields)
+    return doc
+
+
+def _subject_field() -> dict:
+    doc = own_provenance()
+    doc["subject"][0]["jurisdiction"] = "RU"
+    return doc
+
+
+RAW_CASES = {
+    "duplicate-jurisdiction-keys": (
+        _raw(own_provenance(), ('"jurisdiction": "CH"', '"jurisdiction": "RU", "jurisdiction": "CH"')),
+        "duplicate JSON key 'jurisdiction'",
+    ),
+    "duplicate-builder-id": (
+        _raw(own_provenance(), ('"id": ', '"id": "https://builder.ru.example/b", "id": ')),
+        "duplicate JSON key 'id'",
+    ),
+    "statement-v0.1": (
+        _raw(_with(_type="https://in-toto.io/Statement/v0.1")),
+        "expected 'https://in-toto.io/Statement/v1'",
+    ),
+    "unknown-top-level-field": (
+        _raw(_with(jurisdiction="RU")),
+        "does not know, which it would not sign: 'jurisdiction'",
+    ),
+    "unknown-subject-field": (_raw(_subject_field()), "subject[0] has fields this signer does not know"),
+    "not-json": (b"jurisdiction=RU", "is not valid JSON"),
+    "no-subject": (_raw(_with(subject=[])), "statement has no subject"),
+}
+
+
+@pytest.mark.parametrize("case_id", list(RAW_CASES))
+def test_attest_sign_refuses_and_logs_what_is_not_strictly_a_statement(
+    home: Home, tmp_path: Path, case_id: str
+) -> None:
+    data, reason = RAW_CASES[case_id]
+    record = planted_key(home, Role.BUILDER)
+    path = tmp_path / "request.json"
+    path.write_bytes(data)
+    before = log_entries(home)
+    index = cli_refusal(home, path, record.keyid)
+    entries = log_entries(home)
+    assert index == len(before) and len(entries) == len(before) + 1  # the refusal, and nothing signed
+    c = LogClient(directory_fetcher(home.log_dir), home.policy())
+    c.verify_inclusion(entries[index], index, c.update().checkpoint)
+    refusal = Envelope.from_bytes(entries[index])
+    assert refusal.signatures == ()
+    note = Statement.from_bytes(refusal.payload)
+    assert note.predicate_type == SIGNING_REFUSAL_V1 and note.predicate["keyid"] == record.keyid
+    assert [dict(s.digest) for s in note.subject] == [{"sha256": hashlib.sha256(data).hexdigest()}]
+    assert note.predicate["refusedPredicateType"] == "" and note.predicate["refusedSubject"] == []
+    assert reason in note.predicate["reason"], note.predicate["reason"]
+
+
+def test_a_statement_with_unknown_fields_still_verifies_as_someone_elses() -> None:
+    data = _raw(_with(jurisdiction="RU"))
+    assert (
+        Statement.from_bytes(data).to_dict() == own_provenance()
+    )  # in-toto: consumers ignore unknown fields
+    with pytest.raises(FormatError, match="fields this signer does not know"):
+        Statement.from_bytes(data, strict=True)
+    Statement.from_bytes(_raw(own_provenance()), strict=True)

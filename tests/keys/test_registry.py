@@ -185,6 +185,6 @@ def test_config_sections_are_checked(tmp_path):
     cfg.write_text(text + "\n[bogus]\nx = 1\n")
     with pytest.raises(ConfigError, match="unknown sections"):
         Home(tmp_path / "h")
-    cfg.write_text(text.replace("[hsm]", "[hsm]\nslot = 3"))
+    cfg.write_text(text.replace("\n[hsm]\n", "\n[hsm]\nslot = 3\n"))
     with pytest.raises(ConfigError, match="unknown \\[hsm\\]"):
         Home(tmp_path / "h")

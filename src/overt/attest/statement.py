@@ -3,6 +3,11 @@
 Owns the statement wire format and its validation: ``_type`` is the v1 URI, there is at least one subject,
 every subject has a digest, standard digest algorithms carry lowercase hex of the right length. The predicate
 stays a JSON object here; typed predicates (:mod:`overt.attest.provenance`, :mod:`overt.attest.vsa`) parse it.
+
+Two readings. By default unknown fields of the statement and of its resource descriptors are ignored, as the
+in-toto parsing rules (linked from v1_statement.md) ask of consumers, so other people's statements verify.
+``strict=True`` is for a signer: what it signs is the statement re-serialised from the fields it knows, so a
+field it does not know would be dropped from the signature without a word; strict parsing refuses it instead.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from overt.errors import FormatError
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
 MAX_STATEMENT = 1 << 20
 MAX_SUBJECTS = 10_000
+STATEMENT_FIELDS = frozenset({"_type", "subject", "predicateType", "predicate"})
+DESCRIPTOR_FIELDS = frozenset(
+    {"name", "uri", "digest", "content", "downloadLocation", "mediaType", "annotations"}
+)
 
 # v1_digest_set.md §Supported algorithms: lowercase hex, with the length each algorithm produces.
 _HEX_LENGTHS: dict[str, tuple[int, ...]] = {
@@ -66,6 +75,13 @@ def format_timestamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def check_known_fields(obj: Mapping[str, Any], known: frozenset[str], what: str) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:8])
+        raise FormatError(f"{what} has fields this signer does not know, which it would not sign: {shown}")
+
+
 def check_digest_set(digest: Mapping[str, str], what: str) -> None:
     for alg, value in digest.items():
         if not alg:
@@ -97,9 +113,13 @@ class ResourceDescriptor:
         check_digest_set(self.digest, f"resource descriptor {self.name!r}")
 
     @classmethod
-    def from_dict(cls, obj: Any, what: str = "resource descriptor") -> ResourceDescriptor:
+    def from_dict(
+        cls, obj: Any, what: str = "resource descriptor", *, strict: bool = False
+    ) -> ResourceDescriptor:
         if not isinstance(obj, dict):
             raise FormatError(f"{what} must be an object")
+        if strict:
+            check_known_fields(obj, DESCRIPTOR_FIELDS, what)
         content = jsonio.opt_str(obj, "content", what)
         return cls(
             name=jsonio.opt_str(obj, "name", what),
@@ -130,9 +150,11 @@ class ResourceDescriptor:
         return out
 
 
-def descriptors(obj: Mapping[str, Any], key: str, what: str) -> tuple[ResourceDescriptor, ...]:
+def descriptors(
+    obj: Mapping[str, Any], key: str, what: str, *, strict: bool = False
+) -> tuple[ResourceDescriptor, ...]:
     return tuple(
-        ResourceDescriptor.from_dict(d, f"{what} {key}[{i}]")
+        ResourceDescriptor.from_dict(d, f"{what} {key}[{i}]", strict=strict)
         for i, d in enumerate(jsonio.opt_list(obj, key, what))
     )
 
@@ -157,8 +179,11 @@ class Statement:
             raise FormatError("statement has an empty predicateType")
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any]) -> Statement:
+    def from_dict(cls, obj: dict[str, Any], *, strict: bool = False) -> Statement:
+        """The statement ``obj`` holds; with ``strict``, refuse fields unknown to in-toto Statement v1."""
         what = "in-toto statement"
+        if strict:
+            check_known_fields(obj, STATEMENT_FIELDS, what)
         kind = jsonio.req_str(obj, "_type", what)
         if kind != STATEMENT_TYPE_V1:
             raise FormatError(f"{what}: _type is {kind!r}, expected {STATEMENT_TYPE_V1!r}")
@@ -168,14 +193,16 @@ class Statement:
         if len(subjects) > MAX_SUBJECTS:
             raise FormatError(f"{what} has more than {MAX_SUBJECTS} subjects")
         return cls(
-            subject=descriptors(obj, "subject", what),
+            subject=descriptors(obj, "subject", what, strict=strict),
             predicate_type=jsonio.req_str(obj, "predicateType", what),
             predicate=jsonio.opt_dict(obj, "predicate", what),
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Statement:
-        return cls.from_dict(jsonio.load_object(data, "in-toto statement", max_size=MAX_STATEMENT))
+    def from_bytes(cls, data: bytes, *, strict: bool = False) -> Statement:
+        """Parse a statement (duplicate keys, NaN and oversize input are always refused; see ``strict``)."""
+        obj = jsonio.load_object(data, "in-toto statement", max_size=MAX_STATEMENT)
+        return cls.from_dict(obj, strict=strict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,7 @@ from overt.cli.common import (
     logged_at,
     read_file,
 )
-from overt.errors import ConfigError
+from overt.errors import ConfigError, Error
 from overt.home import Home, resolve_home
 from overt.keys.registry import load_public_keys, parse_role
 
@@ -41,18 +41,24 @@ def sign(
     """Sign a statement into a DSSE envelope, if the key's role and jurisdiction allow it; log either outcome.
 
     Rotation, escrow, audit, waiver and builder-registry statements are refused here: their own commands
-    issue them."""
+    issue them. So is a file that is not strictly an in-toto Statement v1 (duplicate keys, unknown fields):
+    the refusal names its SHA-256."""
     h = Home(resolve_home(home))
-    st = Statement.from_bytes(read_file(statement))
     if (key is None) == (role is None):
         raise ConfigError("name exactly one of --key or --role")
-    record = (
-        h.registry.get(key)
-        if key is not None
-        else h.registry.current(parse_role(role or ""), datetime.now(UTC))
-    )
+    data = read_file(statement)
+    try:
+        record = (
+            h.registry.get(key)
+            if key is not None
+            else h.registry.current(parse_role(role or ""), datetime.now(UTC))
+        )
+    except Error:
+        # No key to refuse with, so nothing is logged: name a malformed request first, then the key.
+        Statement.from_bytes(data, strict=True)
+        raise
     with log_appender(h, log_url) as append:
-        signed = h.signing_service(append=append).sign(record, st)
+        signed = h.signing_service(append=append).sign_bytes(record, data)
     if out is not None:
         out.write_bytes(signed.entry)
     if json:

@@ -399,11 +399,16 @@ def builders_list(home: HomeOpt = None, json: JsonOpt = False) -> None:
             "builder, 'overt keys builders add' any other"
         )
         return
-    table = Table("builder id", "jurisdiction")
+    abroad = any(b.unsafe_allow_foreign_host for b in registry.builders)
+    table = Table("builder id", "jurisdiction", *(["host"] if abroad else []))
     for b in registry.builders:
-        table.add_row(b.id, b.jurisdiction)
+        host = ["abroad, allowed (unsafe)" if b.unsafe_allow_foreign_host else ""] if abroad else []
+        table.add_row(b.id, b.jurisdiction, *host)
     console.print(table)
-    console.print(f"builder registry v{registry.version}, signature verified: {store.current_path}")
+    console.print(
+        f"builder registry v{registry.version}, signature verified, the newest in this home's log: "
+        f"{store.current_path}"
+    )
 
 
 @builders_app.command("add")
@@ -413,11 +418,21 @@ def builders_add(
         str | None, typer.Option(help="where that builder builds (default: the conveyor's jurisdiction)")
     ] = None,
     key: ReleaseKeyOpt = None,
+    unsafe_allow_foreign_host: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-allow-foreign-host",
+            help="register it although its host is under another country's TLD (recorded in the entry)",
+        ),
+    ] = False,
     log_url: LogUrlOpt = None,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Register a builder id: a new registry version, signed by the release key and logged."""
+    """Register a builder id: a new registry version, signed by the release key and logged.
+
+    A builder id on a host under another country's country-code TLD (.ru for a CH conveyor) is refused
+    unless --unsafe-allow-foreign-host, which the registry entry then records."""
     h = Home(resolve_home(home))
     where = jurisdiction or h.conveyor.jurisdiction
     with log_appender(h, log_url) as append:
@@ -427,11 +442,17 @@ def builders_add(
             _release_key(h, key),
             builder_id=builder_id,
             jurisdiction=where,
+            unsafe_allow_foreign_host=unsafe_allow_foreign_host,
         )
     if json:
         emit_json(_registry_json(registry, signed.receipt.index))
         return
     _print_registered(builder_id, where, registry, signed.receipt.index)
+    if any(b.id == builder_id and b.unsafe_allow_foreign_host for b in registry.builders):
+        console.print(
+            "its host is under another country's TLD: allowed by --unsafe-allow-foreign-host, and the logged "
+            "registry entry says so (unsafeAllowForeignHost)"
+        )
 
 
 @builders_app.command("remove")

@@ -7,20 +7,30 @@ allow-list, so no URL parsing, case folding or query reordering can make an unre
 Each version of the registry is an in-toto statement (``builder-registry/v1``; subject: the SHA-256 of the
 registry's canonical JSON) in a DSSE envelope signed by the home's release key and appended to the log, like
 every signature. The envelopes are published under ``public/builders/`` so outsiders can fetch them:
-``registry.dsse.json`` is the current version, ``v<N>.dsse.json`` each version ever issued. The home loads the
-current one for judging and verifies it with its own release keys first.
+``registry.dsse.json`` is the current version, ``v<N>.dsse.json`` each version ever issued.
+
+The home trusts the current file only if it is byte-identical to the newest version in its own log, signed by
+one of its release keys (:mod:`overt.keys.registry_scan`): an older version copied over it, or one that was
+never logged, is refused, and with it every provenance signature. A new version follows the newest logged one,
+and edits are serialised by a lock (``<home>/builders.lock``), so no two statements claim one version.
+
+An entry may say ``unsafeAllowForeignHost``: its builder id's host is under another country's country-code
+TLD, and the operator registered it anyway (``--unsafe-allow-foreign-host``); without it the release key
+refuses such an entry (:func:`overt.keys.jurisdiction.foreign_host`).
 
 Owns the wire format, the statement, the files and the add/remove steps. Does not judge statements (that is
 :mod:`overt.keys.jurisdiction`) and does not decide which keys a home trusts (the caller passes them).
-Concurrent edits of one home's registry are not serialised: the last writer's version is current, both are
-logged.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -35,15 +45,18 @@ from overt.attest.dsse import Envelope
 from overt.attest.statement import ResourceDescriptor, Statement, check_timestamp, format_timestamp
 from overt.attest.verify import verify_statement
 from overt.errors import ConfigError, FormatError, VerificationError
-from overt.keys.jurisdiction import BUILDER_REGISTRY_V1, Issuer
+from overt.keys.jurisdiction import BUILDER_REGISTRY_V1, Issuer, foreign_host
 from overt.keys.registry import KeyRecord, Role, check_jurisdiction
+from overt.keys.registry_scan import LoggedRegistry, newest_logged
 from overt.keys.signing import Signed, SigningService
+from overt.tlog.log import LocalLog
 
 MAX_REGISTRY = 1 << 20
 MAX_BUILDERS = 10_000
 # RFC 3986 URIs are printable ASCII without spaces; requiring that keeps look-alike ids out of the registry.
 _BUILDER_ID = re.compile(r"[\x21-\x7e]{1,1024}")
 _ISSUER = Issuer(BUILDER_REGISTRY_V1)
+_ENTRY_FIELDS = frozenset({"id", "jurisdiction", "unsafeAllowForeignHost"})
 
 
 def check_builder_id(value: str) -> str:
@@ -63,13 +76,31 @@ def conveyor_builder_id(builder_id: str, jurisdiction: str) -> str:
 class RegisteredBuilder:
     id: str
     jurisdiction: str
+    unsafe_allow_foreign_host: bool = False  # the host is under another country's TLD, registered anyway
 
     def __post_init__(self) -> None:
         check_builder_id(self.id)
         check_jurisdiction(self.jurisdiction)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "jurisdiction": self.jurisdiction}
+        out: dict[str, Any] = {"id": self.id, "jurisdiction": self.jurisdiction}
+        if self.unsafe_allow_foreign_host:
+            out["unsafeAllowForeignHost"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: Any, what: str) -> RegisteredBuilder:
+        if not isinstance(obj, dict) or not {"id", "jurisdiction"} <= set(obj) <= _ENTRY_FIELDS:
+            raise FormatError(
+                f"{what} has exactly the fields 'id' and 'jurisdiction' (and 'unsafeAllowForeignHost' if true)"
+            )
+        if obj.get("unsafeAllowForeignHost", True) is not True:
+            raise FormatError(f"{what}: 'unsafeAllowForeignHost' is written only as true")
+        return cls(
+            id=jsonio.req_str(obj, "id", what),
+            jurisdiction=jsonio.req_str(obj, "jurisdiction", what),
+            unsafe_allow_foreign_host="unsafeAllowForeignHost" in obj,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,11 +126,16 @@ class BuilderRegistry:
         """Exact builder id -> jurisdiction, as :class:`overt.keys.jurisdiction.SigningPolicy` takes it."""
         return {b.id: b.jurisdiction for b in self.builders}
 
-    def with_builder(self, builder_id: str, jurisdiction: str) -> BuilderRegistry:
+    def with_builder(
+        self, builder_id: str, jurisdiction: str, *, unsafe_allow_foreign_host: bool = False
+    ) -> BuilderRegistry:
+        """The next version, with ``builder_id``. ``unsafe_allow_foreign_host`` is recorded only for an id whose
+        host is under another country's TLD (elsewhere it allows nothing)."""
         registered = self.jurisdiction_of(builder_id)
         if registered is not None:
             raise ConfigError(f"builder {builder_id} is already registered (to {registered})")
-        entry = RegisteredBuilder(id=builder_id, jurisdiction=jurisdiction)
+        allowed = unsafe_allow_foreign_host and foreign_host(builder_id, jurisdiction) is not None
+        entry = RegisteredBuilder(id=builder_id, jurisdiction=jurisdiction, unsafe_allow_foreign_host=allowed)
         return BuilderRegistry(
             version=self.version + 1, builders=tuple(sorted((*self.builders, entry), key=lambda b: b.id))
         )
@@ -125,16 +161,10 @@ class BuilderRegistry:
         version = obj["version"]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise FormatError(f"{what}: version must be an integer of at least 1")
-        entries = []
-        for i, e in enumerate(jsonio.opt_list(obj, "builders", what)):
-            if not isinstance(e, dict) or set(e) != {"id", "jurisdiction"}:
-                raise FormatError(f"{what}: builders[{i}] has exactly the fields 'id' and 'jurisdiction'")
-            entries.append(
-                RegisteredBuilder(
-                    id=jsonio.req_str(e, "id", f"{what} builders[{i}]"),
-                    jurisdiction=jsonio.req_str(e, "jurisdiction", f"{what} builders[{i}]"),
-                )
-            )
+        entries = [
+            RegisteredBuilder.from_dict(e, f"{what}: builders[{i}]")
+            for i, e in enumerate(jsonio.opt_list(obj, "builders", what))
+        ]
         return cls(version=version, builders=tuple(entries))
 
     @classmethod
@@ -176,30 +206,130 @@ def release_keys(records: Iterable[KeyRecord], jurisdiction: str) -> list[Key]:
 
 
 class BuilderStore:
-    """``public/builders/``: the current registry envelope and every version's, verified on load."""
+    """``public/builders/``: the current registry envelope and every version's, trusted only as the newest
+    version in the home's log.
 
-    def __init__(self, directory: Path, *, trusted: Callable[[], Sequence[Key]]) -> None:
+    ``log`` opens the home's log for reading (closed after each load); ``state`` is the home directory, which
+    holds the scan mark (``builders-scan.json``) and the edit lock (``builders.lock``).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        trusted: Callable[[], Sequence[Key]],
+        log: Callable[[], LocalLog],
+        state: Path,
+    ) -> None:
         self.directory = directory
         self.trusted = trusted  # the keys a registry must be signed by (the home's release keys)
+        self.log = log
+        self.mark_path = state / "builders-scan.json"
+        self.lock_path = state / "builders.lock"
 
     @property
     def current_path(self) -> Path:
         return self.directory / "registry.dsse.json"
 
+    def newest_logged(self, keys: Sequence[Key]) -> LoggedRegistry | None:
+        log = self.log()
+        try:
+            return newest_logged(log, keys, self.mark_path)
+        finally:
+            log.close()
+
     def load(self) -> BuilderRegistry:
-        """The current registry (version 0 if none was ever issued), its signature verified."""
+        """The current registry (version 0 if none was ever logged), its signature verified and the file
+        byte-identical to the newest version in the log.
+
+        Raises:
+            VerificationError: the file is not the newest logged version (older, altered, missing or never
+                logged), or its signature does not verify.
+        """
+        data = self._read_current()
+        keys = self.trusted()
+        newest = self.newest_logged(keys)
+        if newest is None and data is None:
+            return BuilderRegistry()
+        if newest is None or data is None or hashlib.sha256(data).hexdigest() != newest.sha256:
+            raise self._not_newest(data, keys, newest)
+        try:
+            return BuilderRegistry.from_envelope(data, keys)
+        except (FormatError, VerificationError) as e:
+            raise type(e)(f"{self.current_path}: {e}", **e.evidence) from e
+
+    def _read_current(self) -> bytes | None:
         try:
             data = self.current_path.read_bytes()
         except FileNotFoundError:
-            return BuilderRegistry()
+            return None
         except OSError as e:
             raise ConfigError(f"cannot read {self.current_path}: {e.strerror}") from e
         if len(data) > MAX_REGISTRY + (MAX_REGISTRY // 2):
             raise FormatError(f"{self.current_path} is larger than a builder registry can be")
+        return data
+
+    def _not_newest(
+        self, data: bytes | None, keys: Sequence[Key], newest: LoggedRegistry | None
+    ) -> VerificationError:
+        evidence: dict[str, Any] = {}
+        if newest is not None:
+            evidence.update(
+                logged_version=newest.version, logged_index=newest.index, logged_sha256=newest.sha256
+            )
+        if data is None:
+            held = "is missing"
+        else:
+            evidence["file_sha256"] = hashlib.sha256(data).hexdigest()
+            try:
+                version = BuilderRegistry.from_envelope(data, keys).version
+            except (FormatError, VerificationError):
+                held = "holds no builder registry this home's release keys signed"
+            else:
+                same = newest is not None and newest.version == version
+                held = f"holds builder registry v{version}" + (" in another envelope" if same else "")
+        if newest is None:
+            return VerificationError(
+                f"{self.current_path} {held}, but this home's log holds no builder registry signed by its "
+                "release keys: a registry is trusted only once it is logged",
+                **evidence,
+            )
+        copy = self.directory / f"v{newest.version}.dsse.json"
         try:
-            return BuilderRegistry.from_envelope(data, self.trusted())
-        except (FormatError, VerificationError) as e:
-            raise type(e)(f"{self.current_path}: {e}", **e.evidence) from e
+            hint = (
+                f"; {copy} is that version: copy it to {self.current_path.name}"
+                if hashlib.sha256(copy.read_bytes()).hexdigest() == newest.sha256
+                else ""
+            )
+        except OSError:
+            hint = ""
+        return VerificationError(
+            f"{self.current_path} {held}, but the newest builder registry in this home's log is "
+            f"v{newest.version} (log index {newest.index}, envelope sha256 {newest.sha256}): an older "
+            f"or altered registry is never trusted, so no provenance is signed until they agree{hint}",
+            **evidence,
+        )
+
+    @contextmanager
+    def editing(self, wait: float = 30.0) -> Iterator[None]:
+        """Hold the edit lock: one new version at a time, each following the newest logged one."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise ConfigError(
+                            "another command is changing this home's builder registry; try again when it is done",
+                            lock=str(self.lock_path),
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def save(self, registry: BuilderRegistry, signed: Signed) -> None:
         atomic_write(self.directory / f"v{registry.version}.dsse.json", signed.entry)
@@ -209,7 +339,10 @@ class BuilderStore:
 def publish(
     store: BuilderStore, service: SigningService, release: KeyRecord, registry: BuilderRegistry
 ) -> Signed:
-    """Sign ``registry`` with the release key (judged and logged like any signature), then publish it."""
+    """Sign ``registry`` with the release key (judged and logged like any signature), then publish it.
+
+    Call it holding :meth:`BuilderStore.editing`, with a registry made from :meth:`BuilderStore.load`.
+    """
     statement = registry.statement(now=service.now())
     signed = service.issue(release, statement, issuer=_ISSUER)
     store.save(registry, signed)
@@ -223,17 +356,28 @@ def add_builder(
     *,
     builder_id: str,
     jurisdiction: str,
+    unsafe_allow_foreign_host: bool = False,
 ) -> tuple[BuilderRegistry, Signed]:
-    """Register ``builder_id`` (exactly this string) as building in ``jurisdiction``: a new, logged version."""
-    registry = store.load().with_builder(check_builder_id(builder_id), check_jurisdiction(jurisdiction))
-    return registry, publish(store, service, release, registry)
+    """Register ``builder_id`` (exactly this string) as building in ``jurisdiction``: a new, logged version.
+
+    A builder id whose host is under another country's country-code TLD is refused (and the refusal logged)
+    unless ``unsafe_allow_foreign_host``, which the entry then records.
+    """
+    check_builder_id(builder_id)
+    check_jurisdiction(jurisdiction)
+    with store.editing():
+        registry = store.load().with_builder(
+            builder_id, jurisdiction, unsafe_allow_foreign_host=unsafe_allow_foreign_host
+        )
+        return registry, publish(store, service, release, registry)
 
 
 def remove_builder(
     store: BuilderStore, service: SigningService, release: KeyRecord, *, builder_id: str
 ) -> tuple[BuilderRegistry, Signed]:
-    registry = store.load().without_builder(builder_id)
-    return registry, publish(store, service, release, registry)
+    with store.editing():
+        registry = store.load().without_builder(builder_id)
+        return registry, publish(store, service, release, registry)
 
 
 def register_first_builder(
@@ -245,6 +389,9 @@ def register_first_builder(
     jurisdiction: str,
 ) -> tuple[BuilderRegistry, Signed] | None:
     """With a home's first release key: register the home's own builder, unless a registry was ever issued."""
-    if store.load().version:
-        return None
-    return add_builder(store, service, release, builder_id=builder_id, jurisdiction=jurisdiction)
+    with store.editing():
+        current = store.load()
+        if current.version:
+            return None
+        registry = current.with_builder(check_builder_id(builder_id), check_jurisdiction(jurisdiction))
+        return registry, publish(store, service, release, registry)

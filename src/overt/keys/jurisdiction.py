@@ -10,35 +10,33 @@ refused. A key signs a statement only if every step holds (numbered as :func:`ju
 3. a reserved predicate type (rotation, refusal, escrow, AV-DB audit and waiver, builder registry) comes from
    the one domain command that issues it (an :class:`Issuer`), never from a plain signing request;
 4. the key's role signs that predicate type;
-5. nothing in the statement names another jurisdiction: every field whose name contains ``jurisdiction``
-   (any case, any Unicode compatibility form) holds exactly the key's jurisdiction, and every string that
-   carries a ``jurisdiction`` parameter (query, fragment, userinfo, path; percent- and HTML-escapes decoded
-   repeatedly) names exactly the key's jurisdiction;
+5. nothing in the statement names another jurisdiction (:mod:`overt.keys.claims`): every field whose name reads
+   as ``jurisdiction`` (any case, compatibility form, look-alike letters, invisible characters) holds exactly
+   the key's jurisdiction, and every string that carries a ``jurisdiction`` parameter (query, fragment,
+   userinfo, path, JSON or base64 inside it; escapes decoded repeatedly) names exactly the key's jurisdiction;
 6. SLSA provenance comes from a builder whose exact ``builder.id`` string the builder registry
    (:mod:`overt.keys.builders`) maps to the key's jurisdiction. Strings are compared exactly: no URL parsing.
+   A registry that cannot be trusted (not the newest logged version, bad signature) is a refusal;
+7. a builder registry admits no builder whose host is under another country's country-code TLD
+   (``https://host.ru/b`` for CH) unless its entry says ``unsafeAllowForeignHost`` (see :func:`foreign_host`).
 
-Pure: no I/O. The builder registry arrives as data in :class:`SigningPolicy`; :mod:`overt.keys.signing` logs
-the verdict.
+Pure: no I/O of its own. The builder registry arrives in :class:`SigningPolicy`, as data or as the caller's
+loader, called only for provenance; :mod:`overt.keys.signing` logs the verdict.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import html
 import json
-import re
-import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from urllib import parse
 
 from overt.attest.provenance import SLSA_PROVENANCE_V1, Provenance
 from overt.attest.statement import Statement
 from overt.attest.vsa import VSA_V1
-from overt.errors import FormatError, PolicyError
+from overt.errors import ConfigError, FormatError, PolicyError, VerificationError
+from overt.keys.claims import foreign_claims
 from overt.keys.registry import KeyRecord, Role
 
 KEY_ROTATION_V1 = "https://overt.dev/attestation/key-rotation/v1"
@@ -68,12 +66,6 @@ ROLE_PREDICATES: Mapping[Role, frozenset[str]] = {
     Role.AUDITOR: frozenset({VSA_V1, AVDB_AUDIT_V1, AVDB_WAIVER_V1}),
 }
 
-MAX_DECODING_ROUNDS = 8
-_WORD = re.compile(r"jurisdiction", re.IGNORECASE)
-# A claim: the word, the rest of a parameter name (``jurisdictions``, ``jurisdiction[]``, ``jurisdiction.code``),
-# a separator (= : or a path slash), and the value up to the next URL delimiter.
-_CLAIM = re.compile(r"jurisdiction[\w\[\].\-]*\s*[=:/]\s*([^&#?/@\s]*)", re.IGNORECASE)
-
 
 @dataclass(frozen=True, slots=True)
 class Issuer:
@@ -96,7 +88,12 @@ class SigningPolicy:
     """What the judge needs besides the key and the statement: the conveyor's jurisdiction and its builders."""
 
     jurisdiction: str  # the conveyor's: the only jurisdiction whose keys sign here
-    builders: Mapping[str, str] = field(default_factory=dict)  # exact builder.id -> jurisdiction
+    # Exact builder.id -> jurisdiction, or a loader of it, called only to judge provenance. A loader raises
+    # ConfigError, FormatError or VerificationError when the registry cannot be trusted.
+    builders: Mapping[str, str] | Callable[[], Mapping[str, str]] = field(default_factory=dict)
+
+    def builder_registry(self) -> Mapping[str, str]:
+        return self.builders() if callable(self.builders) else self.builders
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,87 +108,103 @@ def allowed_predicates(role: Role) -> frozenset[str]:
     return ROLE_PREDICATES.get(role, frozenset()) | {KEY_ROTATION_V1}
 
 
-# --- step 5: claims anywhere in the statement -------------------------------------------------------------
+# --- step 7: where a registered builder's host is ------------------------------------------------------
+
+# The European Union's members, whose country-code TLDs count as EU (and .eu itself).
+# fmt: off
+EU_MEMBERS = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+})
+# fmt: on
+# Country-code TLDs whose ISO 3166-1 code is spelt otherwise.
+_TLD_CODES: Mapping[str, str] = {"UK": "GB"}
+# Internationalised country-code TLDs (IANA root zone), in the A-label form a printable-ASCII builder id uses.
+IDN_CCTLDS: Mapping[str, str] = {
+    "xn--p1ai": "RU",  # .рф
+    "xn--90ais": "BY",  # .бел
+    "xn--j1amh": "UA",  # .укр
+    "xn--80ao21a": "KZ",  # .қаз
+    "xn--90a3ac": "RS",  # .срб
+    "xn--d1alf": "MK",  # .мкд
+    "xn--l1acc": "MN",  # .мон
+    "xn--node": "GE",  # .გე
+    "xn--y9a3aq": "AM",  # .հայ
+    "xn--qxam": "GR",  # .ελ
+    "xn--e1a4c": "EU",  # .ею
+    "xn--fiqs8s": "CN",  # .中国
+    "xn--fiqz9s": "CN",  # .中國
+    "xn--j6w193g": "HK",  # .香港
+    "xn--kprw13d": "TW",  # .台湾
+    "xn--kpry57d": "TW",  # .台灣
+    "xn--3e0b707e": "KR",  # .한국
+    "xn--wgbh1c": "EG",  # .مصر
+    "xn--mgberp4a5d4ar": "SA",  # .السعودية
+    "xn--mgbaam7a8h": "AE",  # .امارات
+    "xn--mgba3a4f16a": "IR",  # .ایران
+    "xn--h2brj9c": "IN",  # .भारत
+    "xn--o3cw4h": "TH",  # .ไทย
+}
 
 
-def _pointer(path: str, key: str | int) -> str:
-    """RFC 6901 JSON Pointer of a child: one spelling for where a claim sits."""
-    return f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
+def _hosts(builder_id: str) -> set[str]:
+    """The host a URL-shaped builder id names, read the ways a client might read it (a backslash taken as a
+    slash, escapes decoded); empty for ids that are not URLs with an authority."""
+    hosts = set()
+    for variant in {builder_id, builder_id.replace("\\", "/"), parse.unquote(builder_id)}:
+        try:
+            host = parse.urlsplit(variant).hostname
+        except ValueError:
+            continue
+        if host:
+            hosts.add(parse.unquote(host).rstrip(".").lower())
+    return hosts
 
 
-def _visible(text: str) -> str:
-    """NFKC without format characters (zero-width joiners and the like), as a reader would see the text."""
-    return "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+def host_country(host: str) -> str | None:
+    """The ISO 3166-1 code (or EU) of ``host``'s country-code TLD; None for generic TLDs and IP addresses."""
+    tld = host.rsplit(".", 1)[-1]
+    if tld in IDN_CCTLDS:
+        return IDN_CCTLDS[tld]
+    if len(tld) == 2 and tld.isascii() and tld.isalpha() and "." in host:
+        return _TLD_CODES.get(tld.upper(), tld.upper())
+    return None
 
 
-def _decodings(text: str) -> Iterator[str]:
-    """``text`` and each stage of decoding percent- and HTML-escapes, until nothing changes."""
-    current = _visible(text)
-    yield current
-    for _ in range(MAX_DECODING_ROUNDS):
-        decoded = _visible(html.unescape(parse.unquote(current)))
-        if decoded == current:
-            return
-        current = decoded
-        yield current
-    raise FormatError(f"a string is escaped more than {MAX_DECODING_ROUNDS} times over")
+def foreign_host(builder_id: str, jurisdiction: str) -> tuple[str, str] | None:
+    """(host, country) if ``builder_id``'s host is under a country-code TLD of a country other than
+    ``jurisdiction`` (for EU: other than the EU and its members), else None.
 
-
-def _names_jurisdiction(key: str) -> bool:
-    """Whether a field name says ``jurisdiction``, in any case, escaping or spacing (``juris_diction``)."""
-    return any(
-        _WORD.search(stage) or _WORD.search("".join(c for c in stage if c.isalpha()))
-        for stage in _decodings(key)
-    )
-
-
-def _string_claims(text: str) -> list[str]:
-    """Every jurisdiction value ``text`` carries as a parameter, at every stage of decoding."""
-    return [m.group(1) for stage in _decodings(text) if _WORD.search(stage) for m in _CLAIM.finditer(stage)]
-
-
-def _base64_text(value: str) -> str | None:
-    try:
-        return base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _walk(root: Any, path: str) -> Iterator[tuple[str, str | None, Any]]:
-    """(pointer, key, value) for every value under ``root``, in document order; iterative, so depth cannot
-    exhaust the stack."""
-    stack: list[tuple[str, str | None, Any]] = [(path, None, root)]
-    while stack:
-        where, key, value = stack.pop()
-        yield where, key, value
-        if isinstance(value, Mapping):
-            stack.extend(reversed([(_pointer(where, k), str(k), v) for k, v in value.items()]))
-        elif isinstance(value, list | tuple):
-            stack.extend(reversed([(_pointer(where, i), None, v) for i, v in enumerate(value)]))
-
-
-def foreign_claims(statement: Statement, jurisdiction: str) -> list[tuple[str, str]]:
-    """(pointer, claimed value) for every place the statement names a jurisdiction other than ``jurisdiction``.
-
-    Walks subjects and predicate. A field named like ``jurisdiction`` must hold exactly ``jurisdiction`` (a
-    list, an object or a number is no agreement); any string, and any field name, that carries a
-    ``jurisdiction`` parameter must give exactly ``jurisdiction`` as its value. ``content`` fields are
-    checked as the text they encode too.
+    Generic TLDs (.com, .example) say nothing about where a host is, and pass.
     """
-    found: list[tuple[str, str]] = []
-    doc = {"subject": [s.to_dict() for s in statement.subject], "predicate": dict(statement.predicate)}
-    for where, key, value in _walk(doc, ""):
-        if key is not None:
-            if _names_jurisdiction(key) and value != jurisdiction:
-                shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-                found.append((where, shown[:64]))
-            found.extend((where, c[:64]) for c in _string_claims(key) if c != jurisdiction)
-        if isinstance(value, str):
-            texts = [value]
-            if key == "content" and (decoded := _base64_text(value)) is not None:
-                texts.append(decoded)
-            found.extend((where, c[:64]) for t in texts for c in _string_claims(t) if c != jurisdiction)
-    return found
+    allowed = {jurisdiction} | (EU_MEMBERS if jurisdiction == "EU" else set())
+    for host in sorted(_hosts(builder_id)):
+        country = host_country(host)
+        if country is not None and country not in allowed:
+            return host, country
+    return None
+
+
+def _check_registry(record: KeyRecord, statement: Statement) -> Refusal | None:
+    entries = statement.predicate.get("builders")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
+            continue  # the registry's own parser refuses it; this step judges hosts only
+        where = (
+            entry.get("jurisdiction") if isinstance(entry.get("jurisdiction"), str) else record.jurisdiction
+        )
+        foreign = foreign_host(entry["id"], str(where))
+        if foreign is not None and entry.get("unsafeAllowForeignHost") is not True:
+            host, country = foreign
+            return Refusal(
+                reason=(
+                    f"builder {json.dumps(entry['id'])[:200]} is on host {host}, under the country-code TLD of "
+                    f"{country}, outside the key's jurisdiction {record.jurisdiction}; if it really builds in "
+                    f"{where}, register it with 'overt keys builders add --unsafe-allow-foreign-host'"
+                ),
+                claimed=(country,),
+            )
+    return None
 
 
 # --- the judge ----------------------------------------------------------------------------------------------
@@ -232,7 +245,10 @@ def _check_builder(record: KeyRecord, statement: Statement, policy: SigningPolic
         builder_id = Provenance.from_statement(statement).run_details.builder.id
     except FormatError as e:
         return Refusal(reason=f"the statement's predicate is malformed: {e}")
-    registered = policy.builders.get(builder_id)
+    try:
+        registered = policy.builder_registry().get(builder_id)
+    except (ConfigError, FormatError, VerificationError) as e:
+        return Refusal(reason=f"the builder registry cannot be trusted, so no provenance is signed: {e}")
     shown = json.dumps(builder_id)[:200]
     if registered is None:
         return Refusal(
@@ -287,6 +303,9 @@ def judge(
     # Step 6: provenance only from a builder registered to the key's jurisdiction, compared exactly.
     if statement.predicate_type == SLSA_PROVENANCE_V1:
         return _check_builder(record, statement, policy)
+    # Step 7: a registry lists no builder on a host abroad, unless that was allowed by name.
+    if statement.predicate_type == BUILDER_REGISTRY_V1:
+        return _check_registry(record, statement)
     return None
 
 

@@ -9,7 +9,9 @@ a signature that cannot be logged is never released.
 
 Reserved predicate types (rotation, escrow, AV-DB audit and waiver, builder registry) are refused by
 :meth:`SigningService.sign`; their domain commands call :meth:`SigningService.issue` with their
-:class:`overt.keys.jurisdiction.Issuer`. ``overt attest sign`` only ever calls :meth:`SigningService.sign`.
+:class:`overt.keys.jurisdiction.Issuer`. ``overt attest sign`` only ever calls :meth:`SigningService.sign_bytes`,
+which parses the request strictly (:meth:`Statement.from_bytes` with ``strict``) and logs a request that does not
+parse as a refusal of those bytes, naming their SHA-256 and the parse error.
 
 Does no I/O itself: the caller supplies the signer loader, the log appender, the builder registry and the clock.
 """
@@ -25,7 +27,7 @@ from typing import NoReturn
 from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.attest.verify import verify_envelope
-from overt.errors import PolicyError
+from overt.errors import FormatError, PolicyError
 from overt.keys.jurisdiction import SIGNING_REFUSAL_V1, Issuer, Refusal, SigningPolicy, judge
 from overt.keys.registry import KeyRecord
 from overt.keys.signers import KeySigner
@@ -51,7 +53,28 @@ Appender = Callable[[bytes], LogReceipt]
 def refusal_statement(
     record: KeyRecord, statement: Statement, reason: str, claimed: tuple[str, ...], now: datetime
 ) -> Statement:
-    refused = statement.to_bytes()
+    """The logged record of ``record`` refusing ``statement`` (identified by the digest of its bytes)."""
+    return _refusal(
+        record,
+        refused=statement.to_bytes(),
+        predicate_type=statement.predicate_type,
+        subjects=[s.to_dict() for s in statement.subject[:16]],
+        reason=reason,
+        claimed=claimed,
+        now=now,
+    )
+
+
+def _refusal(
+    record: KeyRecord,
+    *,
+    refused: bytes,
+    predicate_type: str,
+    subjects: list[dict[str, object]],
+    reason: str,
+    claimed: tuple[str, ...],
+    now: datetime,
+) -> Statement:
     return Statement(
         subject=(
             ResourceDescriptor(
@@ -64,8 +87,8 @@ def refusal_statement(
             "role": record.role.value,
             "keyJurisdiction": record.jurisdiction,
             "claimedJurisdictions": list(claimed),
-            "refusedPredicateType": statement.predicate_type,
-            "refusedSubject": [s.to_dict() for s in statement.subject[:16]],
+            "refusedPredicateType": predicate_type,
+            "refusedSubject": subjects,
             "reason": reason,
             "time": format_timestamp(now),
         },
@@ -73,7 +96,7 @@ def refusal_statement(
 
 
 class SigningService:
-    """Judge, sign and log. ``builders`` is called for each request: the registry in force at that moment."""
+    """Judge, sign and log. ``builders`` is called for each provenance request: the registry in force then."""
 
     def __init__(
         self,
@@ -97,6 +120,25 @@ class SigningService:
         """
         return self._sign(record, statement, None)
 
+    def sign_bytes(self, record: KeyRecord, data: bytes) -> Signed:
+        """As :meth:`sign`, for a request as raw bytes: a statement that does not parse strictly (duplicate
+        keys, another ``_type``, fields the signer does not know) is refused, and the refusal logged, naming
+        the SHA-256 of ``data``."""
+        try:
+            statement = Statement.from_bytes(data, strict=True)
+        except FormatError as e:
+            note = _refusal(
+                record,
+                refused=data,
+                predicate_type="",
+                subjects=[],
+                reason=f"the request is not a statement this signer can sign: {e}",
+                claimed=(),
+                now=self.now(),
+            )
+            self._log_refusal(record, note, str(note.predicate["reason"]))
+        return self.sign(record, statement)
+
     def issue(self, record: KeyRecord, statement: Statement, *, issuer: Issuer) -> Signed:
         """As :meth:`sign`, for the reserved predicate type ``issuer`` stands for (its domain command only)."""
         if statement.predicate_type != issuer.predicate_type:
@@ -105,7 +147,8 @@ class SigningService:
 
     def _sign(self, record: KeyRecord, statement: Statement, issuer: Issuer | None) -> Signed:
         now = self.now()
-        policy = SigningPolicy(jurisdiction=self.jurisdiction, builders=self.builders())
+        # The registry is loaded (and checked against the log) only if the judge needs it: for provenance.
+        policy = SigningPolicy(jurisdiction=self.jurisdiction, builders=self.builders)
         refusal = judge(record, statement, policy, now=now, issuer=issuer)
         if refusal is not None:
             self._refuse(record, statement, refusal, now)
@@ -118,10 +161,13 @@ class SigningService:
 
     def _refuse(self, record: KeyRecord, statement: Statement, refusal: Refusal, now: datetime) -> NoReturn:
         note = refusal_statement(record, statement, refusal.reason, refusal.claimed, now)
+        self._log_refusal(record, note, refusal.reason)
+
+    def _log_refusal(self, record: KeyRecord, note: Statement, reason: str) -> NoReturn:
         entry = Envelope(payload=note.to_bytes(), payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
         receipt = self.append(entry)
         raise PolicyError(
-            f"refused: {refusal.reason}",
+            f"refused: {reason}",
             keyid=record.keyid,
             key_jurisdiction=record.jurisdiction,
             refusal_logged_at=receipt.index,
