@@ -6,7 +6,13 @@ Layout::
     <home>/keys/registry/     private key records: role, jurisdiction, validity and signer URI (mode 0600)
     <home>/keys/<keyid>.pem   software private keys (``file2:``), mode 0600
     <home>/log-policy         the log's own tlog-policy: its key, its witnesses (with URLs), the quorum
-    <home>/overt.db           SQLite: sequencing and indexes
+    <home>/overt.db           SQLite: sequencing and indexes (only an index: the tiles are the truth)
+    <home>/log-head           the last checkpoint the log key signed, written before any witness sees it
+    <home>/log-fsck           the tree size the last sound fsck reached (incremental checks start there)
+    <home>/log.lock           the writer lock (an flock; the home directory itself is locked too)
+    <home>/log.server         while 'overt serve' runs: its URL, so conveyor commands append through it
+    <home>/builders-scan.json how far the log was scanned for builder-registry versions (lost: full rescan)
+    <home>/builders.lock      serialises edits of the builder registry
     <home>/public/log/        tlog-tiles tree, checkpoint, vkey and policy: serve it as static files
     <home>/public/keys/       one <keyid>.json per key: TUF key object plus role, jurisdiction, validity
     <home>/public/builders/   the builder registry (exact builder ids -> jurisdiction), signed by the release key
