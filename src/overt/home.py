@@ -53,6 +53,7 @@ from overt.tlog.guard import (
     Head,
     RecoverResult,
     check_database,
+    check_files_beyond,
     check_rows,
     fsck,
     known_heads,
@@ -64,7 +65,7 @@ from overt.tlog.log import LocalLog, LogFiles, PublishResult
 from overt.tlog.merkle import EMPTY_ROOT, hash_range
 from overt.tlog.note import check_key_name
 from overt.tlog.policy import Policy, PolicyLog
-from overt.tlog.sequencer import TileLog
+from overt.tlog.sequencer import TileLog, stored_size
 from overt.tlog.stores import LogState, PostgresStore, SequencerStore, SQLiteStore
 from overt.tlog.tiles import TileHashReader
 from overt.writerlock import WriterLock, lock_is_held
@@ -150,7 +151,7 @@ def _section(cfg: Path, data: dict[str, Any], name: str, kind: type[Any]) -> Any
     known = {f.name for f in fields(kind)}
     unknown = set(section) - known
     if unknown:
-        raise ConfigError(f"{cfg}: unknown [{name}] settings {sorted(unknown)}")
+        raise ConfigError(f"{cfg}: unknown [{name}] settings {', '.join(sorted(unknown))}")
     try:
         return kind(**section)
     except (TypeError, FormatError) as e:
@@ -199,11 +200,11 @@ class Home:
             raise ConfigError(f"{path} is not an overt home (no config.toml); run 'overt init --home {path}'")
         try:
             data = tomllib.loads(cfg.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"cannot read {cfg}: {e}") from e
         unknown = set(data) - {"log", "conveyor", "hsm"}
         if unknown:
-            raise ConfigError(f"{cfg}: unknown sections {sorted(unknown)}")
+            raise ConfigError(f"{cfg}: unknown sections {', '.join(sorted(unknown))}")
         self.log_config: LogConfig = _section(cfg, data, "log", LogConfig)
         self.conveyor: ConveyorConfig = _section(cfg, data, "conveyor", ConveyorConfig)
         self.hsm: HsmConfig = _section(cfg, data, "hsm", HsmConfig)
@@ -371,7 +372,9 @@ class Home:
 
     @property
     def log_files(self) -> LogFiles:
-        return LogFiles(head=self.path / "log-head", fsck_mark=self.path / "log-fsck")
+        return LogFiles(
+            head=self.path / "log-head", fsck_mark=self.path / "log-fsck", intent=self.path / "log-intent"
+        )
 
     @property
     def server_file(self) -> Path:
@@ -435,15 +438,22 @@ class Home:
                     "the log database agrees with what this log signed and published; nothing to recover "
                     "(use --force to rebuild it from the tiles anyway)"
                 )
-            store = self._fresh_store()
-            try:
-                result = recover(read, store, largest(heads), others=heads)
-            finally:
-                store.close()
+            head = largest(heads)
+            size = self._recoverable_size(head.tree_size if head is not None else 0)
+            result = recover(read, self._fresh_store, head, others=heads, tree_size=size)
             write_mark(self.log_files.fsck_mark, result.tree_size)
             return result
         finally:
             lock.release()
+
+    def _recoverable_size(self, signed: int) -> int:
+        """The tree the entry bundles hold from ``signed`` on, less a crashed batch's (named by its intent)."""
+        stored = stored_size(self.log_dir, signed)
+        try:
+            crashed_from = int(self.log_files.intent.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return stored
+        return max(signed, min(stored, crashed_from))
 
     def _database_agrees(self, heads: list[Head], read: Callable[[str], bytes]) -> bool:
         try:
@@ -457,6 +467,7 @@ class Home:
             reader = TileHashReader(state.tree_size, read)
             check_database(state, heads, lambda n: hash_range(0, n, reader.node))
             check_rows(store, state)
+            check_files_beyond(self.log_dir, state.tree_size, self.log_files.intent)
         except Error:
             return False
         finally:
@@ -484,7 +495,7 @@ class Home:
             signer = self.log_signer()
             store = self.open_store()
             try:
-                tiles = TileLog(self.log_dir, store, durable=durable)
+                tiles = TileLog(self.log_dir, store, durable=durable, intent=self.log_files.intent)
             except (StorageError, FormatError) as e:
                 store.close()
                 raise StorageError(

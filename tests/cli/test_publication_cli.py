@@ -148,3 +148,22 @@ def test_a_command_that_exits_2_still_does_what_it_logged(tmp_path: Path) -> Non
     assert r.returncode == 2, (r.stdout, r.stderr)
     listing = json.loads(overt("keys", "builders", "list", *H, "--json").stdout)
     assert listing["version"] == 3, listing
+
+
+def test_attest_sign_withholds_an_envelope_nobody_can_verify_yet(tmp_path: Path) -> None:
+    from tests.samples import SAMPLE_BUILDER_ID, provenance_statement
+
+    H = conveyor_home(tmp_path)
+    assert overt("keys", "generate", "--role", "release", *H).returncode == 0
+    assert overt("keys", "builders", "add", SAMPLE_BUILDER_ID, *H).returncode == 0
+    r = overt(
+        "log", "policy", "--add-witness", f"w1={_any_vkey(tmp_path)}=http://127.0.0.1:{free_port()}", *H
+    )
+    assert r.returncode == 0 and overt("log", "policy", "--quorum", "all", *H).returncode == 0
+
+    statement = tmp_path / "prov.json"
+    statement.write_bytes(provenance_statement("CH").to_bytes())
+    out = tmp_path / "prov.dsse.json"
+    r = overt("attest", "sign", str(statement), "--role", "builder", "--out", str(out), *H)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "withheld" in r.stderr and not out.exists()

@@ -193,6 +193,24 @@ def test_tampered_dedup_row_never_hands_out_another_entrys_index(home: Home) -> 
             log.add([entry(0)])
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("index", [SIZE + 40, SIZE])  # past the tree; the index the next entry would get
+def test_a_dedup_row_past_the_tree_is_refused(home: Home, index: int) -> None:
+    import hashlib
+
+    with sqlite3.connect(home.path / "overt.db") as conn:
+        conn.execute(
+            "UPDATE log_entries SET leaf_index = ? WHERE leaf_hash = ?",
+            (index, hashlib.sha256(b"\x00" + entry(3)).digest()),
+        )
+    log = home.open_log(check=False)  # the row count still matches; the row itself lies
+    try:
+        with pytest.raises(StorageError, match=f"places an entry at index {index}"):
+            log.add([entry(3)])
+        assert log.tree_size == SIZE
+    finally:
+        log.close()
     assert home.fsck_log(full=True).database
 
 

@@ -247,6 +247,22 @@ def test_recover_refuses_damaged_tiles(grown: tuple[Home, Path, SignedCheckpoint
         home.recover_log()
 
 
+def test_a_failed_forced_recovery_leaves_the_database_as_it_was(
+    grown: tuple[Home, Path, SignedCheckpoint],
+) -> None:
+    home, _, head = grown
+    bundle = home.log_dir / "tile" / "entries" / "000"
+    bundle.write_bytes(bundle.read_bytes().replace(b"entry 7", b"entry X"))
+    with pytest.raises(StorageError, match="tile/entries/000"):
+        home.recover_log(force=True)
+    assert not list(home.path.glob("overt.db.lost-*"))
+    log = home.open_log()  # the sound database is still in place
+    try:
+        assert log.tiles.state.root_hash == head.checkpoint.root_hash
+    finally:
+        log.close()
+
+
 def test_postgres_database_lost_is_refused_then_recovered(tmp_path: Path, postgres_dsn: str) -> None:
     import psycopg
 
@@ -280,9 +296,10 @@ def test_postgres_database_lost_is_refused_then_recovered(tmp_path: Path, postgr
         drop()
 
 
-def test_with_every_signed_record_deleted_the_witness_still_refuses_the_fork(tmp_path: Path) -> None:
-    """An operator who deletes the database, the published checkpoint and log-head can make the log sign a
-    new tree; a witness that cosigned the old one refuses it, so nothing is published (docs/threat-model.md)."""
+def test_with_every_signed_record_deleted_the_tiles_still_bind_the_log(tmp_path: Path) -> None:
+    """Delete the database, the published checkpoint and log-head together: the entry bundles are the
+    evidence left. Opening refuses, recovery rebuilds the same tree from them, and the witness that
+    cosigned it goes on cosigning (no fork)."""
     from overt.server.runner import BackgroundServer
     from overt.server.witness import create_app as witness_app
     from overt.tlog.policy import Group, Policy, PolicyWitness
@@ -300,19 +317,61 @@ def test_with_every_signed_record_deleted_the_witness_still_refuses_the_fork(tmp
             quorum="q",
         )
         home.save_policy(policy)
-        grow(home, 0, 20)
+        head = grow(home, 0, 20)
+        before = snapshot(home)
         lose(home)
         (home.log_dir / "checkpoint").unlink()
         home.log_files.head.unlink()
-        log = home.open_log()  # nothing left on disk to compare with: the open succeeds ...
-        try:
-            log.add([b"a different tree"])
-            result = log.publish()
-        finally:
-            log.close()
-    assert not result.published  # ... but the witness, at size 20, refuses the new size-1 tree
-    assert "w1" in result.failures
-    assert not (home.log_dir / "checkpoint").exists()
+        with pytest.raises(StaleDatabaseError, match="hold 20 entries"):
+            home.open_log()
+        result = home.recover_log()
+        assert (result.tree_size, result.root_hash) == (20, head.checkpoint.root_hash)
+        assert result.notes and "tiles alone" in result.notes[0]
+        assert snapshot(home) == before
+        after = grow(home, 20, 1)  # published: the witness cosigns a consistent extension
+    assert after.checkpoint.tree_size == 21
+
+
+def test_a_consistent_older_backup_of_database_head_and_checkpoint_is_refused(tmp_path: Path) -> None:
+    """The tester's case: all three restored together from an older time, the tiles left newer."""
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    grow(home, 0, 3)
+    saved = tmp_path / "backup"
+    backup(home, saved)
+    shutil.copy2(home.log_files.head, saved / "log-head")
+    shutil.copy2(home.log_dir / "checkpoint", saved / "checkpoint")
+    newest = grow(home, 3, 2)
+    before = snapshot(home)
+    restore(home, saved)
+    (home.path / "log-head").write_bytes((saved / "log-head").read_bytes())
+    (home.log_dir / "checkpoint").write_bytes((saved / "checkpoint").read_bytes())
+    (saved / "log-head").unlink()
+    (saved / "checkpoint").unlink()
+    with pytest.raises(StaleDatabaseError, match="hold 5 entries but the log database only 3"):
+        home.open_log()
+    result = home.recover_log()
+    assert (result.tree_size, result.root_hash) == (5, newest.checkpoint.root_hash)
+    assert "2 committed entries past" in result.notes[0]
+    assert snapshot(home) == before and home.fsck_log(full=True).ok
+
+
+def test_a_crashed_batch_is_not_mistaken_for_lost_entries(tmp_path: Path) -> None:
+    """Files past the committed size with the batch's intent still there: a crash, which the next batch
+    simply overwrites."""
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    grow(home, 0, 3)
+    saved = tmp_path / "backup"
+    backup(home, saved)
+    log = home.open_log()
+    log.add([b"uncommitted 1", b"uncommitted 2"])
+    log.close()
+    restore(home, saved)  # as if the commit never happened ...
+    home.log_files.intent.write_text("3 5\n")  # ... and the intent was left behind by the crash
+    log = home.open_log()
+    try:
+        assert log.add([b"after the crash"]) == [3]
+    finally:
+        log.close()
 
 
 def test_config_is_written_by_a_toml_writer(tmp_path: Path) -> None:

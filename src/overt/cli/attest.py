@@ -16,10 +16,12 @@ from overt.cli.common import (
     JsonOpt,
     LogUrlOpt,
     console,
+    digest_set,
     emit_json,
     log_appender,
     logged_at,
     read_file,
+    styled,
 )
 from overt.errors import ConfigError, Error
 from overt.home import Home, resolve_home
@@ -59,6 +61,16 @@ def sign(
         raise
     with log_appender(h, log_url) as append:
         signed = h.signing_service(append=append).sign_bytes(record, data)
+    if not signed.receipt.published:
+        # The envelope is in the log but no published checkpoint covers it: withhold it, so no signature is
+        # released that nobody can verify yet. After 'overt log publish', signing the same statement again with
+        # an Ed25519 key gives the same entry (deduplicated, same index) and releases it.
+        typer.echo(
+            f"signed with {record.role.value} key {record.keyid[:16]}; the envelope is "
+            f"{logged_at(signed.receipt.index)} and withheld until a published checkpoint covers it",
+            err=True,
+        )
+        return
     if out is not None:
         out.write_bytes(signed.entry)
     if json:
@@ -105,11 +117,12 @@ def verify(
         )
         return
     console.print(
-        f"[green]ok[/]  signed by {len(verified.keyids)} distinct trusted key(s) (threshold {threshold})"
+        styled("ok", "green"),
+        f" signed by {len(verified.keyids)} distinct trusted key(s) (threshold {threshold})",
     )
     for k in verified.keyids:
         console.print(f"    {k}")
     if st is not None:
         console.print(f"    predicateType: {st.predicate_type}")
         for s in st.subject:
-            console.print(f"    subject: {s.name} {dict(s.digest)}")
+            console.print(f"    subject: {s.name} {digest_set(s.digest)}")

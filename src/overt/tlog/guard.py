@@ -27,10 +27,11 @@ from overt.atomic import atomic_write
 from overt.errors import ConfigError, Error, FormatError, SignatureError, StorageError
 from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.fsck import Damage, Read, TreeCheck, check_tree
-from overt.tlog.merkle import EMPTY_ROOT, CompactRange, hash_range
+from overt.tlog.merkle import EMPTY_ROOT, CompactRange, hash_range, leaf_hash
 from overt.tlog.note import Verifier
+from overt.tlog.sequencer import intent_covers, stored_size
 from overt.tlog.stores import LogState, SequencerStore
-from overt.tlog.tiles import TILE_WIDTH, TileHashReader
+from overt.tlog.tiles import TILE_WIDTH, TileHashReader, decode_bundle, entries_path
 
 
 def b64(digest: bytes) -> str:
@@ -139,6 +140,24 @@ def _check_against(state: LogState, head: Head, root_at: Callable[[int], bytes])
             f"the log database forks from what this log signed: at size {head.tree_size} the database's tree "
             f"has root {b64(root)} but the {head.source} has root {b64(head.root_hash)}. {hint}",
             **evidence,
+        )
+
+
+def check_files_beyond(directory: Path, committed: int, intent: Path) -> None:
+    """Refuse a database whose tree is shorter than the entry bundles a committed batch wrote.
+
+    A crashed batch leaves bundles past the committed size too, but it leaves its intent file as well
+    (:class:`overt.tlog.sequencer.TileLog`). Without one, bundles past the committed size were committed by a
+    database this one is not: overwriting them would rewrite entries someone was told are in the log.
+    """
+    stored = stored_size(directory, committed)
+    if stored > committed and not intent_covers(intent, committed):
+        raise StaleDatabaseError(
+            f"the log's entry bundles hold {stored} entries but the log database only {committed}: the "
+            "database lost committed entries (restored from an older backup?), and appending would overwrite "
+            "them. Run 'overt log recover' to rebuild it from the tiles",
+            database_size=committed,
+            stored_size=stored,
         )
 
 
@@ -332,55 +351,112 @@ class RecoverResult:
 
 
 def recover(
-    read: Read, store: SequencerStore, head: Head | None, *, others: Sequence[Head] = ()
+    read: Read,
+    fresh_store: Callable[[], SequencerStore],
+    head: Head | None,
+    *,
+    others: Sequence[Head] = (),
+    tree_size: int | None = None,
 ) -> RecoverResult:
-    """Rebuild ``store`` from the published tiles and bundles, after verifying all of them against ``head``.
+    """Rebuild the store from the published tiles and bundles, after verifying all of them against ``head``.
 
-    Every other known checkpoint (``others``) must be a prefix of the tree: the published checkpoint and the
-    saved head have to agree before either is trusted.
+    ``tree_size`` (default: the head's) may be larger: committed entries the bundles hold past the last
+    signed checkpoint. The tree they make must then extend the head (same root at the head's size), and
+    every tile must agree with it. Every other known checkpoint (``others``) must be a prefix of the tree.
+    ``fresh_store()`` (which moves the old database aside) is called only once everything verified, so a
+    failed recovery leaves the database as it was.
     """
-    if head is None:
+    size = tree_size if tree_size is not None else (head.tree_size if head is not None else 0)
+    if head is None and size == 0:
         raise StorageError(
-            "nothing to recover from: this log has no signed checkpoint (public/log/checkpoint or log-head)"
+            "nothing to recover from: this log has no signed checkpoint (public/log/checkpoint or log-head) "
+            "and no entry bundles"
         )
-    rows: list[tuple[bytes, int]] = []
+    rows = _leaves(read, size)
+    rng = CompactRange()
+    prefix_root = EMPTY_ROOT
+    for h, _ in rows:
+        rng.append(h)
+        if head is not None and rng.size == head.tree_size:
+            prefix_root = rng.root()
+    root = rng.root()
+    if head is not None and head.tree_size:
+        # The signed root is the referee for the signed prefix; the extension must agree with itself.
+        _verified(check_tree(read, head.tree_size, head.root_hash), head.source, head.tree_size)
+    check = check_tree(read, size, root)
+    _verified(check, "tree its entry bundles make", size)
+    for known in [*others, *([head] if head is not None else [])]:
+        want = prefix_root if known is head else _root_at(rows, known.tree_size)
+        if known.tree_size and want != known.root_hash:
+            raise StorageError(
+                f"cannot recover: the {known.source} (size {known.tree_size}) is not a prefix of the tree the "
+                f"log's files hold (size {size}); the files or the checkpoint are damaged, or this log forked"
+            )
+    _check_unique(rows)
+    state = LogState(tree_size=rng.size, root_hash=root, peaks=tuple(rng.peaks))
+    store = fresh_store()
+    try:
+        store.restore(rows, state, head.checkpoint.to_bytes() if head is not None else None)
+    finally:
+        store.close()
+    notes: list[str] = []
+    if head is None:
+        notes.append(
+            "no signed checkpoint was left to verify against: the database was rebuilt from the tiles alone; "
+            "witnesses and clients that kept a checkpoint of this log will tell if it is not the tree they saw"
+        )
+    elif size > head.tree_size:
+        notes.append(
+            f"{size - head.tree_size} committed entries past the {head.source} (size {head.tree_size}) were "
+            "found in the entry bundles, extend it consistently, and were kept"
+        )
+    return RecoverResult(
+        tree_size=size,
+        root_hash=root,
+        source=head.source if head is not None else "entry bundles",
+        bundles=check.bundles,
+        tiles=check.tiles,
+        notes=tuple(notes),
+    )
 
-    def collect(first: int, hashes: list[bytes]) -> None:
-        rows.extend((h, first + i) for i, h in enumerate(hashes))
 
-    check = check_tree(read, head.tree_size, head.root_hash, on_leaves=collect)
+def _verified(check: TreeCheck, against: str, size: int) -> None:
     if not check.ok:
         listed = "; ".join(f"{d.path}: {d.problem}" for d in check.damage[:10])
         raise StorageError(
-            f"cannot recover: the published log files do not verify against the {head.source} "
-            f"(size {head.tree_size}): {listed}",
+            f"cannot recover: the published log files do not verify against the {against} (size {size}): "
+            f"{listed}",
             damaged_files=[d.to_dict() for d in check.damage],
         )
-    reader = TileHashReader(head.tree_size, read)
-    for other in others:
-        if other.tree_size and hash_range(0, other.tree_size, reader.node) != other.root_hash:
-            raise StorageError(
-                f"cannot recover: the {other.source} (size {other.tree_size}) is not a prefix of the "
-                f"{head.source} (size {head.tree_size}); this log has signed a fork"
-            )
-    seen: dict[bytes, int] = {}
+
+
+def _leaves(read: Read, size: int) -> list[tuple[bytes, int]]:
+    """(leaf hash, index) for ``[0, size)`` from the entry bundles; a bundle that does not parse is an error."""
+    rows: list[tuple[bytes, int]] = []
+    for bundle in range(-(-size // TILE_WIDTH)):
+        width = min(TILE_WIDTH, size - bundle * TILE_WIDTH)
+        path = entries_path(bundle, width)
+        try:
+            entries = decode_bundle(read(path), width)
+        except Error as e:
+            raise StorageError(f"cannot recover: {path}: {e}") from e
+        rows.extend((leaf_hash(e), bundle * TILE_WIDTH + i) for i, e in enumerate(entries))
+    return rows
+
+
+def _root_at(rows: list[tuple[bytes, int]], size: int) -> bytes:
     rng = CompactRange()
+    for h, _ in rows[:size]:
+        rng.append(h)
+    return rng.root()
+
+
+def _check_unique(rows: list[tuple[bytes, int]]) -> None:
+    seen: dict[bytes, int] = {}
     for h, index in rows:
         if h in seen:
             raise StorageError(
-                f"cannot recover: entry {index} repeats entry {seen[h]}, which strict "
-                "deduplication never allows; the log's files were not written by overt"
+                f"cannot recover: entry {index} repeats entry {seen[h]}, which strict deduplication never "
+                "allows; the log's files were not written by overt"
             )
         seen[h] = index
-        rng.append(h)
-    state = LogState(tree_size=rng.size, root_hash=rng.root(), peaks=tuple(rng.peaks))
-    if state.root_hash != head.root_hash:  # check_tree already compared; this guards the row order
-        raise StorageError("cannot recover: the rebuilt tree does not match the signed root")
-    store.restore(rows, state, head.checkpoint.to_bytes())
-    return RecoverResult(
-        tree_size=state.tree_size,
-        root_hash=state.root_hash,
-        source=head.source,
-        bundles=check.bundles,
-        tiles=check.tiles,
-    )

@@ -32,7 +32,6 @@ from overt.tlog.note import Ed25519Verifier, Note, Signature, Signer
 from overt.tlog.policy import Policy
 from overt.tlog.proof import TlogProof
 from overt.tlog.sequencer import TileLog
-from overt.tlog.tiles import TILE_WIDTH, decode_bundle, entries_path
 from overt.tlog.witness import WitnessClient, WitnessConflict
 
 
@@ -42,6 +41,7 @@ class LogFiles:
 
     head: Path
     fsck_mark: Path
+    intent: Path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +123,7 @@ class LocalLog:
         reader = self.tiles.reader()  # the current tree's tiles, not stale partial tiles of older sizes
         guard.check_database(self.tiles.state, heads, lambda n: hash_range(0, n, reader.node))
         guard.check_rows(self.tiles.store, self.tiles.state)
+        guard.check_files_beyond(self.tiles.directory, self.tiles.state.tree_size, self.files.intent)
         state = self.tiles.state
         start = min(guard.read_mark(self.files.fsck_mark), state.tree_size)
         result = check_tree(self.tiles.read, state.tree_size, state.root_hash, start=start)
@@ -161,26 +162,10 @@ class LocalLog:
     def add(self, entries: Sequence[bytes]) -> list[int]:
         """Sequence and integrate ``entries`` durably (nothing is signed).
 
-        An entry the deduplication table says is already in the log is checked against the entry bundle at
-        that index: a damaged or tampered table must not hand out another entry's index.
+        An entry the deduplication table says is already in the log is checked against the committed tree's
+        leaf at that index (:meth:`TileLog._check_known`): a damaged table must not hand out a wrong index.
         """
-        before = self.tiles.state.tree_size
-        indices = self.tiles.append(entries)
-        bundles: dict[int, list[bytes]] = {}
-        for entry, index in zip(entries, indices, strict=True):
-            if index >= before:
-                continue
-            bundle = index // TILE_WIDTH
-            if bundle not in bundles:
-                width = min(TILE_WIDTH, before - bundle * TILE_WIDTH)
-                bundles[bundle] = decode_bundle(self.tiles.read(entries_path(bundle, width)), width)
-            if bundles[bundle][index % TILE_WIDTH] != entry:
-                raise StorageError(
-                    f"the deduplication table places an entry at index {index}, but that index holds another "
-                    "entry; the database is damaged: run 'overt log fsck --full', then 'overt log recover'",
-                    index=index,
-                )
-        return indices
+        return self.tiles.append(entries)
 
     def last_signed(self) -> SignedCheckpoint | None:
         """The head: the largest checkpoint this log signed (the head file, else the database's copy)."""

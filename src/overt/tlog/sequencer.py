@@ -44,13 +44,41 @@ def read_log_file(directory: Path, rel: str) -> bytes:
         raise StorageError(f"cannot read log file {rel} in {directory}: {e.strerror}") from e
 
 
+def stored_size(directory: Path, committed: int) -> int:
+    """The largest tree size the entry bundles under ``directory`` hold, looking from ``committed`` on."""
+    bundle = committed // TILE_WIDTH
+    while (directory / entries_path(bundle)).is_file():
+        bundle += 1
+    widths = [0]
+    partials = directory / (entries_path(bundle) + ".p")
+    if partials.is_dir():
+        widths += [
+            int(p.name) for p in partials.iterdir() if p.name.isdigit() and 0 < int(p.name) < TILE_WIDTH
+        ]
+    return max(committed, bundle * TILE_WIDTH + max(widths))
+
+
+def intent_covers(intent: Path, committed: int) -> bool:
+    """Whether a crashed batch's intent explains files past ``committed`` (it started at that size)."""
+    try:
+        start = int(intent.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return start == committed
+
+
 class TileLog:
     """A tiled log rooted at ``directory`` (the ``public/log`` folder), sequenced through ``store``."""
 
-    def __init__(self, directory: Path, store: SequencerStore, *, durable: bool = True) -> None:
+    def __init__(
+        self, directory: Path, store: SequencerStore, *, durable: bool = True, intent: Path | None = None
+    ) -> None:
         self.directory = directory
         self.store = store
         self.durable = durable
+        # Written (durably) before a batch's files and removed once it is committed: files past the committed
+        # size are then either a crashed batch (the intent is there) or evidence of a lost database.
+        self.intent = intent
         state = store.load_state() or LogState(tree_size=0, root_hash=EMPTY_ROOT, peaks=())
         self.state = state
         self._range = CompactRange(state.tree_size, state.peaks)
@@ -137,6 +165,8 @@ class TileLog:
                 raise FormatError(f"entry of {len(e)} bytes exceeds the {MAX_ENTRY_SIZE}-byte maximum")
         hashes = [hashlib.sha256(b"\x00" + e).digest() for e in entries]
         known = self.store.lookup(list(set(hashes)))
+        if known:
+            self._check_known(known)
         full: list[tuple[str, bytes]] = []
         dirty: set[int] = set()
         edge = self._edge
@@ -181,6 +211,8 @@ class TileLog:
         if bundle:
             writes.append((entries_path(size // TILE_WIDTH, len(bundle)), encode_bundle(bundle)))
         try:
+            if self.intent is not None:
+                atomic_write(self.intent, f"{self.state.tree_size} {size}\n".encode(), durable=self.durable)
             for rel, data in writes:
                 atomic_write(self.directory / rel, data, durable=self.durable)
             if self.durable:
@@ -197,7 +229,26 @@ class TileLog:
         self.state = new_state
         self._range = CompactRange(size, rng.peaks)
         self._bundle = bundle
+        if self.intent is not None:
+            self.intent.unlink(missing_ok=True)  # not fsynced: a left-over intent only allows a rewrite
         return indices
+
+    def _check_known(self, known: dict[bytes, int]) -> None:
+        """A deduplication hit must name an index of the committed tree whose leaf is that entry's hash.
+
+        The table is only an index: a damaged or tampered row must not hand out another entry's index, an
+        index past the tree, or one a later entry will get.
+        """
+        size = self.state.tree_size
+        reader = self.reader()
+        for h, index in known.items():
+            if not 0 <= index < size or reader.tile(0, index // TILE_WIDTH)[index % TILE_WIDTH] != h:
+                raise StorageError(
+                    f"the deduplication table places an entry at index {index}, but the committed tree of size "
+                    f"{size} holds another entry there; the database is damaged: 'overt log fsck --full' "
+                    "names its rows, 'overt log recover' rebuilds it from the tiles",
+                    index=index,
+                )
 
     def _load_edge_after_failure(self) -> None:
         """Forget the half-integrated batch: reload the right edge of the committed tree from disk."""
