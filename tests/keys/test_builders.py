@@ -258,7 +258,7 @@ def test_builders_commands(tmp_path: Path) -> None:
     r = overt("keys", "builders", "list", *H)
     assert r.returncode == 0 and "no builder registry yet" in r.stdout
     r = overt("keys", "builders", "add", SAMPLE_BUILDER_ID, *H)
-    assert r.returncode == 1 and "no active release key" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no active release key" in r.stderr and "Traceback" not in r.stderr
 
     r = overt("keys", "generate", "--role", "release", *H)
     assert (
@@ -276,7 +276,7 @@ def test_builders_commands(tmp_path: Path) -> None:
         (("remove", "https://never.example"), "not registered"),
     ]:
         r = overt("keys", "builders", *args, *H)
-        assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
     statement = tmp_path / "st.json"
     statement.write_bytes(provenance_statement("CH").to_bytes())
@@ -518,9 +518,6 @@ def test_hosts_under_another_countrys_tld(
         ("https://overt.example/conveyor/v1?jurisdiction=CH", "CH"),
         ("https://host.ch/b?mirror=host.ru", "CH"),
         ("https://host.ru@host.ch/b", "CH"),
-        ("https://10.1.2.3/b", "CH"),
-        ("https://[::1]/b", "CH"),
-        ("urn:overt:builder:ru", "CH"),
         ("https://host.eu/b", "EU"),
         ("https://host.de/b", "EU"),
         ("https://host.co.uk/b", "GB"),
@@ -578,3 +575,26 @@ def test_builders_add_refuses_a_host_abroad_unless_told_it_is_unsafe(tmp_path: P
         *H,
     )
     assert r.returncode == 1 and "names jurisdiction" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "builder_id",
+    [
+        "https://10.1.2.3/b",
+        "https://95.108.0.1/x",
+        "https://[2a02:6b8::1]/x",
+        "https://0x5f6c0001/x",
+        "https://localhost/x",
+        "urn:overt:builder:ru",
+        "b.example.ru/x",
+        "https:b.example.ru/x",
+        "https:/b.example.ru/x",
+        "http://b.example.ch/x",
+    ],
+)
+def test_ids_that_name_no_place_are_refused(builder_id: str) -> None:
+    """An IP address or a string that is not an https:// URL says nothing about where the builder is."""
+    from overt.keys.jurisdiction import foreign_host
+
+    found = foreign_host(builder_id, "CH")
+    assert found is not None and found[1].startswith("no country")

@@ -26,6 +26,7 @@ loader, called only for provenance; :mod:`overt.keys.signing` logs the verdict.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -171,6 +172,27 @@ def host_country(host: str) -> str | None:
     return None
 
 
+def _unplaced(builder_id: str) -> tuple[str, str] | None:
+    """(what, why) if ``builder_id`` names no host whose country can be judged: not an ``https://`` URL with
+    a DNS host name, or an IP address. Such ids are registered only with ``--unsafe-allow-foreign-host``."""
+    try:
+        parts = parse.urlsplit(builder_id)
+        host = parts.hostname
+    except ValueError:
+        return builder_id[:60], "no country: not a URL"
+    if parts.scheme != "https" or not host or not builder_id.startswith("https://"):
+        return builder_id[:60], "no country: not an https:// URL with a host name"
+    name = parse.unquote(host).rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+        return name, "no country: an IP address"
+    except ValueError:
+        pass
+    if name.replace(".", "").isdigit() or name.lower().startswith("0x") or "." not in name:
+        return name, "no country: a numeric or single-label host"
+    return None
+
+
 def foreign_host(builder_id: str, jurisdiction: str) -> tuple[str, str] | None:
     """(host, country) if ``builder_id``'s host is under a country-code TLD of a country other than
     ``jurisdiction`` (for EU: other than the EU and its members), else None.
@@ -182,7 +204,7 @@ def foreign_host(builder_id: str, jurisdiction: str) -> tuple[str, str] | None:
         country = host_country(host)
         if country is not None and country not in allowed:
             return host, country
-    return None
+    return _unplaced(builder_id)
 
 
 def _check_registry(record: KeyRecord, statement: Statement) -> Refusal | None:
@@ -196,13 +218,21 @@ def _check_registry(record: KeyRecord, statement: Statement) -> Refusal | None:
         foreign = foreign_host(entry["id"], str(where))
         if foreign is not None and entry.get("unsafeAllowForeignHost") is not True:
             host, country = foreign
+            if country.startswith("no country"):
+                place = f"names {country[len('no country: ') :]} ({host}), so nothing says it is in {where}"
+                claimed: tuple[str, ...] = ()
+            else:
+                place = (
+                    f"is on host {host}, under the country-code TLD of {country}, outside the key's "
+                    f"jurisdiction {record.jurisdiction}"
+                )
+                claimed = (country,)
             return Refusal(
                 reason=(
-                    f"builder {json.dumps(entry['id'])[:200]} is on host {host}, under the country-code TLD of "
-                    f"{country}, outside the key's jurisdiction {record.jurisdiction}; if it really builds in "
-                    f"{where}, register it with 'overt keys builders add --unsafe-allow-foreign-host'"
+                    f"builder {json.dumps(entry['id'])[:200]} {place}; if it really builds in {where}, register "
+                    "it with 'overt keys builders add --unsafe-allow-foreign-host'"
                 ),
-                claimed=(country,),
+                claimed=claimed,
             )
     return None
 
