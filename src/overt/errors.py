@@ -2,8 +2,10 @@
 
 Every error a user can cause or meet derives from :class:`Error` and carries a message written for that user.
 The CLI catches :class:`Error` in exactly one place and prints the message without a traceback; its exit
-status is the class's ``exit_code``. The HTTP edges answer with the family's status code
-(:func:`overt.server.errors.http_status`). Programmer misuse raises ``ValueError``/``RuntimeError`` instead
+status is the class's ``exit_code`` (README, exit codes): 1 when the evidence or a policy says no
+(``VerificationError``, ``PolicyError``, ``ReproducibilityError``), 2 for everything else, which the user
+fixes or retries (usage, input format, configuration, storage, transport, a failed build). The HTTP edges
+answer with the family's status code (:func:`overt.server.errors.http_status`). Programmer misuse raises ``ValueError``/``RuntimeError`` instead
 and is never caught.
 
 A family says what the caller can do about the error: fix the command line (``UsageError``) or the input
@@ -61,10 +63,11 @@ __all__ = [
 class Error(Exception):
     """Base of every user-facing overt error. ``str(err)`` is the message for the user.
 
-    ``exit_code`` is the CLI's exit status for the error (README, exit codes).
+    ``exit_code`` is the CLI's exit status for the error (README, exit codes): 2, an operational error,
+    unless a family says the evidence or a policy refused (1).
     """
 
-    exit_code: ClassVar[int] = 1
+    exit_code: ClassVar[int] = 2
 
     def __init__(self, message: str, **evidence: Any) -> None:
         super().__init__(message)
@@ -87,6 +90,8 @@ class FormatError(Error):
 
 class VerificationError(Error):
     """Input is well-formed but does not verify."""
+
+    exit_code: ClassVar[int] = 1
 
 
 class SignatureError(VerificationError):
@@ -128,6 +133,8 @@ class ConfigError(Error):
 class PolicyError(Error):
     """The request is well-formed but a policy forbids it."""
 
+    exit_code: ClassVar[int] = 1
+
 
 class BuildError(Error):
     """A build ran and failed; evidence carries the step, exit status and the log tail."""
@@ -135,3 +142,5 @@ class BuildError(Error):
 
 class ReproducibilityError(BuildError):
     """Two builds of the same source and recipe produced different outputs."""
+
+    exit_code: ClassVar[int] = 1

@@ -208,8 +208,15 @@ def test_eicar_detection_through_the_cli(tmp_path, jobs, av_installed):
     assert "Infected files: 2" in r.stdout
     r = overt("scan", str(files / "readme.txt"), "--agent", str(agent), "--json")
     assert r.returncode == 0 and '"detections": []' in r.stdout
+    # clamscan: no database, or any error before scanning, is 2 (never 1, "found").
     r = overt("scan", str(files), "--agent", str(tmp_path / "no-agent"))
-    assert r.returncode == 1 and "no verified database is installed" in r.stderr
+    assert r.returncode == 2 and "no verified database is installed" in r.stderr
+    tampered = tmp_path / "tampered-agent"
+    shutil.copytree(agent, tampered)
+    (db,) = (tampered / "avdb").glob("*.avdb")
+    db.write_bytes(db.read_bytes() + b"\0")
+    r = overt("scan", str(files), "--agent", str(tampered))
+    assert r.returncode == 2 and "does not match the digest" in r.stderr and "Traceback" not in r.stderr
     archive = tmp_path / "archives" / "a.zip"
     archive.parent.mkdir()
     with zipfile.ZipFile(archive, "w") as z:

@@ -92,6 +92,6 @@ def test_avdb_flow(tmp_path: Path, sandbox: None) -> None:
         r.returncode == 1 and "not the one its provenance names" in r.stderr and "Traceback" not in r.stderr
     )
     r = overt("avdb", "waive", "0000000000000000", "--name", "main", "--reason", "x", *H)
-    assert r.returncode == 1 and "no finding" in r.stderr
+    assert r.returncode == 2 and "no finding" in r.stderr
     r = overt("avdb", "build", str(tmp_path / "missing"), "--name", "main", "--version", "3", *H)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -76,7 +76,7 @@ def test_build_errors_are_clean(tmp_path: Path, sandbox) -> None:
     H = ("--home", home)
     overt("init", *H)
     r = overt("source", "add", str(tmp_path), *H)
-    assert r.returncode == 1 and "no active builder key" in r.stderr
+    assert r.returncode == 2 and "no active builder key" in r.stderr
     overt("keys", "generate", "--role", "builder", *H)
     src = tmp_path / "s"
     src.mkdir()
@@ -84,18 +84,18 @@ def test_build_errors_are_clean(tmp_path: Path, sandbox) -> None:
     r = overt("source", "add", str(src), *H, "--json")
     sha = json.loads(r.stdout)["source"]["sha256"]
     r = overt("build", sha, *H)
-    assert r.returncode == 1 and "no overt.toml" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no overt.toml" in r.stderr and "Traceback" not in r.stderr
     for args, message in [
         (("build", "deadbeef00"), "no escrowed objects match"),
         (("source", "add", str(tmp_path / "missing")), "does not exist"),
         (("source", "show", "xyz"), "prefix of at least 8"),
     ]:
         r = overt(*args, *H)
-        assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"\x1f\x8bnot really")
     r = overt("source", "add", str(bad), *H)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 def _home_with_builder(tmp_path: Path) -> tuple[str, ...]:

@@ -60,7 +60,7 @@ def test_init_add_proof_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_errors_are_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     r = overt("log", "add", "--home", str(tmp_path / "nope"), "x")
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "not an overt home" in r.stderr
     assert "Traceback" not in r.stderr
     home = tmp_path / "home"
@@ -68,7 +68,7 @@ def test_errors_are_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     big = tmp_path / "big"
     big.write_bytes(b"x" * 70_000)
     r = overt("log", "add", "--home", str(home), str(big))
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "65535" in r.stderr
     assert "Traceback" not in r.stderr
     bad = tmp_path / "bad.tlog-proof"
@@ -77,10 +77,10 @@ def test_errors_are_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     r = overt(
         "log", "verify", "--home", str(home), *pinned, "--proof", str(bad), "--entry", str(big), "--json"
     )
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert json.loads(r.stderr)["error"] == "FormatError"
     r = overt("log", "verify", "--log", "http://127.0.0.1:9/log", "--vkey", "a+00000000+AQ==")
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "Traceback" not in r.stderr
 
 

@@ -122,7 +122,7 @@ def log(witnessed_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def assert_refused_without_trust(r: subprocess.CompletedProcess[str]) -> None:
-    assert r.returncode == 1, r.stdout
+    assert r.returncode == 2, r.stdout  # a usage error: no trust roots given
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
@@ -134,7 +134,7 @@ def test_log_verify_needs_pinned_trust_and_keeps_its_state_out_of_the_cwd(log: L
     assert_refused_without_trust(log.run("log", "verify", *src))
     assert_refused_without_trust(log.run("log", "verify", "--home", str(log.home)))
     r = log.run("log", "verify", *src, "--policy", str(log.pinned), "--vkey", "x")
-    assert r.returncode == 1 and "exclude each other" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "exclude each other" in r.stderr and "Traceback" not in r.stderr
     # With a pinned policy the log's own policy is not read at all, not even parsed.
     (log.public / "policy").write_text("not a policy\n")
     r = log.run("log", "verify", *src, "--policy", str(log.pinned), "--json")
@@ -197,7 +197,7 @@ def test_a_rewritten_log_policy_cannot_make_avdb_install_accept(log: Log, sandbo
     r = log.run(*args, "--trust-on-first-use")
     assert r.returncode == 1 and "changed since it was trusted on first use" in r.stderr
     r = log.run(*args[:-2], "--policy", str(log.pinned))
-    assert r.returncode == 1 and "give --log too" in r.stderr
+    assert r.returncode == 2 and "give --log too" in r.stderr
     log.assert_nothing_in_cwd()
 
 

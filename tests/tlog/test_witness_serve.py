@@ -223,7 +223,7 @@ def test_second_serve_on_one_home_is_refused_until_the_first_dies(home: Path) ->
             if second.poll() is None:
                 second.kill()
                 second.communicate()
-        assert second.returncode == 1
+        assert second.returncode == 2  # operational: the home is in use
         assert "Traceback" not in err
         assert len(err.strip().splitlines()) == 1, err
         assert f"pid {first.proc.pid}" in err and str(home / "witness.lock") in err
@@ -267,7 +267,7 @@ def test_corrupt_state_is_a_clean_error_that_releases_the_lock(home: Path, state
 def test_add_log_outside_a_witness_home_is_a_clean_error(tmp_path: Path) -> None:
     for where in (tmp_path / "missing", tmp_path):
         r = overt("witness", "add-log", "--home", str(where), LOG.verifier().vkey())
-        assert r.returncode == 1
+        assert r.returncode == 2
         assert "Traceback" not in r.stderr
         assert f"{where} is not a witness home" in r.stderr
 

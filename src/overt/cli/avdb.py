@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from overt.avdb.audit import Finding
 from overt.avdb.delta import make_delta, rule_diff
-from overt.avdb.install import default_agent_dir, installed, update
-from overt.avdb.install import install as install_db
+from overt.avdb.install import default_agent_dir, install, installed, update
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
 from overt.avdb.scan import scan_paths
@@ -32,8 +32,9 @@ from overt.cli.common import (
     log_client_if,
     logged_at,
     read_file,
+    styled,
 )
-from overt.errors import PolicyError
+from overt.errors import Error, PolicyError, StorageError
 from overt.home import Home, resolve_home
 from overt.keys.registry import KeyRecord, Role, load_public_keys
 from overt.source.escrow import read_source
@@ -41,6 +42,8 @@ from overt.source.escrow import read_source
 app = typer.Typer(
     help="AV databases: audit rules, build and sign databases, waive findings, install.", no_args_is_help=True
 )
+
+SCAN_ERROR = 2  # clamscan: an error occurred
 
 NameOpt = Annotated[str, typer.Option(help="database name")]
 AgentOpt = Annotated[
@@ -54,9 +57,10 @@ def agent_dir(path: Path | None) -> Path:
 
 
 def _findings_table(findings: tuple[Finding, ...], waived: set[str]) -> Table:
-    table = Table("finding", "rule", "check", "message", "waived")
+    # The finding id is what 'overt avdb waive' takes: never cut.
+    table = Table(Column("finding", no_wrap=True), "rule", "check", "message", "waived")
     for f in findings:
-        table.add_row(f.id, f.rule_id, f.check, f.message, "yes" if f.id in waived else "[red]no[/]")
+        table.add_row(f.id, f.rule_id, f.check, f.message, "yes" if f.id in waived else styled("no", "red"))
     return table
 
 
@@ -104,7 +108,7 @@ def audit_cmd(
         if report.findings:
             console.print(_findings_table(report.findings, waived))
         else:
-            console.print("[green]no findings[/]")
+            console.print(styled("no findings", "green"))
     if any(f.id not in waived for f in report.findings):
         raise typer.Exit(1)
 
@@ -215,7 +219,7 @@ def install_cmd(
     trust = Trust(policy=policy, vkey=vkey, trust_on_first_use=trust_on_first_use, state=state)
     client = log_client_if(log, trust)
     keys = [r.key for r in load_public_keys(key)]
-    result = install_db(
+    result = install(
         agent_dir(agent), read_file(database), read_file(provenance), keys, threshold=threshold, log=client
     )
     if json:
@@ -229,26 +233,34 @@ def install_cmd(
         )
         return
     where = f", provenance in the log at index {result.log_index}" if result.log_index is not None else ""
-    console.print(f"installed {result.name} version {result.version} ({result.digest[:16]}){where}")
+    console.print(f"installed {result.name} version {result.version} (sha256 {result.digest}){where}")
 
 
 def scan(
     paths: Annotated[list[Path], typer.Argument(help="files and directories to scan")],
     db: Annotated[str | None, typer.Option(help="installed database name (default: the only one)")] = None,
-    jobs: Annotated[int | None, typer.Option(help="worker processes (default: every core)")] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="worker processes (default: every core)")] = None,
     agent: AgentOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Scan with the installed, verified database. Exit 0: clean, 1: found, 2: errors (as clamscan)."""
-    data = installed(agent_dir(agent), db)
-    with Progress(transient=True, disable=json, console=err_console) as progress:
-        task = progress.add_task("scanning", total=None)
-        report = scan_paths(
-            data,
-            paths,
-            jobs=jobs,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+    """Scan with the installed, verified database. Exit 0: clean, 1: found, 2: errors (as clamscan).
+
+    As clamscan, no database installed or any error before scanning is exit 2."""
+    try:
+        data = installed(agent_dir(agent), db)
+        with Progress(transient=True, disable=json, console=err_console) as progress:
+            task = progress.add_task("scanning", total=None)
+            report = scan_paths(
+                data,
+                paths,
+                jobs=jobs,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except Error as failure:
+        if failure.exit_code == SCAN_ERROR:
+            raise
+        # A database that no longer verifies is a damaged stored object: exit 2, never "found" (1).
+        raise StorageError(f"cannot scan: {failure}", **failure.evidence) from failure
     if json:
         emit_json(
             {
@@ -258,14 +270,14 @@ def scan(
                     {"path": d.path, "member": d.member, "name": d.name, "kind": d.kind, "rule_id": d.rule_id}
                     for d in report.detections
                 ],
-                "errors": [{"path": p, "error": e} for p, e in report.errors],
+                "errors": [{"path": p, "error": why} for p, why in report.errors],
             }
         )
     else:
         for d in report.detections:
             typer.echo(f"{d.where}: {d.name} FOUND")
-        for p, e in report.errors:
-            typer.echo(f"{p}: {e} ERROR")
+        for p, why in report.errors:
+            typer.echo(f"{p}: {why} ERROR")
         typer.echo("\n----------- SCAN SUMMARY -----------")
         typer.echo(f"Scanned files: {report.files}")
         typer.echo(f"Infected files: {len({d.path for d in report.detections})}")
@@ -306,10 +318,12 @@ def diff_cmd(
     for c in changes:
         colour = {"added": "green", "removed": "red"}.get(c.change, "yellow")
         console.print(
-            f"[{colour}]{c.change}[/] {c.rule_id} ({c.old_version or '-'} → {c.new_version or '-'})"
+            Text.assemble(
+                (c.change, colour), f" {c.rule_id} ({c.old_version or '-'} → {c.new_version or '-'})"
+            )
         )
         for f in c.findings:
-            console.print(f"    [red]finding[/] {f.id} {f.check}: {f.message}")
+            console.print(Text.assemble("    ", ("finding", "red"), f" {f.id} {f.check}: {f.message}"))
         for line in c.diff.splitlines()[:60]:
             typer.echo(f"    {line}")
 

@@ -1,26 +1,97 @@
-"""Console objects and small CLI helpers shared by the command modules."""
+"""Console objects and small CLI helpers shared by the command modules.
+
+Everything the CLI prints is text, never rich markup: a message containing ``[build]`` or
+``[/usr/include]`` prints as it is. Colour, where wanted, is an explicit style on a :class:`rich.text.Text`.
+When stdout is not a terminal nothing is wrapped and tables are as wide as their contents, so keyids and
+paths reach a pipe whole. Values a user reads have one spelling (:func:`human`), never a Python repr.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from overt.errors import ConfigError, FormatError
+from overt.errors import ConfigError, Error, FormatError, UsageError
 from overt.home import Home, append_through_server, is_published
 from overt.keys.signing import Appender, LogReceipt
 from overt.tlog.client import Fetch, LogClient, fetcher_for
 from overt.tlog.policy import Policy
 from overt.tlog.trust import default_state_dir, policy_from_vkey, trust_on_first_use
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Wide enough that no table column is cut in a pipe; a table is only as wide as its contents.
+PIPE_WIDTH = 10_000
+# The status a shell reports for a process that SIGPIPE ends: the reader of stdout went away ('| head').
+BROKEN_PIPE = 141
+
+
+def quiet_exit_on_broken_pipe() -> NoReturn:
+    """A reader went away: write nothing more (not even the flush at exit) and exit :data:`BROKEN_PIPE`."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(devnull, stream.fileno())
+    sys.exit(BROKEN_PIPE)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        quiet_exit_on_broken_pipe()
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A markup-free console; unwrapped, with tables as wide as they need, when the stream is not a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
+    return _Console(
+        stderr=stderr,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=True,
+        width=None if tty else PIPE_WIDTH,
+    )
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` in ``style`` (a rich style such as ``"green"``), never parsed as markup."""
+    return Text(text, style=style)
+
+
+def human(value: object) -> str:
+    """One spelling for a value a user reads: lists joined with commas, mappings as ``key: value``, bytes in
+    hex, ``none`` for nothing; never a Python repr."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {human(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return ", ".join(human(v) for v in items) or "none"
+    return str(value)
+
+
+def digest_set(digest: Mapping[str, str]) -> str:
+    """An in-toto DigestSet as the spec writes it: ``sha256:<hex>``, several joined with spaces."""
+    return " ".join(f"{alg}:{value}" for alg, value in sorted(digest.items()))
+
 
 HomeOpt = Annotated[Path | None, typer.Option(help="overt home (default $OVERT_HOME or ./overt-home)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -37,18 +108,45 @@ def logged_at(index: int) -> str:
     return f"appended to the log at index {index} (NOT yet published)"
 
 
+def _json_default(value: object) -> object:
+    """What ``json`` cannot write itself: bytes in hex (as :func:`human` writes them), sets sorted, the rest
+    as text (paths, times)."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
 def emit_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    print(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
+
+def emit_json_line(obj: Any, *, file: TextIO | None = None) -> None:
+    """One JSON object on one line, flushed: what a long-running command says when it starts, and errors."""
+    print(json.dumps(obj, sort_keys=True, default=_json_default), file=file, flush=True)
+
+
+def print_error(e: Error, wants_json: bool) -> None:
+    """``error: <message>`` and the evidence, one ``key: value`` line each; with ``--json``, one JSON object."""
+    if wants_json:
+        emit_json_line(
+            {"error": type(e).__name__, "message": str(e), "evidence": e.evidence}, file=sys.stderr
+        )
+        return
+    err_console.print(f"error: {e}")
+    for k, v in e.evidence.items():
+        err_console.print(f"  {k}: " + human(v).replace("\n", "\n    "))
 
 
 def read_file(path: Path) -> bytes:
     """The bytes of a regular file (a FIFO or device is refused rather than read forever)."""
     try:
         if path.exists() and not path.is_file():
-            raise ConfigError(f"{path} is not a regular file")
+            raise UsageError(f"{path} is not a regular file")
         return path.read_bytes()
     except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+        raise UsageError(f"cannot read {path}: {e.strerror}") from e
 
 
 @contextmanager

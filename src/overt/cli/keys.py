@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from overt.cli.common import (
     HomeOpt,
@@ -49,7 +50,10 @@ RoleOpt = Annotated[str, typer.Option(help=f"key role: {', '.join(r.value for r 
 JurisdictionOpt = Annotated[
     str | None, typer.Option(help="ISO 3166-1 code of where the key lives (default: the conveyor's)")
 ]
-ValidDaysOpt = Annotated[int | None, typer.Option(help="validity in days from now (default: open-ended)")]
+ValidDaysOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=36525, help="validity in days from now, at most 100 years (default: open-ended)"),
+]
 
 
 def _row(r: KeyRecord, now: datetime) -> dict[str, Any]:
@@ -69,7 +73,9 @@ def _row(r: KeyRecord, now: datetime) -> dict[str, Any]:
 
 
 def print_keys(records: list[KeyRecord], now: datetime) -> None:
-    table = Table("keyid", "role", "jurisdiction", "type", "storage", "status", "valid from", "valid until")
+    # 16 hex digits, never cut: commands take a keyid prefix.
+    keyid = Column("keyid", no_wrap=True, min_width=16)
+    table = Table(keyid, "role", "jurisdiction", "type", "storage", "status", "valid from", "valid until")
     for r in records:
         row = _row(r, now)
         status = row["status"]
@@ -80,7 +86,7 @@ def print_keys(records: list[KeyRecord], now: datetime) -> None:
             row["jurisdiction"],
             r.key.scheme,
             row["storage"],
-            f"[{colour}]{status}[/]" + (f" → {r.rotated_to[:16]}" if r.rotated_to else ""),
+            Text.assemble((status, colour), f" → {r.rotated_to[:16]}" if r.rotated_to else ""),
             row["valid_from"],
             row["valid_until"] or "-",
         )
@@ -341,16 +347,16 @@ def audit(
     else:
         console.print(
             f"key {record.keyid[:16]} ({record.role.value}, {record.jurisdiction}) in {cp.origin} "
-            f"at size {cp.tree_size}, checkpoint verified (cosigners: {sorted(report.tree.cosigners) or 'none'})"
+            f"at size {cp.tree_size}, checkpoint verified (cosigners: {', '.join(sorted(report.tree.cosigners)) or 'none'})"
         )
         table = Table("index", "kind", "predicate type", "subject", "inclusion")
         for e in report.entries:
             colour = {REFUSED: "yellow", BAD_SIGNATURE: "red"}.get(e.kind, "green")
             subject = "; ".join(e.subjects) if e.kind != REFUSED else e.detail
-            table.add_row(str(e.index), f"[{colour}]{e.kind}[/]", e.predicate_type, subject, "verified")
+            table.add_row(str(e.index), Text(e.kind, style=colour), e.predicate_type, subject, "verified")
         console.print(table)
     if any(e.kind == BAD_SIGNATURE for e in report.entries):
-        raise typer.Exit(3)
+        raise typer.Exit(1)  # a bad signature in the log is a verification failure
 
 
 # --- the builder registry ---------------------------------------------------------------------------------

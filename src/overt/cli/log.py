@@ -19,10 +19,11 @@ from overt.cli.common import (
     VkeyOpt,
     console,
     emit_json,
+    human,
     log_client,
 )
 from overt.cli.common import read_file as _read
-from overt.errors import ConfigError, InclusionError, UnpublishedError
+from overt.errors import ConfigError, InclusionError, UnpublishedError, UsageError
 from overt.home import Home, append_through_server, resolve_home
 from overt.tlog.client import verify_tlog_proof
 from overt.tlog.cosignature import parse_cosignature_vkey
@@ -76,9 +77,10 @@ def add(
 
 @app.command()
 def proof(
-    index: Annotated[int, typer.Argument(help="entry index")],
+    index: Annotated[int, typer.Argument(min=0, help="entry index")],
     out: Annotated[Path | None, typer.Option(help="write the .tlog-proof here instead of stdout")] = None,
     home: HomeOpt = None,
+    json: JsonOpt = False,
 ) -> None:
     """Write a c2sp.org/tlog-proof for an entry under the published checkpoint, verified before it is written."""
     log = Home(resolve_home(home)).read_log()
@@ -87,16 +89,20 @@ def proof(
         if published is None:
             raise ConfigError("the log has no published checkpoint yet")
         size = published.checkpoint.tree_size
-        if not 0 <= index < size:
-            raise InclusionError(f"entry {index} is not in the published tree of size {size}")
+        if index >= size:
+            raise UsageError(f"entry {index} is not in the published tree of size {size}")
         data = log.proof(index, published).to_bytes()
     finally:
         log.close()
-    if out is None:
+    if out is not None:
+        out.write_bytes(data)
+    if json:
+        shown = {"out": str(out)} if out is not None else {"proof": data.decode()}
+        emit_json({"index": index, "tree_size": size, **shown})
+    elif out is None:
         typer.echo(data.decode(), nl=False)
     else:
-        out.write_bytes(data)
-        console.print(f"wrote {out}")
+        console.print(f"wrote {out}: the proof of entry {index} under the published tree of size {size}")
 
 
 @app.command()
@@ -128,7 +134,7 @@ def verify(
     report: dict[str, object] = {"log": source, "trust": basis}
     if proof_file is not None:
         if entry is None:
-            raise ConfigError("--proof needs --entry: the entry the proof is about")
+            raise UsageError("--proof needs --entry: the entry the proof is about")
         p = TlogProof.from_bytes(_read(proof_file))
         cosigners = verify_tlog_proof(p, _read(entry), pol)
         report.update(
@@ -177,9 +183,7 @@ def _report(report: dict[str, object], json: bool) -> None:
         typer.echo(f"ok  {check}")
     for key in ("trust", "origin", "tree_size", "root_hash", "cosigners", "index"):
         if key in report:
-            value = report[key]
-            shown = ", ".join(value) or "none" if isinstance(value, list) else value
-            typer.echo(f"    {key}: {shown}")
+            typer.echo(f"    {key}: {human(report[key])}")
 
 
 @app.command("policy")
@@ -187,6 +191,7 @@ def policy_cmd(
     add_witness: Annotated[list[str] | None, typer.Option(help="NAME=VKEY=URL of a witness to add")] = None,
     quorum: Annotated[str | None, typer.Option(help="none, all, any, or a number k of the witnesses")] = None,
     home: HomeOpt = None,
+    json: JsonOpt = False,
 ) -> None:
     """Show or change the log's witness policy (tlog-policy), also published at public/log/policy."""
     h = Home(resolve_home(home))
@@ -195,7 +200,7 @@ def policy_cmd(
     for spec in add_witness or []:
         parts = spec.split("=", 2)
         if len(parts) != 3:
-            raise ConfigError(f"--add-witness takes NAME=VKEY=URL, got {spec!r}")
+            raise UsageError(f"--add-witness takes NAME=VKEY=URL, not {spec}")
         name, vk, url = parts
         witnesses = [w for w in witnesses if w.name != name]
         witnesses.append(PolicyWitness(name=name, verifier=parse_cosignature_vkey(vk), url=url))
@@ -204,9 +209,26 @@ def policy_cmd(
     if quorum is not None or add_witness:
         groups, q = quorum_groups(tuple(w.name for w in witnesses), quorum or quorum_of(pol))
     pol = Policy(logs=pol.logs, witnesses=tuple(witnesses), groups=groups, quorum=q)
-    if add_witness or quorum is not None:
+    changed = bool(add_witness) or quorum is not None
+    if changed:
         h.save_policy(pol)
+    if json:
+        emit_json({**_policy_dict(pol), "changed": changed, "path": str(h.policy_path)})
+        return
     typer.echo(pol.to_bytes().decode(), nl=False)
+
+
+def _policy_dict(pol: Policy) -> dict[str, object]:
+    """The policy's parts as data, with its tlog-policy text (what a verifier pins) beside them."""
+    return {
+        "logs": [{"origin": lg.origin, "vkey": lg.verifier.vkey(), "url": lg.url} for lg in pol.logs],
+        "witnesses": [{"name": w.name, "vkey": w.verifier.vkey(), "url": w.url} for w in pol.witnesses],
+        "groups": [
+            {"name": g.name, "threshold": g.threshold, "members": list(g.members)} for g in pol.groups
+        ],
+        "quorum": pol.quorum,
+        "policy": pol.to_bytes().decode(),
+    }
 
 
 @app.command()

@@ -1,25 +1,40 @@
-"""Entry point: assembles the command groups and turns :class:`overt.errors.Error` into a clean exit.
+"""Entry point: assembles the command groups and turns every error into one clean exit.
 
-This is the one place that catches the base error: it prints the message (and evidence with ``--json``)
-on stderr, without a traceback, and exits with status 1.
+This is the one place that catches the base error: it prints ``error: <message>`` (and the evidence, or with
+``--json`` one JSON object) on stderr, without a traceback, and exits with the error's ``exit_code``
+(README, exit codes): 0 success, 1 a verification or policy failure, 2 a usage or operational error.
+Usage errors from the command-line parser (typer's bundled click) and operating-system errors (a full
+disk, a directory given for a file) are operational too: one line, exit 2. A reader of stdout that goes away
+(``| head``) ends the command quietly with 141, the status a shell reports for a command SIGPIPE ends, so
+that it is never mistaken for a verification failure.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer._click.utils import PacifyFlushWrapper
 
 from overt import __version__
-from overt.cli import attest, avdb, build, demo, keys, log, serve, source, witness
-from overt.cli.common import console, err_console
-from overt.errors import ConfigError, Error, UnpublishedError
+from overt.cli import attest, avdb, build, demo, keys, log, serve, source, verify, witness
+from overt.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    console,
+    emit_json,
+    err_console,
+    print_error,
+    quiet_exit_on_broken_pipe,
+)
+from overt.errors import Error, StorageError, UnpublishedError, UsageError
 from overt.home import Home, LogConfig, resolve_home, unpublished
 from overt.keys.signers import HsmConfig
+
+USAGE = 2  # README, exit codes: a usage or operational error
 
 app = typer.Typer(
     name="overt",
@@ -27,6 +42,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help is plain text: "[hsm]" in an option's help is a config section, not rich markup.
+    rich_markup_mode=None,
 )
 app.add_typer(log.app, name="log")
 app.add_typer(witness.app, name="witness")
@@ -36,15 +53,30 @@ app.add_typer(source.app, name="source")
 app.command("build")(build.build)
 app.add_typer(avdb.app, name="avdb")
 app.command("scan")(avdb.scan)
+app.command("verify")(verify.verify)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """overt: a transparent software build conveyor. Every claim it makes is checkable by outsiders."""
+
+
 @app.command()
 def init(
-    home: Annotated[
-        Path | None, typer.Option(help="overt home (default $OVERT_HOME or ./overt-home)")
-    ] = None,
+    home: HomeOpt = None,
     origin: Annotated[str, typer.Option(help="log origin, a schema-less URL")] = "overt.example/log",
     store: Annotated[str, typer.Option(help="sequencing store: sqlite or postgres")] = "sqlite",
     postgres_dsn: Annotated[str, typer.Option(help="PostgreSQL DSN when --store postgres")] = "",
@@ -54,12 +86,15 @@ def init(
     hsm_module: Annotated[str, typer.Option(help="PKCS#11 module for hsm: keys")] = "",
     hsm_token: Annotated[str, typer.Option(help="PKCS#11 token label")] = "",
     log_key: Annotated[str, typer.Option(help="where the Ed25519 log key lives: file or hsm")] = "file",
+    json: JsonOpt = False,
 ) -> None:
     """Create an overt home: config, log key, database and public/ tree."""
     path = resolve_home(home)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} is not a directory: --home names the directory to create the home in")
     existed = (path / "config.toml").exists()
     if log_key not in ("file", "hsm"):
-        raise ConfigError("--log-key must be file or hsm")
+        raise UsageError(f"--log-key must be file or hsm, not {log_key}")
     h = Home.init(
         path,
         config=LogConfig(origin=origin, store=store, postgres_dsn=postgres_dsn),
@@ -67,19 +102,34 @@ def init(
         hsm=HsmConfig(module=hsm_module, token=hsm_token),
         log_key_on_hsm=log_key == "hsm",
     )
-    verb = "exists" if existed else "created"
-    console.print(f"overt home {verb} at {h.path}")
+    key = h.log_key()
+    vkey = (h.log_dir / "vkey").read_text().strip()
+    if json:
+        emit_json(
+            {
+                "home": str(h.path),
+                "created": not existed,
+                "origin": h.log_config.origin,
+                "vkey": vkey,
+                "jurisdiction": h.conveyor.jurisdiction,
+                "log_keyid": key.keyid,
+                "log_key_storage": key.storage,
+            }
+        )
+        return
+    console.print(f"overt home {'exists' if existed else 'created'} at {h.path}")
     console.print(f"log origin: {h.log_config.origin}")
-    console.print(f"log vkey:   {(h.log_dir / 'vkey').read_text().strip()}")
-    console.print(
-        f"jurisdiction: {h.conveyor.jurisdiction}; log key {h.log_key().keyid[:16]} ({h.log_key().storage})"
-    )
+    console.print(f"log vkey:   {vkey}")
+    console.print(f"jurisdiction: {h.conveyor.jurisdiction}; log key {key.keyid[:16]} ({key.storage})")
 
 
 @app.command()
-def version() -> None:
+def version(json: JsonOpt = False) -> None:
     """Print the overt version."""
-    console.print(__version__)
+    if json:
+        emit_json({"version": __version__})
+        return
+    typer.echo(__version__)
 
 
 def _unpublished_exit(wants_json: bool) -> None:
@@ -97,40 +147,46 @@ def _unpublished_exit(wants_json: bool) -> None:
             json.dumps({"error": "UnpublishedError", "message": message, "indices": indices}), file=sys.stderr
         )
     else:
-        err_console.print(Text(f"error: {message}"), highlight=False)
+        err_console.print(f"error: {message}")
     sys.exit(UnpublishedError.exit_code)
 
 
+def _os_error(e: OSError) -> StorageError:
+    """An operating-system error as the sentence the user needs: which file, and what the system said."""
+    what = e.strerror or str(e)
+    where = f"{e.filename}: " if e.filename is not None else ""
+    return StorageError(f"{where}{what}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    wants_json = "--json" in (argv if argv is not None else sys.argv)
+    args = argv if argv is not None else sys.argv[1:]
+    wants_json = "--json" in args
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=args, prog_name="overt", standalone_mode=False)
         _unpublished_exit(wants_json)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except Error as e:
-        if wants_json:
-            print(
-                json.dumps(
-                    {"error": type(e).__name__, "message": str(e), "evidence": e.evidence}, default=str
-                ),
-                file=sys.stderr,
-            )
-        else:
-            err_console.print(Text(f"error: {e}"), highlight=False)
-            for k, v in e.evidence.items():
-                err_console.print(Text(f"  {k}: {v}"), highlight=False)
+        print_error(e, wants_json)
         _unpublished_exit(wants_json)
         sys.exit(e.exit_code)
+    except NoArgsIsHelpError as e:  # a bare 'overt' or 'overt log': the help, and the usage status
+        typer.echo(e.format_message(), err=True)
+        sys.exit(USAGE)
+    except ClickException as e:  # a usage error: unknown command or option, missing or invalid value
+        print_error(UsageError(e.format_message()), wants_json)
+        sys.exit(USAGE)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as e:  # usage errors arrive here in non-standalone mode
-        # typer bundles its own copy of click (typer._click); catch that one and the real one alike.
-        import click
-        from typer._click.exceptions import ClickException as TyperClickException
-
-        if isinstance(e, TyperClickException | click.ClickException):
-            err_console.print(Text(f"error: {e.format_message()}"), highlight=False)
-            sys.exit(2)
+    except BrokenPipeError:
+        quiet_exit_on_broken_pipe()
+    except SystemExit as e:
+        # typer's click turns a broken pipe into a quiet exit 1, which here would mean "verification failed".
+        if e.code == 1 and isinstance(sys.stdout, PacifyFlushWrapper):
+            quiet_exit_on_broken_pipe()
         raise
+    except OSError as e:
+        print_error(_os_error(e), wants_json)
+        _unpublished_exit(wants_json)
+        sys.exit(USAGE)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from overt.cli.common import HomeOpt, console, err_console
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json_line, print_error
 from overt.errors import Error
 from overt.home import Home, resolve_home
 
@@ -28,9 +28,18 @@ def serve(
         int | None,
         typer.Option(min=1, help="connections served at once (default: from the open-file limit)"),
     ] = None,
+    json: JsonOpt = False,
 ) -> None:
-    """Serve the log: POST /add, and public/ as static files."""
+    """Serve the log: POST /add, and public/ as static files.
+
+    The start line (with --json, one JSON object on one line) names what is served and the URL."""
     from overt.server.log import LOG_LIMITS, serve_home
+
+    def started(url: str) -> None:
+        if json:
+            emit_json_line({"public": str(h.public), "url": url})
+        else:
+            console.print(f"serving {h.public} and the write API on {url}")
 
     try:
         h = Home(resolve_home(home))
@@ -39,8 +48,8 @@ def serve(
             host=host,
             port=port,
             limits=replace(LOG_LIMITS, max_connections=max_connections),
-            on_started=lambda url: console.print(f"serving {h.public} and the write API on {url}"),
+            on_started=started,
         )
     except Error as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        print_error(e, json)
         raise typer.Exit(STARTUP_FAILED) from e

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, logged_at, read_file
-from overt.errors import ConfigError
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, logged_at, read_file, styled
+from overt.errors import UsageError
 from overt.home import Home, resolve_home
 from overt.keys.registry import Role
 from overt.source.escrow import SOURCE, EscrowEntry, add_recipe, read_source, snapshot_files
@@ -43,7 +43,7 @@ def add(
     """Escrow a canonical snapshot of a source tree; the escrow is logged (signed by the builder key)."""
     h = Home(resolve_home(home))
     if not path.exists():
-        raise ConfigError(f"{path} does not exist")
+        raise UsageError(f"{path} does not exist")
     files = read_source(path, mtime=mtime)
     if recipe is not None:
         files = add_recipe(
@@ -97,7 +97,10 @@ def show(
         if json:
             emit_json({"escrow": [_entry_dict(e, h) for e in entries]})
             return
-        table = Table("sha256", "kind", "name", "size", "files", "log index")
+        # 16 hex digits, never cut: commands take the digest or a prefix of it.
+        table = Table(
+            Column("sha256", no_wrap=True, min_width=16), "kind", "name", "size", "files", "log index"
+        )
         for e in entries:
             table.add_row(
                 e.sha256[:16],
@@ -135,8 +138,8 @@ def diff(
     """Files added, removed and changed between two snapshots, with a unified diff of changed text files."""
     h = Home(resolve_home(home))
     ea, eb = h.escrow.get(a), h.escrow.get(b)
-    if SOURCE not in (ea.kind,) or eb.kind != SOURCE:
-        raise ConfigError("diff compares two source snapshots")
+    if ea.kind != SOURCE or eb.kind != SOURCE:
+        raise UsageError("diff compares two source snapshots, not toolchain inputs")
     fa = {f.path: f for f in snapshot_files(h.escrow.read(ea)) if f.kind == FILE}
     fb = {f.path: f for f in snapshot_files(h.escrow.read(eb)) if f.kind == FILE}
     added = sorted(set(fb) - set(fa))
@@ -146,11 +149,11 @@ def diff(
         emit_json({"a": ea.sha256, "b": eb.sha256, "added": added, "removed": removed, "changed": changed})
         return
     for p in added:
-        console.print(f"[green]+ {p}[/]")
+        console.print(styled(f"+ {p}", "green"))
     for p in removed:
-        console.print(f"[red]- {p}[/]")
+        console.print(styled(f"- {p}", "red"))
     for p in changed:
-        console.print(f"[yellow]~ {p}[/]")
+        console.print(styled(f"~ {p}", "yellow"))
         try:
             old, new = fa[p].data.decode().splitlines(), fb[p].data.decode().splitlines()
         except UnicodeDecodeError:

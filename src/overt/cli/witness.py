@@ -1,7 +1,7 @@
 """``overt witness ...``: run a tlog-witness that cosigns logs it trusts.
 
 The witness home (key, trusted logs, state, lock) is :mod:`overt.tlog.witness`; this module parses
-arguments and prints. ``init_witness``, ``load_witness`` and ``trust_log`` are re-exported for the demo.
+arguments and prints.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from typing import Annotated
 
 import typer
 
-from overt.cli.common import console
-from overt.errors import TransportError
+from overt.cli.common import JsonOpt, console, emit_json, emit_json_line
+from overt.errors import TransportError, UsageError
 from overt.tlog.witness import init_witness, load_witness, trust_log
-
-__all__ = ["app", "init_witness", "load_witness", "trust_log"]
 
 app = typer.Typer(help="A tlog-witness: cosigns checkpoints of logs it follows.", no_args_is_help=True)
 
@@ -25,20 +23,34 @@ WHome = Annotated[Path, typer.Option(help="witness home directory")]
 
 @app.command()
 def init(
-    home: WHome, name: Annotated[str, typer.Option(help="witness name, e.g. witness.example/w1")]
+    home: WHome,
+    name: Annotated[str, typer.Option(help="witness name, e.g. witness.example/w1")],
+    json: JsonOpt = False,
 ) -> None:
-    """Create a witness home with a fresh cosignature/v1 key; print its vkey."""
+    """Create a witness home with a fresh cosignature/v1 key (or open the existing one); print its vkey."""
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"{home} is not a directory: --home names the directory to create the witness in")
     signer = init_witness(home, name)
-    console.print(signer.verifier().vkey())
+    vkey = signer.verifier().vkey()
+    if json:
+        emit_json({"home": str(home), "name": signer.name, "vkey": vkey})
+        return
+    typer.echo(vkey)
 
 
 @app.command("add-log")
-def add_log(home: WHome, vkey: Annotated[str, typer.Argument(help="the log's signed-note vkey")]) -> None:
+def add_log(
+    home: WHome,
+    vkey: Annotated[str, typer.Argument(help="the log's signed-note vkey")],
+    json: JsonOpt = False,
+) -> None:
     """Trust a log (by its vkey; its name is the origin)."""
     log = trust_log(home, vkey)
+    if json:
+        emit_json({"home": str(home), "origin": log.name, "vkey": vkey})
+        return
     console.print(
-        f"witness at {home} now follows {log.name} (a running 'overt witness serve' takes it up when restarted)",
-        soft_wrap=True,
+        f"witness at {home} now follows {log.name} (a running 'overt witness serve' takes it up when restarted)"
     )
 
 
@@ -47,8 +59,11 @@ def serve(
     home: WHome,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="listen port")] = 8090,
+    json: JsonOpt = False,
 ) -> None:
-    """Serve add-checkpoint and the monitoring checkpoint endpoint; one process per witness home."""
+    """Serve add-checkpoint and the monitoring checkpoint endpoint; one process per witness home.
+
+    The start line (with --json, one JSON object on one line) names the witness, its URL and its logs."""
     from overt.server.runner import EdgeConfig, EdgeLimits, EdgeServer
     from overt.server.witness import create_app
     from overt.tlog.witness import MAX_REQUEST_BYTES
@@ -60,9 +75,14 @@ def serve(
             sock = socket.create_server((host, port), family=family)
         except OSError as e:
             raise TransportError(f"cannot listen on {host}:{port}: {e.strerror}") from e
-        following = ", ".join(sorted(w.logs)) or "no log yet"
-        console.print(
-            f"witness {w.signer.name} on http://{host}:{port} following {following}", soft_wrap=True
-        )
+        except (OverflowError, ValueError) as e:  # a host that is not an address family's address
+            raise TransportError(f"cannot listen on {host}:{port}: {e}") from e
+        bound = sock.getsockname()[1]  # the port the system chose for --port 0
+        url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        if json:
+            emit_json_line({"witness": w.signer.name, "url": url, "following": sorted(w.logs)})
+        else:
+            following = ", ".join(sorted(w.logs)) or "no log yet"
+            console.print(f"witness {w.signer.name} on {url} following {following}")
         with sock:
             EdgeServer(EdgeConfig(create_app(w), EdgeLimits(max_body=MAX_REQUEST_BYTES)), sock).run()
