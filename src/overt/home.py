@@ -52,9 +52,7 @@ from overt.tlog.guard import (
     FsckReport,
     Head,
     RecoverResult,
-    check_database,
-    check_files_beyond,
-    check_rows,
+    check_open,
     fsck,
     known_heads,
     largest,
@@ -62,12 +60,11 @@ from overt.tlog.guard import (
     write_mark,
 )
 from overt.tlog.log import LocalLog, LogFiles, PublishResult
-from overt.tlog.merkle import EMPTY_ROOT, hash_range
+from overt.tlog.merkle import EMPTY_ROOT
 from overt.tlog.note import check_key_name
 from overt.tlog.policy import Policy, PolicyLog
 from overt.tlog.sequencer import TileLog, stored_size
 from overt.tlog.stores import LogState, PostgresStore, SequencerStore, SQLiteStore
-from overt.tlog.tiles import TileHashReader
 from overt.writerlock import WriterLock, lock_is_held
 
 DEFAULT_HOME = Path("overt-home")
@@ -393,13 +390,7 @@ class Home:
 
     def log_heads(self) -> list[Head]:
         """The checkpoints this log signed that live outside its database: published, and the saved head."""
-        return known_heads(
-            [
-                (self.log_dir / "checkpoint", "published checkpoint"),
-                (self.log_files.head, "last signed checkpoint (log-head)"),
-            ],
-            self.log_signer().verifier(),
-        )
+        return known_heads(self.log_dir, self.log_files.head, self.log_signer().verifier())
 
     def read_log(self) -> LocalLog:
         """The log opened for reading proofs, without the writer lock (a running server may hold it)."""
@@ -433,7 +424,7 @@ class Home:
         try:
             heads = self.log_heads()
             read = TileLog.reader_for(self.log_dir)
-            if not force and self._database_agrees(heads, read):
+            if not force and self._database_agrees(heads):
                 raise ConfigError(
                     "the log database agrees with what this log signed and published; nothing to recover "
                     "(use --force to rebuild it from the tiles anyway)"
@@ -455,7 +446,7 @@ class Home:
             return stored
         return max(signed, min(stored, crashed_from))
 
-    def _database_agrees(self, heads: list[Head], read: Callable[[str], bytes]) -> bool:
+    def _database_agrees(self, heads: list[Head]) -> bool:
         try:
             store = self.open_store()
         except StorageError:
@@ -464,10 +455,7 @@ class Home:
             if store.integrity_problems():
                 return False
             state = store.load_state() or LogState(tree_size=0, root_hash=EMPTY_ROOT, peaks=())
-            reader = TileHashReader(state.tree_size, read)
-            check_database(state, heads, lambda n: hash_range(0, n, reader.node))
-            check_rows(store, state)
-            check_files_beyond(self.log_dir, state.tree_size, self.log_files.intent)
+            check_open(state, store, heads, directory=self.log_dir, intent=self.log_files.intent)
         except Error:
             return False
         finally:

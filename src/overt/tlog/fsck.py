@@ -57,6 +57,10 @@ class TreeCheck:
     def ok(self) -> bool:
         return not self.damage
 
+    def listing(self, most: int = 10) -> str:
+        """The first ``most`` damaged files and their problems, for an error message."""
+        return "; ".join(f"{d.path}: {d.problem}" for d in self.damage[:most])
+
 
 class _Walk:
     """State of one check: tiles recomputed from the bundles, stored tiles read, damage found."""

@@ -21,6 +21,7 @@ import base64
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from overt.atomic import atomic_write
@@ -29,7 +30,7 @@ from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.fsck import Damage, Read, TreeCheck, check_tree
 from overt.tlog.merkle import EMPTY_ROOT, CompactRange, hash_range, leaf_hash
 from overt.tlog.note import Verifier
-from overt.tlog.sequencer import intent_covers, stored_size
+from overt.tlog.sequencer import intent_covers, read_log_file, stored_size
 from overt.tlog.stores import LogState, SequencerStore
 from overt.tlog.tiles import TILE_WIDTH, TileHashReader, decode_bundle, entries_path
 
@@ -88,8 +89,10 @@ def read_signed(path: Path, verifier: Verifier, what: str) -> SignedCheckpoint |
     return signed
 
 
-def known_heads(sources: list[tuple[Path, str]], verifier: Verifier) -> list[Head]:
-    """The checkpoints at ``sources`` (path, description) that exist, each checked to be this log's."""
+def known_heads(log_dir: Path, head: Path, verifier: Verifier) -> list[Head]:
+    """The checkpoints this log signed that live outside its database, each checked to be this log's: the
+    published one (``<log_dir>/checkpoint``) and the saved head."""
+    sources = [(log_dir / "checkpoint", "published checkpoint"), (head, "last signed checkpoint (log-head)")]
     return [
         Head(checkpoint=cp, source=what)
         for path, what in sources
@@ -141,6 +144,19 @@ def _check_against(state: LogState, head: Head, root_at: Callable[[int], bytes])
             f"has root {b64(root)} but the {head.source} has root {b64(head.root_hash)}. {hint}",
             **evidence,
         )
+
+
+def check_open(
+    state: LogState, store: SequencerStore, heads: list[Head], *, directory: Path, intent: Path
+) -> None:
+    """Everything an open for appending checks before it may sign: the database against the heads, its
+    deduplication rows, and the entry bundles past its size (raises :class:`StaleDatabaseError`)."""
+    reader = TileHashReader(
+        state.tree_size, partial(read_log_file, directory)
+    )  # current tiles, not stale ones
+    check_database(state, heads, lambda n: hash_range(0, n, reader.node))
+    check_rows(store, state)
+    check_files_beyond(directory, state.tree_size, intent)
 
 
 def check_files_beyond(directory: Path, committed: int, intent: Path) -> None:
@@ -373,23 +389,24 @@ def recover(
             "and no entry bundles"
         )
     rows = _leaves(read, size)
+    known = [*others, *([head] if head is not None else [])]
+    sizes = {k.tree_size for k in known}
+    roots: dict[int, bytes] = {0: EMPTY_ROOT}
     rng = CompactRange()
-    prefix_root = EMPTY_ROOT
     for h, _ in rows:
         rng.append(h)
-        if head is not None and rng.size == head.tree_size:
-            prefix_root = rng.root()
+        if rng.size in sizes:
+            roots[rng.size] = rng.root()
     root = rng.root()
     if head is not None and head.tree_size:
         # The signed root is the referee for the signed prefix; the extension must agree with itself.
         _verified(check_tree(read, head.tree_size, head.root_hash), head.source, head.tree_size)
     check = check_tree(read, size, root)
     _verified(check, "tree its entry bundles make", size)
-    for known in [*others, *([head] if head is not None else [])]:
-        want = prefix_root if known is head else _root_at(rows, known.tree_size)
-        if known.tree_size and want != known.root_hash:
+    for signed in known:
+        if roots.get(signed.tree_size) != signed.root_hash:
             raise StorageError(
-                f"cannot recover: the {known.source} (size {known.tree_size}) is not a prefix of the tree the "
+                f"cannot recover: the {signed.source} (size {signed.tree_size}) is not a prefix of the tree the "
                 f"log's files hold (size {size}); the files or the checkpoint are damaged, or this log forked"
             )
     _check_unique(rows)
@@ -422,10 +439,9 @@ def recover(
 
 def _verified(check: TreeCheck, against: str, size: int) -> None:
     if not check.ok:
-        listed = "; ".join(f"{d.path}: {d.problem}" for d in check.damage[:10])
         raise StorageError(
             f"cannot recover: the published log files do not verify against the {against} (size {size}): "
-            f"{listed}",
+            f"{check.listing()}",
             damaged_files=[d.to_dict() for d in check.damage],
         )
 
@@ -442,13 +458,6 @@ def _leaves(read: Read, size: int) -> list[tuple[bytes, int]]:
             raise StorageError(f"cannot recover: {path}: {e}") from e
         rows.extend((leaf_hash(e), bundle * TILE_WIDTH + i) for i, e in enumerate(entries))
     return rows
-
-
-def _root_at(rows: list[tuple[bytes, int]], size: int) -> bytes:
-    rng = CompactRange()
-    for h, _ in rows[:size]:
-        rng.append(h)
-    return rng.root()
 
 
 def _check_unique(rows: list[tuple[bytes, int]]) -> None:

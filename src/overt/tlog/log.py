@@ -27,7 +27,7 @@ from overt.errors import ConsistencyError, Error, InclusionError, StorageError, 
 from overt.tlog import guard
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
 from overt.tlog.fsck import check_tree
-from overt.tlog.merkle import hash_range, leaf_hash, verify_consistency, verify_inclusion
+from overt.tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from overt.tlog.note import Ed25519Verifier, Note, Signature, Signer
 from overt.tlog.policy import Policy
 from overt.tlog.proof import TlogProof
@@ -120,30 +120,22 @@ class LocalLog:
         """
         heads = self.heads()
         self._last = self._largest_signed(heads)
-        reader = self.tiles.reader()  # the current tree's tiles, not stale partial tiles of older sizes
-        guard.check_database(self.tiles.state, heads, lambda n: hash_range(0, n, reader.node))
-        guard.check_rows(self.tiles.store, self.tiles.state)
-        guard.check_files_beyond(self.tiles.directory, self.tiles.state.tree_size, self.files.intent)
         state = self.tiles.state
+        guard.check_open(
+            state, self.tiles.store, heads, directory=self.tiles.directory, intent=self.files.intent
+        )
         start = min(guard.read_mark(self.files.fsck_mark), state.tree_size)
         result = check_tree(self.tiles.read, state.tree_size, state.root_hash, start=start)
         if not result.ok:
-            listed = "; ".join(f"{d.path}: {d.problem}" for d in result.damage[:10])
             raise StorageError(
-                f"the log's files are damaged: {listed}; run 'overt log fsck --full'",
+                f"the log's files are damaged: {result.listing()}; run 'overt log fsck --full'",
                 damaged_files=[d.to_dict() for d in result.damage],
             )
         guard.write_mark(self.files.fsck_mark, state.tree_size)
 
     def heads(self) -> list[guard.Head]:
         """Every checkpoint this log is known to have signed: the published one and the saved head."""
-        return guard.known_heads(
-            [
-                (self.tiles.directory / "checkpoint", "published checkpoint"),
-                (self.files.head, "last signed checkpoint (log-head)"),
-            ],
-            self.verifier,
-        )
+        return guard.known_heads(self.tiles.directory, self.files.head, self.verifier)
 
     def close(self) -> None:
         try:
