@@ -41,7 +41,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="overt-bench-", dir=args.dir))
     try:
         home = Home.init(base / "home", config=LogConfig(origin="bench.overt.example/log"))
-        log = home.open_log()
+        log = home.log.open()
         rss_samples: list[tuple[int, float]] = []
         seed = os.urandom(16)
         filler = os.urandom(1024 - 24)

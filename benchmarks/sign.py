@@ -153,12 +153,12 @@ def main() -> None:
 
     # Policy-checked signing, each envelope appended to a real log with a checkpoint published.
     h = Home.init(work / "home", origin="bench.overt.example/log")
-    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    uri, key = generate_file_key(h.paths.keys, "ed25519")
     builder = KeyRecord.create(
         key, role=Role.BUILDER, jurisdiction="CH", valid_from=datetime.now(UTC), valid_until=None, uri=uri
     )
     h.registry.save(builder)
-    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    uri, key = generate_file_key(h.paths.keys, "ed25519")
     release = KeyRecord.create(
         key, role=Role.RELEASE, jurisdiction="CH", valid_from=datetime.now(UTC), valid_until=None, uri=uri
     )

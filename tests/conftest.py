@@ -99,7 +99,7 @@ def conveyor(tmp_path: Path) -> object:
     from tests.samples import register_builders
 
     h = Home.init(tmp_path / "conveyor", origin="conveyor.example/log", jurisdiction="CH")
-    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    uri, key = generate_file_key(h.paths.keys, "ed25519")
     start = datetime.now(UTC) - timedelta(minutes=1)
     h.registry.save(
         KeyRecord.create(

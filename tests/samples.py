@@ -91,7 +91,7 @@ def register_builders(h: Home, *builder_ids: str) -> KeyRecord:
     from overt.keys.registry import KeyRecord, Role
     from overt.keys.signers import generate_file_key
 
-    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    uri, key = generate_file_key(h.paths.keys, "ed25519")
     start = datetime.now(UTC) - timedelta(minutes=1)
     release = KeyRecord.create(
         key,

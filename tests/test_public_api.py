@@ -29,6 +29,8 @@ PACKAGES = [
     "overt.attest",
     "overt.avdb",
     "overt.build",
+    "overt.distribute",
+    "overt.home",
     "overt.keys",
     "overt.server",
     "overt.source",
@@ -211,3 +213,32 @@ def test_usage_errors_exit_2() -> None:
     """README, exit codes: 2 is a usage or operational error."""
     assert overt.errors.UsageError.exit_code == 2
     assert issubclass(overt.errors.UsageError, Error)
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_nothing_outside_the_command_line_imports_it() -> None:
+    """The CLI is an edge with no logic of its own: no library module, test or benchmark imports it. The two
+    entry points that run it (the console script in pyproject.toml and ``python -m overt``) are the only ways in;
+    tests run it as a process."""
+    root = SRC.parent.parent
+    files = [p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] != "cli"]
+    files += [*(root / "tests").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]
+    entry = SRC / "__main__.py"
+    offenders = {
+        str(p.relative_to(root)): sorted(
+            m for m in _imports(p) if m == "overt.cli" or m.startswith("overt.cli.")
+        )
+        for p in files
+        if p != entry
+    }
+    assert not {p: m for p, m in offenders.items() if m}
+    assert _imports(entry) == {"__future__", "overt.cli"}

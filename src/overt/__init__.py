@@ -3,7 +3,8 @@
 The public surface is organised by domain concept: each package (``overt.tlog``, ``overt.attest``,
 ``overt.keys``, ``overt.source``, ``overt.build``, ``overt.avdb``, ``overt.server``) declares its names in
 ``__all__``, and ``tests/test_public_api.py`` asserts them. Errors live in :mod:`overt.errors`. This module
-carries the version and :func:`lazy_exports`, the one mechanism those package ``__init__`` files share.
+carries the version (and :class:`VersionInfo`, its ``--json`` view) and :func:`lazy_exports`, the one
+mechanism those package ``__init__`` files share.
 
 Package ``__init__`` files import nothing eagerly. ``overt scan`` spawns workers that import
 ``overt.avdb.scan``, and every ``import overt.x.y`` runs ``overt/x/__init__.py`` first: an eager re-export
@@ -18,10 +19,21 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "lazy_exports"]
+__all__ = ["VersionInfo", "__version__", "lazy_exports"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionInfo:
+    """What ``overt version --json`` prints."""
+
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, str]:
+        return {"version": self.version}
 
 
 def lazy_exports(

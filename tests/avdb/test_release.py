@@ -4,7 +4,7 @@ versions only move forward, and endpoints install only what verifies and is logg
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,10 @@ from overt.avdb.release import AvdbStore, Refused, Released, release, waive
 from overt.errors import ConfigError, InclusionError, PolicyError, SignatureError, VerificationError
 from overt.home import Home
 from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1
-from overt.keys.registry import KeyRecord, Role
-from overt.keys.signers import generate_file_key
+from overt.keys.registry import Role
 from overt.source.escrow import read_directory
 from overt.tlog.client import LogClient, directory_fetcher
+from tests.avdb.conftest import entries
 from tests.avdb.samples import EICAR_RULE, hdb, rule
 
 HUNTER = rule(
@@ -28,18 +28,6 @@ HUNTER = rule(
     '    $pdf = "%PDF"\n    $m = "TOP SECRET"\n    $w = "ministry of defence"',
     "$pdf at 0 and $m and $w",
 )
-
-
-@pytest.fixture
-def av(conveyor: Home, sandbox: None) -> Home:
-    uri, key = generate_file_key(conveyor.keys_dir, "ecdsa")
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    conveyor.registry.save(
-        KeyRecord.create(
-            key, role=Role.AUDITOR, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
-        )
-    )
-    return conveyor
 
 
 def tree(tmp_path: Path, files: dict[str, str], name: str = "rules") -> list:
@@ -51,24 +39,14 @@ def tree(tmp_path: Path, files: dict[str, str], name: str = "rules") -> list:
 
 
 def do_release(h: Home, files: list, version: int) -> Released | Refused:
-    now = datetime.now(UTC)
     return release(
-        AvdbStore(h.public),
+        AvdbStore(h.paths.public),
         h.escrow,
         files,
         name="main",
         version=version,
-        service=h.signing_service(),
-        builder=h.registry.current(Role.BUILDER, now),
-        auditor=h.registry.current(Role.AUDITOR, now),
-        builder_id=h.conveyor.builder_id,
-        jurisdiction="CH",
+        context=h.conveyor_context(auditor=True),
     )
-
-
-def entries(h: Home) -> list[bytes]:
-    c = LogClient(directory_fetcher(h.log_dir), h.policy())
-    return c.entries(c.update().checkpoint.checkpoint.tree_size)
 
 
 def statements(h: Home, predicate_type: str) -> list[Statement]:
@@ -87,21 +65,18 @@ def test_document_hunting_rule_blocks_release_until_waived(av, tmp_path):
     assert isinstance(refused, Refused)
     checks = {f.check for f in refused.unwaived}
     assert {"sensitive-marking", "document-only"} <= checks
-    assert not (av.public / "avdb" / "main" / "1.avdb").exists()
+    assert not (av.paths.public / "avdb" / "main" / "1.avdb").exists()
     # The audit that refused it is signed by the auditor key and logged.
     (report,) = statements(av, AVDB_AUDIT_V1)
     assert {f["id"] for f in report.predicate["findings"]} == {f.id for f in refused.unwaived}
 
-    auditor = av.registry.current(Role.AUDITOR, datetime.now(UTC))
     for f in refused.unwaived:
         waive(
-            AvdbStore(av.public),
+            AvdbStore(av.paths.public),
             name="main",
             finding_id=f.id,
             reason="lab test of the auditor",
-            service=av.signing_service(),
-            auditor=auditor,
-            jurisdiction="CH",
+            context=av.conveyor_context(auditor=True),
         )
     waivers = statements(av, AVDB_WAIVER_V1)
     assert {w.predicate["findingId"] for w in waivers} == {f.id for f in refused.unwaived}
@@ -153,7 +128,7 @@ def test_clean_release_monotonic_versions_and_install(av, tmp_path):
 
     builder = av.registry.current(Role.BUILDER, datetime.now(UTC))
     agent = tmp_path / "agent"
-    log = LogClient(directory_fetcher(av.log_dir), av.policy())
+    log = LogClient(directory_fetcher(av.log.paths.public), av.log.policy())
     prov1 = v1.provenance.entry
     got = install(agent, v1.path.read_bytes(), prov1, [builder.key], log=log)
     assert got.version == 1 and got.log_index == v1.provenance.receipt.index
@@ -168,14 +143,14 @@ def test_clean_release_monotonic_versions_and_install(av, tmp_path):
     with pytest.raises(SignatureError):
         install(tmp_path / "a3", v1.path.read_bytes(), prov1, [other.key])
     fresh = Home.init(tmp_path / "elsewhere")
-    fresh.append_to_log(b"some other entry")
+    fresh.log.append(b"some other entry")
     with pytest.raises(InclusionError):
         install(
             tmp_path / "a4",
             v1.path.read_bytes(),
             prov1,
             [builder.key],
-            log=LogClient(directory_fetcher(fresh.log_dir), fresh.policy()),
+            log=LogClient(directory_fetcher(fresh.log.paths.public), fresh.log.policy()),
         )
     (agent / "avdb" / "main.avdb").write_bytes(v1.path.read_bytes())
     with pytest.raises(VerificationError, match="does not match"):
@@ -212,3 +187,23 @@ def test_endpoint_updates_through_deltas_and_falls_back_to_the_full_database(av,
         assert result.via_delta is via_delta, result.fallback_reason
         assert installed(agent) == v2.path.read_bytes()
     assert len(fetched) == 2
+
+
+def test_a_source_problem_cannot_be_waived(av, tmp_path):
+    """A rule without its metadata fails the strict build whatever is waived: a waiver for it used to be signed
+    and logged, and then the build failed anyway."""
+    bare = 'rule Bare { strings: $a = "x5O!P%@AP" condition: $a }\n'
+    refused = do_release(av, tree(tmp_path, {"yara/eicar.yar": EICAR_RULE, "yara/bare.yar": bare}), 1)
+    assert isinstance(refused, Refused)
+    (finding,) = [f for f in refused.unwaived if f.check == "missing-metadata"]
+    size = len(entries(av))
+    with pytest.raises(PolicyError, match="no waiver lifts it; fix the rule"):
+        waive(
+            AvdbStore(av.paths.public),
+            name="main",
+            finding_id=finding.id,
+            reason="x",
+            context=av.conveyor_context(auditor=True),
+        )
+    assert len(entries(av)) == size  # nothing signed, nothing logged
+    assert not (av.paths.public / "avdb" / "waivers").exists()

@@ -245,7 +245,7 @@ def av_installed(tmp_path, sandbox):
 
     start = datetime.now(UTC) - timedelta(minutes=1)
     for role, kt in ((Role.BUILDER, "ed25519"), (Role.AUDITOR, "ecdsa")):
-        uri, key = generate_file_key(h.keys_dir, kt)
+        uri, key = generate_file_key(h.paths.keys, kt)
         h.registry.save(
             KeyRecord.create(key, role=role, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri)
         )
@@ -269,7 +269,7 @@ def av_installed(tmp_path, sandbox):
         released.path.read_bytes(),
         released.provenance.entry,
         [builder.key],
-        log=LogClient(directory_fetcher(h.log_dir), h.policy()),
+        log=LogClient(directory_fetcher(h.log.paths.public), h.log.policy()),
     )
     return agent, files_dir(tmp_path)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from overt.build.conveyor import build
-from overt.build.publish import Publication, SigningContext
+from overt.build.publish import Publication
 from overt.home import Home
 from overt.keys.registry import KeyRecord, Role
 from overt.source.escrow import EscrowEntry, add_recipe, read_directory
@@ -24,22 +24,18 @@ def escrow_tree(h: Home, tmp: Path, files: dict[str, str], recipe: str, name: st
     return entry
 
 
-def signing_context(h: Home) -> SigningContext:
-    return SigningContext(
-        service=h.signing_service(),
-        key=h.registry.current(Role.BUILDER, datetime.now(UTC)),
-        builder_id=h.conveyor.provenance_builder_id,
-    )
-
-
 def run(h: Home, entry: EscrowEntry, *, check: bool = False) -> Publication:
     return build(
-        h.escrow, entry.sha256, context=signing_context(h), publish_dir=h.public / "builds", check=check
+        h.escrow,
+        entry.sha256,
+        context=h.conveyor_context(),
+        publish_dir=h.paths.public / "builds",
+        check=check,
     )
 
 
 def log_size(h: Home) -> int:
-    log = h.open_log()
+    log = h.log.open()
     try:
         return log.tree_size
     finally:

@@ -49,7 +49,7 @@ def test_an_output_through_a_symlink_to_the_host_is_refused(conveyor, sandbox, t
     with pytest.raises(BuildError, match="resolves outside the build directory"):
         run(conveyor, entry)
     assert log_size(conveyor) == before
-    assert not (conveyor.public / "builds").exists()
+    assert not (conveyor.paths.public / "builds").exists()
 
 
 def test_an_output_named_like_the_provenance_is_refused(conveyor, sandbox, tmp_path):

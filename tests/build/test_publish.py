@@ -28,7 +28,7 @@ def test_a_failed_check_keeps_both_outputs_and_the_report(conveyor, sandbox, tmp
     with pytest.raises(ReproducibilityError) as e:
         run(conveyor, entry, check=True)
     kept = Path(e.value.evidence["directory"])
-    assert kept.parent == conveyor.public / "builds" and str(kept) in str(e.value)
+    assert kept.parent == conveyor.paths.public / "builds" and str(kept) in str(e.value)
     ref, var = (
         (kept / "reference" / "out" / "info.txt").read_text(),
         (kept / "varied" / "out" / "info.txt").read_text(),

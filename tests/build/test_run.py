@@ -15,7 +15,7 @@ from overt.build.compare import DIFFERENT, IDENTICAL
 from overt.build.publish import sign_and_publish
 from overt.build.run import LABELS, run_and_compare
 from overt.errors import BuildError, ReproducibilityError
-from tests.build.helpers import current_builder, escrow_tree, log_size, run, signing_context
+from tests.build.helpers import current_builder, escrow_tree, log_size, run
 from tests.conftest import require
 
 # aspect: (the step that writes what the build sees of it, the output, what pins it in the recipe)
@@ -107,11 +107,13 @@ def test_run_and_compare_signs_nothing_and_its_result_is_signed_by_the_caller(co
     view = json.loads(json.dumps(result.to_dict()))
     assert view["verdict"]["differing"] == ["stamp.txt"] and view["checked"] is True
     with pytest.raises(ValueError, match="never signed"):
-        sign_and_publish(result, signing_context(conveyor), publish_dir=conveyor.public / "builds")
+        sign_and_publish(result, conveyor.conveyor_context(), publish_dir=conveyor.paths.public / "builds")
     assert log_size(conveyor) == before
 
     once = run_and_compare(conveyor.escrow, entry.sha256, workdir=tmp_path / "once")
-    publication = sign_and_publish(once, signing_context(conveyor), publish_dir=conveyor.public / "builds")
+    publication = sign_and_publish(
+        once, conveyor.conveyor_context(), publish_dir=conveyor.paths.public / "builds"
+    )
     assert log_size(conveyor) == before + 1 and publication.signed.receipt.index == before
     assert publication.to_dict()["outputs"][0]["sha256"] == once.reference.outputs[0].sha256
 

@@ -223,7 +223,9 @@ def test_bad_builds_log_nothing(conveyor, sandbox, tmp_path, files, recipe, erro
     if "net.py" in files:
         assert "Network is unreachable" in e.value.evidence["log"]
     assert log_size(conveyor) == before
-    assert not (conveyor.public / "builds").exists() or not any((conveyor.public / "builds").iterdir())
+    assert not (conveyor.paths.public / "builds").exists() or not any(
+        (conveyor.paths.public / "builds").iterdir()
+    )
 
 
 def test_tampered_toolchain_input_is_refused(conveyor, sandbox, tmp_path):

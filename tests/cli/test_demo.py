@@ -58,7 +58,7 @@ def run_overt(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProce
     """Run an ``overt ...`` command line as a user would, with this checkout's overt."""
     assert argv[0] == "overt"
     return subprocess.run(
-        [sys.executable, "-c", "from overt.cli.main import main; main()", *argv[1:]],
+        [sys.executable, "-m", "overt", *argv[1:]],
         capture_output=True,
         text=True,
         env=env,

@@ -16,7 +16,7 @@ import overt
 from tests.cli.test_cli import overt as run
 from tests.samples import SAMPLE_BUILDER_ID, provenance_statement
 
-CLI = [sys.executable, "-c", "from overt.cli.main import main; main()"]
+CLI = [sys.executable, "-m", "overt"]
 
 
 def _json(*args: str) -> dict:
@@ -131,3 +131,19 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(home: Path, args: tupl
     proc.stdout.close()  # before the interpreter has started: every write the command makes finds no reader
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and err == b"", err
+
+
+def test_progress_never_reaches_a_pipe(home: Path, tmp_path: Path) -> None:
+    """A transient progress display used to leave an empty first line in a pipe (log verify scanning for an
+    entry, keys audit reading the log)."""
+    entry = tmp_path / "scanned-for"
+    entry.write_bytes(b"an entry found by scanning")
+    assert run("log", "add", "--home", str(home), str(entry)).returncode == 0
+    policy = str(home / "log-policy")
+    r = run("log", "verify", "--log", str(home / "public" / "log"), "--policy", policy, "--entry", str(entry))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok  log signature\n") and r.stderr == ""
+    keyid = _json("keys", "list", "--home", str(home))["keys"][0]["keyid"]
+    r = run("keys", "audit", "--home", str(home), "--policy", policy, keyid)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and not r.stdout.startswith("\n") and r.stderr == ""

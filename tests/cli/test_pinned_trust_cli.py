@@ -92,10 +92,10 @@ def witnessed_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert r.returncode == 0, r.stderr
     # The witness w1 cosigns the published head; from now on the log's policy requires it.
     h = Home(home)
-    cosign(h.log_dir, HONEST)
+    cosign(h.log.paths.public, HONEST)
     pol = Policy.from_bytes(witnessed_by(h, HONEST, "w1"))
     w1 = PolicyWitness(name="w1", verifier=HONEST.verifier(), url="http://127.0.0.1:9")
-    h.save_policy(Policy(logs=pol.logs, witnesses=(w1,), groups=pol.groups, quorum=pol.quorum))
+    h.log.save_policy(Policy(logs=pol.logs, witnesses=(w1,), groups=pol.groups, quorum=pol.quorum))
     return home
 
 
@@ -140,8 +140,9 @@ def test_log_verify_needs_pinned_trust_and_keeps_its_state_out_of_the_cwd(log: L
     r = log.run("log", "verify", *src, "--policy", str(log.pinned), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["cosigners"] == ["w1"]
-    # The last verified checkpoint is remembered per origin under $XDG_STATE_HOME/overt.
-    remembered = log.state / (hashlib.sha256(ORIGIN.encode()).hexdigest() + ".checkpoint")
+    # The last verified checkpoint is remembered per log (origin and key) under $XDG_STATE_HOME/overt.
+    vkey = (log.public / "vkey").read_text().strip()
+    remembered = log.state / (hashlib.sha256(f"{ORIGIN}\n{vkey}".encode()).hexdigest() + ".checkpoint")
     assert remembered.read_bytes() == (log.public / "checkpoint").read_bytes()
     r = log.run("log", "verify", *src, "--policy", str(log.pinned), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["previous_size"] is not None, r.stderr

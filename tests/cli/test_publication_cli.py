@@ -92,7 +92,7 @@ def test_conveyor_commands_go_through_a_running_server(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with subprocess.Popen(
-        [sys.executable, "-c", "from overt.cli.main import main; main()", "serve", *H, "--port", str(port)],
+        [sys.executable, "-m", "overt", "serve", *H, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

@@ -112,7 +112,7 @@ def test_builder_ids_compare_exactly() -> None:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     h = Home.init(tmp_path / "conveyor", origin="conveyor.example/log", jurisdiction="CH")
-    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    uri, key = generate_file_key(h.paths.keys, "ed25519")
     builder = KeyRecord.create(
         key,
         role=Role.BUILDER,
@@ -126,11 +126,15 @@ def home(tmp_path: Path) -> Home:
 
 
 def log_size(h: Home) -> int:
-    return LogClient(directory_fetcher(h.log_dir), h.policy()).update().checkpoint.checkpoint.tree_size
+    return (
+        LogClient(directory_fetcher(h.log.paths.public), h.log.policy())
+        .update()
+        .checkpoint.checkpoint.tree_size
+    )
 
 
 def log_entries(h: Home) -> list[bytes]:
-    c = LogClient(directory_fetcher(h.log_dir), h.policy())
+    c = LogClient(directory_fetcher(h.log.paths.public), h.log.policy())
     return c.entries(c.update().checkpoint.checkpoint.tree_size)
 
 
@@ -169,27 +173,29 @@ def builder_key(h: Home) -> KeyRecord:
 
 def test_each_version_is_signed_by_the_release_key_logged_and_published(home: Home) -> None:
     release = register_builders(home, SAMPLE_BUILDER_ID)
-    c = LogClient(directory_fetcher(home.log_dir), home.policy())
+    c = LogClient(directory_fetcher(home.log.paths.public), home.log.policy())
     tree = c.update()
     entries = c.entries(tree.checkpoint.checkpoint.tree_size)
     assert len(entries) == 2
     for version, entry in enumerate(entries, 1):
-        assert (home.public / "builders" / f"v{version}.dsse.json").read_bytes() == entry
+        assert (home.paths.public / "builders" / f"v{version}.dsse.json").read_bytes() == entry
         c.verify_inclusion(entry, version - 1, tree.checkpoint)
         registry = BuilderRegistry.from_envelope(entry, [release.key])
         assert registry.version == version
-    assert (home.public / "builders" / "registry.dsse.json").read_bytes() == entries[1]
+    assert (home.paths.public / "builders" / "registry.dsse.json").read_bytes() == entries[1]
     assert home.builder_store().load().mapping() == {OWN: "CH", SAMPLE_BUILDER_ID: "CH"}
     # The builder's provenance now signs; an outsider checks the registry with the published release key.
     home.signing_service().sign(builder_key(home), provenance_statement("CH"))
-    public = home.public / "keys" / f"{release.keyid}.json"
-    r = overt("attest", "verify", str(home.public / "builders" / "registry.dsse.json"), "--key", str(public))
+    public = home.paths.public / "keys" / f"{release.keyid}.json"
+    r = overt(
+        "attest", "verify", str(home.paths.public / "builders" / "registry.dsse.json"), "--key", str(public)
+    )
     assert r.returncode == 0 and BUILDER_REGISTRY_V1 in r.stdout
 
 
 def test_a_registry_not_signed_by_the_release_key_is_distrusted(home: Home) -> None:
     register_builders(home)
-    current = home.public / "builders" / "registry.dsse.json"
+    current = home.paths.public / "builders" / "registry.dsse.json"
     # Re-signed by the builder key: a well-formed registry admitting an RU builder, but not the release key's.
     forged = BuilderRegistry().with_builder("https://builder.ru.example/b", "CH").with_builder(OWN, "CH")
     service = home.signing_service()
@@ -213,9 +219,11 @@ def test_a_registry_whose_subject_is_another_registry_is_refused(home: Home) -> 
     with pytest.raises(VerificationError, match="subject is not the registry"):
         BuilderRegistry.from_statement(Statement.from_dict(doc))
     with pytest.raises(VerificationError, match="no release key"):
-        BuilderRegistry.from_envelope((home.public / "builders" / "registry.dsse.json").read_bytes(), [])
+        BuilderRegistry.from_envelope(
+            (home.paths.public / "builders" / "registry.dsse.json").read_bytes(), []
+        )
     assert BuilderRegistry.from_envelope(
-        (home.public / "builders" / "registry.dsse.json").read_bytes(), [release.key]
+        (home.paths.public / "builders" / "registry.dsse.json").read_bytes(), [release.key]
     ).mapping() == {OWN: "CH"}
 
 
@@ -245,7 +253,7 @@ def test_verify_only_keys_never_become_the_current_key(home: Home, tmp_path: Pat
     home.registry.add(outside.public(), conveyor_jurisdiction="CH")
     assert home.registry.get(outside.keyid).uri == ""
     assert builder_key(home).keyid != outside.keyid  # current() skips keys that cannot sign
-    assert not (home.public / "keys" / f"{outside.keyid}.json").exists()
+    assert not (home.paths.public / "keys" / f"{outside.keyid}.json").exists()
     with pytest.raises(ConfigError, match="already in the registry"):
         home.registry.add(outside.public(), conveyor_jurisdiction="CH")
 
@@ -320,7 +328,7 @@ def three_versions(h: Home) -> KeyRecord:
 
 
 def roll_back(h: Home, version: int) -> None:
-    builders = h.public / "builders"
+    builders = h.paths.public / "builders"
     (builders / "registry.dsse.json").write_bytes((builders / f"v{version}.dsse.json").read_bytes())
 
 
@@ -376,7 +384,7 @@ def test_a_lost_or_foreign_scan_mark_means_a_full_rescan(home: Home) -> None:
 
 def test_a_registry_that_was_never_logged_is_refused(home: Home, tmp_path: Path) -> None:
     release = register_builders(home)
-    current = home.public / "builders" / "registry.dsse.json"
+    current = home.paths.public / "builders" / "registry.dsse.json"
     # Signed by the release key itself, but never appended to the log.
     registry = home.builder_store().load().with_builder(SAMPLE_BUILDER_ID, "CH")
     payload = registry.statement(now=datetime.now(UTC)).to_bytes()
@@ -386,7 +394,7 @@ def test_a_registry_that_was_never_logged_is_refused(home: Home, tmp_path: Path)
     assert "is v1" in refused_and_logged(home, builder_key(home), provenance_statement("CH"))
     # A home whose log holds no registry at all trusts no file either.
     other = Home.init(tmp_path / "other", origin="other.example/log", jurisdiction="CH")
-    uri, key = generate_file_key(other.keys_dir, "ed25519")
+    uri, key = generate_file_key(other.paths.keys, "ed25519")
     start = datetime.now(UTC) - timedelta(minutes=1)
     other_release = KeyRecord.create(
         key, role=Role.RELEASE, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
@@ -394,8 +402,8 @@ def test_a_registry_that_was_never_logged_is_refused(home: Home, tmp_path: Path)
     other.registry.save(other_release)
     payload = BuilderRegistry().with_builder(OWN, "CH").statement(now=datetime.now(UTC)).to_bytes()
     envelope = sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, [other.signer_for(other_release)])
-    (other.public / "builders").mkdir(parents=True)
-    (other.public / "builders" / "registry.dsse.json").write_bytes(envelope.to_bytes())
+    (other.paths.public / "builders").mkdir(parents=True)
+    (other.paths.public / "builders" / "registry.dsse.json").write_bytes(envelope.to_bytes())
     with pytest.raises(VerificationError, match="log holds no builder registry signed by its release keys"):
         other.builder_store().load()
 
@@ -426,7 +434,7 @@ def test_the_scan_checks_the_log_it_reads(home: Home) -> None:
 
 def test_an_edited_entry_bundle_is_not_read_as_the_log(home: Home) -> None:
     three_versions(home)
-    bundle = home.log_dir / entries_path(0, log_size(home))
+    bundle = home.log.paths.public / entries_path(0, log_size(home))
     data = bytearray(bundle.read_bytes())
     data[-3] ^= 1
     bundle.write_bytes(bytes(data))
@@ -442,7 +450,9 @@ def test_a_new_version_always_follows_the_newest_logged_one(home: Home) -> None:
     roll_back(home, 2)  # built on, v2 would give a second, different v3
     with pytest.raises(VerificationError, match="is v3"):
         add_builder(store, service, release, builder_id=other, jurisdiction="CH")
-    (home.public / "builders" / "registry.dsse.json").unlink()  # built on, nothing would give a second v1
+    (
+        home.paths.public / "builders" / "registry.dsse.json"
+    ).unlink()  # built on, nothing would give a second v1
     with pytest.raises(VerificationError, match=r"registry\.dsse\.json is missing, but the newest .* is v3"):
         add_builder(store, service, release, builder_id=other, jurisdiction="CH")
     with pytest.raises(VerificationError, match="is missing"):
@@ -462,7 +472,7 @@ def test_the_scan_filter_finds_the_registry_type_at_every_offset(before: bytes, 
 
 def test_only_registries_the_trusted_keys_signed_count(home: Home) -> None:
     release = register_builders(home)
-    entry = (home.public / "builders" / "registry.dsse.json").read_bytes()
+    entry = (home.paths.public / "builders" / "registry.dsse.json").read_bytes()
     assert registry_scan.registry_version(entry, [release.key]) == 1
     assert registry_scan.registry_version(entry, [builder_key(home).key]) is None
     unsigned = Envelope(payload=Envelope.from_bytes(entry).payload, payload_type=PAYLOAD_TYPE_IN_TOTO)
@@ -556,7 +566,7 @@ def test_builders_add_refuses_a_host_abroad_unless_told_it_is_unsafe(tmp_path: P
     logged = Envelope.from_bytes(log_entries(home)[-1])
     assert (
         logged.payload
-        == Envelope.from_bytes((home.public / "builders" / "registry.dsse.json").read_bytes()).payload
+        == Envelope.from_bytes((home.paths.public / "builders" / "registry.dsse.json").read_bytes()).payload
     )
     entries = Statement.from_bytes(logged.payload).predicate["builders"]
     assert {"id": "https://host.ru/builder", "jurisdiction": "CH", "unsafeAllowForeignHost": True} in entries

@@ -55,12 +55,12 @@ def test_private_keys_never_leave_the_token(softhsm):
 def test_checkpoints_signed_through_pkcs11(softhsm, tmp_path):
     h = Home.init(tmp_path / "h", origin="hsm.example/log", hsm=softhsm, log_key_on_hsm=True)
     assert h.log_key().storage == "hsm"
-    receipt = h.append_to_log(b"first entry")
+    receipt = h.log.append(b"first entry")
     assert receipt.published
-    checkpoint = (h.log_dir / "checkpoint").read_bytes()
-    verifier = parse_ed25519_vkey((h.log_dir / "vkey").read_text().strip())
+    checkpoint = (h.log.paths.public / "checkpoint").read_bytes()
+    verifier = parse_ed25519_vkey((h.log.paths.public / "vkey").read_text().strip())
     assert verify_note(Note.from_bytes(checkpoint), [verifier])
-    c = LogClient(directory_fetcher(h.log_dir), h.policy())
+    c = LogClient(directory_fetcher(h.log.paths.public), h.log.policy())
     c.verify_inclusion(b"first entry", receipt.index, c.update().checkpoint)
 
 

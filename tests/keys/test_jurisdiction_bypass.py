@@ -59,7 +59,7 @@ def planted_key(h: Home, role: Role, jurisdiction: str = "CH") -> KeyRecord:
     to make a key outside the conveyor's jurisdiction)."""
     slot = (str(h.path), role, jurisdiction)
     if slot not in _planted:
-        uri, key = generate_file_key(h.keys_dir, "ecdsa" if role is Role.AUDITOR else "ed25519")
+        uri, key = generate_file_key(h.paths.keys, "ecdsa" if role is Role.AUDITOR else "ed25519")
         start = datetime.now(UTC) - timedelta(minutes=1)
         record = KeyRecord.create(
             key, role=role, jurisdiction=jurisdiction, valid_from=start, valid_until=None, uri=uri
@@ -70,14 +70,14 @@ def planted_key(h: Home, role: Role, jurisdiction: str = "CH") -> KeyRecord:
 
 
 def log_entries(h: Home) -> list[bytes]:
-    c = LogClient(directory_fetcher(h.log_dir), h.policy())
+    c = LogClient(directory_fetcher(h.log.paths.public), h.log.policy())
     return c.entries(c.update().checkpoint.checkpoint.tree_size)
 
 
 def assert_refusal_logged(h: Home, record: KeyRecord, statement: Statement, index: int, reason: str) -> None:
     """The log entry at ``index`` is an unsigned refusal by ``record`` of exactly ``statement``, included under
     the published checkpoint; and no entry of the log is ``statement`` signed."""
-    c = LogClient(directory_fetcher(h.log_dir), h.policy())
+    c = LogClient(directory_fetcher(h.log.paths.public), h.log.policy())
     tree = c.update()
     entries = c.entries(tree.checkpoint.checkpoint.tree_size)
     c.verify_inclusion(entries[index], index, tree.checkpoint)
@@ -101,7 +101,7 @@ def service_for(h: Home, case: Case) -> SigningService:
     registry = dict(case.builders)
     return SigningService(
         load=h.signer_for,
-        append=h.append_to_log,
+        append=h.log.append,
         now=lambda: datetime.now(UTC),
         jurisdiction=h.conveyor.jurisdiction,
         builders=lambda: registry,
@@ -120,7 +120,7 @@ def test_hostile_statement_is_refused_and_the_refusal_logged(home: Home, case: C
 
 def test_rotating_a_foreign_key_is_refused_and_logged(home: Home) -> None:
     old = planted_key(home, Role.BUILDER, "RU")
-    uri, key = generate_file_key(home.keys_dir, "ed25519")
+    uri, key = generate_file_key(home.paths.keys, "ed25519")
     now = datetime.now(UTC)
     draft = KeyRecord.create(
         key, role=Role.BUILDER, jurisdiction="RU", valid_from=now, valid_until=None, uri=uri
@@ -157,11 +157,11 @@ def test_attest_sign_on_the_command_line_refuses_and_logs(home: Home, tmp_path: 
 def test_a_ch_home_does_not_generate_an_ru_key_and_a_planted_one_does_not_sign(
     home: Home, tmp_path: Path
 ) -> None:
-    keys_before = sorted(p.name for p in home.keys_dir.iterdir())
+    keys_before = sorted(p.name for p in home.paths.keys.iterdir())
     r = overt("keys", "generate", "--role", "builder", "--jurisdiction", "RU", "--home", str(home.path))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "this conveyor signs only in CH" in r.stderr and "keys import --public" in r.stderr
-    assert sorted(p.name for p in home.keys_dir.iterdir()) == keys_before  # no key material made
+    assert sorted(p.name for p in home.paths.keys.iterdir()) == keys_before  # no key material made
     # Written in by hand instead, the RU key still signs nothing: RU provenance is refused, and logged.
     ru = planted_key(home, Role.BUILDER, "RU")
     statement = provenance_statement("RU")
@@ -182,13 +182,13 @@ def test_an_imported_foreign_key_verifies_but_never_signs(home: Home, tmp_path: 
     ru_statement = Statement.from_dict(doc)
     envelope = tmp_path / "ru.dsse.json"
     envelope.write_bytes(ru_home.signing_service().sign(ru_builder, ru_statement).entry)
-    public = ru_home.public / "keys" / f"{ru_builder.keyid}.json"
+    public = ru_home.paths.public / "keys" / f"{ru_builder.keyid}.json"
 
     H = ("--home", str(home.path))
     r = overt("keys", "import", "--public", str(public), *H)
     assert r.returncode == 0, r.stderr
     assert "in jurisdiction RU, for verification only" in r.stdout
-    assert not (home.public / "keys" / f"{ru_builder.keyid}.json").exists()  # not published as ours
+    assert not (home.paths.public / "keys" / f"{ru_builder.keyid}.json").exists()  # not published as ours
     r = overt("attest", "verify", str(envelope), "--key", str(public))
     assert r.returncode == 0 and "ok" in r.stdout
     r = overt(
@@ -296,7 +296,7 @@ def test_attest_sign_refuses_and_logs_what_is_not_strictly_a_statement(
     index = cli_refusal(home, path, record.keyid)
     entries = log_entries(home)
     assert index == len(before) and len(entries) == len(before) + 1  # the refusal, and nothing signed
-    c = LogClient(directory_fetcher(home.log_dir), home.policy())
+    c = LogClient(directory_fetcher(home.log.paths.public), home.log.policy())
     c.verify_inclusion(entries[index], index, c.update().checkpoint)
     refusal = Envelope.from_bytes(entries[index])
     assert refusal.signatures == ()

@@ -168,9 +168,9 @@ def test_new_home_has_an_ed25519_log_key_in_the_registry(tmp_path):
     h = Home.init(tmp_path / "h", origin="example.com/log", jurisdiction="DE")
     log_key = h.log_key()
     assert log_key.role is Role.LOG and log_key.jurisdiction == "DE" and log_key.key.keytype == "ed25519"
-    assert (h.public / "keys" / f"{log_key.keyid}.json").exists()
-    signer = h.log_signer()
-    assert (h.log_dir / "vkey").read_text().strip() == signer.verifier().vkey()
+    assert (h.paths.public / "keys" / f"{log_key.keyid}.json").exists()
+    signer = h.log.signer()
+    assert (h.log.paths.public / "vkey").read_text().strip() == signer.verifier().vkey()
     assert bytes.fromhex(log_key.key.keyval["public"]) == signer.public_key
     assert h.conveyor.jurisdiction == "DE"
 

@@ -33,7 +33,7 @@ POLICY = SigningPolicy(jurisdiction="CH", builders={SAMPLE_BUILDER_ID: "CH"})
 def add_key(
     h: Home, role: Role, *, jurisdiction: str = "CH", keytype: str = "ed25519", **validity
 ) -> KeyRecord:
-    uri, key = generate_file_key(h.keys_dir, keytype)
+    uri, key = generate_file_key(h.paths.keys, keytype)
     args = {"valid_from": T0 - timedelta(days=1), "valid_until": None, **validity}
     record = KeyRecord.create(key, role=role, jurisdiction=jurisdiction, uri=uri, **args)
     h.registry.save(record)
@@ -48,11 +48,11 @@ def home(tmp_path: Path) -> Home:
 
 
 def client(h: Home) -> LogClient:
-    return LogClient(directory_fetcher(h.log_dir), h.policy())
+    return LogClient(directory_fetcher(h.log.paths.public), h.log.policy())
 
 
 def log_entries(h: Home) -> list[bytes]:
-    if not (h.log_dir / "checkpoint").exists():
+    if not (h.log.paths.public / "checkpoint").exists():
         return []
     c = client(h)
     tree = c.update()
@@ -66,7 +66,7 @@ def test_signature_is_the_logged_envelope(home):
     assert entries[signed.receipt.index] == signed.entry == signed.envelope.to_bytes()
     c = client(home)
     c.verify_inclusion(signed.entry, signed.receipt.index, c.update().checkpoint)
-    (published,) = load_public_keys([home.public / "keys" / f"{builder.keyid}.json"])
+    (published,) = load_public_keys([home.paths.public / "keys" / f"{builder.keyid}.json"])
     assert (
         verify_statement(Envelope.from_bytes(entries[signed.receipt.index]), [published.key])
         == provenance_statement()
@@ -159,7 +159,7 @@ def test_rotation_is_logged_and_old_signatures_stay_verifiable(home):
     old = add_key(home, Role.BUILDER)
     service = home.signing_service(lambda: T0)
     first = service.sign(old, provenance_statement())
-    uri, key = generate_file_key(home.keys_dir, "ed25519")
+    uri, key = generate_file_key(home.paths.keys, "ed25519")
     draft = KeyRecord.create(
         key, role=Role.BUILDER, jurisdiction="CH", valid_from=T0, valid_until=None, uri=uri
     )
@@ -182,8 +182,8 @@ def test_rotation_is_logged_and_old_signatures_stay_verifiable(home):
     second = service.sign(home.registry.get(new.keyid), provenance_statement())
 
     # Older entries stay verifiable with the old key's published file; the new key does not verify them.
-    (old_public,) = load_public_keys([home.public / "keys" / f"{old.keyid}.json"])
-    (new_public,) = load_public_keys([home.public / "keys" / f"{new.keyid}.json"])
+    (old_public,) = load_public_keys([home.paths.public / "keys" / f"{old.keyid}.json"])
+    (new_public,) = load_public_keys([home.paths.public / "keys" / f"{new.keyid}.json"])
     verify_statement(Envelope.from_bytes(entries[first.receipt.index]), [old_public.key])
     with pytest.raises(SignatureError):
         verify_statement(Envelope.from_bytes(entries[first.receipt.index]), [new_public.key])
@@ -193,7 +193,7 @@ def test_rotation_is_logged_and_old_signatures_stay_verifiable(home):
 
 def test_rotation_cannot_change_jurisdiction_or_role(home):
     old = add_key(home, Role.BUILDER)
-    uri, key = generate_file_key(home.keys_dir, "ed25519")
+    uri, key = generate_file_key(home.paths.keys, "ed25519")
     elsewhere = KeyRecord.create(
         key, role=Role.BUILDER, jurisdiction="DE", valid_from=T0, valid_until=None, uri=uri
     )
@@ -222,7 +222,7 @@ def test_audit_lists_everything_a_key_did(home):
     with pytest.raises(PolicyError):
         service.sign(builder, provenance_statement("US"))
     service.sign(other, provenance_statement())
-    home.append_to_log(b"not an envelope")
+    home.log.append(b"not an envelope")
     # A forged envelope that names the builder's keyid but carries someone else's signature.
     forged_sig = other_sig = service.sign(other, provenance_statement()).envelope.signatures[0].sig
     forged = Envelope(
@@ -230,7 +230,7 @@ def test_audit_lists_everything_a_key_did(home):
         payload_type=PAYLOAD_TYPE_IN_TOTO,
         signatures=(EnvelopeSignature(keyid=builder.keyid, sig=forged_sig),),
     )
-    bad = home.append_to_log(forged.to_bytes())
+    bad = home.log.append(forged.to_bytes())
     report = audit_key(client(home), builder.key)
     kinds = [(e.index, e.kind) for e in report.entries]
     assert kinds == [(a.receipt.index, SIGNED), (a.receipt.index + 1, REFUSED), (bad.index, BAD_SIGNATURE)]
@@ -248,13 +248,13 @@ def test_statements_with_other_payload_types_are_described_not_parsed():
 
 
 def test_one_writer_per_home(home):
-    first = home.open_log()
+    first = home.log.open()
     try:
         with pytest.raises(ConfigError, match=f"another process \\(pid {os.getpid()}"):
-            home.open_log(wait=0.2)
+            home.log.open(wait=0.2)
     finally:
         first.close()
-    home.open_log(wait=0.2).close()  # released on close
+    home.log.open(wait=0.2).close()  # released on close
 
 
 def test_signing_through_a_running_log_server(home, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -114,7 +115,7 @@ def test_silent_connections_are_closed(tmp_path: Path, sent: bytes) -> None:
 
 def test_a_log_that_refuses_to_open_is_raised_by_the_server(tmp_path: Path) -> None:
     home = make_home(tmp_path)
-    home.policy_path.write_text("not a policy\n")
+    home.log.paths.policy.write_text("not a policy\n")
     with pytest.raises(ConfigError, match="log-policy"), BackgroundServer(create_app(home)):
         pass
 
@@ -125,15 +126,14 @@ def test_a_log_that_refuses_to_open_is_raised_by_the_server(tmp_path: Path) -> N
 @contextmanager
 def overt_serve(home: Home, *args: str, nofile: int | None = None) -> Iterator[subprocess.Popen[str]]:
     """``overt serve --port 0`` on ``home``; stderr goes to ``<home>/../serve.err``."""
-    limit = (
-        f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}))\n"
-        if nofile
-        else ""
-    )
-    code = f"{limit}from overt.cli.main import main; main()"
+
+    def limit() -> None:
+        if nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     err = (home.path.parent / "serve.err").open("w")
-    cmd = [sys.executable, "-c", code, "serve", "--home", str(home.path), "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    cmd = [sys.executable, "-m", "overt", "serve", "--home", str(home.path), "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, preexec_fn=limit)
     try:
         yield proc
     finally:
@@ -150,8 +150,8 @@ def stderr_of(home: Home) -> str:
 def test_serve_names_its_url_in_log_server_while_it_runs(tmp_path: Path) -> None:
     home = make_home(tmp_path)
     with overt_serve(home) as proc:
-        wait_for(home.server_file.exists, "log.server")
-        text = home.server_file.read_text()
+        wait_for(home.log.paths.server.exists, "log.server")
+        text = home.log.paths.server.read_text()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", text), text
         r = httpx.post(f"{text.strip()}/add", content=b"through the server", timeout=30)
         assert r.status_code == 200, r.text
@@ -159,19 +159,19 @@ def test_serve_names_its_url_in_log_server_while_it_runs(tmp_path: Path) -> None
             WriterLock(home.path / "log.lock", wait=0)  # the server holds the home's writer lock
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    assert not home.server_file.exists()
+    assert not home.log.paths.server.exists()
     assert "Traceback" not in stderr_of(home)
 
 
 def _remove_tiles(home: Home) -> None:
-    home.append_to_log(b"an entry")
-    for tile in (home.log_dir / "tile" / "0").rglob("*"):
+    home.log.append(b"an entry")
+    for tile in (home.log.paths.public / "tile" / "0").rglob("*"):
         if tile.is_file():
             tile.unlink()
 
 
 def _break_policy(home: Home) -> None:
-    home.policy_path.write_text("not a policy\n")
+    home.log.paths.policy.write_text("not a policy\n")
 
 
 @pytest.mark.parametrize("fault", [_remove_tiles, _break_policy], ids=["tiles-missing", "policy-unreadable"])
@@ -182,7 +182,7 @@ def test_serve_reports_a_log_that_refuses_to_open(tmp_path: Path, fault: Callabl
         assert proc.wait(timeout=60) == 2
     err = stderr_of(home)
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    assert not home.server_file.exists()
+    assert not home.log.paths.server.exists()
 
 
 @pytest.mark.parametrize(
@@ -191,8 +191,8 @@ def test_serve_reports_a_log_that_refuses_to_open(tmp_path: Path, fault: Callabl
 def test_out_of_descriptors_is_one_line_and_serving_resumes(tmp_path: Path, args: tuple[str, ...]) -> None:
     home = make_home(tmp_path)
     with overt_serve(home, *args, nofile=64):
-        wait_for(home.server_file.exists, "log.server")
-        url = home.server_file.read_text().strip()
+        wait_for(home.log.paths.server.exists, "log.server")
+        url = home.log.paths.server.read_text().strip()
         host, port = url.removeprefix("http://").rsplit(":", 1)
         flood = [socket.create_connection((host, int(port))) for _ in range(80)]
         try:

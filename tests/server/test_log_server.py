@@ -65,12 +65,12 @@ def test_publishes_only_with_quorum_and_retries_down_witness(tmp_path: Path) -> 
     home = make_home(tmp_path, batch_interval=0.05)
     wdir = tmp_path / "w1"
     init_witness(wdir, "w1.test.overt.example")
-    trust_log(wdir, (home.log_dir / "vkey").read_text().strip())
+    trust_log(wdir, (home.log.paths.public / "vkey").read_text().strip())
     witness = load_witness(wdir)
     port = free_port()
     pw = PolicyWitness(name="w1", verifier=witness.signer.verifier(), url=f"http://127.0.0.1:{port}")
     groups, quorum = quorum_groups(("w1",), "all")
-    home.save_policy(Policy(logs=home.policy().logs, witnesses=(pw,), groups=groups, quorum=quorum))
+    home.log.save_policy(Policy(logs=home.log.policy().logs, witnesses=(pw,), groups=groups, quorum=quorum))
     with BackgroundServer(create_app(home, wait_timeout=1.0)) as srv, httpx.Client(base_url=srv.url) as http:
         r = http.post("/add", content=b"first", timeout=30)
         assert r.status_code == 503
@@ -82,7 +82,7 @@ def test_publishes_only_with_quorum_and_retries_down_witness(tmp_path: Path) -> 
             assert r.status_code == 200, r.text
             assert r.json()["index"] == 0
             proof = TlogProof.from_bytes(r.json()["proof"].encode())
-            assert verify_tlog_proof(proof, b"first", home.policy()) == frozenset({"w1"})
+            assert verify_tlog_proof(proof, b"first", home.log.policy()) == frozenset({"w1"})
 
 
 @pytest.mark.parametrize("bad", ["postgres", "mysql"])
@@ -118,18 +118,20 @@ def test_batching_loop_recovers_after_a_storage_fault_clears(
         httpx.Client(base_url=srv.url, timeout=60) as http,
     ):
         assert http.post("/add", content=b"first").status_code == 200
-        with read_only(home.log_dir):  # tiles still land in tile/, the checkpoint cannot be replaced
+        with read_only(home.log.paths.public):  # tiles still land in tile/, the checkpoint cannot be replaced
             for entry in (b"second", b"third"):
                 r = http.post("/add", content=entry)
                 assert r.status_code == 503, r.text
                 assert r.json()["reason"] == "storage"
-                assert str(home.log_dir) in r.json()["error"]  # the real reason, naming the directory
+                assert (
+                    str(home.log.paths.public) in r.json()["error"]
+                )  # the real reason, naming the directory
                 assert int(r.headers["retry-after"]) >= 1
         for index, entry in enumerate((b"second", b"third", b"fourth"), start=1):
             r = http.post("/add", content=entry)
             assert r.status_code == 200, r.text
             assert r.json()["index"] == index  # second and third kept the index they were sequenced at
-            verify_tlog_proof(TlogProof.from_bytes(r.json()["proof"].encode()), entry, home.policy())
+            verify_tlog_proof(TlogProof.from_bytes(r.json()["proof"].encode()), entry, home.log.policy())
         assert SignedCheckpoint.from_bytes(http.get("/log/checkpoint").content).checkpoint.tree_size == 4
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
@@ -145,7 +147,7 @@ def test_unpublished_answer_is_machine_recognisable(tmp_path: Path) -> None:
         url=f"http://127.0.0.1:{free_port()}",
     )
     groups, quorum = quorum_groups(("w1",), "all")
-    home.save_policy(Policy(logs=home.policy().logs, witnesses=(dead,), groups=groups, quorum=quorum))
+    home.log.save_policy(Policy(logs=home.log.policy().logs, witnesses=(dead,), groups=groups, quorum=quorum))
     with BackgroundServer(create_app(home, wait_timeout=0.5)) as srv, httpx.Client(base_url=srv.url) as http:
         r = http.post("/add", content=b"waits for w1", timeout=30)
     assert r.status_code == 503

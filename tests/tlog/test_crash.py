@@ -23,7 +23,7 @@ import os, sys
 from pathlib import Path
 from overt.home import Home
 home = Home(Path(sys.argv[1]))
-log = home.open_log()
+log = home.log.open()
 rnd = int(sys.argv[2])
 n = 0
 while True:
@@ -77,7 +77,7 @@ def test_sigkill_loses_nothing_and_stays_consistent(tmp_path: Path) -> None:
         child.stdout.close()
         # Restart: every acknowledged entry is where it was acknowledged, and a new signature is consistent
         # with every checkpoint signed so far.
-        log = home.open_log()
+        log = home.log.open()
         try:
             assert log.tree_size >= max(acked) + 1
             for index, entry in acked.items():

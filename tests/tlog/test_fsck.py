@@ -29,7 +29,7 @@ def entry(i: int) -> bytes:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = Home.init(tmp_path_factory.mktemp("fsck") / "home", origin="fsck.overt.example/log")
-    log = home.open_log()
+    log = home.log.open()
     log.add([entry(i) for i in range(SIZE)])
     assert log.publish().published
     log.close()
@@ -62,7 +62,7 @@ def test_any_flipped_byte_is_named(pristine: Path, which: str, offset: int, mask
         shutil.copytree(pristine / "public" / "log", log_dir)
         flip(log_dir / which, offset, mask)
         home = Home(pristine)
-        root = home.log_heads()[0].root_hash
+        root = home.log.heads()[0].root_hash
         report = check_tree(TileLog.reader_for(log_dir), SIZE, root)
         assert not report.ok
         assert which in {d.path for d in report.damage}, report.damage
@@ -70,9 +70,9 @@ def test_any_flipped_byte_is_named(pristine: Path, which: str, offset: int, mask
 
 @pytest.mark.parametrize("which", ["tile/0/000", "tile/entries/001"])
 def test_truncated_file_is_named(home: Home, which: str) -> None:
-    path = home.log_dir / which
+    path = home.log.paths.public / which
     path.write_bytes(path.read_bytes()[:-3])
-    report = home.fsck_log(full=True)
+    report = home.log.fsck(full=True)
     assert [d.path for d in report.damage] == [which]
 
 
@@ -83,7 +83,7 @@ def test_fsck_cli_names_damage_and_proof_is_refused(home: Home) -> None:
     assert json.loads(r.stdout)["ok"] is True
     good = overt("log", "proof", "5", *H)
     assert good.returncode == 0, good.stderr
-    flip(home.log_dir / "tile" / "0" / "000", 5 * 32 + 7)
+    flip(home.log.paths.public / "tile" / "0" / "000", 5 * 32 + 7)
     r = overt("log", "fsck", "--full", *H, "--json")
     assert r.returncode == 1
     report = json.loads(r.stdout)
@@ -101,9 +101,9 @@ def test_fsck_cli_names_damage_and_proof_is_refused(home: Home) -> None:
 
 
 def test_truncated_bundles_refused_by_proof_and_open(home: Home) -> None:
-    full = home.log_dir / "tile" / "entries" / "001"
+    full = home.log.paths.public / "tile" / "entries" / "001"
     full.write_bytes(full.read_bytes()[:-1])
-    reader = home.read_log()
+    reader = home.log.read()
     try:
         published = reader.published()
         assert published is not None
@@ -111,37 +111,37 @@ def test_truncated_bundles_refused_by_proof_and_open(home: Home) -> None:
             reader.proof(300, published)
     finally:
         reader.close()
-    edge = home.log_dir / "tile" / "entries" / "002.p" / str(SIZE - 512)
+    edge = home.log.paths.public / "tile" / "entries" / "002.p" / str(SIZE - 512)
     edge.write_bytes(edge.read_bytes()[:-1])
     with pytest.raises(StorageError, match=r"entries/002\.p"):
-        home.read_log()
+        home.log.read()
     with pytest.raises(StorageError, match=r"entries/002\.p"):
-        home.open_log()
+        home.log.open()
 
 
 def test_incremental_fsck_checks_only_new_files_and_full_checks_all(home: Home) -> None:
-    first = home.fsck_log()
+    first = home.log.fsck()
     assert first.ok and first.start == 0 and first.bundles == 3
-    log = home.open_log()
+    log = home.log.open()
     log.add([b"one more"])
     log.publish()
     log.close()
     # Change an entry of an old, already checked bundle (same length, so it still parses).
-    bundle = home.log_dir / "tile" / "entries" / "000"
+    bundle = home.log.paths.public / "tile" / "entries" / "000"
     bundle.write_bytes(bundle.read_bytes().replace(b"entry 7 ", b"entry X "))
-    new = home.fsck_log()
+    new = home.log.fsck()
     assert new.ok and new.start == SIZE and new.bundles == 1  # only the right edge was read again
-    assert [d.path for d in home.fsck_log(full=True).damage] == ["tile/entries/000"]
+    assert [d.path for d in home.log.fsck(full=True).damage] == ["tile/entries/000"]
 
 
 def test_incremental_fsck_still_notices_an_old_tile_under_a_new_parent(home: Home) -> None:
-    assert home.fsck_log().ok
-    log = home.open_log()
+    assert home.log.fsck().ok
+    log = home.log.open()
     log.add([b"one more"])
     log.publish()
     log.close()
-    flip(home.log_dir / "tile" / "0" / "000", 1)  # old, but its parent tile/1/000.p/2 is recomputed
-    report = home.fsck_log()
+    flip(home.log.paths.public / "tile" / "0" / "000", 1)  # old, but its parent tile/1/000.p/2 is recomputed
+    report = home.log.fsck()
     assert report.start == SIZE and [d.path for d in report.damage] == ["tile/0/000"]
 
 
@@ -154,15 +154,33 @@ def test_sqlite_corruption_is_detected(home: Home) -> None:
     for start in range(page, len(data), page):  # every b-tree page header after the first page
         data[start : start + 12] = b"\x0d\xff" * 6
     db.write_bytes(bytes(data))
-    report = home.fsck_log(full=True)
+    report = home.log.fsck(full=True)
     assert not report.ok
     assert report.database, report
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_lost_database_is_damage_and_fsck_leaves_it_lost(home: Home, how: str) -> None:
+    """fsck used to report a deleted database as sound (and create an empty one); the next append then failed."""
+    db = home.path / "overt.db"
+    for suffix in ("", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    if how == "emptied":
+        home.log.open_store().close()  # a fresh, empty database where the old one was
+    report = home.log.fsck(full=True)
+    assert not report.ok
+    assert any("recover" in p for p in report.database), report.database
+    assert db.exists() == (how == "emptied")
+    r = overt("log", "fsck", "--home", str(home.path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert home.log.recover().tree_size == SIZE
+    assert home.log.fsck(full=True).ok
 
 
 def test_missing_dedup_row_is_named_and_never_resequenced(home: Home) -> None:
     with sqlite3.connect(home.path / "overt.db") as conn:
         conn.execute("DELETE FROM log_entries WHERE leaf_index = 42")
-    report = home.fsck_log(full=True)
+    report = home.log.fsck(full=True)
     assert "no deduplication row for entry 42" in report.database
     r = overt("log", "add", "--home", str(home.path), "--json", str(_write(home.path.parent, entry(42))))
     assert r.returncode != 0 and "deduplication table" in r.stderr
@@ -187,7 +205,7 @@ def test_tampered_dedup_row_never_hands_out_another_entrys_index(home: Home) -> 
         conn.execute("UPDATE log_entries SET leaf_index = -1 WHERE leaf_hash = ?", (leaf(entry(0)),))
         conn.execute("UPDATE log_entries SET leaf_index = 0 WHERE leaf_hash = ?", (leaf(entry(7)),))
         conn.execute("UPDATE log_entries SET leaf_index = 7 WHERE leaf_hash = ?", (leaf(entry(0)),))
-    log = home.open_log()
+    log = home.log.open()
     try:
         with pytest.raises(StorageError, match="deduplication table places an entry at index 7"):
             log.add([entry(0)])
@@ -204,19 +222,19 @@ def test_a_dedup_row_past_the_tree_is_refused(home: Home, index: int) -> None:
             "UPDATE log_entries SET leaf_index = ? WHERE leaf_hash = ?",
             (index, hashlib.sha256(b"\x00" + entry(3)).digest()),
         )
-    log = home.open_log(check=False)  # the row count still matches; the row itself lies
+    log = home.log.open(check=False)  # the row count still matches; the row itself lies
     try:
         with pytest.raises(StorageError, match=f"places an entry at index {index}"):
             log.add([entry(3)])
         assert log.tree_size == SIZE
     finally:
         log.close()
-    assert home.fsck_log(full=True).database
+    assert home.log.fsck(full=True).database
 
 
 def test_damaged_bundle_is_not_blamed_on_the_database(home: Home) -> None:
-    bundle = home.log_dir / "tile" / "entries" / "001"
+    bundle = home.log.paths.public / "tile" / "entries" / "001"
     bundle.write_bytes(bundle.read_bytes().replace(b"entry 300 ", b"entry 3X0 "))
-    report = home.fsck_log(full=True)
+    report = home.log.fsck(full=True)
     assert [d.path for d in report.damage] == ["tile/entries/001"]
     assert report.database == ()

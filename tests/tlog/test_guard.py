@@ -21,7 +21,7 @@ from overt.tlog.merkle import verify_consistency
 
 
 def grow(home: Home, start: int, count: int) -> SignedCheckpoint:
-    log = home.open_log()
+    log = home.log.open()
     try:
         log.add([f"entry {i}".encode() for i in range(start, start + count)])
         result = log.publish()
@@ -33,7 +33,7 @@ def grow(home: Home, start: int, count: int) -> SignedCheckpoint:
 
 def snapshot(home: Home) -> dict[str, bytes]:
     """Every tile and entry bundle of the published tree, by path."""
-    root = home.log_dir / "tile"
+    root = home.log.paths.public / "tile"
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
@@ -86,7 +86,7 @@ def test_damaged_database_is_refused_then_recovered(
 ) -> None:
     home, saved, head = grown
     before = snapshot(home)
-    published = (home.log_dir / "checkpoint").read_bytes()
+    published = (home.log.paths.public / "checkpoint").read_bytes()
     {
         "lose": lose,
         "empty": empty,
@@ -95,7 +95,7 @@ def test_damaged_database_is_refused_then_recovered(
     }[damage](home)
 
     with pytest.raises(StaleDatabaseError) as refused:
-        home.open_log()
+        home.log.open()
     if damage != "drop-dedup-rows":
         # The error names both trees.
         message = str(refused.value)
@@ -103,12 +103,12 @@ def test_damaged_database_is_refused_then_recovered(
         assert refused.value.evidence["signed_size"] == 500
     # Nothing was signed, published or overwritten by the refused open.
     assert snapshot(home) == before
-    assert (home.log_dir / "checkpoint").read_bytes() == published
+    assert (home.log.paths.public / "checkpoint").read_bytes() == published
 
-    result = home.recover_log()
+    result = home.log.recover()
     assert (result.tree_size, result.root_hash) == (500, head.checkpoint.root_hash)
     assert snapshot(home) == before
-    log = home.open_log()
+    log = home.log.open()
     try:
         assert log.tiles.state.root_hash == head.checkpoint.root_hash
         # The deduplication table is back: an old entry keeps its index, nothing is re-sequenced.
@@ -118,7 +118,7 @@ def test_damaged_database_is_refused_then_recovered(
         new = log.publish().checkpoint.checkpoint
     finally:
         log.close()
-    proof = home.open_log().tiles
+    proof = home.log.open().tiles
     try:
         verify_consistency(
             500, 501, head.checkpoint.root_hash, new.root_hash, proof.consistency_proof(500, 501)
@@ -130,8 +130,8 @@ def test_damaged_database_is_refused_then_recovered(
 def test_recover_refuses_when_the_database_agrees(grown: tuple[Home, Path, SignedCheckpoint]) -> None:
     home, _, head = grown
     with pytest.raises(ConfigError, match="nothing to recover"):
-        home.recover_log()
-    assert home.recover_log(force=True).root_hash == head.checkpoint.root_hash
+        home.log.recover()
+    assert home.log.recover(force=True).root_hash == head.checkpoint.root_hash
 
 
 def test_database_ahead_of_published_is_accepted_but_a_fork_is_not(tmp_path: Path) -> None:
@@ -145,21 +145,21 @@ def test_database_ahead_of_published_is_accepted_but_a_fork_is_not(tmp_path: Pat
     restore(home, saved)
     from overt.tlog.sequencer import TileLog
 
-    tiles = TileLog(home.log_dir, home.open_store())
+    tiles = TileLog(home.log.paths.public, home.log.open_store())
     tiles.append([b"forked 10", b"forked 11", b"forked 12", b"forked 13", b"forked 14", b"forked 15"])
     tiles.close()
     with pytest.raises(StaleDatabaseError, match="forks from what this log signed"):
-        home.open_log()
+        home.log.open()
 
 
 def test_lost_head_file_still_guarded_by_published_checkpoint(
     grown: tuple[Home, Path, SignedCheckpoint],
 ) -> None:
     home, saved, _ = grown
-    home.log_files.head.unlink()
+    home.log.files.head.unlink()
     restore(home, saved)
     with pytest.raises(StaleDatabaseError):
-        home.open_log()
+        home.log.open()
 
 
 def test_unpublished_head_guards_when_witnesses_never_cosigned(tmp_path: Path) -> None:
@@ -167,14 +167,14 @@ def test_unpublished_head_guards_when_witnesses_never_cosigned(tmp_path: Path) -
     home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
     saved = tmp_path / "backup"
     backup(home, saved)
-    log = home.open_log()
+    log = home.log.open()
     log.add([b"only signed"])
     log.sign()  # what a witness would have seen
     log.close()
     restore(home, saved)
     with pytest.raises(StaleDatabaseError, match="last signed checkpoint"):
-        home.open_log()
-    assert home.recover_log().tree_size == 1
+        home.log.open()
+    assert home.log.recover().tree_size == 1
 
 
 def test_origin_and_log_key_cannot_change(grown: tuple[Home, Path, SignedCheckpoint], tmp_path: Path) -> None:
@@ -183,19 +183,23 @@ def test_origin_and_log_key_cannot_change(grown: tuple[Home, Path, SignedCheckpo
     original = cfg.read_text()
     cfg.write_text(original.replace('origin = "guard.overt.example/log"', 'origin = "other.example/log"'))
     with pytest.raises(ConfigError, match="origin cannot change") as e:
-        Home(home.path).open_log()
+        Home(home.path).log.open()
     assert "guard.overt.example/log" in str(e.value) and "other.example/log" in str(e.value)
     cfg.write_text(original)
     # Swap in another home's log key (same origin): the published checkpoint is not signed by it.
     other = Home.init(tmp_path / "other", origin="guard.overt.example/log")
     mine = home.log_key()
-    (home.keys_dir / "registry" / f"{mine.keyid}.json").unlink()
+    (home.paths.keys / "registry" / f"{mine.keyid}.json").unlink()
     theirs = other.log_key()
-    shutil.copy2(other.keys_dir / "registry" / f"{theirs.keyid}.json", home.keys_dir / "registry")
-    for pem in other.keys_dir.glob("*.pem"):
-        shutil.copy2(pem, home.keys_dir)
+    shutil.copy2(other.paths.keys / "registry" / f"{theirs.keyid}.json", home.paths.keys / "registry")
+    for pem in other.paths.keys.glob("*.pem"):
+        shutil.copy2(pem, home.paths.keys)
+    with pytest.raises(ConfigError, match=f"log key {mine.keyid[:16]} .* is not in keys/registry"):
+        Home(home.path).log.open()
+    # ... and with config.toml naming the new key too.
+    cfg.write_text(original.replace(mine.keyid, theirs.keyid))
     with pytest.raises(ConfigError, match="key cannot change"):
-        Home(home.path).open_log()
+        Home(home.path).log.open()
 
 
 KILLED_CHILD = r"""
@@ -203,7 +207,7 @@ import sys
 from pathlib import Path
 from overt.home import Home
 home = Home(Path(sys.argv[1]))
-log = home.open_log()
+log = home.log.open()
 n = 0
 while True:
     log.add([f"killed {n + i}".encode() for i in range(97)])
@@ -227,36 +231,36 @@ def test_killed_writer_then_restored_backup_is_refused(tmp_path: Path) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait()
     # After the kill the log opens (nothing acknowledged is lost) ...
-    home.open_log().close()
-    head = SignedCheckpoint.from_bytes(home.log_files.head.read_bytes())
+    home.log.open().close()
+    head = SignedCheckpoint.from_bytes(home.log.files.head.read_bytes())
     # ... and a backup from before it is refused, then recovered to the head the killed writer signed.
     restore(home, saved)
     with pytest.raises(StaleDatabaseError):
-        home.open_log()
-    assert home.recover_log().root_hash == head.checkpoint.root_hash
+        home.log.open()
+    assert home.log.recover().root_hash == head.checkpoint.root_hash
 
 
 def test_recover_refuses_damaged_tiles(grown: tuple[Home, Path, SignedCheckpoint]) -> None:
     home, _, _ = grown
     lose(home)
-    tile = home.log_dir / "tile" / "0" / "000"
+    tile = home.log.paths.public / "tile" / "0" / "000"
     data = bytearray(tile.read_bytes())
     data[100] ^= 1
     tile.write_bytes(bytes(data))
     with pytest.raises(StorageError, match="tile/0/000"):
-        home.recover_log()
+        home.log.recover()
 
 
 def test_a_failed_forced_recovery_leaves_the_database_as_it_was(
     grown: tuple[Home, Path, SignedCheckpoint],
 ) -> None:
     home, _, head = grown
-    bundle = home.log_dir / "tile" / "entries" / "000"
+    bundle = home.log.paths.public / "tile" / "entries" / "000"
     bundle.write_bytes(bundle.read_bytes().replace(b"entry 7", b"entry X"))
     with pytest.raises(StorageError, match="tile/entries/000"):
-        home.recover_log(force=True)
+        home.log.recover(force=True)
     assert not list(home.path.glob("overt.db.lost-*"))
-    log = home.open_log()  # the sound database is still in place
+    log = home.log.open()  # the sound database is still in place
     try:
         assert log.tiles.state.root_hash == head.checkpoint.root_hash
     finally:
@@ -284,10 +288,10 @@ def test_postgres_database_lost_is_refused_then_recovered(tmp_path: Path, postgr
         before = snapshot(home)
         drop()  # the database is lost
         with pytest.raises(StaleDatabaseError, match="size 300"):
-            home.open_log()
-        assert home.recover_log().root_hash == head.checkpoint.root_hash
+            home.log.open()
+        assert home.log.recover().root_hash == head.checkpoint.root_hash
         assert snapshot(home) == before
-        log = home.open_log()
+        log = home.log.open()
         try:
             assert log.add([b"entry 3"]) == [3]
         finally:
@@ -307,24 +311,24 @@ def test_with_every_signed_record_deleted_the_tiles_still_bind_the_log(tmp_path:
 
     home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
     init_witness(tmp_path / "w", "w.test.overt.example")
-    trust_log(tmp_path / "w", (home.log_dir / "vkey").read_text().strip())
+    trust_log(tmp_path / "w", (home.log.paths.public / "vkey").read_text().strip())
     with load_witness(tmp_path / "w") as witness, BackgroundServer(witness_app(witness)) as srv:
         pw = PolicyWitness(name="w1", verifier=witness.signer.verifier(), url=srv.url)
         policy = Policy(
-            logs=home.policy().logs,
+            logs=home.log.policy().logs,
             witnesses=(pw,),
             groups=(Group(name="q", threshold=1, members=("w1",)),),
             quorum="q",
         )
-        home.save_policy(policy)
+        home.log.save_policy(policy)
         head = grow(home, 0, 20)
         before = snapshot(home)
         lose(home)
-        (home.log_dir / "checkpoint").unlink()
-        home.log_files.head.unlink()
+        (home.log.paths.public / "checkpoint").unlink()
+        home.log.files.head.unlink()
         with pytest.raises(StaleDatabaseError, match="hold 20 entries"):
-            home.open_log()
-        result = home.recover_log()
+            home.log.open()
+        result = home.log.recover()
         assert (result.tree_size, result.root_hash) == (20, head.checkpoint.root_hash)
         assert result.notes and "tiles alone" in result.notes[0]
         assert snapshot(home) == before
@@ -338,21 +342,21 @@ def test_a_consistent_older_backup_of_database_head_and_checkpoint_is_refused(tm
     grow(home, 0, 3)
     saved = tmp_path / "backup"
     backup(home, saved)
-    shutil.copy2(home.log_files.head, saved / "log-head")
-    shutil.copy2(home.log_dir / "checkpoint", saved / "checkpoint")
+    shutil.copy2(home.log.files.head, saved / "log-head")
+    shutil.copy2(home.log.paths.public / "checkpoint", saved / "checkpoint")
     newest = grow(home, 3, 2)
     before = snapshot(home)
     restore(home, saved)
     (home.path / "log-head").write_bytes((saved / "log-head").read_bytes())
-    (home.log_dir / "checkpoint").write_bytes((saved / "checkpoint").read_bytes())
+    (home.log.paths.public / "checkpoint").write_bytes((saved / "checkpoint").read_bytes())
     (saved / "log-head").unlink()
     (saved / "checkpoint").unlink()
     with pytest.raises(StaleDatabaseError, match="hold 5 entries but the log database only 3"):
-        home.open_log()
-    result = home.recover_log()
+        home.log.open()
+    result = home.log.recover()
     assert (result.tree_size, result.root_hash) == (5, newest.checkpoint.root_hash)
     assert "2 committed entries past" in result.notes[0]
-    assert snapshot(home) == before and home.fsck_log(full=True).ok
+    assert snapshot(home) == before and home.log.fsck(full=True).ok
 
 
 def test_a_crashed_batch_is_not_mistaken_for_lost_entries(tmp_path: Path) -> None:
@@ -362,12 +366,12 @@ def test_a_crashed_batch_is_not_mistaken_for_lost_entries(tmp_path: Path) -> Non
     grow(home, 0, 3)
     saved = tmp_path / "backup"
     backup(home, saved)
-    log = home.open_log()
+    log = home.log.open()
     log.add([b"uncommitted 1", b"uncommitted 2"])
     log.close()
     restore(home, saved)  # as if the commit never happened ...
-    home.log_files.intent.write_text("3 5\n")  # ... and the intent was left behind by the crash
-    log = home.open_log()
+    home.log.files.intent.write_text("3 5\n")  # ... and the intent was left behind by the crash
+    log = home.log.open()
     try:
         assert log.add([b"after the crash"]) == [3]
     finally:
@@ -377,4 +381,4 @@ def test_a_crashed_batch_is_not_mistaken_for_lost_entries(tmp_path: Path) -> Non
 def test_config_is_written_by_a_toml_writer(tmp_path: Path) -> None:
     """An origin with a quote used to break config.toml (it was written with f-strings)."""
     home = Home.init(tmp_path / "home", origin='quote"d.overt.example/log')
-    assert Home(home.path).log_config.origin == 'quote"d.overt.example/log'
+    assert Home(home.path).log.config.origin == 'quote"d.overt.example/log'

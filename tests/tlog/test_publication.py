@@ -40,9 +40,9 @@ def junk_witness(real: Witness, extra: list[str]) -> FastAPI:
 
 def set_policy(home: Home, witnesses: list[PolicyWitness], quorum: str, k: int = 1) -> None:
     groups = (Group(name="q", threshold=k, members=tuple(w.name for w in witnesses)),) if witnesses else ()
-    home.save_policy(
+    home.log.save_policy(
         Policy(
-            logs=home.policy().logs,
+            logs=home.log.policy().logs,
             witnesses=tuple(witnesses),
             groups=groups,
             quorum=quorum if groups else "none",
@@ -52,14 +52,14 @@ def set_policy(home: Home, witnesses: list[PolicyWitness], quorum: str, k: int =
 
 def test_init_publishes_the_size_zero_checkpoint(tmp_path: Path) -> None:
     home = Home.init(tmp_path / "home", origin=ORIGIN)
-    cp = SignedCheckpoint.from_bytes((home.log_dir / "checkpoint").read_bytes())
+    cp = SignedCheckpoint.from_bytes((home.log.paths.public / "checkpoint").read_bytes())
     assert cp.checkpoint.tree_size == 0
-    verify_checkpoint(cp, Policy.from_bytes((home.log_dir / "policy").read_bytes()))
+    verify_checkpoint(cp, Policy.from_bytes((home.log.paths.public / "policy").read_bytes()))
 
 
 def test_junk_and_unknown_cosignature_lines_are_dropped(tmp_path: Path) -> None:
     home = Home.init(tmp_path / "home", origin=ORIGIN)
-    vkey = (home.log_dir / "vkey").read_text().strip()
+    vkey = (home.log.paths.public / "vkey").read_text().strip()
     real = Witness(W1, [parse_ed25519_vkey(vkey)], tmp_path / "w1.json")
     forged = Signature(name=W2.name, key_id=W2.key_id, signature=b"\x00" * 72).to_line()
     unknown = [
@@ -73,18 +73,18 @@ def test_junk_and_unknown_cosignature_lines_are_dropped(tmp_path: Path) -> None:
     ]
     set_policy(home, pws, "q", k=1)  # 'any'
     with BackgroundServer(junk_witness(real, [forged, *unknown]), port=port):
-        log = home.open_log()
+        log = home.log.open()
         try:
             log.add([b"an entry"])
             result = log.publish()
         finally:
             log.close()
     assert result.published and result.cosigners == {"w1"}
-    published = (home.log_dir / "checkpoint").read_bytes()
+    published = (home.log.paths.public / "checkpoint").read_bytes()
     signed = SignedCheckpoint.from_bytes(published)
     # Exactly the log's line and w1's real cosignature: the forged w2 line and the 100 strangers are gone.
     assert [s.name for s in signed.note.signatures] == [ORIGIN, W1.name]
-    assert verify_checkpoint(signed, home.policy()) == {"w1"}
+    assert verify_checkpoint(signed, home.log.policy()) == {"w1"}
 
 
 def test_witness_answering_only_junk_counts_as_failure(tmp_path: Path) -> None:
@@ -99,20 +99,23 @@ def test_witness_answering_only_junk_counts_as_failure(tmp_path: Path) -> None:
     port = free_port()
     set_policy(home, [PolicyWitness(name="w1", verifier=W1.verifier(), url=f"http://127.0.0.1:{port}")], "q")
     with BackgroundServer(app, port=port):
-        log = home.open_log()
+        log = home.log.open()
         try:
             log.add([b"x"])
             result = log.publish()
         finally:
             log.close()
     assert not result.published and "w1" in result.failures
-    assert SignedCheckpoint.from_bytes((home.log_dir / "checkpoint").read_bytes()).checkpoint.tree_size == 0
+    assert (
+        SignedCheckpoint.from_bytes((home.log.paths.public / "checkpoint").read_bytes()).checkpoint.tree_size
+        == 0
+    )
 
 
 def test_running_server_follows_a_policy_change(tmp_path: Path) -> None:
     home = Home.init(tmp_path / "home", origin=ORIGIN)
     real = Witness(
-        W1, [parse_ed25519_vkey((home.log_dir / "vkey").read_text().strip())], tmp_path / "w1.json"
+        W1, [parse_ed25519_vkey((home.log.paths.public / "vkey").read_text().strip())], tmp_path / "w1.json"
     )
     port = free_port()
     with BackgroundServer(create_app(home, wait_timeout=1.0)) as srv, httpx.Client(base_url=srv.url) as http:
@@ -128,4 +131,4 @@ def test_running_server_follows_a_policy_change(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
         proof = r.json()["proof"]
         cp = TlogProof.from_bytes(proof.encode()).checkpoint
-        assert verify_checkpoint(cp, home.policy()) == {"w1"}
+        assert verify_checkpoint(cp, home.log.policy()) == {"w1"}

@@ -76,7 +76,7 @@ def test_missing_tile_is_detected_on_open(tmp_path: Path) -> None:
 
 def test_postgres_home_end_to_end(tmp_path: Path, postgres_dsn: str) -> None:
     home = Home.init(tmp_path / "home", config=LogConfig(store="postgres", postgres_dsn=postgres_dsn))
-    log = home.open_log()
+    log = home.log.open()
     assert log.add([b"one", b"two"]) == [0, 1]
     result = log.publish()
     assert result.published

@@ -36,7 +36,7 @@ LOG = Ed25519Signer.create("serve.test.overt.example/log", b"\x11" * 32)
 STRANGER = Ed25519Signer.create("other.test.overt.example/log", b"\x12" * 32)
 IMPOSTOR = Ed25519Signer.create(LOG.name, b"\x13" * 32)
 
-CLI = [sys.executable, "-c", "from overt.cli.main import main; main()"]
+CLI = [sys.executable, "-m", "overt"]
 SIZE_BODY = re.compile(rb"(0|[1-9][0-9]*)\n")
 
 
@@ -289,11 +289,11 @@ def test_deleting_the_log_lock_file_does_not_let_a_second_writer_in(tmp_path: Pa
     from overt.home import Home
 
     home = Home.init(tmp_path / "home", origin="lock.overt.example/log")
-    log = home.open_log()
+    log = home.log.open()
     try:
         (home.path / "log.lock").unlink()
         with pytest.raises(ConfigError, match="being written by another process"):
-            home.open_log(wait=0.2)
+            home.log.open(wait=0.2)
     finally:
         log.close()
-    home.open_log(wait=0.2).close()
+    home.log.open(wait=0.2).close()

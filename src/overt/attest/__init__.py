@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     )
     from overt.attest.statement import ResourceDescriptor, Statement
     from overt.attest.verify import VerifiedPayload, signature_valid, verify_envelope, verify_statement
+    from overt.attest.verify_artifact import (
+        ArtifactCheck,
+        ArtifactReport,
+        ArtifactVerification,
+        check_artifact,
+    )
     from overt.attest.vsa import FAILED, PASSED, VSA_V1, VerificationSummary, VsaVerifier
 
 __all__ = [
@@ -33,6 +39,9 @@ __all__ = [
     "PAYLOAD_TYPE_IN_TOTO",
     "SLSA_PROVENANCE_V1",
     "VSA_V1",
+    "ArtifactCheck",
+    "ArtifactReport",
+    "ArtifactVerification",
     "BuildDefinition",
     "BuildMetadata",
     "Builder",
@@ -46,6 +55,7 @@ __all__ = [
     "VerificationSummary",
     "VerifiedPayload",
     "VsaVerifier",
+    "check_artifact",
     "pae",
     "sign_envelope",
     "signature_valid",
@@ -65,6 +75,7 @@ _EXPORTS = {
     ),
     "statement": ("ResourceDescriptor", "Statement"),
     "verify": ("VerifiedPayload", "signature_valid", "verify_envelope", "verify_statement"),
+    "verify_artifact": ("ArtifactCheck", "ArtifactReport", "ArtifactVerification", "check_artifact"),
     "vsa": ("FAILED", "PASSED", "VSA_V1", "VerificationSummary", "VsaVerifier"),
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Key, Signature
@@ -38,6 +39,19 @@ class VerifiedPayload:
     payload_type: str
     payload: bytes
     keyids: tuple[str, ...]
+
+    def statement(self) -> Statement | None:
+        """The in-toto statement the verified payload carries, parsed from its bytes; None for another type."""
+        return Statement.from_bytes(self.payload) if self.payload_type.endswith("in-toto+json") else None
+
+    def to_dict(self) -> dict[str, Any]:
+        statement = self.statement()
+        return {
+            "ok": True,
+            "keyids": list(self.keyids),
+            "payload_type": self.payload_type,
+            "statement": statement.to_dict() if statement is not None else None,
+        }
 
 
 def verify_envelope(envelope: Envelope, keys: Sequence[Key], threshold: int) -> VerifiedPayload:

@@ -88,6 +88,25 @@ class ArtifactReport:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ArtifactVerification:
+    """A report with what it is about: the artifact and provenance files (as the caller named them) and
+    where the log's trust roots came from (a sentence, e.g. ``policy ./log-policy``)."""
+
+    artifact: str
+    provenance: str
+    trust: str
+    report: ArtifactReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": self.artifact,
+            "provenance": self.provenance,
+            "trust": self.trust,
+            **self.report.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _LogFinding:
     check: ArtifactCheck
     origin: str | None = None

@@ -15,14 +15,25 @@ if TYPE_CHECKING:
     from overt.avdb.audit import Finding, RuleAuditReport
     from overt.avdb.canary import Canary
     from overt.avdb.compile import compile_in_sandbox, compiled_if_deterministic
-    from overt.avdb.delta import Delta, RuleChange, apply_delta, make_delta, rule_diff
+    from overt.avdb.delta import (
+        Delta,
+        RuleChange,
+        RuleDiff,
+        SavedDelta,
+        apply_delta,
+        diff_databases,
+        make_delta,
+        rule_diff,
+        write_delta,
+    )
     from overt.avdb.install import Installed, Update, default_agent_dir, installed, update, verify_database
     from overt.avdb.package import Database, build_database, read_database
-    from overt.avdb.release import AvdbStore, Refused, Released, audit_rules, waive
+    from overt.avdb.release import Audited, AvdbStore, Refused, Released, Waived, audit_rules, waive
     from overt.avdb.rules import HashSignature, RuleSet, YaraRule, load_rules
     from overt.avdb.scan import Detection, ScanPool, ScanReport, scan_paths
 
 __all__ = [
+    "Audited",
     "AvdbStore",
     "Canary",
     "Database",
@@ -35,10 +46,13 @@ __all__ = [
     "Released",
     "RuleAuditReport",
     "RuleChange",
+    "RuleDiff",
     "RuleSet",
+    "SavedDelta",
     "ScanPool",
     "ScanReport",
     "Update",
+    "Waived",
     "YaraRule",
     "apply_delta",
     "audit_rules",
@@ -46,6 +60,7 @@ __all__ = [
     "compile_in_sandbox",
     "compiled_if_deterministic",
     "default_agent_dir",
+    "diff_databases",
     "installed",
     "load_rules",
     "make_delta",
@@ -55,16 +70,27 @@ __all__ = [
     "update",
     "verify_database",
     "waive",
+    "write_delta",
 ]
 
 _EXPORTS = {
     "audit": ("Finding", "RuleAuditReport"),
     "canary": ("Canary",),
     "compile": ("compile_in_sandbox", "compiled_if_deterministic"),
-    "delta": ("Delta", "RuleChange", "apply_delta", "make_delta", "rule_diff"),
+    "delta": (
+        "Delta",
+        "RuleChange",
+        "RuleDiff",
+        "SavedDelta",
+        "apply_delta",
+        "diff_databases",
+        "make_delta",
+        "rule_diff",
+        "write_delta",
+    ),
     "install": ("Installed", "Update", "default_agent_dir", "installed", "update", "verify_database"),
     "package": ("Database", "build_database", "read_database"),
-    "release": ("AvdbStore", "Refused", "Released", "audit_rules", "waive"),
+    "release": ("Audited", "AvdbStore", "Refused", "Released", "Waived", "audit_rules", "waive"),
     "rules": ("HashSignature", "RuleSet", "YaraRule", "load_rules"),
     "scan": ("Detection", "ScanPool", "ScanReport", "scan_paths"),
 }

@@ -12,7 +12,8 @@ Checks, each a ``check`` name on a :class:`Finding`:
   customer...), i.e. targets specific hosts, users, paths or customers;
 * ``collection``: names or metadata implying silent collection or upload (an ``action``/``upload``/``collect``
   meta key, such a value in an action-like key, or a ``Collect_``/``Upload_``/``Exfil_``... rule name);
-* ``include``, ``unknown-module``, ``compile``, ``missing-metadata``: source problems;
+* ``include``, ``unknown-module``, ``compile``, ``missing-metadata``: source problems, which no waiver lifts (the
+  database cannot be built from such a rule: fix it);
 * ``performance:<code>``: yara-x compiler warnings;
 * ``canary-hit``: a new or changed rule matches a file of the canary corpus (:mod:`overt.avdb.canary`).
 
@@ -109,6 +110,9 @@ COLLECTION_KEYS = (
 COLLECTION_WORDS = ("collect", "upload", "exfil", "submit", "send", "harvest", "grab")
 COLLECTION_NAME = re.compile(r"(?i)^(collect|upload|exfil|harvest|grab|hunt|find|steal)[_-]")
 _NORMALISE = re.compile(r"[\s_.\-]+")
+
+
+SOURCE_PROBLEMS = frozenset({"include", "unknown-module", "compile", "missing-metadata"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

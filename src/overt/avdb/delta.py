@@ -8,6 +8,8 @@ and version, and whether it carries compiled rules. Applying it rebuilds the fil
 needed, packs the archive deterministically (:func:`overt.avdb.package.pack`) and checks the result's SHA-256
 against the digest the signed, logged provenance of version N names. Any mismatch (another yara-x or zlib on
 the endpoint, a damaged delta, a gap in the chain) raises, and the caller falls back to the full database.
+
+What ``overt avdb diff`` and ``overt avdb delta`` report is :class:`RuleDiff` and :class:`SavedDelta`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import lzma
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from overt import jsonio
@@ -278,6 +281,47 @@ class RuleChange:
     diff: str
     findings: tuple[Finding, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "change": self.change,
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "diff": self.diff,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleDiff:
+    """The rule-level changes between two versions of database ``name`` (``overt avdb diff``)."""
+
+    name: str
+    from_version: int
+    from_sha256: str
+    to_version: int
+    to_sha256: str
+    changes: tuple[RuleChange, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": {"version": self.from_version, "sha256": self.from_sha256},
+            "to": {"version": self.to_version, "sha256": self.to_sha256},
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedDelta:
+    """A delta written to ``path``: its size beside the size of the full database it stands in for."""
+
+    path: Path
+    size: int
+    full_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"delta": str(self.path), "bytes": self.size, "full_bytes": self.full_size}
+
 
 def rule_diff(old: Database, new: Database) -> list[RuleChange]:
     """Rule-level changes from ``old`` to ``new``, each with the audit findings of the new rule."""
@@ -313,3 +357,22 @@ def rule_diff(old: Database, new: Database) -> list[RuleChange]:
             )
         )
     return out
+
+
+def diff_databases(*, old: Database, new: Database) -> RuleDiff:
+    """:func:`rule_diff` from ``old`` to ``new``, with the two versions it runs between."""
+    return RuleDiff(
+        name=old.name,
+        from_version=old.version,
+        from_sha256=old.digest,
+        to_version=new.version,
+        to_sha256=new.digest,
+        changes=tuple(rule_diff(old, new)),
+    )
+
+
+def write_delta(*, old: bytes, new: bytes, out: Path) -> SavedDelta:
+    """Write the delta from the database archive ``old`` to ``new`` to ``out``."""
+    data = make_delta(read_database(old), read_database(new))
+    out.write_bytes(data)
+    return SavedDelta(path=out, size=len(data), full_size=len(new))

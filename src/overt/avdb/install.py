@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from securesystemslib.signer import Key
 
@@ -35,6 +36,15 @@ class Installed:
     version: int
     digest: str
     log_index: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``overt avdb install --json`` prints (``provenance_log_index`` is None without ``--log``)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.digest,
+            "provenance_log_index": self.log_index,
+        }
 
 
 def verify_database(
@@ -130,6 +140,15 @@ class Update:
     installed: Installed
     via_delta: bool
     fallback_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``overt avdb update --json`` prints: the version now installed and how it got there."""
+        return {
+            "version": self.installed.version,
+            "sha256": self.installed.digest,
+            "via_delta": self.via_delta,
+            "fallback_reason": self.fallback_reason,
+        }
 
 
 def update(

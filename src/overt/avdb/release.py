@@ -32,15 +32,14 @@ from overt.atomic import atomic_write
 from overt.attest.dsse import Envelope
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
-from overt.avdb.audit import DEFAULT_MARKINGS, Finding, RuleAuditReport, audit
+from overt.avdb.audit import DEFAULT_MARKINGS, SOURCE_PROBLEMS, Finding, RuleAuditReport, audit
 from overt.avdb.compile import compiled_if_deterministic
 from overt.avdb.package import build_database, read_database, yara_x_version
-from overt.avdb.rules import RuleSet, load_rules
+from overt.avdb.rules import load_rules
 from overt.errors import ConfigError, FormatError, PolicyError
-from overt.keys.builders import conveyor_builder_id
+from overt.keys.context import ConveyorContext
 from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1, Issuer
-from overt.keys.registry import KeyRecord
-from overt.keys.signing import Signed, SigningService
+from overt.keys.signing import Signed
 from overt.source.escrow import Escrow, EscrowEntry
 from overt.source.snapshot import SnapshotFile
 
@@ -62,6 +61,52 @@ class Released:
     provenance: Signed
     waived: tuple[str, ...]
     compiled: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``overt avdb build --json`` prints."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.digest,
+            "path": str(self.path),
+            "provenance_log_index": self.provenance.receipt.index,
+            "audit_log_index": self.audit_signed.receipt.index,
+            "waived": list(self.waived),
+            "compiled_rules": self.compiled,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Audited:
+    """An escrowed, audited rule tree: its escrow entry, the report, the logged report statement and the
+    findings no waiver covers yet (a release is refused while any remain)."""
+
+    source: EscrowEntry
+    report: RuleAuditReport
+    signed: Signed
+    unwaived: tuple[Finding, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``overt avdb audit --json`` prints: the report's predicate fields beside the source digest,
+        the report's log index and the unwaived finding ids."""
+        return {
+            "source": self.source.sha256,
+            "audit_log_index": self.signed.receipt.index,
+            **self.report.to_predicate(),
+            "unwaived": [f.id for f in self.unwaived],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Waived:
+    """A waiver signed by the auditor key and logged."""
+
+    finding_id: str
+    auditor_keyid: str
+    signed: Signed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"finding": self.finding_id, "log_index": self.signed.receipt.index}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,15 +163,15 @@ def audit_rules(
     files: list[SnapshotFile],
     *,
     name: str,
-    service: SigningService,
-    builder: KeyRecord,
-    auditor: KeyRecord,
-    jurisdiction: str,
+    context: ConveyorContext,
     markings: tuple[str, ...] = DEFAULT_MARKINGS,
-) -> tuple[EscrowEntry, RuleSet, RuleAuditReport, Signed]:
-    """Escrow the rule tree, audit it against the last released version, sign and log the report."""
+) -> Audited:
+    """Escrow the rule tree (builder key), audit it against the last released version, sign and log the
+    report (auditor key); the findings no stored waiver covers are ``unwaived``."""
     _check_name(name)
-    source, _ = escrow.add_source(files, name=f"avdb-{name}-rules", service=service, key=builder)
+    auditor = context.auditor_key()
+    service = context.service
+    source, _ = escrow.add_source(files, name=f"avdb-{name}-rules", service=service, key=context.builder)
     rules = load_rules(files, strict=False)
     previous = None
     latest = store.latest(name)
@@ -142,7 +187,7 @@ def audit_rules(
         predicate_type=AVDB_AUDIT_V1,
         predicate={
             "database": name,
-            "jurisdiction": jurisdiction,
+            "jurisdiction": context.jurisdiction,
             "escrowLogIndex": source.log_index,
             "time": format_timestamp(service.now()),
             **report.to_predicate(),
@@ -150,7 +195,9 @@ def audit_rules(
     )
     signed = service.issue(auditor, statement, issuer=_AUDIT_ISSUER)
     atomic_write(store.root / name / "audits" / f"{source.sha256}.dsse.json", signed.entry)
-    return source, rules, report, signed
+    waivers = store.waiver_ids()
+    unwaived = tuple(f for f in report.findings if f.id not in waivers)
+    return Audited(source=source, report=report, signed=signed, unwaived=unwaived)
 
 
 def release(
@@ -160,28 +207,14 @@ def release(
     *,
     name: str,
     version: int,
-    service: SigningService,
-    builder: KeyRecord,
-    auditor: KeyRecord,
-    builder_id: str,
-    jurisdiction: str,
+    context: ConveyorContext,
     markings: tuple[str, ...] = DEFAULT_MARKINGS,
 ) -> Released | Refused:
-    source, _, report, audit_signed = audit_rules(
-        store,
-        escrow,
-        files,
-        name=name,
-        service=service,
-        builder=builder,
-        auditor=auditor,
-        jurisdiction=jurisdiction,
-        markings=markings,
-    )
-    waivers = store.waiver_ids()
-    unwaived = tuple(f for f in report.findings if f.id not in waivers)
-    if unwaived:
-        return Refused(audit=report, audit_signed=audit_signed, unwaived=unwaived)
+    """Audit, refuse unwaived findings, then build, sign (builder key), log and publish version ``version``."""
+    audited = audit_rules(store, escrow, files, name=name, context=context, markings=markings)
+    source, report, audit_signed = audited.source, audited.report, audited.signed
+    if audited.unwaived:
+        return Refused(audit=report, audit_signed=audit_signed, unwaived=audited.unwaived)
     latest = store.latest(name)
     if latest is not None and version <= latest["version"]:
         raise PolicyError(
@@ -192,6 +225,7 @@ def release(
     data = build_database(rules, name=name, version=version, compiled=compiled)
     digest = hashlib.sha256(data).hexdigest()
     waived = tuple(f.id for f in report.findings)
+    service = context.service
     now = service.now()
     prov = Provenance(
         build_definition=BuildDefinition(
@@ -205,7 +239,7 @@ def release(
                 "version": version,
             },
             internal_parameters={
-                "jurisdiction": jurisdiction,
+                "jurisdiction": context.jurisdiction,
                 "auditLogIndex": audit_signed.receipt.index,
                 "waivedFindings": list(waived),
                 "compiledRules": compiled is not None,
@@ -221,7 +255,7 @@ def release(
             ),
         ),
         run_details=RunDetails(
-            builder=Builder(id=conveyor_builder_id(builder_id, jurisdiction)),
+            builder=Builder(id=context.builder_id),
             metadata=BuildMetadata(
                 started_on=format_timestamp(now), finished_on=format_timestamp(service.now())
             ),
@@ -229,7 +263,7 @@ def release(
     )
     file_name = f"{name}-{version}.avdb"
     signed = service.sign(
-        builder, prov.statement((ResourceDescriptor(name=file_name, digest={"sha256": digest}),))
+        context.builder, prov.statement((ResourceDescriptor(name=file_name, digest={"sha256": digest}),))
     )
     target = store.database_path(name, version)
     atomic_write(target, data)
@@ -259,14 +293,17 @@ def waive(
     name: str,
     finding_id: str,
     reason: str,
-    service: SigningService,
-    auditor: KeyRecord,
-    jurisdiction: str,
-) -> Signed:
+    context: ConveyorContext,
+) -> Waived:
     """Sign and log a waiver for one finding of a stored audit of ``name``."""
     finding = store.findings(name).get(finding_id)
     if finding is None:
         raise ConfigError(f"no finding {finding_id} in the audits of {name}; see 'overt avdb audit'")
+    if finding["check"] in SOURCE_PROBLEMS:
+        raise PolicyError(
+            f"finding {finding_id} is a source problem ({finding['check']}: {finding['message']}): a database "
+            "cannot be built from that rule, so no waiver lifts it; fix the rule"
+        )
     if not reason.strip():
         raise FormatError("a waiver needs a reason")
     statement = Statement(
@@ -284,10 +321,11 @@ def waive(
             "check": finding["check"],
             "message": finding["message"],
             "reason": reason,
-            "jurisdiction": jurisdiction,
-            "time": format_timestamp(service.now()),
+            "jurisdiction": context.jurisdiction,
+            "time": format_timestamp(context.service.now()),
         },
     )
-    signed = service.issue(auditor, statement, issuer=_WAIVER_ISSUER)
+    auditor = context.auditor_key()
+    signed = context.service.issue(auditor, statement, issuer=_WAIVER_ISSUER)
     atomic_write(store.root / "waivers" / f"{finding_id}.dsse.json", signed.entry)
-    return signed
+    return Waived(finding_id=finding_id, auditor_keyid=auditor.keyid, signed=signed)

@@ -52,6 +52,15 @@ class Detection:
     def where(self) -> str:
         return f"{self.path}!{self.member}" if self.member else self.path
 
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "path": self.path,
+            "member": self.member,
+            "name": self.name,
+            "kind": self.kind,
+            "rule_id": self.rule_id,
+        }
+
 
 @dataclass(slots=True, kw_only=True)
 class ScanReport:
@@ -65,6 +74,15 @@ class ScanReport:
         if self.errors:
             return ERROR
         return FOUND if self.detections else CLEAN
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``overt scan --json`` prints."""
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "detections": [d.to_dict() for d in self.detections],
+            "errors": [{"path": p, "error": why} for p, why in self.errors],
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

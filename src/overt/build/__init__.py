@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from overt.build.compare import DiffoscopeReport, Verdict, compare_outputs
     from overt.build.conveyor import build
     from overt.build.outputs import Output, collect_outputs
-    from overt.build.publish import KeptFailure, Publication, SigningContext, sign_and_publish
+    from overt.build.publish import KeptFailure, Publication, sign_and_publish
     from overt.build.recipe import Recipe, ToolchainInput, parse_recipe, validate_recipe
     from overt.build.run import RunResult, Variation, run_and_compare
     from overt.build.sandbox import StepsResult, check_sandbox, run_steps
@@ -27,7 +27,6 @@ __all__ = [
     "Publication",
     "Recipe",
     "RunResult",
-    "SigningContext",
     "StepsResult",
     "ToolchainInput",
     "Variation",
@@ -47,7 +46,7 @@ _EXPORTS = {
     "compare": ("DiffoscopeReport", "Verdict", "compare_outputs"),
     "conveyor": ("build",),
     "outputs": ("Output", "collect_outputs"),
-    "publish": ("KeptFailure", "Publication", "SigningContext", "sign_and_publish"),
+    "publish": ("KeptFailure", "Publication", "sign_and_publish"),
     "recipe": ("Recipe", "ToolchainInput", "parse_recipe", "validate_recipe"),
     "run": ("RunResult", "Variation", "run_and_compare"),
     "sandbox": ("StepsResult", "check_sandbox", "run_steps"),

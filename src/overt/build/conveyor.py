@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 
 from overt.build.compare import IDENTICAL
-from overt.build.publish import KeptFailure, Publication, SigningContext, keep_failure, sign_and_publish
+from overt.build.publish import KeptFailure, Publication, keep_failure, sign_and_publish
 from overt.build.run import LABELS, RunResult, run_and_compare
 from overt.errors import ReproducibilityError
+from overt.keys.context import ConveyorContext
 from overt.source.escrow import Escrow
 
 TMPFS = Path("/dev/shm")
@@ -33,7 +34,7 @@ def build(
     escrow: Escrow,
     source_ref: str,
     *,
-    context: SigningContext,
+    context: ConveyorContext,
     publish_dir: Path,
     check: bool = False,
     workdir: Path | None = None,

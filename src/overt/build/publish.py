@@ -15,8 +15,9 @@ A failed check, under the same directory, with nothing signed::
     reference.log, varied.log the two runs' logs
     result.json               the run result (variations applied, verdict, digests)
 
-The provenance records the variations each run actually had (``internalParameters.variations``). The signing
-context names the key, the signing service and the builder id, so an independent rebuilder signs with its own.
+The provenance records the variations each run actually had (``internalParameters.variations``). The
+:class:`~overt.keys.context.ConveyorContext` names the key, the signing service and the builder id, so an
+independent rebuilder signs with its own.
 """
 
 from __future__ import annotations
@@ -33,23 +34,13 @@ from overt.attest.statement import ResourceDescriptor, format_timestamp
 from overt.build.compare import REPORT_HTML, REPORT_TEXT, Verdict
 from overt.build.outputs import PUBLISHED_BESIDE, Output
 from overt.build.run import RunResult
-from overt.keys.registry import KeyRecord
-from overt.keys.signing import Signed, SigningService
+from overt.keys.context import ConveyorContext
+from overt.keys.signing import Signed
 from overt.source.escrow import EscrowEntry
 
 BUILD_TYPE = "https://overt.dev/build/bwrap/v1"
 PROVENANCE_FILE, LOG_FILE = PUBLISHED_BESIDE
 RESULT_FILE = "result.json"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SigningContext:
-    """Who signs a build's provenance: the key, the service that judges, signs and logs, and the SLSA
-    ``builder.id`` the provenance carries (jurisdiction-qualified for the conveyor)."""
-
-    service: SigningService
-    key: KeyRecord
-    builder_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,15 +141,15 @@ def _copy_outputs(outputs: tuple[Output, ...], dest: Path) -> tuple[Output, ...]
     return tuple(published)
 
 
-def sign_and_publish(result: RunResult, context: SigningContext, *, publish_dir: Path) -> Publication:
+def sign_and_publish(result: RunResult, context: ConveyorContext, *, publish_dir: Path) -> Publication:
     """Sign (and so log) the provenance of a reproducible ``result``, then publish it with the outputs."""
     if not result.reproducible:
         raise ValueError("a build whose check found different outputs is never signed")
-    prov = provenance_for(result, builder_id=context.builder_id, jurisdiction=context.service.jurisdiction)
+    prov = provenance_for(result, builder_id=context.builder_id, jurisdiction=context.jurisdiction)
     subject = tuple(
         ResourceDescriptor(name=o.name, digest={"sha256": o.sha256}) for o in result.reference.outputs
     )
-    signed = context.service.sign(context.key, prov.statement(subject))
+    signed = context.service.sign(context.builder, prov.statement(subject))
     dest = publish_dir / result.build_id
     outputs = _copy_outputs(result.reference.outputs, dest)
     atomic_write(dest / PROVENANCE_FILE, signed.entry)

@@ -23,9 +23,11 @@ from overt.cli.common import (
     read_file,
     styled,
 )
-from overt.errors import ConfigError, Error
+from overt.errors import Error, UsageError
 from overt.home import Home, resolve_home
+from overt.keys.lifecycle import choose_key
 from overt.keys.registry import load_public_keys, parse_role
+from overt.keys.signing import SignedStatement
 
 app = typer.Typer(help="Signed attestations: DSSE envelopes around in-toto statements.", no_args_is_help=True)
 
@@ -47,13 +49,11 @@ def sign(
     the refusal names its SHA-256."""
     h = Home(resolve_home(home))
     if (key is None) == (role is None):
-        raise ConfigError("name exactly one of --key or --role")
+        raise UsageError("name exactly one of --key or --role")
     data = read_file(statement)
     try:
-        record = (
-            h.registry.get(key)
-            if key is not None
-            else h.registry.current(parse_role(role or ""), datetime.now(UTC))
+        record = choose_key(
+            h.registry, key=key, role=None if role is None else parse_role(role), now=datetime.now(UTC)
         )
     except Error:
         # No key to refuse with, so nothing is logged: name a malformed request first, then the key.
@@ -74,15 +74,7 @@ def sign(
     if out is not None:
         out.write_bytes(signed.entry)
     if json:
-        emit_json(
-            {
-                "keyid": record.keyid,
-                "log_index": signed.receipt.index,
-                "tree_size": signed.receipt.tree_size,
-                "checkpoint_published": signed.receipt.published,
-                "envelope": signed.envelope.to_dict() if out is None else str(out),
-            }
-        )
+        emit_json(SignedStatement(keyid=record.keyid, signed=signed, out=out).to_dict())
     elif out is None:
         typer.echo(signed.entry.decode())
     else:
@@ -105,17 +97,10 @@ def verify(
     env = Envelope.from_bytes(read_file(envelope))
     records = load_public_keys(key)
     verified = verify_envelope(env, [r.key for r in records], threshold)
-    st = Statement.from_bytes(verified.payload) if verified.payload_type.endswith("in-toto+json") else None
     if json:
-        emit_json(
-            {
-                "ok": True,
-                "keyids": list(verified.keyids),
-                "payload_type": verified.payload_type,
-                "statement": st.to_dict() if st is not None else None,
-            }
-        )
+        emit_json(verified.to_dict())
         return
+    st = verified.statement()
     console.print(
         styled("ok", "green"),
         f" signed by {len(verified.keyids)} distinct trusted key(s) (threshold {threshold})",

@@ -1,19 +1,19 @@
-"""``overt avdb ...`` (audit, build, waive, install) and ``overt scan``."""
+"""``overt avdb ...`` (audit, build, waive, install, diff, delta, update) and ``overt scan``.
+
+Each command calls one function of :mod:`overt.avdb` and prints its result; ``--json`` is that result's
+``to_dict()``."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Column, Table
 from rich.text import Text
 
 from overt.avdb.audit import Finding
-from overt.avdb.delta import make_delta, rule_diff
+from overt.avdb.delta import diff_databases, write_delta
 from overt.avdb.install import default_agent_dir, install, installed, update
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
@@ -28,15 +28,16 @@ from overt.cli.common import (
     VkeyOpt,
     console,
     emit_json,
-    err_console,
     log_client_if,
     logged_at,
+    progress,
     read_file,
+    status,
     styled,
 )
 from overt.errors import Error, PolicyError, StorageError
 from overt.home import Home, resolve_home
-from overt.keys.registry import KeyRecord, Role, load_public_keys
+from overt.keys.registry import load_public_keys
 from overt.source.escrow import read_source
 
 app = typer.Typer(
@@ -56,17 +57,13 @@ def agent_dir(path: Path | None) -> Path:
     return path if path is not None else default_agent_dir()
 
 
-def _findings_table(findings: tuple[Finding, ...], waived: set[str]) -> Table:
+def _findings_table(findings: tuple[Finding, ...], unwaived: tuple[Finding, ...]) -> Table:
     # The finding id is what 'overt avdb waive' takes: never cut.
     table = Table(Column("finding", no_wrap=True), "rule", "check", "message", "waived")
+    open_ids = {f.id for f in unwaived}
     for f in findings:
-        table.add_row(f.id, f.rule_id, f.check, f.message, "yes" if f.id in waived else styled("no", "red"))
+        table.add_row(f.id, f.rule_id, f.check, f.message, styled("no", "red") if f.id in open_ids else "yes")
     return table
-
-
-def _keys(h: Home) -> tuple[KeyRecord, KeyRecord]:
-    now = datetime.now(UTC)
-    return h.registry.current(Role.BUILDER, now), h.registry.current(Role.AUDITOR, now)
 
 
 @app.command("audit")
@@ -78,38 +75,26 @@ def audit_cmd(
 ) -> None:
     """Escrow and audit a rule tree; the signed report is logged. Exit 1 if there are unwaived findings."""
     h = Home(resolve_home(home))
-    builder, auditor = _keys(h)
-    store = AvdbStore(h.public)
-    source, _, report, signed = audit_rules(
-        store,
+    audited = audit_rules(
+        AvdbStore(h.paths.public),
         h.escrow,
         read_source(rules),
         name=name,
-        service=h.signing_service(),
-        builder=builder,
-        auditor=auditor,
-        jurisdiction=h.conveyor.jurisdiction,
+        context=h.conveyor_context(auditor=True),
     )
-    waived = store.waiver_ids()
+    report = audited.report
     if json:
-        emit_json(
-            {
-                "source": source.sha256,
-                "audit_log_index": signed.receipt.index,
-                **report.to_predicate(),
-                "unwaived": [f.id for f in report.findings if f.id not in waived],
-            }
-        )
+        emit_json(audited.to_dict())
     else:
         console.print(
             f"audited {report.rules_audited} rules ({report.new_or_changed} new or changed, {report.canaries} canaries); "
-            f"report {logged_at(signed.receipt.index)}"
+            f"report {logged_at(audited.signed.receipt.index)}"
         )
         if report.findings:
-            console.print(_findings_table(report.findings, waived))
+            console.print(_findings_table(report.findings, audited.unwaived))
         else:
             console.print(styled("no findings", "green"))
-    if any(f.id not in waived for f in report.findings):
+    if audited.unwaived:
         raise typer.Exit(1)
 
 
@@ -123,24 +108,19 @@ def build_cmd(
 ) -> None:
     """Audit, then build, sign and publish a database version; refused while findings are unwaived."""
     h = Home(resolve_home(home))
-    builder, auditor = _keys(h)
-    store = AvdbStore(h.public)
-    with console.status("auditing and building", spinner="dots") if not json else nullcontext():
+    store = AvdbStore(h.paths.public)
+    with status("auditing and building", json=json):
         result = release(
             store,
             h.escrow,
             read_source(rules),
             name=name,
             version=version,
-            service=h.signing_service(),
-            builder=builder,
-            auditor=auditor,
-            builder_id=h.conveyor.builder_id,
-            jurisdiction=h.conveyor.jurisdiction,
+            context=h.conveyor_context(auditor=True),
         )
     if isinstance(result, Refused):
         if not json:
-            console.print(_findings_table(result.unwaived, set()))
+            console.print(_findings_table(result.unwaived, result.unwaived))
         raise PolicyError(
             f"release refused: {len(result.unwaived)} unwaived audit finding(s); the audit report is log entry "
             f"{result.audit_signed.receipt.index}. Fix the rules or 'overt avdb waive FINDING --reason ...'",
@@ -148,18 +128,7 @@ def build_cmd(
             audit_log_index=result.audit_signed.receipt.index,
         )
     if json:
-        emit_json(
-            {
-                "name": result.name,
-                "version": result.version,
-                "sha256": result.digest,
-                "path": str(result.path),
-                "provenance_log_index": result.provenance.receipt.index,
-                "audit_log_index": result.audit_signed.receipt.index,
-                "waived": list(result.waived),
-                "compiled_rules": result.compiled,
-            }
-        )
+        emit_json(result.to_dict())
         return
     console.print(f"{result.name} version {result.version}: sha256 {result.digest}")
     console.print(
@@ -179,21 +148,14 @@ def waive_cmd(
 ) -> None:
     """Waive one audit finding with a reason: a statement signed by the auditor key and logged."""
     h = Home(resolve_home(home))
-    _, auditor = _keys(h)
-    signed = waive(
-        AvdbStore(h.public),
-        name=name,
-        finding_id=finding,
-        reason=reason,
-        service=h.signing_service(),
-        auditor=auditor,
-        jurisdiction=h.conveyor.jurisdiction,
-    )
+    context = h.conveyor_context(auditor=True)
+    waived = waive(AvdbStore(h.paths.public), name=name, finding_id=finding, reason=reason, context=context)
     if json:
-        emit_json({"finding": finding, "log_index": signed.receipt.index})
+        emit_json(waived.to_dict())
         return
     console.print(
-        f"waiver for {finding} signed by auditor key {auditor.keyid[:16]}, {logged_at(signed.receipt.index)}"
+        f"waiver for {waived.finding_id} signed by auditor key {waived.auditor_keyid[:16]}, "
+        f"{logged_at(waived.signed.receipt.index)}"
     )
 
 
@@ -223,14 +185,7 @@ def install_cmd(
         agent_dir(agent), read_file(database), read_file(provenance), keys, threshold=threshold, log=client
     )
     if json:
-        emit_json(
-            {
-                "name": result.name,
-                "version": result.version,
-                "sha256": result.digest,
-                "provenance_log_index": result.log_index,
-            }
-        )
+        emit_json(result.to_dict())
         return
     where = f", provenance in the log at index {result.log_index}" if result.log_index is not None else ""
     console.print(f"installed {result.name} version {result.version} (sha256 {result.digest}){where}")
@@ -248,13 +203,13 @@ def scan(
     As clamscan, no database installed or any error before scanning is exit 2."""
     try:
         data = installed(agent_dir(agent), db)
-        with Progress(transient=True, disable=json, console=err_console) as progress:
-            task = progress.add_task("scanning", total=None)
+        with progress(json=json) as bar:
+            task = bar.add_task("scanning", total=None)
             report = scan_paths(
                 data,
                 paths,
                 jobs=jobs,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except Error as failure:
         if failure.exit_code == SCAN_ERROR:
@@ -262,17 +217,7 @@ def scan(
         # A database that no longer verifies is a damaged stored object: exit 2, never "found" (1).
         raise StorageError(f"cannot scan: {failure}", **failure.evidence) from failure
     if json:
-        emit_json(
-            {
-                "files": report.files,
-                "bytes": report.bytes,
-                "detections": [
-                    {"path": d.path, "member": d.member, "name": d.name, "kind": d.kind, "rule_id": d.rule_id}
-                    for d in report.detections
-                ],
-                "errors": [{"path": p, "error": why} for p, why in report.errors],
-            }
-        )
+        emit_json(report.to_dict())
     else:
         for d in report.detections:
             typer.echo(f"{d.where}: {d.name} FOUND")
@@ -293,29 +238,14 @@ def diff_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Rule-level changes between two database versions, with the audit findings of each changed rule."""
-    a, b = read_database(read_file(old)), read_database(read_file(new))
-    changes = rule_diff(a, b)
+    diff = diff_databases(old=read_database(read_file(old)), new=read_database(read_file(new)))
     if json:
-        emit_json(
-            {
-                "from": {"version": a.version, "sha256": a.digest},
-                "to": {"version": b.version, "sha256": b.digest},
-                "changes": [
-                    {
-                        "rule_id": c.rule_id,
-                        "change": c.change,
-                        "old_version": c.old_version,
-                        "new_version": c.new_version,
-                        "diff": c.diff,
-                        "findings": [f.to_dict() for f in c.findings],
-                    }
-                    for c in changes
-                ],
-            }
-        )
+        emit_json(diff.to_dict())
         return
-    console.print(f"{a.name}: version {a.version} → {b.version}, {len(changes)} rule(s) changed")
-    for c in changes:
+    console.print(
+        f"{diff.name}: version {diff.from_version} → {diff.to_version}, {len(diff.changes)} rule(s) changed"
+    )
+    for c in diff.changes:
         colour = {"added": "green", "removed": "red"}.get(c.change, "yellow")
         console.print(
             Text.assemble(
@@ -336,13 +266,11 @@ def delta_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Make the transport delta from version N-1 to N (never signed; endpoints check the result's digest)."""
-    data = make_delta(read_database(read_file(old)), read_database(read_file(new)))
-    out.write_bytes(data)
-    full = new.stat().st_size
+    saved = write_delta(old=read_file(old), new=read_file(new), out=out)
     if json:
-        emit_json({"delta": str(out), "bytes": len(data), "full_bytes": full})
+        emit_json(saved.to_dict())
         return
-    console.print(f"wrote {out}: {len(data)} bytes (the full database is {full} bytes)")
+    console.print(f"wrote {saved.path}: {saved.size} bytes (the full database is {saved.full_size} bytes)")
 
 
 @app.command("update")
@@ -380,14 +308,7 @@ def update_cmd(
         log=client,
     )
     if json:
-        emit_json(
-            {
-                "version": result.installed.version,
-                "sha256": result.installed.digest,
-                "via_delta": result.via_delta,
-                "fallback_reason": result.fallback_reason,
-            }
-        )
+        emit_json(result.to_dict())
         return
     how = "through deltas" if result.via_delta else f"from the full database ({result.fallback_reason})"
     console.print(f"updated {result.installed.name} to version {result.installed.version} {how}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,11 +10,9 @@ import typer
 from overt.build.compare import REPORT_TEXT
 from overt.build.conveyor import build as run_build
 from overt.build.conveyor import variations_text, verdict_text
-from overt.build.publish import SigningContext
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, logged_at
+from overt.cli.common import HomeOpt, JsonOpt, emit_json, logged_at, status
 from overt.errors import ReproducibilityError
 from overt.home import Home, resolve_home
-from overt.keys.registry import Role
 
 
 def build(
@@ -32,19 +28,10 @@ def build(
 ) -> None:
     """Build in the bubblewrap sandbox; sign and log the SLSA provenance of the outputs."""
     h = Home(resolve_home(home))
-    builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
-    context = SigningContext(
-        service=h.signing_service(), key=builder, builder_id=h.conveyor.provenance_builder_id
-    )
-    with (
-        console.status("building in the sandbox" + (" twice (--check)" if check else ""), spinner="dots")
-        if not json
-        else nullcontext()
-    ):
+    context = h.conveyor_context()
+    with status("building in the sandbox" + (" twice (--check)" if check else ""), json=json):
         try:
-            report = run_build(
-                h.escrow, source, context=context, publish_dir=h.public / "builds", check=check
-            )
+            report = run_build(h.escrow, source, context=context, publish_dir=h.paths.builds, check=check)
         except ReproducibilityError as e:
             directory = e.evidence.get("directory")
             kept = Path(directory) / REPORT_TEXT if isinstance(directory, str) else None
@@ -64,6 +51,6 @@ def build(
     for o in report.outputs:
         typer.echo(f"  {o.sha256}  {o.name}{'  (executable)' if o.executable else ''}")
     typer.echo(
-        f"provenance signed by builder key {builder.keyid[:16]} ({builder.jurisdiction}), "
+        f"provenance signed by builder key {context.builder.keyid[:16]} ({context.builder.jurisdiction}), "
         f"{logged_at(report.signed.receipt.index)}: {report.provenance_path}"
     )

@@ -19,6 +19,7 @@ from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.text import Text
 
 from overt.errors import ConfigError, Error, FormatError, UsageError
@@ -64,6 +65,21 @@ def make_console(*, stderr: bool = False) -> Console:
 
 console = make_console()
 err_console = make_console(stderr=True)
+
+
+def progress(*, json: bool) -> Progress:
+    """A transient progress display on stderr, shown only on a terminal: pipes and --json get nothing."""
+    return Progress(transient=True, disable=json or not err_console.is_terminal, console=err_console)
+
+
+@contextmanager
+def status(text: str, *, json: bool) -> Iterator[None]:
+    """A spinner on stderr while long work runs, only on a terminal."""
+    if json or not err_console.is_terminal:
+        yield
+        return
+    with err_console.status(text, spinner="dots"):
+        yield
 
 
 def styled(text: str, style: str) -> Text:
@@ -155,7 +171,7 @@ def log_appender(home: Home, log_url: str | None) -> Iterator[Appender | None]:
     if log_url is None:
         yield None
         return
-    policy = home.policy()
+    policy = home.log.policy()
 
     def append(entry: bytes) -> LogReceipt:
         return append_through_server(log_url, entry, policy)

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -26,15 +25,28 @@ from overt.cli.common import (
     log_appender,
     log_client,
     logged_at,
+    progress,
     read_file,
 )
-from overt.errors import ConfigError, FormatError
+from overt.errors import UsageError
 from overt.home import Home, resolve_home
-from overt.keys.audit import BAD_SIGNATURE, REFUSED, audit_key
-from overt.keys.builders import BuilderRegistry, add_builder, register_first_builder, remove_builder
-from overt.keys.registry import KeyRecord, Role, check_jurisdiction, check_signing_jurisdiction, parse_role
-from overt.keys.rotation import rotate as rotate_key
-from overt.keys.signers import generate_file_key, hsm_generate, hsm_import, import_file_key, parse_hsm_uri
+from overt.keys.audit import BAD_SIGNATURE, REFUSED, KeyAudit, audit_record
+from overt.keys.lifecycle import (
+    MAX_VALID_DAYS,
+    KeyListing,
+    NewKey,
+    RegistryVersion,
+    builder_registry,
+    choose_key,
+    generate_key,
+    import_public_key,
+    import_signing_key,
+    list_keys,
+    register_builder,
+    rotate_key,
+    withdraw_builder,
+)
+from overt.keys.registry import KeyRecord, Role, parse_role
 
 app = typer.Typer(
     help="Keys bound to a role and a jurisdiction: list, generate, import, rotate, audit; the builder registry.",
@@ -52,41 +64,26 @@ JurisdictionOpt = Annotated[
 ]
 ValidDaysOpt = Annotated[
     int | None,
-    typer.Option(min=1, max=36525, help="validity in days from now, at most 100 years (default: open-ended)"),
+    typer.Option(
+        min=1, max=MAX_VALID_DAYS, help="validity in days from now, at most 100 years (default: open-ended)"
+    ),
 ]
 
 
-def _row(r: KeyRecord, now: datetime) -> dict[str, Any]:
-    return {
-        "keyid": r.keyid,
-        "role": r.role.value,
-        "jurisdiction": r.jurisdiction,
-        "keytype": r.key.keytype,
-        "scheme": r.key.scheme,
-        "storage": r.storage,
-        "status": r.status(now),
-        "valid_from": r.public_dict()["valid_from"],
-        "valid_until": r.public_dict().get("valid_until"),
-        "rotated_to": r.rotated_to or None,
-        "introduced_by": r.introduced_by,
-    }
-
-
-def print_keys(records: list[KeyRecord], now: datetime) -> None:
+def _print_keys(listing: KeyListing) -> None:
     # 16 hex digits, never cut: commands take a keyid prefix.
     keyid = Column("keyid", no_wrap=True, min_width=16)
     table = Table(keyid, "role", "jurisdiction", "type", "storage", "status", "valid from", "valid until")
-    for r in records:
-        row = _row(r, now)
-        status = row["status"]
-        colour = "green" if status == "active" else "yellow"
+    for k in listing.keys:
+        r, row = k.record, k.to_dict()
+        colour = "green" if k.status == "active" else "yellow"
         table.add_row(
             r.keyid[:16],
             row["role"],
             row["jurisdiction"],
             r.key.scheme,
             row["storage"],
-            Text.assemble((status, colour), f" → {r.rotated_to[:16]}" if r.rotated_to else ""),
+            Text.assemble((k.status, colour), f" → {r.rotated_to[:16]}" if r.rotated_to else ""),
             row["valid_from"],
             row["valid_until"] or "-",
         )
@@ -94,54 +91,23 @@ def print_keys(records: list[KeyRecord], now: datetime) -> None:
 
 
 @app.command("list")
-def list_keys(home: HomeOpt = None, json: JsonOpt = False) -> None:
+def list_cmd(home: HomeOpt = None, json: JsonOpt = False) -> None:
     """List every key of this home with its role, jurisdiction, storage and validity."""
-    h = Home(resolve_home(home))
-    now = datetime.now(UTC)
-    records = h.registry.records()
+    listing = list_keys(Home(resolve_home(home)).registry, now=datetime.now(UTC))
     if json:
-        emit_json({"keys": [_row(r, now) for r in records]})
+        emit_json(listing.to_dict())
         return
-    print_keys(records, now)
-    console.print(f"public key files: {h.registry.public_dir}")
+    _print_keys(listing)
+    console.print(f"public key files: {listing.public_dir}")
 
 
-def _validity(days: int | None) -> tuple[datetime, datetime | None]:
-    now = datetime.now(UTC).replace(microsecond=0)
-    if days is not None and days < 1:
-        raise ConfigError("--valid-days must be at least 1")
-    return now, (now + timedelta(days=days) if days is not None else None)
-
-
-def _register(h: Home, key_uri: str, key: Any, role: Role, days: int | None) -> KeyRecord:
-    """A new signing key, always in the conveyor's jurisdiction."""
-    if role is Role.LOG:
-        raise ConfigError("the log key is created by 'overt init'; a log has exactly one key")
-    start, until = _validity(days)
-    record = KeyRecord.create(
-        key,
-        role=role,
-        jurisdiction=h.conveyor.jurisdiction,
-        valid_from=start,
-        valid_until=until,
-        uri=key_uri,
-    )
-    h.registry.add(record, conveyor_jurisdiction=h.conveyor.jurisdiction)
-    return record
-
-
-def _signing_jurisdiction(h: Home, jurisdiction: str | None) -> None:
-    """Refuse, before any key material is made or read, a signing key outside the conveyor's jurisdiction."""
-    if jurisdiction is not None:
-        check_signing_jurisdiction(jurisdiction, conveyor=h.conveyor.jurisdiction)
-
-
-def _done(record: KeyRecord, verb: str, json: bool, extra: dict[str, Any] | None = None) -> None:
+def _print_new_key(new: NewKey, json: bool) -> None:
     if json:
-        emit_json({verb: _row(record, datetime.now(UTC)), **(extra or {})})
+        emit_json(new.to_dict())
         return
+    record = new.record
     console.print(
-        f"{verb} {record.role.value} key {record.keyid} ({record.key.scheme}, {record.storage}) "
+        f"{new.how} {record.role.value} key {record.keyid} ({record.key.scheme}, {record.storage}) "
         f"in jurisdiction {record.jurisdiction}" + ("" if record.uri else ", for verification only")
     )
 
@@ -158,33 +124,20 @@ def generate(
 ) -> None:
     """Generate a key of a role: a software key (file2:) by default, or on the HSM with --hsm."""
     h = Home(resolve_home(home))
-    r = parse_role(role)
-    if r is Role.LOG:
-        raise ConfigError("the log key is created by 'overt init'; a log has exactly one key")
-    _signing_jurisdiction(h, jurisdiction)
-    if hsm:
-        key_uri, key = hsm_generate(h.hsm, type, f"overt-{r.value}")
-    else:
-        key_uri, key = generate_file_key(h.keys_dir, type)
-    record = _register(h, key_uri, key, r, valid_days)
-    first = None
-    if r is Role.RELEASE:
-        first = register_first_builder(
-            h.builder_store(),
-            h.signing_service(),
-            record,
-            builder_id=h.conveyor.provenance_builder_id,
-            jurisdiction=h.conveyor.jurisdiction,
-        )
-    if first is None:
-        _done(record, "generated", json)
-        return
-    registry, signed = first
-    _done(record, "generated", json, {"builder_registry": _registry_json(registry, signed.receipt.index)})
-    if not json:
-        _print_registered(
-            h.conveyor.provenance_builder_id, h.conveyor.jurisdiction, registry, signed.receipt.index
-        )
+    keys = h.key_home()
+    new = generate_key(
+        keys,
+        h.signing_service(),
+        role=parse_role(role),
+        keytype=type,
+        on_hsm=hsm,
+        jurisdiction=jurisdiction,
+        valid_days=valid_days,
+        now=datetime.now(UTC),
+    )
+    _print_new_key(new, json)
+    if new.builder_registry is not None and not json:
+        _print_registered(keys.builder_id, keys.jurisdiction, new.builder_registry)
 
 
 @app.command("import")
@@ -207,30 +160,31 @@ def import_key(
     """Register an existing key: a signing key (PEM file or PKCS#11 key pair, in the conveyor's jurisdiction),
     or any public key file for verification only."""
     h = Home(resolve_home(home))
+    now = datetime.now(UTC)
     if (uri is None) == (public is None):
-        raise ConfigError("name exactly one of --uri (a signing key) or --public (a key to verify with)")
+        raise UsageError("name exactly one of --uri (a signing key) or --public (a key to verify with)")
     if public is not None:
-        record = KeyRecord.from_bytes(read_file(public)).public()
-        if role is not None and parse_role(role) is not record.role:
-            raise ConfigError(f"{public} is a {record.role.value} key, not {role}")
-        if jurisdiction is not None and check_jurisdiction(jurisdiction) != record.jurisdiction:
-            raise ConfigError(f"{public} is a key in {record.jurisdiction}, not {jurisdiction}")
-        h.registry.add(record, conveyor_jurisdiction=h.conveyor.jurisdiction)
-        _done(record, "imported", json)
-        return
-    assert uri is not None
-    if role is None:
-        raise ConfigError("--uri needs --role")
-    r = parse_role(role)
-    _signing_jurisdiction(h, jurisdiction)
-    if uri.startswith("file2:"):
-        key_uri, key = import_file_key(Path(uri[len("file2:") :]))
-    elif uri.startswith("hsm:"):
-        hsm_keyid, _ = parse_hsm_uri(uri)
-        key_uri, key = hsm_import(h.hsm, hsm_keyid)
+        new = import_public_key(
+            h.key_home(),
+            read_file(public),
+            name=str(public),
+            role=None if role is None else parse_role(role),
+            jurisdiction=jurisdiction,
+            now=now,
+        )
+    elif role is None:
+        raise UsageError("--uri needs --role")
     else:
-        raise FormatError(f"--uri must start with file2: or hsm:, not {uri[:20]!r}")
-    _done(_register(h, key_uri, key, r, valid_days), "imported", json)
+        assert uri is not None  # exactly one of --uri and --public
+        new = import_signing_key(
+            h.key_home(),
+            uri=uri,
+            role=parse_role(role),
+            jurisdiction=jurisdiction,
+            valid_days=valid_days,
+            now=now,
+        )
+    _print_new_key(new, json)
 
 
 @app.command()
@@ -253,38 +207,24 @@ def rotate(
     h = Home(resolve_home(home))
     now = datetime.now(UTC)
     if (role is None) == (key is None):
-        raise ConfigError("name exactly one of --role or --key")
-    old = h.registry.get(key) if key is not None else h.registry.current(parse_role(role or ""), now)
-    on_hsm = old.storage == "hsm" if hsm is None else hsm
-    if on_hsm:
-        new_uri, new_key = hsm_generate(h.hsm, old.key.keytype, f"overt-{old.role.value}")
-    else:
-        new_uri, new_key = generate_file_key(h.keys_dir, old.key.keytype)
-    _, until = _validity(valid_days)
-    draft = KeyRecord.create(
-        new_key, role=old.role, jurisdiction=old.jurisdiction, valid_from=now, valid_until=until, uri=new_uri
-    )
+        raise UsageError("name exactly one of --role or --key")
+    old = choose_key(h.registry, key=key, role=None if role is None else parse_role(role), now=now)
     with log_appender(h, log_url) as append:
-        new, signed = rotate_key(
+        done = rotate_key(
+            h.key_home(),
             h.signing_service(append=append),
-            h.registry,
             old,
-            new_uri=new_uri,
-            new_key_record=draft,
             reason=reason,
+            on_hsm=hsm,
+            valid_days=valid_days,
+            now=now,
         )
     if json:
-        emit_json(
-            {
-                "old": _row(h.registry.get(old.keyid), now),
-                "new": _row(new, now),
-                "rotation_log_index": signed.receipt.index,
-                "checkpoint_published": signed.receipt.published,
-            }
-        )
+        emit_json(done.to_dict())
         return
+    new = done.new.record
     console.print(f"rotated {old.role.value} key {old.keyid[:16]} → {new.keyid[:16]} ({new.storage})")
-    console.print(f"rotation statement signed by the old key, {logged_at(signed.receipt.index)}")
+    console.print(f"rotation statement signed by the old key, {logged_at(done.receipt.index)}")
 
 
 @app.command()
@@ -311,52 +251,33 @@ def audit(
         record = Home(resolve_home(home)).registry.get(key)
     trust = Trust(policy=policy, vkey=vkey, trust_on_first_use=trust_on_first_use, state=state)
     client, _ = log_client(log or str(resolve_home(home) / "public" / "log"), trust)
-    with Progress(transient=True, disable=json, console=console) as progress:
-        task = progress.add_task("reading the log", total=None)
-        report = audit_key(
-            client,
-            record.key,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+    with progress(json=json) as bar:
+        task = bar.add_task("reading the log", total=None)
+        audited = audit_record(
+            client, record, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
-    cp = report.tree.checkpoint.checkpoint
     if json:
-        emit_json(
-            {
-                "keyid": record.keyid,
-                "role": record.role.value,
-                "jurisdiction": record.jurisdiction,
-                "log": {
-                    "origin": cp.origin,
-                    "tree_size": cp.tree_size,
-                    "cosigners": sorted(report.tree.cosigners),
-                },
-                "entries": [
-                    {
-                        "index": e.index,
-                        "kind": e.kind,
-                        "predicate_type": e.predicate_type,
-                        "subjects": list(e.subjects),
-                        "envelope_sha256": e.envelope_sha256,
-                        "detail": e.detail,
-                        "inclusion_verified": e.inclusion_verified,
-                    }
-                    for e in report.entries
-                ],
-            }
-        )
+        emit_json(audited.to_dict())
     else:
-        console.print(
-            f"key {record.keyid[:16]} ({record.role.value}, {record.jurisdiction}) in {cp.origin} "
-            f"at size {cp.tree_size}, checkpoint verified (cosigners: {', '.join(sorted(report.tree.cosigners)) or 'none'})"
-        )
-        table = Table("index", "kind", "predicate type", "subject", "inclusion")
-        for e in report.entries:
-            colour = {REFUSED: "yellow", BAD_SIGNATURE: "red"}.get(e.kind, "green")
-            subject = "; ".join(e.subjects) if e.kind != REFUSED else e.detail
-            table.add_row(str(e.index), Text(e.kind, style=colour), e.predicate_type, subject, "verified")
-        console.print(table)
-    if any(e.kind == BAD_SIGNATURE for e in report.entries):
+        _print_audit(audited)
+    if audited.report.bad_signatures:
         raise typer.Exit(1)  # a bad signature in the log is a verification failure
+
+
+def _print_audit(audited: KeyAudit) -> None:
+    record, report = audited.record, audited.report
+    cp = report.tree.checkpoint.checkpoint
+    cosigners = ", ".join(sorted(report.tree.cosigners)) or "none"
+    console.print(
+        f"key {record.keyid[:16]} ({record.role.value}, {record.jurisdiction}) in {cp.origin} "
+        f"at size {cp.tree_size}, checkpoint verified (cosigners: {cosigners})"
+    )
+    table = Table("index", "kind", "predicate type", "subject", "inclusion")
+    for e in report.entries:
+        colour = {REFUSED: "yellow", BAD_SIGNATURE: "red"}.get(e.kind, "green")
+        subject = "; ".join(e.subjects) if e.kind != REFUSED else e.detail
+        table.add_row(str(e.index), Text(e.kind, style=colour), e.predicate_type, subject, "verified")
+    console.print(table)
 
 
 # --- the builder registry ---------------------------------------------------------------------------------
@@ -371,34 +292,27 @@ ReleaseKeyOpt = Annotated[
 ]
 
 
-def _registry_json(registry: BuilderRegistry, log_index: int | None) -> dict[str, Any]:
-    return {
-        "version": registry.version,
-        "builders": [b.to_dict() for b in registry.builders],
-        "log_index": log_index,
-    }
+def _issued(version: RegistryVersion) -> str:
+    """Where the statement issuing ``version`` (which this command signed) is in the log."""
+    assert version.log_index is not None  # set on every version a command issues
+    return logged_at(version.log_index)
 
 
-def _print_registered(builder_id: str, jurisdiction: str, registry: BuilderRegistry, log_index: int) -> None:
+def _print_registered(builder_id: str, jurisdiction: str, version: RegistryVersion) -> None:
     console.print(
-        f"registered builder {builder_id} in {jurisdiction}: builder registry v{registry.version}, "
-        f"signed by the release key and {logged_at(log_index)}"
+        f"registered builder {builder_id} in {jurisdiction}: builder registry v{version.registry.version}, "
+        f"signed by the release key and {_issued(version)}"
     )
-
-
-def _release_key(h: Home, key: str | None) -> KeyRecord:
-    return h.registry.get(key) if key is not None else h.registry.current(Role.RELEASE, datetime.now(UTC))
 
 
 @builders_app.command("list")
 def builders_list(home: HomeOpt = None, json: JsonOpt = False) -> None:
     """List the builders this conveyor signs provenance from, as its release key signed them."""
-    h = Home(resolve_home(home))
-    store = h.builder_store()
-    registry = store.load()
+    current = builder_registry(Home(resolve_home(home)).key_home())
     if json:
-        emit_json(_registry_json(registry, None) | {"path": str(store.current_path)})
+        emit_json(current.to_dict())
         return
+    registry = current.registry
     if not registry.version:
         console.print(
             "no builder registry yet: 'overt keys generate --role release' registers this conveyor's own "
@@ -413,7 +327,7 @@ def builders_list(home: HomeOpt = None, json: JsonOpt = False) -> None:
     console.print(table)
     console.print(
         f"builder registry v{registry.version}, signature verified, the newest in this home's log: "
-        f"{store.current_path}"
+        f"{current.path}"
     )
 
 
@@ -440,21 +354,23 @@ def builders_add(
     A builder id on a host under another country's country-code TLD (.ru for a CH conveyor) is refused
     unless --unsafe-allow-foreign-host, which the registry entry then records."""
     h = Home(resolve_home(home))
-    where = jurisdiction or h.conveyor.jurisdiction
     with log_appender(h, log_url) as append:
-        registry, signed = add_builder(
-            h.builder_store(),
+        version = register_builder(
+            h.key_home(),
             h.signing_service(append=append),
-            _release_key(h, key),
             builder_id=builder_id,
-            jurisdiction=where,
+            jurisdiction=jurisdiction,
+            release_key=key,
             unsafe_allow_foreign_host=unsafe_allow_foreign_host,
+            now=datetime.now(UTC),
         )
     if json:
-        emit_json(_registry_json(registry, signed.receipt.index))
+        emit_json(version.to_dict())
         return
-    _print_registered(builder_id, where, registry, signed.receipt.index)
-    if any(b.id == builder_id and b.unsafe_allow_foreign_host for b in registry.builders):
+    entry = version.entry(builder_id)
+    assert entry is not None  # register_builder added it
+    _print_registered(builder_id, entry.jurisdiction, version)
+    if entry.unsafe_allow_foreign_host:
         console.print(
             "its host is under another country's TLD: allowed by --unsafe-allow-foreign-host, and the logged "
             "registry entry says so (unsafeAllowForeignHost)"
@@ -472,13 +388,17 @@ def builders_remove(
     """Withdraw a builder id: a new registry version without it, signed by the release key and logged."""
     h = Home(resolve_home(home))
     with log_appender(h, log_url) as append:
-        registry, signed = remove_builder(
-            h.builder_store(), h.signing_service(append=append), _release_key(h, key), builder_id=builder_id
+        version = withdraw_builder(
+            h.key_home(),
+            h.signing_service(append=append),
+            builder_id=builder_id,
+            release_key=key,
+            now=datetime.now(UTC),
         )
     if json:
-        emit_json(_registry_json(registry, signed.receipt.index))
+        emit_json(version.to_dict())
         return
     console.print(
-        f"removed builder {builder_id}: builder registry v{registry.version}, signed by the release key and "
-        f"{logged_at(signed.receipt.index)}"
+        f"removed builder {builder_id}: builder registry v{version.registry.version}, signed by the release "
+        f"key and {_issued(version)}"
     )

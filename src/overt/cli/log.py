@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 
 from overt.cli.common import (
     HomeOpt,
@@ -21,15 +20,16 @@ from overt.cli.common import (
     emit_json,
     human,
     log_client,
+    progress,
+    read_file,
 )
-from overt.cli.common import read_file as _read
-from overt.errors import ConfigError, InclusionError, UnpublishedError, UsageError
+from overt.errors import InclusionError, UnpublishedError, UsageError
 from overt.home import Home, append_through_server, resolve_home
-from overt.tlog.client import verify_tlog_proof
+from overt.tlog.client import LogClient, LogVerification, VerifiedTree, verify_tlog_proof
 from overt.tlog.cosignature import parse_cosignature_vkey
-from overt.tlog.log import PublishResult
-from overt.tlog.policy import Policy, PolicyWitness, quorum_groups, quorum_of
-from overt.tlog.proof import TlogProof
+from overt.tlog.log import AddedEntries, PublishResult
+from overt.tlog.policy import PolicyRevision, PolicyWitness
+from overt.tlog.proof import SavedProof, TlogProof
 
 app = typer.Typer(
     help="The transparency log: append entries, make proofs, verify as a client.", no_args_is_help=True
@@ -48,31 +48,32 @@ def add(
 
     While 'overt serve' holds the home's log, the entries go through its POST /add."""
     h = Home(resolve_home(home))
-    entries = [_read(f) for f in files]
-    url = h.running_server()
+    entries = [read_file(f) for f in files]
+    names = [str(f) for f in files]
+    url = h.log.running_server()
     if url is not None:
-        receipts = [append_through_server(url, e, h.policy()) for e in entries]
-        if json:
-            listed = [{"file": str(f), "index": r.index} for f, r in zip(files, receipts, strict=True)]
-            emit_json({"entries": listed, "through": url, "published": all(r.published for r in receipts)})
-        else:
-            for f, r in zip(files, receipts, strict=True):
-                typer.echo(f"{r.index}\t{f}")
-            typer.echo(f"appended through the log server at {url}")
-        return
-    log = h.open_log()
-    try:
-        indices = log.add(entries)
-        result = log.publish()
-    finally:
-        log.close()
-    if json:
-        entries_json = [{"file": str(f), "index": i} for f, i in zip(files, indices, strict=True)]
-        emit_json({"entries": entries_json, **result.to_dict()})
+        receipts = [append_through_server(url, e, h.log.policy()) for e in entries]
+        added = AddedEntries(
+            names=tuple(names),
+            indices=tuple(r.index for r in receipts),
+            published=all(r.published for r in receipts),
+            through=url,
+        )
     else:
-        for f, i in zip(files, indices, strict=True):
-            typer.echo(f"{i}\t{f}")
-    _report_publication(result, text=not json)
+        log = h.log.open()
+        try:
+            added = log.add_and_publish(entries, names=names)
+        finally:
+            log.close()
+    if json:
+        emit_json(added.to_dict())
+    else:
+        for name, i in zip(added.names, added.indices, strict=True):
+            typer.echo(f"{i}\t{name}")
+        if added.through is not None:
+            typer.echo(f"appended through the log server at {added.through}")
+    if added.publication is not None:
+        _report_publication(added.publication, text=not json)
 
 
 @app.command()
@@ -83,26 +84,21 @@ def proof(
     json: JsonOpt = False,
 ) -> None:
     """Write a c2sp.org/tlog-proof for an entry under the published checkpoint, verified before it is written."""
-    log = Home(resolve_home(home)).read_log()
+    log = Home(resolve_home(home)).log.read()
     try:
-        published = log.published()
-        if published is None:
-            raise ConfigError("the log has no published checkpoint yet")
-        size = published.checkpoint.tree_size
-        if index >= size:
-            raise UsageError(f"entry {index} is not in the published tree of size {size}")
-        data = log.proof(index, published).to_bytes()
+        made = log.published_proof(index)
     finally:
         log.close()
     if out is not None:
-        out.write_bytes(data)
+        out.write_bytes(made.to_bytes())
     if json:
-        shown = {"out": str(out)} if out is not None else {"proof": data.decode()}
-        emit_json({"index": index, "tree_size": size, **shown})
+        emit_json(made.to_dict() if out is None else SavedProof(proof=made, path=out).to_dict())
     elif out is None:
-        typer.echo(data.decode(), nl=False)
+        typer.echo(made.to_bytes().decode(), nl=False)
     else:
-        console.print(f"wrote {out}: the proof of entry {index} under the published tree of size {size}")
+        console.print(
+            f"wrote {out}: the proof of entry {index} under the published tree of size {made.tree_size}"
+        )
 
 
 @app.command()
@@ -130,56 +126,45 @@ def verify(
     source = log or str(resolve_home(home) / "public" / "log")
     trust = Trust(policy=policy, vkey=vkey, trust_on_first_use=trust_on_first_use, state=state)
     client, basis = log_client(source, trust, remember=True)
-    pol = client.policy
-    report: dict[str, object] = {"log": source, "trust": basis}
     if proof_file is not None:
         if entry is None:
             raise UsageError("--proof needs --entry: the entry the proof is about")
-        p = TlogProof.from_bytes(_read(proof_file))
-        cosigners = verify_tlog_proof(p, _read(entry), pol)
-        report.update(
-            proof=str(proof_file),
-            index=p.index,
-            tree_size=p.checkpoint.checkpoint.tree_size,
-            cosigners=sorted(cosigners),
-            checks=["log signature", "witness quorum", "inclusion"],
-        )
-        _report(report, json)
+        p = TlogProof.from_bytes(read_file(proof_file))
+        cosigners = verify_tlog_proof(p, read_file(entry), client.policy)
+        _report(LogVerification.of_proof(p, cosigners, log=source, trust=basis, path=str(proof_file)), json)
         return
     tree = client.update()
-    cp = tree.checkpoint.checkpoint
-    checks = ["log signature", f"witness quorum ({pol.quorum})"]
-    if tree.previous_size is not None:
-        checks.append(f"consistency with trusted size {tree.previous_size}")
-    report.update(
-        origin=cp.origin,
-        tree_size=cp.tree_size,
-        root_hash=base64.b64encode(cp.root_hash).decode(),
-        cosigners=sorted(tree.cosigners),
-        previous_size=tree.previous_size,
-    )
+    included = None
     if entry is not None:
-        data = _read(entry)
+        included = (str(entry), _verify_inclusion(client, tree, entry, index, json))
+    quorum = client.policy.quorum
+    _report(LogVerification.of_tree(tree, log=source, trust=basis, quorum=quorum, included=included), json)
+
+
+def _verify_inclusion(
+    client: LogClient, tree: VerifiedTree, entry: Path, index: int | None, json: bool
+) -> int:
+    """The index of ``entry`` (scanned for without ``index``), its inclusion under ``tree`` verified."""
+    cp = tree.checkpoint.checkpoint
+    data = read_file(entry)
+    if index is None:
+        with progress(json=json) as bar:
+            bar.add_task("scanning entry bundles", total=None)
+            index = client.find_entry(data, cp.tree_size)
         if index is None:
-            with Progress(transient=True, disable=json) as progress:
-                progress.add_task("scanning entry bundles", total=None)
-                index = client.find_entry(data, cp.tree_size)
-            if index is None:
-                raise InclusionError(f"{entry} is not among the {cp.tree_size} entries of {cp.origin}")
-        if index >= cp.tree_size:
-            raise InclusionError(f"index {index} is outside the verified tree of size {cp.tree_size}")
-        client.verify_inclusion(data, index, tree.checkpoint)
-        checks.append(f"inclusion of {entry} at index {index}")
-        report["index"] = index
-    report["checks"] = checks
-    _report(report, json)
+            raise InclusionError(f"{entry} is not among the {cp.tree_size} entries of {cp.origin}")
+    if index >= cp.tree_size:
+        raise InclusionError(f"index {index} is outside the verified tree of size {cp.tree_size}")
+    client.verify_inclusion(data, index, tree.checkpoint)
+    return index
 
 
-def _report(report: dict[str, object], json: bool) -> None:
+def _report(verified: LogVerification, json: bool) -> None:
     if json:
-        emit_json({"ok": True, **report})
+        emit_json(verified.to_dict())
         return
-    for check in report["checks"]:  # type: ignore[attr-defined]
+    report = verified.to_dict()
+    for check in verified.checks:
         typer.echo(f"ok  {check}")
     for key in ("trust", "origin", "tree_size", "root_hash", "cosigners", "index"):
         if key in report:
@@ -195,53 +180,41 @@ def policy_cmd(
 ) -> None:
     """Show or change the log's witness policy (tlog-policy), also published at public/log/policy."""
     h = Home(resolve_home(home))
-    pol = h.policy()
-    witnesses = list(pol.witnesses)
-    for spec in add_witness or []:
-        parts = spec.split("=", 2)
-        if len(parts) != 3:
-            raise UsageError(f"--add-witness takes NAME=VKEY=URL, not {spec}")
-        name, vk, url = parts
-        witnesses = [w for w in witnesses if w.name != name]
-        witnesses.append(PolicyWitness(name=name, verifier=parse_cosignature_vkey(vk), url=url))
-    groups = pol.groups
-    q = pol.quorum
-    if quorum is not None or add_witness:
-        groups, q = quorum_groups(tuple(w.name for w in witnesses), quorum or quorum_of(pol))
-    pol = Policy(logs=pol.logs, witnesses=tuple(witnesses), groups=groups, quorum=q)
-    changed = bool(add_witness) or quorum is not None
+    added = [_witness(spec) for spec in add_witness or []]
+    changed = bool(added) or quorum is not None
+    revision = PolicyRevision(
+        policy=h.log.policy().revised(witnesses=added, quorum=quorum),
+        changed=changed,
+        path=h.log.paths.policy,
+    )
     if changed:
-        h.save_policy(pol)
+        h.log.save_policy(revision.policy)
     if json:
-        emit_json({**_policy_dict(pol), "changed": changed, "path": str(h.policy_path)})
+        emit_json(revision.to_dict())
         return
-    typer.echo(pol.to_bytes().decode(), nl=False)
+    typer.echo(revision.policy.to_bytes().decode(), nl=False)
 
 
-def _policy_dict(pol: Policy) -> dict[str, object]:
-    """The policy's parts as data, with its tlog-policy text (what a verifier pins) beside them."""
-    return {
-        "logs": [{"origin": lg.origin, "vkey": lg.verifier.vkey(), "url": lg.url} for lg in pol.logs],
-        "witnesses": [{"name": w.name, "vkey": w.verifier.vkey(), "url": w.url} for w in pol.witnesses],
-        "groups": [
-            {"name": g.name, "threshold": g.threshold, "members": list(g.members)} for g in pol.groups
-        ],
-        "quorum": pol.quorum,
-        "policy": pol.to_bytes().decode(),
-    }
+def _witness(spec: str) -> PolicyWitness:
+    """A witness given as ``NAME=VKEY=URL``."""
+    parts = spec.split("=", 2)
+    if len(parts) != 3:
+        raise UsageError(f"--add-witness takes NAME=VKEY=URL, not {spec}")
+    name, vkey, url = parts
+    return PolicyWitness(name=name, verifier=parse_cosignature_vkey(vkey), url=url)
 
 
 @app.command()
 def publish(home: HomeOpt = None, json: JsonOpt = False) -> None:
     """Sign the current tree and publish it if the witness quorum cosigns; exit 2 if it still cannot."""
     h = Home(resolve_home(home))
-    url = h.running_server()
+    url = h.log.running_server()
     if url is not None:
         raise UnpublishedError(
             f"'overt serve' at {url} holds this log and retries publication itself every batch interval; "
             "resend an entry to it to learn whether it is published, or stop it to publish from here"
         )
-    result = h.publish_log()
+    result = h.log.publish()
     if json:
         emit_json(result.to_dict())
     _report_publication(result, text=not json)
@@ -269,7 +242,7 @@ def fsck(
     json: JsonOpt = False,
 ) -> None:
     """Check tiles, entry bundles and the database against the signed tree; exit 1 naming what is damaged."""
-    report = Home(resolve_home(home)).fsck_log(full=full)
+    report = Home(resolve_home(home)).log.fsck(full=full)
     if json:
         emit_json(report.to_dict())
     else:
@@ -294,7 +267,7 @@ def recover(
     json: JsonOpt = False,
 ) -> None:
     """Rebuild the sequencing database from the published tiles, after verifying them against the signed head."""
-    result = Home(resolve_home(home)).recover_log(force=force)
+    result = Home(resolve_home(home)).log.recover(force=force)
     if json:
         emit_json(result.to_dict())
         return

@@ -11,7 +11,6 @@ that it is never mistaken for a verification failure.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
@@ -19,19 +18,20 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer._click.utils import PacifyFlushWrapper
 
-from overt import __version__
-from overt.cli import attest, avdb, build, demo, keys, log, serve, source, verify, witness
+from overt import VersionInfo, __version__
+from overt.cli import attest, avdb, build, demo, distribute, keys, log, serve, source, verify, witness
 from overt.cli.common import (
     HomeOpt,
     JsonOpt,
     console,
     emit_json,
+    emit_json_line,
     err_console,
     print_error,
     quiet_exit_on_broken_pipe,
 )
 from overt.errors import Error, StorageError, UnpublishedError, UsageError
-from overt.home import Home, LogConfig, resolve_home, unpublished
+from overt.home import Home, HomeInit, LogConfig, UnpublishedAppends, resolve_home, unpublished
 from overt.keys.signers import HsmConfig
 
 USAGE = 2  # README, exit codes: a usage or operational error
@@ -53,6 +53,8 @@ app.add_typer(source.app, name="source")
 app.command("build")(build.build)
 app.add_typer(avdb.app, name="avdb")
 app.command("scan")(avdb.scan)
+app.add_typer(distribute.app, name="tuf")
+app.command("release")(distribute.release)
 app.command("verify")(verify.verify)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
@@ -102,32 +104,22 @@ def init(
         hsm=HsmConfig(module=hsm_module, token=hsm_token),
         log_key_on_hsm=log_key == "hsm",
     )
-    key = h.log_key()
-    vkey = (h.log_dir / "vkey").read_text().strip()
+    made = HomeInit.of(h, created=not existed)
     if json:
-        emit_json(
-            {
-                "home": str(h.path),
-                "created": not existed,
-                "origin": h.log_config.origin,
-                "vkey": vkey,
-                "jurisdiction": h.conveyor.jurisdiction,
-                "log_keyid": key.keyid,
-                "log_key_storage": key.storage,
-            }
-        )
+        emit_json(made.to_dict())
         return
-    console.print(f"overt home {'exists' if existed else 'created'} at {h.path}")
-    console.print(f"log origin: {h.log_config.origin}")
-    console.print(f"log vkey:   {vkey}")
-    console.print(f"jurisdiction: {h.conveyor.jurisdiction}; log key {key.keyid[:16]} ({key.storage})")
+    key = made.log_key
+    console.print(f"overt home {'created' if made.created else 'exists'} at {made.path}")
+    console.print(f"log origin: {made.origin}")
+    console.print(f"log vkey:   {made.vkey}")
+    console.print(f"jurisdiction: {made.jurisdiction}; log key {key.keyid[:16]} ({key.storage})")
 
 
 @app.command()
 def version(json: JsonOpt = False) -> None:
     """Print the overt version."""
     if json:
-        emit_json({"version": __version__})
+        emit_json(VersionInfo().to_dict())
         return
     typer.echo(__version__)
 
@@ -137,17 +129,11 @@ def _unpublished_exit(wants_json: bool) -> None:
     pending = unpublished()
     if not pending:
         return
-    indices = ", ".join(str(u.index) for u in pending)
-    message = (
-        f"not published: log entries {indices} are appended, but no published checkpoint covers them yet "
-        f"({pending[-1].reason}); nobody can verify them until 'overt log publish' succeeds"
-    )
+    appends = UnpublishedAppends(entries=tuple(pending))
     if wants_json:
-        print(
-            json.dumps({"error": "UnpublishedError", "message": message, "indices": indices}), file=sys.stderr
-        )
+        emit_json_line(appends.to_dict(), file=sys.stderr)
     else:
-        err_console.print(f"error: {message}")
+        err_console.print(f"error: {appends.message}")
     sys.exit(UnpublishedError.exit_code)
 
 

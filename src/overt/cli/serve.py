@@ -14,6 +14,7 @@ import typer
 from overt.cli.common import HomeOpt, JsonOpt, console, emit_json_line, print_error
 from overt.errors import Error
 from overt.home import Home, resolve_home
+from overt.tlog.log import LogEndpoint
 
 STARTUP_FAILED = 2
 
@@ -36,10 +37,11 @@ def serve(
     from overt.server.log import LOG_LIMITS, serve_home
 
     def started(url: str) -> None:
+        endpoint = LogEndpoint(public=h.paths.public, url=url)
         if json:
-            emit_json_line({"public": str(h.public), "url": url})
+            emit_json_line(endpoint.to_dict())
         else:
-            console.print(f"serving {h.public} and the write API on {url}")
+            console.print(f"serving {endpoint.public} and the write API on {endpoint.url}")
 
     try:
         h = Home(resolve_home(home))

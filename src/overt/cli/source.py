@@ -1,8 +1,11 @@
-"""``overt source ...``: escrow source snapshots and toolchain inputs, list them, diff two snapshots."""
+"""``overt source ...``: escrow source snapshots and toolchain inputs, list them, diff two snapshots.
+
+The escrow and its views are :mod:`overt.source.escrow` and :mod:`overt.source.listing`; the diff is
+:mod:`overt.source.diff`. This module parses arguments and prints.
+"""
 
 from __future__ import annotations
 
-import difflib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,16 +17,19 @@ from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, logged_at, re
 from overt.errors import UsageError
 from overt.home import Home, resolve_home
 from overt.keys.registry import Role
-from overt.source.escrow import SOURCE, EscrowEntry, add_recipe, read_source, snapshot_files
-from overt.source.snapshot import FILE
+from overt.source.diff import SnapshotDiff, diff_snapshots
+from overt.source.escrow import SOURCE, add_recipe, read_source
+from overt.source.listing import (
+    EscrowListing,
+    escrow_input,
+    escrow_source,
+    list_escrow,
+    show_escrowed,
+)
 
 app = typer.Typer(
     help="Source escrow: canonical snapshots and toolchain inputs, by digest.", no_args_is_help=True
 )
-
-
-def _entry_dict(e: EscrowEntry, h: Home) -> dict[str, object]:
-    return {**e.to_dict(), "path": str(h.escrow.directory / e.sha256)}
 
 
 @app.command()
@@ -50,15 +56,14 @@ def add(
             files, read_file(recipe), mtime if mtime is not None else max((f.mtime for f in files), default=0)
         )
     builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
-    entry, signed = h.escrow.add_source(
-        files, name=name or path.name, service=h.signing_service(), key=builder
-    )
+    added = escrow_source(h.escrow, files, name=name or path.name, service=h.signing_service(), key=builder)
     if json:
-        emit_json({"source": _entry_dict(entry, h), "new": signed is not None})
+        emit_json(added.to_dict())
         return
+    entry = added.escrowed.entry
     state = (
         f"escrowed, {logged_at(entry.log_index)}"
-        if signed
+        if added.new
         else f"already escrowed (log index {entry.log_index})"
     )
     console.print(
@@ -75,13 +80,28 @@ def add_input(
     """Escrow a pinned toolchain input (recipes name it by sha256); the escrow is logged."""
     h = Home(resolve_home(home))
     builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
-    entry, signed = h.escrow.add_input(
-        read_file(file), name=file.name, service=h.signing_service(), key=builder
-    )
+    added = escrow_input(h.escrow, read_file(file), name=file.name, service=h.signing_service(), key=builder)
     if json:
-        emit_json({"input": _entry_dict(entry, h), "new": signed is not None})
+        emit_json(added.to_dict())
         return
+    entry = added.escrowed.entry
     console.print(f"{entry.name}: sha256 {entry.sha256}, {logged_at(entry.log_index)}")
+
+
+def _print_listing(listing: EscrowListing) -> None:
+    # 16 hex digits, never cut: commands take the digest or a prefix of it.
+    table = Table(Column("sha256", no_wrap=True, min_width=16), "kind", "name", "size", "files", "log index")
+    for o in listing.objects:
+        e = o.entry
+        table.add_row(
+            e.sha256[:16],
+            e.kind,
+            e.name,
+            str(e.size),
+            str(e.files) if e.kind == SOURCE else "-",
+            str(e.log_index),
+        )
+    console.print(table)
 
 
 @app.command()
@@ -93,39 +113,40 @@ def show(
     """List escrowed objects, or the files of one snapshot."""
     h = Home(resolve_home(home))
     if digest is None:
-        entries = h.escrow.entries()
+        listing = list_escrow(h.escrow)
         if json:
-            emit_json({"escrow": [_entry_dict(e, h) for e in entries]})
-            return
-        # 16 hex digits, never cut: commands take the digest or a prefix of it.
-        table = Table(
-            Column("sha256", no_wrap=True, min_width=16), "kind", "name", "size", "files", "log index"
-        )
-        for e in entries:
-            table.add_row(
-                e.sha256[:16],
-                e.kind,
-                e.name,
-                str(e.size),
-                str(e.files) if e.kind == SOURCE else "-",
-                str(e.log_index),
-            )
-        console.print(table)
+            emit_json(listing.to_dict())
+        else:
+            _print_listing(listing)
         return
-    entry = h.escrow.get(digest)
-    files = snapshot_files(h.escrow.read(entry)) if entry.kind == SOURCE else []
-    listing = [
-        {"path": f.path, "kind": f.kind, "mode": oct(f.mode), "mtime": f.mtime, "size": len(f.data)}
-        for f in files
-    ]
+    shown = show_escrowed(h.escrow, digest)
     if json:
-        emit_json({**_entry_dict(entry, h), "entries": listing})
+        emit_json(shown.to_dict())
         return
+    entry = shown.escrowed.entry
     console.print(f"{entry.name} ({entry.kind}) sha256 {entry.sha256}, {logged_at(entry.log_index)}")
     if entry.kind == SOURCE:
         console.print(f"dirHash {entry.dir_hash}")
-        for item in listing:
-            console.print(f"  {item['mode']} {item['size']:>9} {item['path']}")
+        for f in shown.files:
+            console.print(f"  {oct(f.mode)} {len(f.data):>9} {f.path}")
+
+
+def _print_diff(d: SnapshotDiff) -> None:
+    for p in d.added:
+        console.print(styled(f"+ {p}", "green"))
+    for p in d.removed:
+        console.print(styled(f"- {p}", "red"))
+    for c in d.changed:
+        console.print(styled(f"~ {c.path}", "yellow"))
+        if c.old_mode != c.new_mode:
+            console.print(f"    mode {oct(c.old_mode)} → {oct(c.new_mode)}")
+        if c.diff is None:
+            console.print("    (binary)")
+            continue
+        for line in c.diff:
+            typer.echo(f"    {line}")
+    if d.identical:
+        console.print("no differences in file contents")
 
 
 @app.command()
@@ -136,30 +157,8 @@ def diff(
     json: JsonOpt = False,
 ) -> None:
     """Files added, removed and changed between two snapshots, with a unified diff of changed text files."""
-    h = Home(resolve_home(home))
-    ea, eb = h.escrow.get(a), h.escrow.get(b)
-    if ea.kind != SOURCE or eb.kind != SOURCE:
-        raise UsageError("diff compares two source snapshots, not toolchain inputs")
-    fa = {f.path: f for f in snapshot_files(h.escrow.read(ea)) if f.kind == FILE}
-    fb = {f.path: f for f in snapshot_files(h.escrow.read(eb)) if f.kind == FILE}
-    added = sorted(set(fb) - set(fa))
-    removed = sorted(set(fa) - set(fb))
-    changed = sorted(p for p in set(fa) & set(fb) if fa[p].data != fb[p].data or fa[p].mode != fb[p].mode)
+    result = diff_snapshots(Home(resolve_home(home)).escrow, a, b)
     if json:
-        emit_json({"a": ea.sha256, "b": eb.sha256, "added": added, "removed": removed, "changed": changed})
+        emit_json(result.to_dict())
         return
-    for p in added:
-        console.print(styled(f"+ {p}", "green"))
-    for p in removed:
-        console.print(styled(f"- {p}", "red"))
-    for p in changed:
-        console.print(styled(f"~ {p}", "yellow"))
-        try:
-            old, new = fa[p].data.decode().splitlines(), fb[p].data.decode().splitlines()
-        except UnicodeDecodeError:
-            console.print("    (binary)")
-            continue
-        for line in list(difflib.unified_diff(old, new, f"a/{p}", f"b/{p}", lineterm=""))[:200]:
-            typer.echo(f"    {line}")
-    if not (added or removed or changed):
-        console.print("no differences in file contents")
+    _print_diff(result)

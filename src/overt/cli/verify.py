@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from overt.attest.verify_artifact import check_artifact
+from overt.attest.verify_artifact import ArtifactVerification, check_artifact
 from overt.cli.common import (
     HomeOpt,
     JsonOpt,
@@ -75,7 +75,10 @@ def verify(
         index=index,
     )
     if json:
-        emit_json({"artifact": str(file), "provenance": str(provenance), "trust": basis, **report.to_dict()})
+        verification = ArtifactVerification(
+            artifact=str(file), provenance=str(provenance), trust=basis, report=report
+        )
+        emit_json(verification.to_dict())
     else:
         for check in report.checks:
             word, style = ("PROVED", "bold green") if check.proved else ("FAILED", "bold red")

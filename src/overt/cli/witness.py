@@ -14,7 +14,14 @@ import typer
 
 from overt.cli.common import JsonOpt, console, emit_json, emit_json_line
 from overt.errors import TransportError, UsageError
-from overt.tlog.witness import init_witness, load_witness, trust_log
+from overt.tlog.witness import (
+    FollowedLog,
+    WitnessEndpoint,
+    WitnessIdentity,
+    init_witness,
+    load_witness,
+    trust_log,
+)
 
 app = typer.Typer(help="A tlog-witness: cosigns checkpoints of logs it follows.", no_args_is_help=True)
 
@@ -30,12 +37,11 @@ def init(
     """Create a witness home with a fresh cosignature/v1 key (or open the existing one); print its vkey."""
     if home.exists() and not home.is_dir():
         raise UsageError(f"{home} is not a directory: --home names the directory to create the witness in")
-    signer = init_witness(home, name)
-    vkey = signer.verifier().vkey()
+    identity = WitnessIdentity.of(home, init_witness(home, name))
     if json:
-        emit_json({"home": str(home), "name": signer.name, "vkey": vkey})
+        emit_json(identity.to_dict())
         return
-    typer.echo(vkey)
+    typer.echo(identity.vkey)
 
 
 @app.command("add-log")
@@ -45,12 +51,13 @@ def add_log(
     json: JsonOpt = False,
 ) -> None:
     """Trust a log (by its vkey; its name is the origin)."""
-    log = trust_log(home, vkey)
+    followed = FollowedLog(home=home, origin=trust_log(home, vkey).name, vkey=vkey)
     if json:
-        emit_json({"home": str(home), "origin": log.name, "vkey": vkey})
+        emit_json(followed.to_dict())
         return
     console.print(
-        f"witness at {home} now follows {log.name} (a running 'overt witness serve' takes it up when restarted)"
+        f"witness at {home} now follows {followed.origin} "
+        "(a running 'overt witness serve' takes it up when restarted)"
     )
 
 
@@ -79,10 +86,11 @@ def serve(
             raise TransportError(f"cannot listen on {host}:{port}: {e}") from e
         bound = sock.getsockname()[1]  # the port the system chose for --port 0
         url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        endpoint = WitnessEndpoint.of(w, url)
         if json:
-            emit_json_line({"witness": w.signer.name, "url": url, "following": sorted(w.logs)})
+            emit_json_line(endpoint.to_dict())
         else:
-            following = ", ".join(sorted(w.logs)) or "no log yet"
-            console.print(f"witness {w.signer.name} on {url} following {following}")
+            following = ", ".join(endpoint.following) or "no log yet"
+            console.print(f"witness {endpoint.witness} on {endpoint.url} following {following}")
         with sock:
             EdgeServer(EdgeConfig(create_app(w), EdgeLimits(max_body=MAX_REQUEST_BYTES)), sock).run()

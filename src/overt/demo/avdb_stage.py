@@ -75,7 +75,7 @@ class _Releaser:
         self.ctx = ctx
         self.builder: KeyRecord = ctx.home.registry.current(Role.BUILDER, now)
         self.auditor: KeyRecord = ctx.home.registry.current(Role.AUDITOR, now)
-        self.store = AvdbStore(ctx.home.public)
+        self.store = AvdbStore(ctx.home.paths.public)
 
     def tree(self, name: str, rules: str) -> list[SnapshotFile]:
         d = self.ctx.root / "avdb-rules" / name
@@ -92,11 +92,7 @@ class _Releaser:
             self.tree(name, rules),
             name=NAME,
             version=version,
-            service=h.signing_service(),
-            builder=self.builder,
-            auditor=self.auditor,
-            builder_id=h.conveyor.builder_id,
-            jurisdiction=h.conveyor.jurisdiction,
+            context=h.conveyor_context(auditor=True),
         )
 
     def audit_file(self, signed: Signed) -> Path:
@@ -212,7 +208,7 @@ def _endpoint(r: _Releaser, v1: Released, v2: Released) -> Claim:
             "--key",
             ctx.public_key(r.builder.keyid),
             "--log",
-            ctx.home.log_dir,
+            ctx.home.log.paths.public,
             "--policy",
             ctx.pinned_policy,
             "--agent",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from overt.attest.provenance import Provenance
 from overt.attest.verify import verify_statement
 from overt.build.conveyor import build, variations_text, verdict_text
-from overt.build.publish import Publication, SigningContext
+from overt.build.publish import Publication
 from overt.build.sandbox import check_sandbox
 from overt.demo.claims import Claim, Promise, Stage, Status
 from overt.demo.context import DemoContext
@@ -138,10 +138,9 @@ def build_stage(ctx: DemoContext) -> Stage:
     except Error as e:
         claims = (escrowed, *_skipped(ctx, str(e)))
     else:
-        context = SigningContext(
-            service=h.signing_service(), key=builder, builder_id=h.conveyor.provenance_builder_id
+        report = build(
+            h.escrow, source.sha256, context=h.conveyor_context(), publish_dir=h.paths.builds, check=True
         )
-        report = build(h.escrow, source.sha256, context=context, publish_dir=h.public / "builds", check=True)
         claims = (escrowed, _reproduced(ctx, report), _provenance(ctx, source, report, builder))
     return Stage(
         name="build",

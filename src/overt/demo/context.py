@@ -68,7 +68,9 @@ class DemoContext:
 
     def client(self, fetch: Fetch | None = None) -> LogClient:
         """A verifier of the conveyor's log that trusts only the pinned policy and remembers what it saw."""
-        return LogClient(fetch or directory_fetcher(self.home.log_dir), self.policy(), self.state_dir)
+        return LogClient(
+            fetch or directory_fetcher(self.home.log.paths.public), self.policy(), self.state_dir
+        )
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the demo directory, as claims name their evidence."""
@@ -89,7 +91,7 @@ class DemoContext:
             "log",
             "verify",
             "--log",
-            self.home.log_dir,
+            self.home.log.paths.public,
             "--policy",
             self.pinned_policy,
             *args,
@@ -97,7 +99,7 @@ class DemoContext:
         )
 
     def public_key(self, keyid: str) -> Path:
-        return self.home.public / "keys" / f"{keyid}.json"
+        return self.home.paths.public / "keys" / f"{keyid}.json"
 
 
 def _make_witnesses(root: Path, vkey: str) -> tuple[Witness, ...]:
@@ -118,7 +120,7 @@ def running_witnesses(root: Path, home: Home) -> Iterator[DemoContext]:
     from overt.server.runner import BackgroundServer
     from overt.server.witness import create_app
 
-    witnesses = _make_witnesses(root, (home.log_dir / "vkey").read_text().strip())
+    witnesses = _make_witnesses(root, (home.log.paths.public / "vkey").read_text().strip())
     with ExitStack() as stack:
         servers = [stack.enter_context(BackgroundServer(create_app(w))) for w in witnesses]
         entries = tuple(
@@ -126,7 +128,9 @@ def running_witnesses(root: Path, home: Home) -> Iterator[DemoContext]:
             for name, w, srv in zip(WITNESS_NAMES, witnesses, servers, strict=True)
         )
         groups, quorum = quorum_groups(WITNESS_NAMES, "all")
-        home.save_policy(Policy(logs=home.policy().logs, witnesses=entries, groups=groups, quorum=quorum))
+        home.log.save_policy(
+            Policy(logs=home.log.policy().logs, witnesses=entries, groups=groups, quorum=quorum)
+        )
         context = DemoContext(root=root, home=home, witnesses=witnesses)
-        context.pinned_policy.write_bytes(home.policy_path.read_bytes())
+        context.pinned_policy.write_bytes(home.log.paths.policy.read_bytes())
         yield context

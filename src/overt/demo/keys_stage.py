@@ -43,7 +43,7 @@ def _provenance(builder_id: str) -> Statement:
 def _generate_keys(ctx: DemoContext) -> Claim:
     h, now = ctx.home, datetime.now(UTC)
     for role, keytype in ((Role.BUILDER, "ed25519"), (Role.AUDITOR, "ecdsa"), (Role.RELEASE, "ed25519")):
-        uri, key = generate_file_key(h.keys_dir, keytype)
+        uri, key = generate_file_key(h.paths.keys, keytype)
         h.registry.save(
             KeyRecord.create(
                 key,
@@ -97,7 +97,7 @@ def _builder_registry(ctx: DemoContext) -> Claim:
         check=f"the builder registry lists exactly one builder, {builder_id}, in {h.conveyor.jurisdiction}; it "
         f"is signed by release key {release_key.keyid[:16]} and is log entry {signed.receipt.index}. Builder "
         "keys sign provenance only from builder ids listed there, compared exactly",
-        evidence=ctx.rel(h.public / "builders" / "registry.dsse.json"),
+        evidence=ctx.rel(h.paths.public / "builders" / "registry.dsse.json"),
         recheck=ctx.overt("keys", "builders", "list", "--home", h.path),
         facts={"version": registry.version, "builder_id": builder_id, "log_index": signed.receipt.index},
     )
@@ -175,7 +175,7 @@ def _refusals(ctx: DemoContext, builder: KeyRecord) -> tuple[Claim, Claim]:
 
 def _rotated(ctx: DemoContext, builder: KeyRecord) -> Claim:
     h = ctx.home
-    uri, key = generate_file_key(h.keys_dir, "ed25519")
+    uri, key = generate_file_key(h.paths.keys, "ed25519")
     draft = KeyRecord.create(
         key,
         role=Role.BUILDER,

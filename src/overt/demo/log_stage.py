@@ -90,7 +90,7 @@ def _verified(
             status=Status.PROVED,
             check=f"the published checkpoint (size {cp.tree_size}) is signed by the log's key and cosigned by both "
             "independent witnesses, w1 and w2, as the pinned policy requires",
-            evidence=ctx.rel(ctx.home.log_dir / "checkpoint"),
+            evidence=ctx.rel(ctx.home.log.paths.public / "checkpoint"),
             recheck=ctx.log_verify("--state", ctx.state_dir),
             facts={"tree_size": cp.tree_size, "cosigners": sorted(tree.cosigners)},
         ),
@@ -140,7 +140,7 @@ def _grown(ctx: DemoContext, client: LogClient, http: httpx.Client, url: str) ->
 
 
 def _forged(ctx: DemoContext, cp: Checkpoint) -> Claim:
-    forger = generate_ed25519(ctx.home.log_config.origin)
+    forger = generate_ed25519(ctx.home.log.config.origin)
     forged = SignedCheckpoint.sign(
         Checkpoint(origin=cp.origin, tree_size=cp.tree_size + 1, root_hash=b"\x00" * 32), forger
     )
@@ -168,7 +168,7 @@ def _forged(ctx: DemoContext, cp: Checkpoint) -> Claim:
 def _fork_refused(ctx: DemoContext, cosigned: Checkpoint) -> Claim:
     fork = SignedCheckpoint.sign(
         Checkpoint(origin=cosigned.origin, tree_size=cosigned.tree_size + 5, root_hash=b"\x01" * 32),
-        ctx.home.log_signer(),
+        ctx.home.log.signer(),
     )
     request = f"old {cosigned.tree_size}\n\n".encode() + fork.to_bytes()
     try:
@@ -209,7 +209,7 @@ def log_stage(ctx: DemoContext) -> Stage:
     return Stage(
         name="log",
         title="the transparency log",
-        setup=f"log {ctx.home.log_config.origin} served over HTTP; witnesses w1 and w2, each with its own key "
+        setup=f"log {ctx.home.log.config.origin} served over HTTP; witnesses w1 and w2, each with its own key "
         "and state, must both cosign every checkpoint before it is published",
         claims=(
             appended,

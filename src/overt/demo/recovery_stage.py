@@ -21,7 +21,7 @@ def _refused(ctx: DemoContext) -> Claim:
         (h.path / f"overt.db{suffix}").unlink(missing_ok=True)
     shutil.copyfile(backup_path(ctx), h.path / "overt.db")
     try:
-        h.open_log().close()
+        h.log.open().close()
     except StaleDatabaseError as e:
         database_size, signed_size = e.evidence["database_size"], e.evidence["signed_size"]
     else:
@@ -42,18 +42,18 @@ def _refused(ctx: DemoContext) -> Claim:
 
 def _recovered(ctx: DemoContext) -> Claim:
     h = ctx.home
-    published = SignedCheckpoint.from_bytes((h.log_dir / "checkpoint").read_bytes()).checkpoint
-    result = h.recover_log()
+    published = SignedCheckpoint.from_bytes((h.log.paths.public / "checkpoint").read_bytes()).checkpoint
+    result = h.log.recover()
     if (result.tree_size, result.root_hash) != (published.tree_size, published.root_hash):
         raise VerificationError("recovery did not restore the published tree")
-    h.open_log().close()  # the log's own check on open now passes
+    h.log.open().close()  # the log's own check on open now passes
     return Claim(
         id="log.recovered-from-tiles",
         promise=Promise.NOTHING_SIGNED_IN_SECRET,
         status=Status.PROVED,
         check=f"'overt log recover' rebuilt the database from the published tiles, each checked against the "
         f"signed checkpoint: {result.tree_size} entries with the published root, and the log opens again",
-        evidence=ctx.rel(h.log_dir / "checkpoint"),
+        evidence=ctx.rel(h.log.paths.public / "checkpoint"),
         recheck=ctx.overt("log", "fsck", "--full", "--home", h.path),
         facts={"tree_size": result.tree_size},
     )

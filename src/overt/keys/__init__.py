@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from overt import lazy_exports
 
 if TYPE_CHECKING:
-    from overt.keys.audit import AuditEntry, KeyAuditReport, audit_key
+    from overt.keys.audit import AuditEntry, KeyAudit, KeyAuditReport, audit_key, audit_record
     from overt.keys.builders import (
         BuilderRegistry,
         BuilderStore,
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         register_first_builder,
         remove_builder,
     )
+    from overt.keys.context import ConveyorContext
     from overt.keys.jurisdiction import (
         AVDB_AUDIT_V1,
         AVDB_WAIVER_V1,
@@ -27,13 +28,36 @@ if TYPE_CHECKING:
         KEY_ROTATION_V1,
         SIGNING_REFUSAL_V1,
         SOURCE_ESCROW_V1,
+        TUF_METADATA_V1,
         Issuer,
         Refusal,
         SigningPolicy,
         judge,
     )
+    from overt.keys.lifecycle import (
+        GENERATED,
+        IMPORTED,
+        MAX_VALID_DAYS,
+        KeyHome,
+        KeyListing,
+        KeyRotation,
+        KeyStatus,
+        NewKey,
+        RegistryVersion,
+        builder_registry,
+        choose_key,
+        generate_key,
+        import_public_key,
+        import_signing_key,
+        list_keys,
+        make_key,
+        register_builder,
+        rotate_key,
+        validity,
+        withdraw_builder,
+    )
     from overt.keys.registry import KeyRecord, Registry, Role, load_public_keys, parse_role
-    from overt.keys.rotation import introduced_key, rotate, rotation_statement
+    from overt.keys.rotation import check_rotatable, introduced_key, rotate, rotation_statement
     from overt.keys.signers import (
         HsmConfig,
         HSMEd25519Signer,
@@ -45,54 +69,80 @@ if TYPE_CHECKING:
         import_file_key,
         load_signer,
     )
-    from overt.keys.signing import Appender, LogReceipt, Signed, SigningService
+    from overt.keys.signing import Appender, LogReceipt, Signed, SignedStatement, SigningService
 
 __all__ = [
     "AVDB_AUDIT_V1",
     "AVDB_WAIVER_V1",
     "BUILDER_REGISTRY_V1",
+    "GENERATED",
+    "IMPORTED",
     "KEY_ROTATION_V1",
+    "MAX_VALID_DAYS",
     "SIGNING_REFUSAL_V1",
     "SOURCE_ESCROW_V1",
+    "TUF_METADATA_V1",
     "Appender",
     "AuditEntry",
     "BuilderRegistry",
     "BuilderStore",
+    "ConveyorContext",
     "HSMEd25519Signer",
     "HsmConfig",
     "Issuer",
+    "KeyAudit",
     "KeyAuditReport",
+    "KeyHome",
+    "KeyListing",
     "KeyRecord",
+    "KeyRotation",
     "KeySigner",
+    "KeyStatus",
     "LogReceipt",
+    "NewKey",
     "NoteSigner",
     "Refusal",
     "RegisteredBuilder",
     "Registry",
+    "RegistryVersion",
     "Role",
     "Signed",
+    "SignedStatement",
     "SigningPolicy",
     "SigningService",
     "add_builder",
     "audit_key",
+    "audit_record",
+    "builder_registry",
+    "check_rotatable",
+    "choose_key",
     "conveyor_builder_id",
     "generate_file_key",
+    "generate_key",
     "hsm_generate",
     "hsm_import",
     "import_file_key",
+    "import_public_key",
+    "import_signing_key",
     "introduced_key",
     "judge",
+    "list_keys",
     "load_public_keys",
     "load_signer",
+    "make_key",
     "parse_role",
+    "register_builder",
     "register_first_builder",
     "remove_builder",
     "rotate",
+    "rotate_key",
     "rotation_statement",
+    "validity",
+    "withdraw_builder",
 ]
 
 _EXPORTS = {
-    "audit": ("AuditEntry", "KeyAuditReport", "audit_key"),
+    "audit": ("AuditEntry", "KeyAudit", "KeyAuditReport", "audit_key", "audit_record"),
     "builders": (
         "BuilderRegistry",
         "BuilderStore",
@@ -102,6 +152,7 @@ _EXPORTS = {
         "register_first_builder",
         "remove_builder",
     ),
+    "context": ("ConveyorContext",),
     "jurisdiction": (
         "AVDB_AUDIT_V1",
         "AVDB_WAIVER_V1",
@@ -109,13 +160,36 @@ _EXPORTS = {
         "KEY_ROTATION_V1",
         "SIGNING_REFUSAL_V1",
         "SOURCE_ESCROW_V1",
+        "TUF_METADATA_V1",
         "Issuer",
         "Refusal",
         "SigningPolicy",
         "judge",
     ),
+    "lifecycle": (
+        "GENERATED",
+        "IMPORTED",
+        "MAX_VALID_DAYS",
+        "KeyHome",
+        "KeyListing",
+        "KeyRotation",
+        "KeyStatus",
+        "NewKey",
+        "RegistryVersion",
+        "builder_registry",
+        "choose_key",
+        "generate_key",
+        "import_public_key",
+        "import_signing_key",
+        "list_keys",
+        "make_key",
+        "register_builder",
+        "rotate_key",
+        "validity",
+        "withdraw_builder",
+    ),
     "registry": ("KeyRecord", "Registry", "Role", "load_public_keys", "parse_role"),
-    "rotation": ("introduced_key", "rotate", "rotation_statement"),
+    "rotation": ("check_rotatable", "introduced_key", "rotate", "rotation_statement"),
     "signers": (
         "HSMEd25519Signer",
         "HsmConfig",
@@ -127,7 +201,7 @@ _EXPORTS = {
         "import_file_key",
         "load_signer",
     ),
-    "signing": ("Appender", "LogReceipt", "Signed", "SigningService"),
+    "signing": ("Appender", "LogReceipt", "Signed", "SignedStatement", "SigningService"),
 }
 
 if not TYPE_CHECKING:  # type checkers see the imports above, so a misspelt name is an error there

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from securesystemslib.signer import Key
 
@@ -21,6 +22,7 @@ from overt.attest.statement import Statement
 from overt.attest.verify import signature_valid
 from overt.errors import FormatError
 from overt.keys.jurisdiction import SIGNING_REFUSAL_V1
+from overt.keys.registry import KeyRecord
 from overt.tlog.client import LogClient, VerifiedTree
 
 SIGNED = "signed"
@@ -38,12 +40,50 @@ class AuditEntry:
     detail: str = ""
     inclusion_verified: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "predicate_type": self.predicate_type,
+            "subjects": list(self.subjects),
+            "envelope_sha256": self.envelope_sha256,
+            "detail": self.detail,
+            "inclusion_verified": self.inclusion_verified,
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyAuditReport:
     keyid: str
     tree: VerifiedTree
     entries: tuple[AuditEntry, ...] = field(default_factory=tuple)
+
+    @property
+    def bad_signatures(self) -> tuple[AuditEntry, ...]:
+        """Entries whose signature names the key but does not verify: a verification failure of the log."""
+        return tuple(e for e in self.entries if e.kind == BAD_SIGNATURE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyAudit:
+    """A key record's audit as ``overt keys audit`` reports it: the key, the verified tree, the entries."""
+
+    record: KeyRecord
+    report: KeyAuditReport
+
+    def to_dict(self) -> dict[str, Any]:
+        cp = self.report.tree.checkpoint.checkpoint
+        return {
+            "keyid": self.record.keyid,
+            "role": self.record.role.value,
+            "jurisdiction": self.record.jurisdiction,
+            "log": {
+                "origin": cp.origin,
+                "tree_size": cp.tree_size,
+                "cosigners": sorted(self.report.tree.cosigners),
+            },
+            "entries": [e.to_dict() for e in self.report.entries],
+        }
 
 
 def _describe(envelope: Envelope) -> tuple[str, tuple[str, ...], Statement | None]:
@@ -111,3 +151,10 @@ def audit_key(
             )
         )
     return KeyAuditReport(keyid=key.keyid, tree=tree, entries=tuple(found))
+
+
+def audit_record(
+    client: LogClient, record: KeyRecord, *, progress: Callable[[int, int], None] | None = None
+) -> KeyAudit:
+    """:func:`audit_key` for a registry key (or a public key file's record), kept with its role and place."""
+    return KeyAudit(record=record, report=audit_key(client, record.key, progress=progress))

@@ -55,6 +55,14 @@ def introduced_key(statement: Statement, old: KeyRecord) -> KeyRecord:
     return new
 
 
+def check_rotatable(old: KeyRecord) -> None:
+    """Refuse to rotate a log key (before a successor is made): it is the log's identity."""
+    if old.role is Role.LOG:
+        raise ConfigError(
+            "a log key is the log's identity (its vkey); start a new log instead of rotating it"
+        )
+
+
 def rotate(
     service: SigningService,
     registry: Registry,
@@ -65,10 +73,7 @@ def rotate(
     reason: str,
 ) -> tuple[KeyRecord, Signed]:
     """Introduce ``new_key_record`` with a statement signed by ``old`` and logged, then retire ``old``."""
-    if old.role is Role.LOG:
-        raise ConfigError(
-            "a log key is the log's identity (its vkey); start a new log instead of rotating it"
-        )
+    check_rotatable(old)
     now = service.now()
     new = replace(new_key_record, valid_from=now, uri=new_uri)
     signed = service.issue(old, rotation_statement(old, new, reason=reason, now=now), issuer=_ISSUER)

@@ -22,7 +22,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
@@ -45,6 +46,26 @@ class Signed:
     envelope: Envelope
     entry: bytes  # the exact bytes appended to the log
     receipt: LogReceipt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedStatement:
+    """A statement signed on request (``overt attest sign``): the key that signed, the logged envelope, and
+    the file the envelope was written to (None: it is handed back whole)."""
+
+    keyid: str
+    signed: Signed
+    out: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        receipt = self.signed.receipt
+        return {
+            "keyid": self.keyid,
+            "log_index": receipt.index,
+            "tree_size": receipt.tree_size,
+            "checkpoint_published": receipt.published,
+            "envelope": self.signed.envelope.to_dict() if self.out is None else str(self.out),
+        }
 
 
 Appender = Callable[[bytes], LogReceipt]

@@ -53,21 +53,21 @@ def _storage_fault(message: str, integrator: Integrator) -> JSONResponse:
 
 
 def _announce(home: Home, url: str) -> None:
-    """Name this server in ``home.server_file`` (``<home>/log.server``) for the conveyor commands."""
+    """Name this server in ``home.log.paths.server`` (``<home>/log.server``) for the conveyor commands."""
     try:
-        atomic_write(home.server_file, f"{url}\n".encode())
+        atomic_write(home.log.paths.server, f"{url}\n".encode())
     except OSError as e:
-        raise StorageError(f"cannot write {home.server_file}: {e.strerror or e}") from e
+        raise StorageError(f"cannot write {home.log.paths.server}: {e.strerror or e}") from e
 
 
 def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None) -> FastAPI:
     """The log's app; with ``url`` (where it listens), ``<home>/log.server`` names it while the log is open."""
-    cfg = home.log_config
+    cfg = home.log.config
     state: dict[str, Integrator] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log = home.open_log()  # holds the home's writer lock until log.close()
+        log = home.log.open()  # holds the home's writer lock until log.close()
         try:
             integrator = Integrator(log, cfg.batch_size, cfg.batch_interval)
             state["integrator"] = integrator
@@ -78,7 +78,7 @@ def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None
                 yield
             finally:
                 if url is not None:
-                    home.server_file.unlink(missing_ok=True)
+                    home.log.paths.server.unlink(missing_ok=True)
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -138,7 +138,7 @@ def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None
             response.headers["Content-Type"] = "application/octet-stream"
         return response
 
-    app.mount("/", StaticFiles(directory=home.public), name="public")
+    app.mount("/", StaticFiles(directory=home.paths.public), name="public")
     return app
 
 

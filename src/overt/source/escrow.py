@@ -164,6 +164,10 @@ class Escrow:
     def _meta_path(self, sha256: str) -> Path:
         return self.directory / f"{sha256}.json"
 
+    def object_path(self, entry: EscrowEntry) -> Path:
+        """Where the object's bytes are: ``<escrow>/<sha256>``, also served under that name."""
+        return self.directory / entry.sha256
+
     def entries(self) -> list[EscrowEntry]:
         if not self.directory.is_dir():
             return []

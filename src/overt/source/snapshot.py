@@ -125,12 +125,16 @@ def read_tar(data: bytes, *, strip_top: bool, mtime: int | None = None) -> list[
         if len(tops) == 1 and any("/" in n for n in names):
             prefix = tops.pop() + "/"
     out: list[SnapshotFile] = []
+    seen: set[str] = set()
     for (m, content), name in zip(raw, names, strict=True):
         name = name.rstrip("/")
         if prefix:
             if name + "/" == prefix:
                 continue
             name = name[len(prefix) :]
+        if name in seen:  # 'a' and 'a/' too: which one a tar reader keeps is not the snapshot's to guess
+            raise FormatError(f"archive lists {name!r} twice")
+        seen.add(name)
         when = int(m.mtime) if mtime is None else mtime
         executable = bool(m.mode & 0o111)
         if m.isdir():

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from overt.tlog.client import (
         Fetch,
         LogClient,
+        LogVerification,
         VerifiedTree,
         directory_fetcher,
         fetcher_for,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     )
     from overt.tlog.fsck import Damage, TreeCheck, check_tree
     from overt.tlog.guard import FsckReport, RecoverResult, StaleDatabaseError
-    from overt.tlog.log import LocalLog, LogFiles, PublishResult
+    from overt.tlog.log import AddedEntries, LocalLog, LogEndpoint, LogFiles, PublishResult
     from overt.tlog.merkle import (
         EMPTY_ROOT,
         CompactRange,
@@ -60,8 +61,8 @@ if TYPE_CHECKING:
         verified_by,
         verify_note,
     )
-    from overt.tlog.policy import Group, Policy, PolicyLog, PolicyWitness
-    from overt.tlog.proof import TlogProof
+    from overt.tlog.policy import Group, Policy, PolicyLog, PolicyRevision, PolicyWitness
+    from overt.tlog.proof import SavedProof, TlogProof
     from overt.tlog.sequencer import TileLog
     from overt.tlog.stores import PostgresStore, SequencerStore, SQLiteStore
     from overt.tlog.tiles import (
@@ -82,9 +83,12 @@ if TYPE_CHECKING:
     )
     from overt.tlog.witness import (
         AddCheckpointRequest,
+        FollowedLog,
         Witness,
         WitnessClient,
         WitnessConflict,
+        WitnessEndpoint,
+        WitnessIdentity,
         WitnessRefusal,
         init_witness,
         load_witness,
@@ -95,6 +99,7 @@ __all__ = [
     "EMPTY_ROOT",
     "MAX_ENTRY_SIZE",
     "AddCheckpointRequest",
+    "AddedEntries",
     "Checkpoint",
     "CompactRange",
     "CosignatureSigner",
@@ -103,22 +108,27 @@ __all__ = [
     "Ed25519Signer",
     "Ed25519Verifier",
     "Fetch",
+    "FollowedLog",
     "FsckReport",
     "Group",
     "Integrator",
     "LocalLog",
     "LogClient",
+    "LogEndpoint",
     "LogFiles",
+    "LogVerification",
     "Note",
     "PinnedPolicy",
     "Policy",
     "PolicyChangedError",
     "PolicyLog",
+    "PolicyRevision",
     "PolicyWitness",
     "PostgresStore",
     "PublishResult",
     "RecoverResult",
     "SQLiteStore",
+    "SavedProof",
     "SequencerStore",
     "Signature",
     "SignedCheckpoint",
@@ -133,6 +143,8 @@ __all__ = [
     "Witness",
     "WitnessClient",
     "WitnessConflict",
+    "WitnessEndpoint",
+    "WitnessIdentity",
     "WitnessRefusal",
     "check_tree",
     "decode_bundle",
@@ -173,6 +185,7 @@ _EXPORTS = {
     "client": (
         "Fetch",
         "LogClient",
+        "LogVerification",
         "VerifiedTree",
         "directory_fetcher",
         "fetcher_for",
@@ -189,7 +202,7 @@ _EXPORTS = {
     ),
     "fsck": ("Damage", "TreeCheck", "check_tree"),
     "guard": ("FsckReport", "RecoverResult", "StaleDatabaseError"),
-    "log": ("LocalLog", "LogFiles", "PublishResult"),
+    "log": ("AddedEntries", "LocalLog", "LogEndpoint", "LogFiles", "PublishResult"),
     "merkle": (
         "EMPTY_ROOT",
         "CompactRange",
@@ -213,8 +226,8 @@ _EXPORTS = {
         "verified_by",
         "verify_note",
     ),
-    "policy": ("Group", "Policy", "PolicyLog", "PolicyWitness"),
-    "proof": ("TlogProof",),
+    "policy": ("Group", "Policy", "PolicyLog", "PolicyRevision", "PolicyWitness"),
+    "proof": ("SavedProof", "TlogProof"),
     "sequencer": ("TileLog",),
     "stores": ("PostgresStore", "SQLiteStore", "SequencerStore"),
     "tiles": (
@@ -235,9 +248,12 @@ _EXPORTS = {
     ),
     "witness": (
         "AddCheckpointRequest",
+        "FollowedLog",
         "Witness",
         "WitnessClient",
         "WitnessConflict",
+        "WitnessEndpoint",
+        "WitnessIdentity",
         "WitnessRefusal",
         "init_witness",
         "load_witness",

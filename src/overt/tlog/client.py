@@ -10,6 +10,7 @@ The policy (log keys, witnesses, quorum) is always the caller's, pinned by the v
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from overt.atomic import atomic_write
-from overt.errors import ConsistencyError, QuorumError, SignatureError, TransportError
+from overt.errors import ConsistencyError, QuorumError, SignatureError, TransportError, VerificationError
 from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.merkle import consistency_ranges, hash_range, inclusion_ranges, leaf_hash, verify_consistency
 from overt.tlog.merkle import verify_inclusion as merkle_verify_inclusion
@@ -128,9 +129,94 @@ class VerifiedTree:
     previous_size: int | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogVerification:
+    """What a client proved about the log at ``log`` (a URL or directory), under the trust roots ``trust``
+    describes: the checks passed, in order, and what they were about.
+
+    Made :meth:`of_tree` (a checkpoint verified online, and an entry's inclusion under it) or :meth:`of_proof`
+    (an offline tlog-proof file, ``proof``).
+    """
+
+    log: str
+    trust: str
+    checks: tuple[str, ...]
+    tree_size: int
+    cosigners: tuple[str, ...]
+    origin: str | None = None
+    root_hash: bytes | None = None
+    previous_size: int | None = None
+    index: int | None = None
+    proof: str | None = None
+
+    @classmethod
+    def of_tree(
+        cls, tree: VerifiedTree, *, log: str, trust: str, quorum: str, included: tuple[str, int] | None = None
+    ) -> LogVerification:
+        """``tree`` verified under a policy of quorum ``quorum``; ``included``: the entry (by name) and the
+        index whose inclusion under it was verified."""
+        cp = tree.checkpoint.checkpoint
+        checks = ["log signature", f"witness quorum ({quorum})"]
+        if tree.previous_size is not None:
+            checks.append(f"consistency with trusted size {tree.previous_size}")
+        if included is not None:
+            checks.append(f"inclusion of {included[0]} at index {included[1]}")
+        return cls(
+            log=log,
+            trust=trust,
+            checks=tuple(checks),
+            tree_size=cp.tree_size,
+            cosigners=tuple(sorted(tree.cosigners)),
+            origin=cp.origin,
+            root_hash=cp.root_hash,
+            previous_size=tree.previous_size,
+            index=None if included is None else included[1],
+        )
+
+    @classmethod
+    def of_proof(
+        cls, proof: TlogProof, cosigners: frozenset[str], *, log: str, trust: str, path: str
+    ) -> LogVerification:
+        """The tlog-proof file ``path`` verified (:func:`verify_tlog_proof`), cosigned by ``cosigners``."""
+        return cls(
+            log=log,
+            trust=trust,
+            checks=("log signature", "witness quorum", "inclusion"),
+            tree_size=proof.tree_size,
+            cosigners=tuple(sorted(cosigners)),
+            index=proof.index,
+            proof=path,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "ok": True,
+            "log": self.log,
+            "trust": self.trust,
+            "checks": list(self.checks),
+            "tree_size": self.tree_size,
+            "cosigners": list(self.cosigners),
+        }
+        if self.proof is not None:
+            out.update(proof=self.proof, index=self.index)
+            return out
+        out.update(
+            origin=self.origin,
+            root_hash=None if self.root_hash is None else base64.b64encode(self.root_hash).decode(),
+            previous_size=self.previous_size,
+        )
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
 class LogClient:
     """Follows one log: verifies its checkpoint against a policy the verifier pinned and, with ``state_dir``,
-    remembers the last checkpoint it trusted per origin (``<state_dir>/<sha256(origin)>.checkpoint``)."""
+    remembers the last checkpoint it trusted per log (``<state_dir>/<sha256(origin, log keys)>.checkpoint``).
+
+    A log is its origin and its key: two logs that share an origin (every fresh home starts as
+    ``overt.example/log``) but not a key are kept apart, so one never reads as a fork of the other.
+    """
 
     def __init__(self, fetch: Fetch, policy: Policy, state_dir: Path | None = None) -> None:
         self.fetch = fetch
@@ -140,7 +226,25 @@ class LogClient:
     def _state_path(self, origin: str) -> Path | None:
         if self.state_dir is None:
             return None
-        return self.state_dir / (hashlib.sha256(origin.encode()).hexdigest() + ".checkpoint")
+        keys = sorted(log.verifier.vkey() for log in self.policy.logs if log.verifier.name == origin)
+        identity = "\n".join([origin, *keys]).encode()
+        return self.state_dir / (hashlib.sha256(identity).hexdigest() + ".checkpoint")
+
+    def _trusted(self, state: Path, origin: str) -> SignedCheckpoint | None:
+        """The last checkpoint trusted for this log; one stored by origin alone (before logs were told apart
+        by key) counts only if this policy's key for the origin signed it."""
+        if state.exists():
+            return SignedCheckpoint.from_bytes(state.read_bytes())
+        assert self.state_dir is not None
+        legacy = self.state_dir / (hashlib.sha256(origin.encode()).hexdigest() + ".checkpoint")
+        if not legacy.exists():
+            return None
+        old = SignedCheckpoint.from_bytes(legacy.read_bytes())
+        try:
+            old.verify([log.verifier for log in self.policy.logs if log.verifier.name == origin])
+        except VerificationError:
+            return None  # another log that had this origin
+        return old
 
     def _tile_fetch(self, rel: str) -> bytes:
         try:
@@ -163,8 +267,9 @@ class LogClient:
         cp = signed.checkpoint
         state = self._state_path(cp.origin)
         previous: int | None = None
-        if state is not None and state.exists():
-            old = SignedCheckpoint.from_bytes(state.read_bytes()).checkpoint
+        trusted = self._trusted(state, cp.origin) if state is not None else None
+        if trusted is not None:
+            old = trusted.checkpoint
             previous = old.tree_size
             if old.tree_size <= cp.tree_size:
                 self._verify_consistency(old.tree_size, old.root_hash, cp.tree_size, cp.root_hash)

@@ -292,6 +292,12 @@ def fsck(
             state = store.load_state()
         except Error as e:
             problems.append(str(e))
+        head = largest(heads)
+        if state is None and head is not None and head.tree_size > 0 and not problems:
+            problems.append(
+                f"the log database holds no tree, but this log signed size {head.tree_size}: it was lost or "
+                "emptied; run 'overt log recover'"
+            )
     size, root = _tree_to_check(state, heads, read, problems)
     start = 0 if full else min(read_mark(mark_path), size)
     first = start - start % TILE_WIDTH  # check_tree re-reads the whole bundle that holds ``start``

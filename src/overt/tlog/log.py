@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from overt.atomic import atomic_write
-from overt.errors import ConsistencyError, Error, InclusionError, StorageError, TransportError
+from overt.errors import (
+    ConfigError,
+    ConsistencyError,
+    Error,
+    InclusionError,
+    StorageError,
+    TransportError,
+    UsageError,
+)
 from overt.tlog import guard
 from overt.tlog.checkpoint import Checkpoint, SignedCheckpoint
 from overt.tlog.fsck import check_tree
@@ -60,6 +68,45 @@ class PublishResult:
             "cosigners": sorted(self.cosigners),
             "witness_failures": self.failures,
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddedEntries:
+    """Entries appended (``overt log add``): each one's name and index, and whether a published checkpoint
+    covers them. ``publication`` is the checkpoint published after appending to the log itself; ``through``
+    the URL of the log server they were appended through instead (it publishes them itself)."""
+
+    names: tuple[str, ...]
+    indices: tuple[int, ...]
+    published: bool
+    publication: PublishResult | None = None
+    through: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.indices):
+            raise ValueError("one index per named entry")
+        if (self.publication is None) == (self.through is None):
+            raise ValueError("entries are appended either here (publication) or through a server (through)")
+        if self.publication is not None and self.publication.published != self.published:
+            raise ValueError("published is the publication's")
+
+    def to_dict(self) -> dict[str, object]:
+        entries = [{"file": n, "index": i} for n, i in zip(self.names, self.indices, strict=True)]
+        if self.publication is not None:
+            return {"entries": entries, **self.publication.to_dict()}
+        return {"entries": entries, "through": self.through, "published": self.published}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogEndpoint:
+    """A log being served (``overt serve``): its public tree (tiles, checkpoint, policy) and the base URL of
+    the server, which also takes ``POST /add``."""
+
+    public: Path
+    url: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"public": str(self.public), "url": self.url}
 
 
 class LocalLog:
@@ -158,6 +205,14 @@ class LocalLog:
         leaf at that index (:meth:`TileLog._check_known`): a damaged table must not hand out a wrong index.
         """
         return self.tiles.append(entries)
+
+    def add_and_publish(self, entries: Sequence[bytes], *, names: Sequence[str]) -> AddedEntries:
+        """Append ``entries`` (called ``names`` in the result) and publish a checkpoint covering them."""
+        indices = self.add(entries)
+        result = self.publish()
+        return AddedEntries(
+            names=tuple(names), indices=tuple(indices), published=result.published, publication=result
+        )
 
     def last_signed(self) -> SignedCheckpoint | None:
         """The head: the largest checkpoint this log signed (the head file, else the database's copy)."""
@@ -303,3 +358,13 @@ class LocalLog:
         except Error as e:
             raise StorageError(f"cannot build the proof for entry {index}: {e}; run 'overt log fsck'") from e
         return TlogProof(index=index, inclusion=inclusion, checkpoint=checkpoint)
+
+    def published_proof(self, index: int) -> TlogProof:
+        """:meth:`proof` of entry ``index`` under the published checkpoint, the one clients can verify."""
+        published = self.published()
+        if published is None:
+            raise ConfigError("the log has no published checkpoint yet")
+        size = published.checkpoint.tree_size
+        if index >= size:
+            raise UsageError(f"entry {index} is not in the published tree of size {size}")
+        return self.proof(index, published)

@@ -7,7 +7,9 @@ of the witnesses whose cosignatures verified.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from overt.errors import ConfigError, FormatError
 from overt.tlog.cosignature import CosignatureVerifier, parse_cosignature_vkey
@@ -142,6 +144,42 @@ class Policy:
 
     def witness_verifiers(self) -> dict[str, CosignatureVerifier]:
         return {w.name: w.verifier for w in self.witnesses}
+
+    def revised(self, *, witnesses: Sequence[PolicyWitness] = (), quorum: str | None = None) -> Policy:
+        """This policy with ``witnesses`` added (each replacing one of its name) and, if ``quorum`` is given
+        (``none``, ``all``, ``any`` or k), that quorum over all its witnesses; adding witnesses keeps the
+        quorum as :func:`quorum_of` spells it, now over the new set."""
+        if not witnesses and quorum is None:
+            return self
+        merged = list(self.witnesses)
+        for w in witnesses:  # in order: a name given twice is the last one given
+            merged = [m for m in merged if m.name != w.name] + [w]
+        groups, rule = quorum_groups(tuple(w.name for w in merged), quorum or quorum_of(self))
+        return Policy(logs=self.logs, witnesses=tuple(merged), groups=groups, quorum=rule)
+
+    def to_dict(self) -> dict[str, object]:
+        """The policy's parts as data, with its tlog-policy text (what a verifier pins) beside them."""
+        return {
+            "logs": [{"origin": lg.origin, "vkey": lg.verifier.vkey(), "url": lg.url} for lg in self.logs],
+            "witnesses": [{"name": w.name, "vkey": w.verifier.vkey(), "url": w.url} for w in self.witnesses],
+            "groups": [
+                {"name": g.name, "threshold": g.threshold, "members": list(g.members)} for g in self.groups
+            ],
+            "quorum": self.quorum,
+            "policy": self.to_bytes().decode(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyRevision:
+    """A log's policy as ``overt log policy`` leaves it: the policy, whether it was changed, and its file."""
+
+    policy: Policy
+    changed: bool
+    path: Path
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.policy.to_dict(), "changed": self.changed, "path": str(self.path)}
 
 
 def _fresh(name: str, defined: set[str], where: str) -> None:

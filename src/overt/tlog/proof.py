@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from overt.errors import FormatError
 from overt.tlog.checkpoint import SignedCheckpoint
@@ -63,6 +64,14 @@ class TlogProof:
             extra=extra,
         )
 
+    @property
+    def tree_size(self) -> int:
+        return self.checkpoint.checkpoint.tree_size
+
+    def to_dict(self) -> dict[str, object]:
+        """The entry index, the size of the tree it is proved in, and the proof in its text form."""
+        return {"index": self.index, "tree_size": self.tree_size, "proof": self.to_bytes().decode()}
+
     def to_bytes(self) -> bytes:
         lines = [HEADER]
         if self.extra is not None:
@@ -70,3 +79,14 @@ class TlogProof:
         lines.append(f"index {self.index}")
         lines += [base64.b64encode(h).decode() for h in self.inclusion]
         return ("\n".join(lines) + "\n\n").encode() + self.checkpoint.to_bytes()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedProof:
+    """A proof written to ``path``: its entry index and tree size, and where the file is."""
+
+    proof: TlogProof
+    path: Path
+
+    def to_dict(self) -> dict[str, object]:
+        return {"index": self.proof.index, "tree_size": self.proof.tree_size, "out": str(self.path)}

@@ -303,6 +303,50 @@ class WitnessHomeLock:
         self._release()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessIdentity:
+    """A witness home and the key it cosigns with: the name and vkey a log's policy lists it by."""
+
+    home: Path
+    name: str
+    vkey: str
+
+    @classmethod
+    def of(cls, home: Path, signer: CosignatureSigner) -> WitnessIdentity:
+        return cls(home=home, name=signer.name, vkey=signer.verifier().vkey())
+
+    def to_dict(self) -> dict[str, object]:
+        return {"home": str(self.home), "name": self.name, "vkey": self.vkey}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FollowedLog:
+    """A log a witness home follows (:func:`trust_log`): its origin and the vkey it is trusted by."""
+
+    home: Path
+    origin: str
+    vkey: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"home": str(self.home), "origin": self.origin, "vkey": self.vkey}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessEndpoint:
+    """A witness being served: its name, its base URL and the origins of the logs it follows."""
+
+    witness: str
+    url: str
+    following: tuple[str, ...]
+
+    @classmethod
+    def of(cls, witness: Witness, url: str) -> WitnessEndpoint:
+        return cls(witness=witness.signer.name, url=url, following=tuple(sorted(witness.logs)))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"witness": self.witness, "url": self.url, "following": list(self.following)}
+
+
 def init_witness(home: Path, name: str) -> CosignatureSigner:
     """Create a witness home with a fresh cosignature/v1 key, or return the key of the existing one."""
     check_key_name(name)

@@ -1,0 +1,262 @@
+"""The overt home: its layout (:mod:`overt.home.paths`), its configuration (:mod:`overt.home.config`), its key
+registry, its logs by name (:mod:`overt.home.logs`) and the conveyor context its commands sign with.
+
+Resolution order for the home: ``--home``, then ``$OVERT_HOME``, then ``./overt-home``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from overt.errors import ConfigError
+from overt.home.config import DEFAULT_JURISDICTION, DEFAULT_ORIGIN, Config, ConveyorConfig, LogConfig
+from overt.home.logs import HomeLog
+from overt.home.paths import MAIN_LOG, HomePaths, check_log_name
+from overt.keys.builders import BuilderStore, release_keys
+from overt.keys.context import ConveyorContext
+from overt.keys.lifecycle import KeyHome
+from overt.keys.registry import KeyRecord, Registry, Role
+from overt.keys.signers import HsmConfig, KeySigner, NoteSigner, generate_file_key, hsm_generate, load_signer
+from overt.keys.signing import Appender, SigningService
+from overt.source.escrow import Escrow
+from overt.tlog.note import check_key_name
+
+DEFAULT_HOME = Path("overt-home")
+
+
+def resolve_home(home: Path | None) -> Path:
+    if home is not None:
+        return home
+    env = os.environ.get("OVERT_HOME")
+    return Path(env) if env else DEFAULT_HOME
+
+
+class Home:
+    """An initialised overt home."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.paths = HomePaths(path)
+        if not self.paths.config.exists():
+            raise ConfigError(f"{path} is not an overt home (no config.toml); run 'overt init --home {path}'")
+        self.config = Config.load(self.paths.config)
+        self.conveyor = self.config.section("conveyor", ConveyorConfig)
+        self.hsm = self.config.section("hsm", HsmConfig)
+        self.registry = Registry(self.paths.key_registry, self.paths.public_keys)
+        self.log = self.log_named(MAIN_LOG)
+
+    @classmethod
+    def init(
+        cls,
+        path: Path,
+        *,
+        origin: str = DEFAULT_ORIGIN,
+        config: LogConfig | None = None,
+        jurisdiction: str = DEFAULT_JURISDICTION,
+        hsm: HsmConfig | None = None,
+        log_key_on_hsm: bool = False,
+    ) -> Home:
+        """Create a home (idempotent: an existing home is left as it is).
+
+        The log key is an Ed25519 registry key of role ``log``: a software key, or one generated on the
+        PKCS#11 token when ``log_key_on_hsm`` (the token must support CKM_EDDSA).
+        """
+        paths = HomePaths(path)
+        if paths.config.exists():
+            return cls(path)
+        check_key_name(origin)
+        log_config = config or LogConfig(origin=origin)
+        settings = (
+            Config.defaults()
+            .replace("conveyor", ConveyorConfig(jurisdiction=jurisdiction))
+            .replace("hsm", hsm or HsmConfig())
+        )
+        paths.keys.mkdir(parents=True, exist_ok=True)
+        os.chmod(paths.keys, 0o700)
+        record = _new_log_key(
+            paths, settings.section("hsm", HsmConfig), log_config.origin, jurisdiction, hsm_key=log_key_on_hsm
+        )
+        log_config = replace(log_config, key=record.keyid)
+        main = HomeLog(
+            paths.log(MAIN_LOG),
+            log_config,
+            lambda: NoteSigner(log_config.origin, _load(paths, settings, record)),
+        )
+        main.create()
+        # config.toml last: its presence is what makes the directory a home.
+        settings.replace("log", log_config).write(paths.config)
+        home = cls(path)
+        home.log.publish()  # the size-0 checkpoint: witnesses and clients start from it
+        return home
+
+    # -- logs by name ---------------------------------------------------------------------------------------
+
+    def log_names(self) -> list[str]:
+        return [MAIN_LOG, *sorted(self.config.named("logs", LogConfig))]
+
+    def _config_of(self, name: str) -> LogConfig:
+        if name == MAIN_LOG:
+            return self.config.section("log", LogConfig)
+        found = self.config.named("logs", LogConfig).get(check_log_name(name))
+        if found is None:
+            raise ConfigError(f"this home has no log {name!r} (its logs: {', '.join(self.log_names())})")
+        return found
+
+    def log_named(self, name: str) -> HomeLog:
+        """The log called ``name``: ``main`` is the home's own; others are ``[logs.NAME]`` in config.toml."""
+        config = self._config_of(name)
+        return HomeLog(self.paths.log(name), config, lambda: self._log_signer(config))
+
+    def add_log(self, name: str, *, origin: str, store: LogConfig | None = None) -> HomeLog:
+        """Create a further log with its own Ed25519 log key, policy and size-0 checkpoint."""
+        check_log_name(name)
+        check_key_name(origin)
+        if name in self.log_names():
+            raise ConfigError(f"this home already has a log {name!r}")
+        if any(self._config_of(n).origin == origin for n in self.log_names()):
+            raise ConfigError(f"a log of this home already has the origin {origin!r}")
+        config = self.config
+        main = self._config_of(MAIN_LOG)
+        if not main.key:  # a home from before logs had names: pin the main log's key before adding one
+            config = config.replace("log", replace(main, key=self._log_key(main).keyid))
+        self.paths.log(name).lock.parent.mkdir(parents=True, exist_ok=True)
+        record = _new_log_key(self.paths, self.hsm, origin, self.conveyor.jurisdiction, hsm_key=False)
+        log_config = replace(store or LogConfig(), origin=origin, key=record.keyid)
+        log = HomeLog(self.paths.log(name), log_config, lambda: self._log_signer(log_config))
+        log.create()
+        config.with_log(name, log_config).write(self.paths.config)
+        self.config = Config.load(self.paths.config)
+        log.publish()
+        return log
+
+    def _log_key(self, config: LogConfig) -> KeyRecord:
+        logs = [r for r in self.registry.records() if r.role is Role.LOG]
+        if config.key:
+            chosen = [r for r in logs if r.keyid == config.key]
+            if not chosen:
+                raise ConfigError(f"the log key {config.key[:16]} of {config.origin} is not in keys/registry")
+            return chosen[0]
+        if len(logs) != 1:
+            raise ConfigError(f"this home has {len(logs)} log keys in keys/registry; [log] key must name one")
+        return logs[0]
+
+    def _log_signer(self, config: LogConfig) -> NoteSigner:
+        return NoteSigner(config.origin, self.signer_for(self._log_key(config)))
+
+    # -- keys and signing -----------------------------------------------------------------------------------
+
+    @property
+    def escrow(self) -> Escrow:
+        return Escrow(self.paths.escrow, self.conveyor.jurisdiction)
+
+    def signer_for(self, record: KeyRecord) -> KeySigner:
+        if not record.uri:
+            raise ConfigError(f"key {record.keyid[:16]} has no private half in this home")
+        return load_signer(record.uri, record.key, keys_dir=self.paths.keys, hsm=self.hsm)
+
+    def log_key(self) -> KeyRecord:
+        return self._log_key(self.log.config)
+
+    def signing_service(
+        self, now: Callable[[], datetime] | None = None, *, append: Appender | None = None
+    ) -> SigningService:
+        """Signing with this home's keys; entries go to its log directly, or through ``append`` (e.g. HTTP)."""
+        return SigningService(
+            load=self.signer_for,
+            append=append or self.log.append,
+            now=now or (lambda: datetime.now(UTC)),
+            jurisdiction=self.conveyor.jurisdiction,
+            builders=lambda: self.builder_store().load().mapping(),
+        )
+
+    def conveyor_context(
+        self, *, auditor: bool = False, service: SigningService | None = None, now: datetime | None = None
+    ) -> ConveyorContext:
+        """This conveyor's builder key (and auditor key, with ``auditor``), signing service and exact
+        builder id: what its builds and AV databases are signed with."""
+        at = now or datetime.now(UTC)
+        return ConveyorContext(
+            service=service or self.signing_service(),
+            builder=self.registry.current(Role.BUILDER, at),
+            builder_id=self.conveyor.provenance_builder_id,
+            auditor=self.registry.current(Role.AUDITOR, at) if auditor else None,
+        )
+
+    def key_home(self) -> KeyHome:
+        """What key generation, import, rotation and the builder registry need of this home."""
+        return KeyHome(
+            registry=self.registry,
+            keys_dir=self.paths.keys,
+            hsm=self.hsm,
+            jurisdiction=self.conveyor.jurisdiction,
+            builder_id=self.conveyor.provenance_builder_id,
+            builders=self.builder_store(),
+        )
+
+    def builder_store(self) -> BuilderStore:
+        """The builder registry in ``public/builders/``, trusted only if this home's release key signed it and
+        it is the newest version in this home's log (scanned with the mark ``builders-scan.json``)."""
+        return BuilderStore(
+            self.paths.builders,
+            trusted=lambda: release_keys(self.registry.records(), self.conveyor.jurisdiction),
+            log=self.log.read,
+            state=self.path,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HomeInit:
+    """What ``overt init`` made, or found already there (``created`` False): the home, its main log's origin
+    and vkey, its jurisdiction and its log key."""
+
+    path: Path
+    created: bool
+    origin: str
+    vkey: str
+    jurisdiction: str
+    log_key: KeyRecord
+
+    @classmethod
+    def of(cls, home: Home, *, created: bool) -> HomeInit:
+        return cls(
+            path=home.path,
+            created=created,
+            origin=home.log.config.origin,
+            vkey=home.log.paths.vkey.read_text().strip(),
+            jurisdiction=home.conveyor.jurisdiction,
+            log_key=home.log_key(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "home": str(self.path),
+            "created": self.created,
+            "origin": self.origin,
+            "vkey": self.vkey,
+            "jurisdiction": self.jurisdiction,
+            "log_keyid": self.log_key.keyid,
+            "log_key_storage": self.log_key.storage,
+        }
+
+
+def _new_log_key(
+    paths: HomePaths, hsm: HsmConfig, origin: str, jurisdiction: str, *, hsm_key: bool
+) -> KeyRecord:
+    if hsm_key:
+        uri, key = hsm_generate(hsm, "ed25519", f"overt-log-{origin}")
+    else:
+        uri, key = generate_file_key(paths.keys, "ed25519")
+    record = KeyRecord.create(
+        key, role=Role.LOG, jurisdiction=jurisdiction, valid_from=datetime.now(UTC), valid_until=None, uri=uri
+    )
+    Registry(paths.key_registry, paths.public_keys).save(record)
+    return record
+
+
+def _load(paths: HomePaths, settings: Config, record: KeyRecord) -> KeySigner:
+    return load_signer(record.uri, record.key, keys_dir=paths.keys, hsm=settings.section("hsm", HsmConfig))
