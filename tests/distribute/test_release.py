@@ -118,7 +118,7 @@ def test_provenance_without_the_witness_quorum_is_refused_and_accepted_once_cosi
     entry = sign_provenance(repo.home, data, "demo.tar.gz").entry
     # The log now requires a witness; the published checkpoint covering the provenance has no cosignature.
     repo.home.log.save_policy(Policy.from_bytes(witnessed_by(repo.home, HONEST, "w1")))
-    refused(repo, request(data, entry), "does not meet quorum", "log")
+    refused(repo, request(data, entry), "does not meet the quorum", "log")
     cosign(repo.home.log.paths.public, HONEST)
     released = release_product(repo.release_ctx, request(data, entry))
     # The release's own entries cannot be published (the witness has no URL here): evidence waits.

@@ -74,7 +74,8 @@ def _verified(
     cp = tree.checkpoint.checkpoint
     if cp.tree_size != 10 or tree.previous_size is not None or tree.cosigners != {"w1", "w2"}:
         raise VerificationError(
-            f"the first checkpoint is size {cp.tree_size}, cosigned by {sorted(tree.cosigners)}"
+            f"the first checkpoint is size {cp.tree_size}, cosigned by "
+            f"{', '.join(sorted(tree.cosigners)) or 'no witness'}"
         )
     for i in (0, 7, 9):
         client.verify_inclusion(ENTRIES[i], answers[i]["index"], tree.checkpoint)

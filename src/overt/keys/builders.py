@@ -157,7 +157,9 @@ class BuilderRegistry:
     def from_dict(cls, obj: dict[str, Any]) -> BuilderRegistry:
         what = "builder registry"
         if set(obj) != {"version", "builders"}:
-            raise FormatError(f"{what} has exactly the fields 'version' and 'builders', not {sorted(obj)}")
+            raise FormatError(
+                f"{what} has exactly the fields 'version' and 'builders', not {', '.join(sorted(obj)) or 'none'}"
+            )
         version = obj["version"]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise FormatError(f"{what}: version must be an integer of at least 1")

@@ -54,7 +54,8 @@ def verify_checkpoint(
     if not policy.satisfied_by(cosigners):
         raise QuorumError(
             f"checkpoint of {origin} at size {signed.checkpoint.tree_size} is cosigned by "
-            f"{sorted(cosigners) or 'no known witness'}, which does not meet quorum {policy.quorum!r}",
+            f"{', '.join(sorted(cosigners)) or 'no known witness'}, which does not meet the quorum "
+            f"'{policy.quorum}'",
             cosigners=sorted(cosigners),
             quorum=policy.quorum,
         )
