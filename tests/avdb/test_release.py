@@ -155,6 +155,11 @@ def test_clean_release_monotonic_versions_and_install(av, tmp_path):
     (agent / "avdb" / "main.avdb").write_bytes(v1.path.read_bytes())
     with pytest.raises(VerificationError, match="does not match"):
         installed(agent)
+    # Swapped in together with an edited record: the stored provenance names other bytes.
+    record = agent / "avdb" / "main.installed.json"
+    record.write_text(record.read_text().replace(v2.digest, v1.digest))
+    with pytest.raises(VerificationError, match="not the one its stored provenance names"):
+        installed(agent)
     with pytest.raises(ConfigError, match="no verified database"):
         installed(tmp_path / "empty-agent")
 

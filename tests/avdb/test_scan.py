@@ -91,14 +91,14 @@ def test_work_units_cover_every_file_once_largest_first(tmp_path):
         f.write_bytes(b"x" * size)
         files.append(f)
     files.append(tmp_path / "missing")
-    batches = _batches(files)
-    flat = [i for batch in batches for i, _ in batch]
+    batches = _batches(files, set())
+    flat = [i for batch in batches for i, _, _ in batch]
     assert sorted(flat) == list(range(len(files)))
     assert flat[:4] == [4, 1, 3, 2]  # 9 MiB, 5 MiB, 1 MiB, 300 bytes
     assert [len(b) for b in batches[:2]] == [1, 1]  # each big file is a unit of its own
     assert all(len(b) <= BATCH_FILES for b in batches)
     size = dict(enumerate([*sizes, 0]))
-    assert all(sum(size[i] for i, _ in b[:-1]) < BATCH_BYTES for b in batches)
+    assert all(sum(size[i] for i, _, _ in b[:-1]) < BATCH_BYTES for b in batches)
 
 
 def test_exit_codes(tmp_path):
@@ -107,6 +107,39 @@ def test_exit_codes(tmp_path):
     assert scan_paths(database(), [clean]).exit_code == CLEAN
     report = scan_paths(database(), [tmp_path / "missing"])
     assert report.exit_code == ERROR and report.files == 0
+
+
+CASES = {  # what is named on the command line; clamscan's exit code for each, checked below when it is here
+    "symlink to an infected file": (["lnk"], FOUND),
+    "that symlink and a directory (in parallel)": (["lnk", "d"], FOUND),
+    "a FIFO and a clean directory (in parallel)": (["fifo", "d"], ERROR),
+    "directory holding only a symlink": (["d"], CLEAN),
+    "infected file and a missing path": (["eicar.com", "missing"], FOUND),
+    "a FIFO": (["fifo"], ERROR),
+    "a character device": (["/dev/zero"], ERROR),
+    "a missing path": (["missing"], ERROR),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_command_line_paths_and_exit_codes_follow_clamscan(tmp_path, case):
+    """clamscan follows a symbolic link named on the command line and skips those inside a directory; a special
+    file named is an error (2); something found is 1 even when another path failed."""
+    (tmp_path / "eicar.com").write_bytes(eicar())
+    (tmp_path / "lnk").symlink_to("eicar.com")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "lnk").symlink_to("../eicar.com")
+    os.mkfifo(tmp_path / "fifo")
+    names, expected = CASES[case]
+    paths = [Path(n) if n.startswith("/") else tmp_path / n for n in names]
+    for jobs in (1, 2):
+        assert scan_paths(database(), paths, jobs=jobs).exit_code == expected, (case, jobs)
+    clamscan = which("clamscan")
+    if clamscan is not None:
+        e = eicar()
+        (tmp_path / "t.hdb").write_text(f"{hashlib.md5(e).hexdigest()}:{len(e)}:Overt.Test.EICAR-HDB\n")
+        args = [clamscan, "--no-summary", "-d", str(tmp_path / "t.hdb"), *map(str, paths)]
+        assert subprocess.run(args, capture_output=True, timeout=120).returncode == expected, case
 
 
 def test_clamscan_loads_our_hash_signatures_and_finds_the_same_files(tmp_path):
@@ -321,4 +354,4 @@ def test_an_unexpected_failure_on_one_file_is_an_error_for_that_file(tmp_path, m
     assert report.errors == [
         (str(tmp_path / "files" / "readme.txt"), "internal error: ValueError: parser bug")
     ]
-    assert report.files == 3 and report.exit_code == ERROR
+    assert report.files == 3 and report.exit_code == FOUND  # as clamscan: found wins over an error

@@ -22,11 +22,12 @@ from overt import jsonio
 from overt.atomic import atomic_write
 from overt.attest.dsse import Envelope
 from overt.attest.provenance import Provenance
+from overt.attest.statement import Statement
 from overt.attest.verify import verify_statement
 from overt.avdb.delta import apply_delta
 from overt.avdb.package import Database, read_database
 from overt.avdb.release import BUILD_TYPE
-from overt.errors import ConfigError, FormatError, InclusionError, PolicyError, VerificationError
+from overt.errors import ConfigError, Error, FormatError, InclusionError, PolicyError, VerificationError
 from overt.tlog.client import LogClient
 
 
@@ -128,10 +129,20 @@ def installed(agent_dir: Path, name: str | None = None) -> bytes:
     if record is None:
         raise ConfigError(f"database {name} is not installed; run 'overt avdb install'")
     data = (d / f"{name}.avdb").read_bytes()
-    if hashlib.sha256(data).hexdigest() != record.digest:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != record.digest:
         raise VerificationError(
             f"the installed {name} database does not match the digest it was verified with"
         )
+    # The provenance kept at install must name these bytes too: a database swapped in together with an edited
+    # record is refused. (The agent directory is the endpoint's own state, as trusted as the overt it runs.)
+    try:
+        stored = Envelope.from_bytes((d / f"{name}.provenance.dsse.json").read_bytes())
+        subjects = {s.digest.get("sha256") for s in Statement.from_bytes(stored.payload).subject}
+    except (OSError, Error) as e:
+        raise VerificationError(f"the installed {name} database has no readable provenance: {e}") from e
+    if digest not in subjects:
+        raise VerificationError(f"the installed {name} database is not the one its stored provenance names")
     return data
 
 

@@ -71,9 +71,10 @@ class ScanReport:
 
     @property
     def exit_code(self) -> int:
-        if self.errors:
-            return ERROR
-        return FOUND if self.detections else CLEAN
+        """As clamscan: something found is 1 even if some paths failed; otherwise any error is 2."""
+        if self.detections:
+            return FOUND
+        return ERROR if self.errors else CLEAN
 
     def to_dict(self) -> dict[str, Any]:
         """What ``overt scan --json`` prints."""
@@ -218,13 +219,18 @@ def _init(payload_file: str, claimed: Any) -> None:
     _load(payload)
 
 
-def _scan_one(path: str) -> tuple[str, int, list[Detection], str]:
+def _scan_one(path: str, direct: bool = False) -> tuple[str, int, list[Detection], str]:
+    """Scan one file. As clamscan: a path named on the command line (``direct``) is followed if it is a
+    symbolic link, and is an error if it is not a regular file; inside a directory, symbolic links and
+    special files are skipped."""
     if _engine is None:
         return path, 0, [], _engine_error or "no database loaded"
     try:
-        st = os.lstat(path)
+        st = os.stat(path) if direct else os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
-            return path, SKIPPED, [], ""  # as clamscan: symbolic links and special files are not followed
+            if direct:
+                return path, 0, [], "not a supported file type (not a regular file)"
+            return path, SKIPPED, [], ""
         size = st.st_size
         if size > MAX_FILE:
             return path, 0, [], f"larger than {MAX_FILE} bytes, not scanned"
@@ -241,7 +247,7 @@ Result = tuple[int, tuple[str, int, list[Detection], str]]  # file number, then 
 def _drain(work_file: str) -> list[Result]:
     """Claim work units one after another until none is left; the results go back in one message."""
     with open(work_file, "rb") as f:
-        units: list[list[tuple[int, str]]] = pickle.load(f)
+        units: list[list[tuple[int, str, bool]]] = pickle.load(f)
     out: list[Result] = []
     while True:
         with _claimed.get_lock():
@@ -249,10 +255,10 @@ def _drain(work_file: str) -> list[Result]:
             _claimed.value = k + 1
         if k >= len(units):
             return out
-        out.extend((i, _scan_one(path)) for i, path in units[k])
+        out.extend((i, _scan_one(path, direct)) for i, path, direct in units[k])
 
 
-def _batches(files: Sequence[Path]) -> list[list[tuple[int, str]]]:
+def _batches(files: Sequence[Path], direct: set[Path]) -> list[list[tuple[int, str, bool]]]:
     """Work units: the files numbered in order, largest first, cut into batches of about BATCH_BYTES or
     BATCH_FILES. Large files spread over the workers first and the last units are small, so no worker idles
     while another finishes a big one; small files share a unit, so claiming one costs little."""
@@ -262,13 +268,13 @@ def _batches(files: Sequence[Path]) -> list[list[tuple[int, str]]]:
             size = f.lstat().st_size
         except OSError:
             size = 0  # the worker reports the error
-        sized.append((size, i, str(f)))
+        sized.append((size, i, str(f), f in direct))
     sized.sort(key=lambda t: (-t[0], t[1]))
-    batches: list[list[tuple[int, str]]] = []
-    batch: list[tuple[int, str]] = []
+    batches: list[list[tuple[int, str, bool]]] = []
+    batch: list[tuple[int, str, bool]] = []
     held = 0
-    for size, i, path in sized:
-        batch.append((i, path))
+    for size, i, path, named in sized:
+        batch.append((i, path, named))
         held += size
         if held >= BATCH_BYTES or len(batch) >= BATCH_FILES:
             batches.append(batch)
@@ -319,7 +325,7 @@ class ScanPool:
         """Scan ``files`` (already listed from ``paths``); the report keeps their order. ``progress`` is called
         with (files started, files) while the workers run. If a worker dies, every file whose result was lost
         is reported as an error (exit status 2), and the pool cannot scan again."""
-        units = _batches(files)
+        units = _batches(files, set(paths))
         self.scans += 1
         work_file = Path(self.tmp.name) / f"work-{self.scans}"
         work_file.write_bytes(pickle.dumps(units, protocol=pickle.HIGHEST_PROTOCOL))
@@ -373,12 +379,13 @@ def scan_paths(
     files = list(iter_files(paths))
     if jobs == 1 or len(files) < 2:
         _load(Payload.of(read_database(db_bytes)))
+        named = set(paths)
         report = _missing(paths)
         results = []
         for n, f in enumerate(files):
             if progress is not None:
                 progress(n, len(files))
-            results.append(_scan_one(str(f)))
+            results.append(_scan_one(str(f), f in named))
         if progress is not None:
             progress(len(files), len(files))
         _collect(report, results)

@@ -200,7 +200,8 @@ def scan(
 ) -> None:
     """Scan with the installed, verified database. Exit 0: clean, 1: found, 2: errors (as clamscan).
 
-    As clamscan, no database installed or any error before scanning is exit 2."""
+    As clamscan, something found is 1 even if another path failed; no database installed or any error before
+    scanning is exit 2."""
     try:
         data = installed(agent_dir(agent), db)
         with progress(json=json) as bar:
