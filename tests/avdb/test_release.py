@@ -13,7 +13,14 @@ from overt.attest.dsse import Envelope
 from overt.attest.statement import Statement
 from overt.avdb.install import install, installed
 from overt.avdb.release import AvdbStore, Refused, Released, release, waive
-from overt.errors import ConfigError, InclusionError, PolicyError, SignatureError, VerificationError
+from overt.errors import (
+    ConfigError,
+    InclusionError,
+    PolicyError,
+    SignatureError,
+    UsageError,
+    VerificationError,
+)
 from overt.home import Home
 from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1
 from overt.keys.registry import Role
@@ -212,3 +219,19 @@ def test_a_source_problem_cannot_be_waived(av, tmp_path):
         )
     assert len(entries(av)) == size  # nothing signed, nothing logged
     assert not (av.paths.public / "avdb" / "waivers").exists()
+
+
+def test_a_version_that_can_never_be_released_is_refused_before_anything_is_escrowed_or_logged(av, tmp_path):
+    """The audit escrows the rule tree and logs its signed report: a version of 0, or one the database is
+    already past, must be refused before it, not after."""
+    files = tree(tmp_path, {"yara/eicar.yar": EICAR_RULE})
+    before = len(entries(av))
+    for version in (0, -3):
+        with pytest.raises(UsageError, match=rf"^database version {version} is not a positive integer$"):
+            do_release(av, files, version)
+    assert len(entries(av)) == before and av.escrow.entries() == []
+    assert isinstance(do_release(av, files, 1), Released)
+    released = len(entries(av))
+    with pytest.raises(PolicyError, match="monotonic: main is already at version 1"):
+        do_release(av, tree(tmp_path, {"yara/eicar.yar": EICAR_RULE + "\n"}, "again"), 1)
+    assert len(entries(av)) == released

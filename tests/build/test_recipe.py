@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from overt.build.recipe import parse_recipe
+from overt.build.outputs import PUBLISHED_BESIDE
+from overt.build.recipe import RESERVED_OUTPUTS, is_posix_tz, parse_recipe, validate_recipe
 from overt.errors import FormatError
 
 SHA = "7661029dedadd456c1d94e0a4765222447f00808bb1fcc767e4270a883ba8b4c"
@@ -107,6 +109,31 @@ def test_defaults():
         ),
         ('[build]\nsteps = ["true"]\noutputs = ["x"]\n[normalize]\nformats = ["rar"]\n', "normalize.formats"),
         (b"\xff".decode("latin-1"), "TOML"),
+        (
+            '[build]\nsteps = ["echo a\\u0000b > x"]\noutputs = ["x"]\n',
+            r"steps\[0\] contains a NUL character",
+        ),
+        (
+            '[build]\nsteps = ["true", ["echo", "a\\u0000b"]]\noutputs = ["x"]\n',
+            r"steps\[1\] contains a NUL character, which no command can take",
+        ),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\nenv = {FOO = "a\\u0000b"}\n',
+            "build.env.FOO contains a NUL character, which no environment can hold",
+        ),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x\\u0000"]\n',
+            "contains a NUL character, which no file name can",
+        ),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["build.log"]\n',
+            "'build.log' has the name of a file the conveyor",
+        ),
+        ('[build]\nsteps = ["true"]\noutputs = ["./provenance.dsse.json"]\n', "publishes beside the outputs"),
+        (
+            '[build]\nsteps = ["true"]\noutputs = ["x"]\nenv = {TZ = "CET-1CEST,M3"}\n',
+            "or be a POSIX TZ string",
+        ),
     ],
 )
 def test_broken_recipes(text, message):
@@ -158,6 +185,64 @@ def test_unknown_timezone_is_refused():
             validate_recipe(good.replace(b"Europe/London", table))
 
 
+def test_outputs_in_directories_may_carry_the_reserved_names():
+    r = parse_recipe(b'[build]\nsteps = ["true"]\noutputs = ["out/build.log", "*.log"]\n')
+    assert r.outputs == ("out/build.log", "*.log")  # the build refuses a top-level match of *.log
+    assert set(RESERVED_OUTPUTS) == set(PUBLISHED_BESIDE)
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "CET-1CEST",
+        "CET-1CEST,M3.5.0,M10.5.0/3",
+        "<+0330>-3:30",
+        "EST5",
+        "EST5EDT4,J60/2,300",
+        "EST5EDT,M3.2.0/-1,M11.1.0/26",
+        "UTC0",
+        "XYZ-24",
+    ],
+)
+def test_a_posix_tz_string_is_accepted(tz):
+    """POSIX TZ strings need no zoneinfo file: the C library reads them itself (POSIX.1-2024 §8.3)."""
+    assert is_posix_tz(tz)
+    recipe = f'[build]\nsteps = ["true"]\noutputs = ["x"]\n[build.env]\nTZ = "{tz}"\n'.encode()
+    assert validate_recipe(recipe, zoneinfo=Path("/nonexistent")).env["TZ"] == tz
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "UTC",  # a zone name, not a POSIX string: std needs an offset
+        "Europe/Zurich",
+        "<A>1",  # a name of fewer than three characters
+        "XYZ-25",  # offsets are 0 to 24 hours
+        "EST5:60",
+        "EST5E",
+        "EST5EDT,M13.1.0,M11.1.0",
+        "EST5EDT,M3.6.0,M11.1.0",
+        "EST5EDT,M3.2.7,M11.1.0",
+        "EST5EDT,J0,J365",
+        "EST5EDT,366,1",
+        "EST5EDT,M3.2.0",
+        "EST5EDT,M3.2.0/168,M11.1.0",
+        "EST5EDT,",
+        "CET-1CEST,M3.5.0,M10.5.0/3x",
+    ],
+)
+def test_a_malformed_posix_tz_string_is_not_one(tz):
+    assert not is_posix_tz(tz)
+
+
+def test_a_tz_that_is_neither_zone_nor_posix_string_says_so_truly():
+    recipe = b'[build]\nsteps = ["true"]\noutputs = ["x"]\n[build.env]\nTZ = "CET1"\n'
+    assert validate_recipe(recipe).env["TZ"] == "CET1"
+    with pytest.raises(FormatError, match=r"'EST5E' is not a zone .* nor a POSIX TZ string") as e:
+        validate_recipe(recipe.replace(b"CET1", b"EST5E"))
+    assert "silently use UTC" not in str(e.value)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -185,8 +270,21 @@ def test_pins():
     [
         ("[build]\nsteps = 3\n", "steps must be a non-empty"),
         ('[build]\nsteps = ["true"]\noutputs = ["x"]\n[build.env]\nTZ = "Europe/Londn"\n', "not a zone"),
+        ('[build]\nsteps = ["echo a\\u0000b > x"]\noutputs = ["x"]\n', "NUL"),
+        ('[build]\nsteps = [["echo", "a\\u0000b"]]\noutputs = ["x"]\n', "NUL"),
+        ('[build]\nsteps = ["true"]\noutputs = ["x"]\n[build.env]\nFOO = "a\\u0000b"\n', "NUL"),
+        ('[build]\nsteps = ["echo a > build.log"]\noutputs = ["build.log"]\n', "publishes beside"),
+        ('[build]\nsteps = ["true"]\noutputs = ["provenance.dsse.json"]\n', "publishes beside"),
     ],
-    ids=["broken", "unknown-tz"],
+    ids=[
+        "broken",
+        "unknown-tz",
+        "nul-in-a-shell-step",
+        "nul-in-argv",
+        "nul-in-env",
+        "build.log",
+        "provenance",
+    ],
 )
 def test_a_broken_recipe_is_refused_before_escrow(conveyor, tmp_path, recipe, message):
     from tests.build.helpers import escrow_tree, log_size

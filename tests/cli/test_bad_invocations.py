@@ -3,14 +3,19 @@
 README, exit codes: 0 success; 1 a verification or policy failure; 2 a usage or operational error. Each case
 runs the real command line in a subprocess (as ``tests/cli/test_cli.py``'s ``overt`` does) against real
 homes made once for the module: a conveyor home with a builder key, a signed envelope and log entries, a
-witness home, and the odd files users point commands at (a FIFO, a directory, a non-UTF-8 config.toml).
+witness home, and the odd files users point commands at (a FIFO, /dev/zero, a directory, a non-UTF-8 or
+mistyped config.toml, recipes that could never build). Each case runs bounded in memory and time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +25,42 @@ from tests.cli.test_cli import overt
 from tests.samples import SAMPLE_BUILDER_ID, provenance_statement
 
 USAGE, FAILED = 2, 1
+# Cases read /dev/zero and FIFOs: a command that reads one without end must fail its case, not exhaust the
+# machine's memory or hang the suite, so each runs with its address space and its time bounded.
+MEMORY_LIMIT = 2 << 30
+TIME_LIMIT = 60
+
+
+def _bounded() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def bounded_overt(*args: str) -> subprocess.CompletedProcess[str]:
+    """``overt`` as :func:`tests.cli.test_cli.overt` runs it, in at most 2 GiB and 60 seconds."""
+    return subprocess.run(
+        [sys.executable, "-m", "overt", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT,
+        preexec_fn=_bounded,
+    )
+
+
+def _config_home(home: Path, where: Path, edit: tuple[str, str]) -> str:
+    """A copy of ``home`` whose config.toml has one edit (``(old, new)``, or ``("", text)`` to append)."""
+    shutil.copytree(home, where)
+    config = where / "config.toml"
+    old, new = edit
+    text = config.read_text()
+    assert not old or old in text, old
+    config.write_text(text.replace(old, new) if old else text + new)
+    return str(where)
+
+
+def _recipe(root: Path, name: str, text: str) -> str:
+    path = root / f"{name}.toml"
+    path.write_text(text)
+    return str(path)
 
 
 def _ok(*args: str) -> str:
@@ -59,6 +100,29 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     os.mkfifo(fifo)
     empty = root / "empty"
     empty.mkdir()
+    source = root / "source"
+    source.mkdir()
+    (source / "README").write_text("a source tree\n")
+    fifo_tree = root / "fifo-tree"
+    fifo_tree.mkdir()
+    (fifo_tree / "README").write_text("a source tree with a FIFO in it\n")
+    os.mkfifo(fifo_tree / "pipe")
+    step = '[build]\nsteps = [{step}]\noutputs = ["{output}"]\n'
+    recipes = {
+        "NULSTEP": step.format(step='"echo a\\u0000b > x"', output="x"),
+        "NULARGV": step.format(step='["echo", "a\\u0000b"]', output="x"),
+        "NULENV": step.format(step='"true"', output="x") + '[build.env]\nFOO = "a\\u0000b"\n',
+        "NULGLOB": step.format(step='"true"', output="x\\u0000"),
+        "LOGOUT": step.format(step='"echo a > build.log"', output="build.log"),
+        "PROVOUT": step.format(step='"true"', output="./provenance.dsse.json"),
+    }
+    configs = {
+        "CFGBOOL": ("batch_size = 4096", "batch_size = true"),
+        "CFGPIN": ('pin_env = "OVERT_HSM_PIN"', "pin_env = 3"),
+        "CFGDSN": ('postgres_dsn = ""', "postgres_dsn = 5"),
+        "CFGJUR": ('jurisdiction = "CH"', "jurisdiction = 5"),
+        "CFGTUF": ("", "\n[tuf]\nx = 1\n"),
+    }
     yield {
         "H": str(home),
         "OTHER": str(other),
@@ -80,6 +144,16 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "LOG": str(home / "public" / "log"),
         "NEW": str(root / "new"),
         "BRACKETS": str(root / "x[/usr/include]"),
+        "ZERO": "/dev/zero",
+        "SOURCE": str(source),
+        "FIFOTREE": str(fifo_tree),
+        "NEWLINE": str(root / "missing\nsecond line"),
+        "WVKEY": (witness / "witness.vkey").read_text().strip(),
+        # Homes a case could change if the command did what it must refuse.
+        "ROTATE": str(shutil.copytree(home, root / "rotate")),
+        "POLICYHOME": str(shutil.copytree(home, root / "policy-home")),
+        **{name: _recipe(root, name, text) for name, text in recipes.items()},
+        **{name: _config_home(other, root / name, edit) for name, edit in configs.items()},
     }
 
 
@@ -177,6 +251,53 @@ CASES: list[tuple[str, int]] = [
     ("verify {FILE} --provenance {FILE} --key {KEY} --policy {POLICY} --log {LOG}", USAGE),
     ("verify {FILE} --provenance {ENVELOPE} --key {KEY} --log {LOG}", USAGE),
     ("verify {FILE} --provenance {ENVELOPE} --key {MISSING} --policy {POLICY} --log {LOG}", USAGE),
+    # Files that are not regular files: refused before a byte is read, never read without end.
+    ("keys import --home {H} --role builder --uri file2:{ZERO}", USAGE),
+    ("keys import --home {H} --role builder --uri file2:{FIFO}", USAGE),
+    ("keys import --home {H} --public {ZERO}", USAGE),
+    ("verify {FILE} --provenance {ENVELOPE} --key {ZERO} --policy {POLICY}", USAGE),
+    ("verify {FILE} --provenance {ENVELOPE} --key {FIFO} --policy {POLICY}", USAGE),
+    ("verify {ZERO} --provenance {ENVELOPE} --key {KEY} --policy {POLICY}", USAGE),
+    ("attest verify {ENVELOPE} --key {ZERO}", USAGE),
+    ("attest verify {ENVELOPE} --key {FIFO}", USAGE),
+    ("avdb install {FILE} --provenance {ENVELOPE} --key {ZERO} --agent {DIR}", USAGE),
+    ("avdb install {FILE} --provenance {ENVELOPE} --key {FIFO} --agent {DIR}", USAGE),
+    ("source add --home {H} {ZERO}", USAGE),
+    ("source add --home {H} {FIFO}", USAGE),
+    ("source add --home {H} {FIFOTREE}", USAGE),
+    ("source add --home {H} {SOURCE} --recipe {ZERO}", USAGE),
+    ("avdb audit --home {H} {ZERO} --name x", USAGE),
+    ("avdb audit --home {H} {FIFO} --name x", USAGE),
+    # Malformed URLs: a usage error, not a traceback, and before anything is done.
+    ("log verify --log http://127.0.0.1:abc/ --vkey {VKEY}", USAGE),
+    ("log verify --log http://[::1 --vkey {VKEY}", USAGE),
+    ("log verify --log https://[zz]/ --vkey {VKEY}", USAGE),
+    ("log verify --log http:// --vkey {VKEY}", USAGE),
+    (
+        "avdb install {FILE} --provenance {ENVELOPE} --key {KEY} --log http://[::1 --vkey {VKEY} --agent {DIR}",
+        USAGE,
+    ),
+    ("keys audit {KEY} --home {H} --log http://[::1 --vkey {VKEY}", USAGE),
+    ("keys rotate --home {ROTATE} --role builder --log-url http://127.0.0.1:abc", USAGE),
+    ("log policy --home {POLICYHOME} --add-witness w1={WVKEY}=http://[::1", USAGE),
+    # Recipes that could never build: refused by 'source add', before anything is escrowed or logged.
+    ("source add --home {H} {SOURCE} --recipe {NULSTEP}", USAGE),
+    ("source add --home {H} {SOURCE} --recipe {NULARGV}", USAGE),
+    ("source add --home {H} {SOURCE} --recipe {NULENV}", USAGE),
+    ("source add --home {H} {SOURCE} --recipe {NULGLOB}", USAGE),
+    ("source add --home {H} {SOURCE} --recipe {LOGOUT}", USAGE),
+    ("source add --home {H} {SOURCE} --recipe {PROVOUT}", USAGE),
+    # Versions that can never be released.
+    ("avdb build {DIR} --version 0 --home {H}", USAGE),
+    ("avdb build {DIR} --version -3 --home {H}", USAGE),
+    # config.toml values of the wrong type.
+    ("log publish --home {CFGBOOL}", USAGE),
+    ("log publish --home {CFGPIN}", USAGE),
+    ("log publish --home {CFGDSN}", USAGE),
+    ("log publish --home {CFGJUR}", USAGE),
+    ("log publish --home {CFGTUF}", USAGE),
+    # A file name with a newline: still one error line.
+    ("log add --home {H} {NEWLINE}", USAGE),
     # Well-formed requests that the evidence refuses.
     ("log verify --home {H} --policy {POLICY} --proof {PROOF} --entry {FILE}", FAILED),
     ("log verify --home {H} --policy {POLICY} --entry {FILE}", FAILED),
@@ -214,7 +335,7 @@ def test_a_bad_invocation_is_one_error_line_and_its_exit_code(
     signed: dict[str, str], args: str, code: int
 ) -> None:
     argv = [word.format(**signed) for word in shlex.split(args)]
-    r = overt(*argv)
+    r = bounded_overt(*argv)
     assert "Traceback" not in r.stdout + r.stderr, r.stderr
     lines = r.stderr.splitlines()
     assert lines and lines[0].startswith("error: "), r.stderr

@@ -181,3 +181,59 @@ def test_build_json_reports_variations_and_executable_outputs(tmp_path: Path, sa
     assert (
         r.returncode == 0 and "the second build varied: TZ (UTC → " in r.stdout and "(executable)" in r.stdout
     )
+
+
+def _scratch_holding(marker: str) -> list[Path]:
+    """The build scratch directories (on tmpfs, or in the temporary directory) holding a file ``marker``."""
+    import os
+    import tempfile
+
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    return [d for d in base.glob("overt-build-*") if d.is_dir() and any(d.rglob(marker))]
+
+
+def test_a_killed_builds_scratch_directory_is_removed_by_the_next_build(tmp_path: Path, sandbox) -> None:
+    """SIGKILL leaves a build's scratch directory behind; the next build removes it, as its lock is free."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    home = str(tmp_path / "home")
+    H = ("--home", home)
+    overt("init", *H)
+    overt("keys", "generate", "--role", "builder", *H)
+    overt("keys", "generate", "--role", "release", *H)
+    marker = f"marker-{uuid.uuid4().hex}"
+    slow, quick = tmp_path / "slow", tmp_path / "quick"
+    for src, step in ((slow, "sleep 600"), (quick, "true")):
+        src.mkdir()
+        (src / marker).write_text("x\n")
+        (src / "overt.toml").write_text(
+            f'[build]\nsteps = ["cp {marker} out", "{step}"]\noutputs = ["out"]\n'
+        )
+    refs = [
+        json.loads(overt("source", "add", str(s), *H, "--json").stdout)["source"]["sha256"]
+        for s in (slow, quick)
+    ]
+    build = subprocess.Popen(
+        [sys.executable, "-m", "overt", "build", refs[0], *H],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _scratch_holding(marker) and build.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait()
+    (left,) = _scratch_holding(marker)  # the killed build's, left behind
+    r = overt("build", refs[1], *H)
+    assert r.returncode == 0, r.stderr
+    assert not left.exists() and not Path(f"{left}.lock").exists()
+    assert _scratch_holding(marker) == []

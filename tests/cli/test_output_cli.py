@@ -147,3 +147,39 @@ def test_progress_never_reaches_a_pipe(home: Path, tmp_path: Path) -> None:
     r = run("keys", "audit", "--home", str(home), "--policy", policy, keyid)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() and not r.stdout.startswith("\n") and r.stderr == ""
+
+
+def test_modes_are_spelled_as_chmod_takes_them(home: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "modes"
+    tree.mkdir()
+    (tree / "run.sh").write_text("#!/bin/sh\n")
+    (tree / "run.sh").chmod(0o755)
+    (tree / "README").write_text("a\n")
+    old = _json("source", "add", str(tree), "--name", "modes", "--home", str(home))["source"]["sha256"]
+    shown = run("source", "show", old, "--home", str(home))
+    assert shown.returncode == 0, shown.stderr
+    assert "  0755        10 run.sh\n" in shown.stdout and "  0644         2 README\n" in shown.stdout
+    assert "0o" not in shown.stdout
+    (tree / "README").chmod(0o755)
+    new = _json("source", "add", str(tree), "--name", "modes", "--home", str(home))["source"]["sha256"]
+    diff = run("source", "diff", old, new, "--home", str(home))
+    assert diff.returncode == 0, diff.stderr
+    assert "~ README\n    mode 0644 → 0755\n" in diff.stdout and "0o" not in diff.stdout
+
+
+def test_a_file_name_with_a_newline_stays_on_its_line(home: Path, tmp_path: Path) -> None:
+    """``log add`` prints one ``index<TAB>name`` line per entry and an error is one line, whatever the file
+    is called: control characters in names are escaped as Python writes them."""
+    named = tmp_path / "two\nlines\tand a tab"
+    named.write_bytes(b"an entry with an odd name")
+    r = run("log", "add", str(named), "--home", str(home))
+    assert r.returncode == 0, r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.split("\t", 1)[1] == str(named).replace("\n", "\\n").replace("\t", "\\t")
+    assert _json("log", "add", str(named), "--home", str(home))["entries"][0]["file"] == str(named)
+    missing = tmp_path / "gone\nerror: forged\x1b[2J"
+    r = run("log", "add", str(missing), "--home", str(home))
+    assert r.returncode == 2
+    assert (
+        r.stderr == f"error: cannot read {tmp_path}/gone\\nerror: forged\\x1b[2J: No such file or directory\n"
+    )

@@ -157,3 +157,11 @@ def served(repo: Repo) -> Iterator[Served]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def world(conveyor: Home, tmp_path: Path) -> Iterator[object]:
+    """An endpoint's world (tests/distribute/world.py): witnesses, repository, auditors, a served public/."""
+    from tests.distribute.world import make_world
+
+    yield from make_world(conveyor, tmp_path)

@@ -96,7 +96,8 @@ def test_release_refusals_and_exit_codes(cli_home: tuple[Path, Path], tmp_path: 
         assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr, bad
     assert overt("release", "--home", str(home), "--product", "demo").returncode == 2
     status = json.loads(ok("tuf", "status", "--home", str(home), "--json").stdout)
-    assert status["targets"] == 1 and status["unlogged"] == [] and status["expired"] == []
+    # The artifact, and the channel index that points at it.
+    assert status["targets"] == 2 and status["unlogged"] == [] and status["expired"] == []
 
 
 def test_the_ceremony_and_the_timestamp_from_the_command_line(

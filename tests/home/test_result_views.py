@@ -51,8 +51,13 @@ def test_unpublished_appends_name_every_index_and_the_last_reason() -> None:
         "message": "not published: log entries 3, 5 are appended, but no published checkpoint covers them yet "
         "(the witness quorum 'all' is not met (w1: down)); nobody can verify them until 'overt log publish' "
         "succeeds",
-        "indices": "3, 5",
+        "indices": [3, 5],
     }
     assert appends.message == appends.to_dict()["message"]
+    one = UnpublishedAppends(entries=(Unpublished(index=7, reason="the witness quorum 'all' is not met"),))
+    assert one.to_dict()["indices"] == [7]
+    assert one.message.startswith(
+        "not published: log entry 7 is appended, but no published checkpoint covers it"
+    )
     with pytest.raises(ValueError, match="at least one"):
         UnpublishedAppends(entries=())

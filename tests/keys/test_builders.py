@@ -34,6 +34,7 @@ from overt.keys.jurisdiction import (
     Issuer,
     foreign_host,
 )
+from overt.keys.lifecycle import generate_key
 from overt.keys.registry import KeyRecord, Role
 from overt.keys.signers import generate_file_key
 from overt.tlog.client import LogClient, directory_fetcher
@@ -295,9 +296,9 @@ def test_builders_commands(tmp_path: Path) -> None:
     r = overt("attest", "sign", str(statement), "--role", "builder", *H)
     assert r.returncode == 1 and "is not in this conveyor's builder registry" in r.stderr
     assert "refusal_logged_at" in r.stderr
-    # A second release key does not re-register anything: a registry exists.
+    # A second active release key is refused (rotate instead): nothing is made or registered.
     r = overt("keys", "generate", "--role", "release", *H, "--json")
-    assert r.returncode == 0 and "builder_registry" not in json.loads(r.stdout)
+    assert r.returncode == 2 and "'overt keys rotate --role release'" in json.loads(r.stderr)["message"]
     assert [p.name for p in sorted((Path(home) / "public" / "builders").iterdir())] == [
         "registry.dsse.json",
         "v1.dsse.json",
@@ -608,3 +609,91 @@ def test_ids_that_name_no_place_are_refused(builder_id: str) -> None:
 
     found = foreign_host(builder_id, "CH")
     assert found is not None and found[1].startswith("no country")
+
+
+# --- a home that forgot what it logged ----------------------------------------------------------------------
+
+
+def forget(h: Home, release: KeyRecord, *, registry_files: bool) -> Path:
+    """Move away the private record of the release key that signed the logged registry (its published copy
+    in public/keys/ stays), and public/builders/ too with ``registry_files``. Returns where they went."""
+    elsewhere = h.path.parent / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(h.paths.key_registry / f"{release.keyid}.json", elsewhere)
+    if registry_files:
+        shutil.move(h.paths.builders, elsewhere / "builders")
+    return elsewhere
+
+
+def release_keys_and_files(h: Home) -> tuple[list[str], list[str]]:
+    records = sorted(r.keyid for r in h.registry.records() if r.role is Role.RELEASE)
+    return records, sorted(p.name for p in h.paths.keys.glob("*.pem"))
+
+
+def test_a_version_the_log_holds_is_never_issued_again(home: Home) -> None:
+    """The tester's case: the home forgot its logged v1 and, with a new release key, logged a second v1."""
+    release = register_builders(home)
+    assert logged_registry_versions(home) == [1]
+    elsewhere = forget(home, release, registry_files=True)
+    assert home.builder_store().load().version == 0  # nothing this home trusts is in the log any more
+    before = release_keys_and_files(home)
+    with pytest.raises(ConfigError, match=r"would not be newer than v1, which this home's log already holds"):
+        generate_key(home.key_home(), home.signing_service(), role=Role.RELEASE, now=datetime.now(UTC))
+    assert release_keys_and_files(home) == before  # refused before any key was made
+    # A release key registered by hand is refused before it signs anything.
+    uri, key = generate_file_key(home.paths.keys, "ed25519")
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    second = KeyRecord.create(
+        key, role=Role.RELEASE, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
+    )
+    home.registry.save(second)
+    with pytest.raises(
+        ConfigError, match=r"v1 would not be newer than v1, .* signed by a release key of this home"
+    ):
+        add_builder(
+            home.builder_store(),
+            home.signing_service(),
+            second,
+            builder_id=SAMPLE_BUILDER_ID,
+            jurisdiction="CH",
+        )
+    assert logged_registry_versions(home) == [1]
+    # Anyone can append to the log: a registry signed by a key this home never held does not count.
+    uri, key = generate_file_key(home.paths.keys, "ed25519")  # never registered: not this home's key
+    stranger = KeyRecord.create(
+        key, role=Role.RELEASE, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
+    )
+    forged = (
+        BuilderRegistry(version=1000).with_builder(SAMPLE_BUILDER_ID, "CH").statement(now=datetime.now(UTC))
+    )
+    signer = home.signer_for(stranger)
+    home.log.append(sign_envelope(forged.to_bytes(), PAYLOAD_TYPE_IN_TOTO, [signer]).to_bytes())
+    shutil.move(elsewhere / f"{release.keyid}.json", home.paths.key_registry)
+    shutil.move(elsewhere / "builders", home.paths.builders)
+    registry, _ = add_builder(
+        home.builder_store(), home.signing_service(), release, builder_id=SAMPLE_BUILDER_ID, jurisdiction="CH"
+    )
+    assert registry.version == 2 and logged_registry_versions(home) == [1, 1001, 2]
+
+
+def test_a_refused_first_release_key_leaves_no_key_and_says_what_the_log_holds(home: Home) -> None:
+    release = register_builders(home)
+    forget(home, release, registry_files=False)  # registry.dsse.json stays: v1, signed by the forgotten key
+    message = (
+        r"registry\.dsse\.json holds no builder registry this home's trusted release keys signed, and the newest "
+        r"builder registry in this home's log, v1 \(log index 0\), is signed by a release key of this home that "
+        "it does not trust"
+    )
+    with pytest.raises(VerificationError, match=message):
+        home.builder_store().load()
+    before = release_keys_and_files(home)
+    with pytest.raises(VerificationError, match=message):
+        generate_key(home.key_home(), home.signing_service(), role=Role.RELEASE, now=datetime.now(UTC))
+    assert release_keys_and_files(home) == before
+    r = overt("keys", "generate", "--role", "release", "--home", str(home.path))
+    assert (
+        r.returncode == 1
+        and "does not trust" in r.stderr
+        and "holds no builder registry signed by" not in r.stderr
+    )
+    assert release_keys_and_files(home) == before

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from overt.attest.dsse import Envelope
 from overt.attest.statement import Statement, format_timestamp
 from overt.attest.verify import verify_statement
-from overt.errors import ConfigError, FormatError, PolicyError
+from overt.errors import ConfigError, FormatError, PolicyError, UsageError
 from overt.home import Home
 from overt.keys.lifecycle import (
     GENERATED,
@@ -34,7 +34,9 @@ from overt.keys.lifecycle import (
 )
 from overt.keys.registry import KeyRecord, Role
 from overt.keys.rotation import introduced_key
+from overt.keys.signers import HsmConfig, generate_file_key, load_signer
 from overt.tlog.client import LogClient, directory_fetcher
+from tests.cli.test_cli import overt
 from tests.samples import SAMPLE_BUILDER_ID
 
 ROW = {
@@ -142,7 +144,7 @@ def test_the_first_release_key_registers_the_conveyors_own_builder(home: Home) -
     }
     statement = verify_statement(Envelope.from_bytes(log_entry(home, 0)), [first.record.key])
     assert statement.predicate["version"] == 1
-    second = generate_key(kh, home.signing_service(), role=Role.RELEASE, now=now())
+    second = generate_key(kh, home.signing_service(), role=Role.RELEASE, force=True, now=now())
     assert second.builder_registry is None and "builder_registry" not in second.to_dict()
 
 
@@ -180,6 +182,24 @@ def test_import_signing_key_from_a_pem_file(home: Home, tmp_path: Path) -> None:
     assert record.uri == f"file2:{pem.resolve()}" and record.jurisdiction == "CH"
     assert record.valid_until == t.replace(microsecond=0) + timedelta(days=5)
     assert new.to_dict()["imported"]["storage"] == "file2"
+
+
+def test_a_signing_key_file_that_is_a_device_is_refused_unread(home: Home) -> None:
+    """A ``file2:`` path is read only if it is a regular file: /dev/zero would be read until memory runs out
+    (tests/cli/test_bad_invocations.py reads it in a bounded process; /dev/null stands for it here)."""
+    with pytest.raises(UsageError, match=r"^/dev/null is not a regular file \(it is a character device\)$"):
+        import_signing_key(home.key_home(), uri="file2:/dev/null", role=Role.TIMESTAMP, now=now())
+    assert [r.role for r in home.registry.records()] == [Role.LOG]
+
+
+def test_a_registered_key_file_swapped_for_a_device_is_refused_unread(home: Home) -> None:
+    uri, key = generate_file_key(home.paths.keys, "ed25519")
+    assert load_signer(uri, key, keys_dir=home.paths.keys, hsm=HsmConfig()).keyid == key.keyid
+    pem = home.paths.keys / uri.removeprefix("file2:")
+    pem.unlink()
+    pem.symlink_to("/dev/null")
+    with pytest.raises(ConfigError, match=r"is not a regular file \(it is a character device\)"):
+        load_signer(uri, key, keys_dir=home.paths.keys, hsm=HsmConfig())
 
 
 def test_rotation_keeps_role_place_and_type_and_is_introduced_by_the_old_key(home: Home) -> None:
@@ -264,3 +284,21 @@ def test_listing_is_every_record_in_registry_order(home: Home) -> None:
     assert [row["role"] for row in listing.to_dict()["keys"]] == ["auditor", "log", "timestamp"]
     assert list(listing.to_dict()) == ["keys"]
     assert all(isinstance(k.record, KeyRecord) for k in listing.keys)
+
+
+def test_a_second_active_key_of_a_role_is_refused_unless_forced(home: Home) -> None:
+    """Commands sign with the one active key of their role; a second would leave them unable to choose."""
+    kh = home.key_home()
+    first = generate_key(kh, home.signing_service(), role=Role.BUILDER, now=now()).record
+    before, keys = pem_files(home), len(home.registry.records())
+    message = rf"already has an active builder key \({first.keyid[:16]}\).*'overt keys rotate --role builder'"
+    with pytest.raises(ConfigError, match=message):
+        generate_key(kh, home.signing_service(), role=Role.BUILDER, now=now())
+    assert pem_files(home) == before and len(home.registry.records()) == keys
+    r = overt("keys", "generate", "--role", "builder", "--home", str(home.path))
+    assert r.returncode == 2 and "keys rotate --role builder" in r.stderr and pem_files(home) == before
+    # Rotating is the way to a new key; generating one anyway takes force.
+    rotated = rotate_key(kh, home.signing_service(), first, reason="test", now=now())
+    assert home.registry.current(Role.BUILDER, now()).keyid == rotated.new.record.keyid
+    forced = generate_key(kh, home.signing_service(), role=Role.BUILDER, force=True, now=now())
+    assert forced.key.status == "active"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -15,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from securesystemslib.signer import Key
 
-from overt.errors import ConfigError, FormatError
+from overt.errors import ConfigError, FormatError, UsageError
 from overt.home import Home
-from overt.keys.registry import KeyRecord, Registry, Role
+from overt.keys.registry import KeyRecord, Registry, Role, load_public_keys
 from tests.samples import ecdsa_test_signer, ed25519_test_signer
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -138,6 +139,18 @@ def test_broken_registry_file_is_a_config_error(tmp_path):
     reg.save(record())
     (tmp_path / "p" / f"{record().keyid}.json").write_text("{")
     with pytest.raises(ConfigError, match="broken"):
+        reg.records()
+
+
+def test_a_key_file_that_is_a_device_is_refused_unread(tmp_path):
+    """Public key files and registry records are read only if they are regular files (a FIFO would block,
+    /dev/zero would be read without end)."""
+    with pytest.raises(UsageError, match=r"^/dev/null is not a regular file \(it is a character device\)$"):
+        load_public_keys([Path("/dev/null")])
+    reg = Registry(tmp_path / "p", tmp_path / "q")
+    reg.save(record())
+    (tmp_path / "p" / f"{'0' * 64}.json").symlink_to("/dev/null")
+    with pytest.raises(ConfigError, match=r"broken: .* is not a regular file \(it is a character device\)"):
         reg.records()
 
 

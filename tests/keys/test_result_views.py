@@ -27,8 +27,8 @@ def home(tmp_path: Path) -> Home:
 
 
 def builder_key(kh: KeyHome, h: Home, keytype: str = "ed25519") -> KeyRecord:
-    return generate_key(
-        kh, h.signing_service(), role=Role.BUILDER, keytype=keytype, now=datetime.now(UTC)
+    return generate_key(  # force: some tests want a second active builder key
+        kh, h.signing_service(), role=Role.BUILDER, keytype=keytype, force=True, now=datetime.now(UTC)
     ).record
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from overt.errors import FormatError
-from overt.source.escrow import extract, read_directory, snapshot_files
+from overt.errors import FormatError, UsageError
+from overt.source.escrow import extract, read_directory, read_source, snapshot_files
 from overt.source.snapshot import DIR, FILE, SYMLINK, SnapshotFile, canonical_tar, dir_hash, read_tar
 
 
@@ -104,6 +105,17 @@ def test_unsafe_archives_are_refused(name, kind, link):
     info.linkname = link
     with pytest.raises(FormatError):
         read_tar(_tar_with(info), strip_top=False)
+
+
+def test_a_source_that_is_a_device_or_holds_a_fifo_is_refused_unread(tmp_path):
+    """A source is a directory or a regular file (a tarball): /dev/zero would be read without end (the CLI
+    cases read it in a bounded process; here the harmless /dev/null stands for every device)."""
+    with pytest.raises(UsageError, match=r"^/dev/null is not a regular file \(it is a character device\)$"):
+        read_source(Path("/dev/null"))
+    (tmp_path / "README").write_text("x\n")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(FormatError, match="pipe is neither a file, a directory nor a symlink"):
+        read_source(tmp_path)
 
 
 def test_duplicate_paths_and_bad_entries():

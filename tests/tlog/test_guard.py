@@ -382,3 +382,37 @@ def test_config_is_written_by_a_toml_writer(tmp_path: Path) -> None:
     """An origin with a quote used to break config.toml (it was written with f-strings)."""
     home = Home.init(tmp_path / "home", origin='quote"d.overt.example/log')
     assert Home(home.path).log.config.origin == 'quote"d.overt.example/log'
+
+
+def test_fsck_and_recover_say_what_a_rolled_back_home_holds(tmp_path: Path) -> None:
+    """The database, log-head, log-fsck and the published checkpoint all restored from a copy taken at size 3,
+    after 3 more entries: fsck must say so (exit 1), and recover which entries a checkpoint verified."""
+    from tests.cli.test_cli import overt
+
+    home = Home.init(tmp_path / "home", origin="guard.overt.example/log")
+    grow(home, 0, 3)
+    assert home.log.fsck(full=True).ok
+    saved = tmp_path / "backup"
+    backup(home, saved)
+    signed = [home.log.files.head, home.log.paths.fsck_mark, home.log.paths.public / "checkpoint"]
+    kept = {f: f.read_bytes() for f in signed}
+    grow(home, 3, 3)
+    assert home.log.fsck(full=True).ok
+    restore(home, saved)
+    for f, data in kept.items():
+        f.write_bytes(data)
+    for full in (True, False):
+        report = home.log.fsck(full=full)
+        assert not report.ok and report.tree_size == 3
+        assert any("hold 6 entries but the log database only 3" in p for p in report.database)
+    H = ("--home", str(home.path))
+    r = overt("log", "fsck", "--full", *H)
+    assert r.returncode == 1 and "DATABASE the log's entry bundles hold 6" in r.stdout, r.stdout
+    assert r.stdout.splitlines()[-1] == "the log is damaged; see above"
+    r = overt("log", "recover", *H)
+    assert r.returncode == 0, r.stderr
+    said = r.stdout.splitlines()[0]
+    assert "size 6" in said and "all verified" not in r.stdout
+    assert "its first 3 entries verified against the published checkpoint (size 3)" in said
+    assert "no signed checkpoint this log still has covers the other 3" in said
+    assert overt("log", "fsck", "--full", *H).returncode == 0

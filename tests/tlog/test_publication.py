@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI, Request, Response
 
+from overt.errors import TransportError
 from overt.home import Home
 from overt.server.log import create_app
 from overt.server.runner import BackgroundServer, free_port
@@ -18,7 +20,7 @@ from overt.tlog.cosignature import CosignatureSigner
 from overt.tlog.note import Signature, parse_ed25519_vkey
 from overt.tlog.policy import Group, Policy, PolicyWitness
 from overt.tlog.proof import TlogProof
-from overt.tlog.witness import Witness
+from overt.tlog.witness import Witness, WitnessClient
 
 ORIGIN = "publish.overt.example/log"
 # Test-only witness keys, fixed so runs are reproducible.
@@ -110,6 +112,14 @@ def test_witness_answering_only_junk_counts_as_failure(tmp_path: Path) -> None:
         SignedCheckpoint.from_bytes((home.log.paths.public / "checkpoint").read_bytes()).checkpoint.tree_size
         == 0
     )
+
+
+def test_a_witness_with_a_malformed_url_fails_with_its_reason() -> None:
+    """A witness URL httpx cannot parse (written into a policy by hand) is that witness's failure, with its
+    reason: :meth:`LocalLog.cosign` records it and publishes without that witness, never a traceback."""
+    client = WitnessClient("w1", "http://[::1")
+    with pytest.raises(TransportError, match=r"^witness w1 has an invalid URL http://\[::1/add-checkpoint: "):
+        client.add_checkpoint(0, [], b"a checkpoint")
 
 
 def test_running_server_follows_a_policy_change(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from overt.tlog.witness import (
     load_witness,
     trust_log,
 )
+from tests.cli.test_cli import overt
 
 
 def witness(name: str, seed: int, url: str = "") -> PolicyWitness:
@@ -59,8 +60,8 @@ def test_revising_a_policy_replaces_witnesses_by_name_and_recomputes_the_quorum(
     two = base.revised(witnesses=[witness("w1", 1), witness("w2", 2)], quorum="2")
     assert [w.name for w in two.witnesses] == ["w1", "w2"]
     assert two.groups == (Group(name="witnesses", threshold=2, members=("w1", "w2")),)
-    # A new key for w1 replaces it (moved last); the quorum keeps its spelling ("2") over the new set.
-    moved = two.revised(witnesses=[witness("w1", 3), witness("w3", 4)])
+    # A new key for w1 replaces it (moved last); the quorum is given again ("2" of 2 also reads as all).
+    moved = two.revised(witnesses=[witness("w1", 3), witness("w3", 4)], quorum="2")
     assert [w.name for w in moved.witnesses] == ["w2", "w1", "w3"]
     assert moved.witnesses[1].verifier.vkey() == witness("w1", 3).verifier.vkey()
     assert moved.groups == (Group(name="witnesses", threshold=2, members=("w2", "w1", "w3")),)
@@ -188,3 +189,61 @@ def test_witness_and_server_views(home: Home, tmp_path: Path) -> None:
 def test_a_policy_that_cannot_be_built_is_refused(home: Home) -> None:
     with pytest.raises(FormatError, match="same witness key twice"):
         home.log.policy().revised(witnesses=[witness("w1", 1), witness("w2", 1)], quorum="any")
+
+
+def test_a_quorum_of_all_never_quietly_becomes_fewer(home: Home) -> None:
+    one = home.log.policy().revised(witnesses=[witness("w1", 1, "http://w1.example")], quorum="all")
+    # "1 of 1" was set as all (or any, or 1): adding w2 must not make it 1 of 2 unasked.
+    with pytest.raises(ConfigError, match=r"1 of the 1 witnesses w1 \(all of them, any or 1\).*--quorum"):
+        one.revised(witnesses=[witness("w2", 2, "http://w2.example")])
+    two = one.revised(witnesses=[witness("w2", 2, "http://w2.example")], quorum="all")
+    assert two.groups == (Group(name="witnesses", threshold=2, members=("w1", "w2")),)
+    with pytest.raises(ConfigError, match=r"2 of the 2 witnesses w1, w2 \(all of them, or 2\)"):
+        two.revised(witnesses=[witness("w3", 3)])
+    # k of more than k stays k; all of them, less one removed, is all of the rest; a new key changes nothing.
+    three = two.revised(witnesses=[witness("w3", 3)], quorum="2")
+    assert three.revised(witnesses=[witness("w4", 4)]).groups[0].threshold == 2
+    assert two.revised(remove=["w2"]).groups == (Group(name="witnesses", threshold=1, members=("w1",)),)
+    assert two.revised(witnesses=[witness("w2", 5)]).groups == two.groups
+    with pytest.raises(ConfigError, match=r"no witness 'w9' to remove \(its witnesses: w1, w2\)"):
+        two.revised(remove=["w9"])
+    with pytest.raises(ConfigError, match="give --quorum none"):
+        one.revised(remove=["w1"])
+    assert one.revised(remove=["w1"], quorum="none") == home.log.policy()
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("w1", "not a url"),
+        ("w1", "ftp://w1.example"),
+        ("w1", "http://w1.example/\nquorum none"),
+        ("w1", "http://"),
+        ("w1", "https://w1.example/\x7f"),
+        ("w 1", "http://w1.example"),
+        ("w1\nquorum", "http://w1.example"),
+        ("", "http://w1.example"),
+    ],
+)
+def test_a_witness_no_policy_line_can_carry_is_never_built(home: Home, name: str, url: str) -> None:
+    with pytest.raises(FormatError, match=r"witness (name|URL)"):
+        PolicyWitness(name=name, verifier=witness("w1", 1).verifier, url=url)
+    before = home.log.paths.policy.read_bytes()
+    spec = f"{name}={witness('w1', 1).verifier.vkey()}={url}"
+    r = overt("log", "policy", "--home", str(home.path), "--add-witness", spec)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert home.log.paths.policy.read_bytes() == before
+    assert Home(home.path).log.policy() == home.log.policy()
+
+
+def test_a_witness_is_removed_by_name(home: Home) -> None:
+    H = ("--home", str(home.path))
+    for name, seed in (("w1", 1), ("w2", 2)):
+        spec = f"{name}={witness(name, seed).verifier.vkey()}=http://{name}.example"
+        assert overt("log", "policy", *H, "--add-witness", spec, "--quorum", "all").returncode == 0
+    r = overt("log", "policy", *H, "--remove-witness", "w1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-2:] == ["group witnesses 1 w2", "quorum witnesses"]
+    assert [w.name for w in Home(home.path).log.policy().witnesses] == ["w2"]
+    r = overt("log", "policy", *H, "--remove-witness", "w1")
+    assert r.returncode == 2 and "no witness 'w1' to remove" in r.stderr

@@ -88,12 +88,25 @@ def install(
         raise PolicyError(
             f"refusing to go from {db.name} version {current.version} to version {db.version}: versions only move forward"
         )
+    return write_installed(agent_dir, db, data, provenance, index)
+
+
+def write_installed(
+    agent_dir: Path, db: Database, data: bytes, provenance: bytes, index: int | None
+) -> Installed:
+    """Install the verified database ``db`` (parsed from ``data``): the file the scanner loads, then its
+    record, each replaced atomically. Shared with the endpoint agent (:mod:`overt.distribute.installer`)."""
     d = agent_dir / "avdb"
     atomic_write(d / f"{db.name}.avdb", data)
     record = {"name": db.name, "version": db.version, "sha256": db.digest, "provenanceLogIndex": index}
     atomic_write(d / f"{db.name}.installed.json", jsonio.dump(record) + b"\n")
     atomic_write(d / f"{db.name}.provenance.dsse.json", provenance)
     return Installed(name=db.name, version=db.version, digest=db.digest, log_index=index)
+
+
+def installed_record(agent_dir: Path, name: str) -> Installed | None:
+    """What is installed of database ``name`` (its version and digest), or None."""
+    return _record(agent_dir, name)
 
 
 def _record(agent_dir: Path, name: str) -> Installed | None:

@@ -36,7 +36,7 @@ from overt.avdb.audit import DEFAULT_MARKINGS, SOURCE_PROBLEMS, Finding, RuleAud
 from overt.avdb.compile import compiled_if_deterministic
 from overt.avdb.package import build_database, read_database, yara_x_version
 from overt.avdb.rules import load_rules
-from overt.errors import ConfigError, FormatError, PolicyError
+from overt.errors import ConfigError, FormatError, PolicyError, UsageError
 from overt.keys.context import ConveyorContext
 from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1, Issuer
 from overt.keys.signing import Signed
@@ -157,6 +157,16 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_version(store: AvdbStore, *, name: str, version: int) -> None:
+    if version < 1:
+        raise UsageError(f"database version {version} is not a positive integer")
+    latest = store.latest(name)
+    if latest is not None and version <= latest["version"]:
+        raise PolicyError(
+            f"database versions are monotonic: {name} is already at version {latest['version']}"
+        )
+
+
 def audit_rules(
     store: AvdbStore,
     escrow: Escrow,
@@ -210,16 +220,17 @@ def release(
     context: ConveyorContext,
     markings: tuple[str, ...] = DEFAULT_MARKINGS,
 ) -> Released | Refused:
-    """Audit, refuse unwaived findings, then build, sign (builder key), log and publish version ``version``."""
+    """Audit, refuse unwaived findings, then build, sign (builder key), log and publish version ``version``.
+
+    The version is checked first (a positive integer, above the latest released one): the audit escrows the
+    rule tree and logs its report, which a version that can never be released must not leave behind.
+    """
+    _check_version(store, name=_check_name(name), version=version)
     audited = audit_rules(store, escrow, files, name=name, context=context, markings=markings)
     source, report, audit_signed = audited.source, audited.report, audited.signed
     if audited.unwaived:
         return Refused(audit=report, audit_signed=audit_signed, unwaived=audited.unwaived)
-    latest = store.latest(name)
-    if latest is not None and version <= latest["version"]:
-        raise PolicyError(
-            f"database versions are monotonic: {name} is already at version {latest['version']}"
-        )
+    _check_version(store, name=name, version=version)  # a release made meanwhile moved the latest version
     rules = load_rules(files, strict=True)
     compiled = compiled_if_deterministic(dict(rules.yara_files))
     data = build_database(rules, name=name, version=version, compiled=compiled)

@@ -11,7 +11,7 @@
     vary_build_path = false           # true: --check may build at another path than /build
 
     [build.env]                       # the sandbox starts from an empty environment
-    TZ = "UTC"                        # pins TZ, a zone of the zoneinfo database (default: not pinned)
+    TZ = "UTC"                        # pins TZ: a zone of the zoneinfo database or a POSIX TZ string
     LC_ALL = "C.UTF-8"                # LANG or any LC_* pins the locale (default: not pinned)
     SOURCE_DATE_EPOCH = "unset"       # "unset", "latest-mtime" (default: newest file of the source) or seconds
     PYTHONPATH = "/toolchain/flit_core-3.6.0-py3-none-any.whl"   # any other variable, passed as is
@@ -28,9 +28,10 @@ sandbox (:mod:`overt.build.sandbox`); PATH may be overridden here. What the reci
 umask, and the build path if it allows) gets a default in a single build and is varied by ``--check``
 (:mod:`overt.build.run`); docs/recipes.md is the reference.
 
-:func:`parse_recipe` is pure. :func:`validate_recipe` adds the one check that reads the disk: that TZ names a
-zone of the zoneinfo database the sandbox sees (``/usr/share/zoneinfo``, mounted with ``/usr``), since an
-unknown TZ silently means UTC to the C library.
+:func:`parse_recipe` is pure. :func:`validate_recipe` adds the one check that reads the disk: that a TZ which
+is not a POSIX TZ string (``CET-1CEST,M3.5.0,M10.5.0/3``, read by the C library itself) names a zone of the
+zoneinfo database the sandbox sees (``/usr/share/zoneinfo``, mounted with ``/usr``), since an unknown zone
+name silently means UTC to the C library.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from overt.errors import FormatError
@@ -53,6 +54,15 @@ ZONEINFO = Path("/usr/share/zoneinfo")
 # What a recipe may pin; --check varies the rest (docs/recipes.md).
 TZ, LOCALE, UMASK, BUILD_PATH = "TZ", "locale", "umask", "buildPath"
 _TZ_NAME = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+# The parts of a POSIX TZ string (POSIX.1-2024 §8.3, TZ):
+# std offset [dst [offset] [,start[/time],end[/time]]].
+_TZ_ABBR = re.compile(r"[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>")
+_TZ_HMS = re.compile(r"[+-]?(\d{1,3})(?::(\d{1,2}))?(?::(\d{1,2}))?")
+_TZ_DATE = re.compile(r"J(\d{1,3})|(\d{1,3})|M(\d{1,2})\.(\d)\.(\d)")
+# Files the conveyor publishes at the top of public/builds/<build-id>/ beside the outputs (overt.build.outputs
+# refuses an output a glob matches there at build time; a recipe naming one outright is refused at escrow).
+RESERVED_OUTPUTS = ("provenance.dsse.json", "build.log")
+_POSIX_TZ_EXAMPLE = "CET-1CEST,M3.5.0,M10.5.0/3"
 _UMASK = re.compile(r"0?[0-7]{3}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -133,13 +143,19 @@ def _steps(value: Any) -> tuple[tuple[str, ...], ...]:
     out = []
     for i, step in enumerate(value):
         if isinstance(step, str) and step.strip():
-            out.append(("/bin/sh", "-e", "-c", step))
+            argv: tuple[str, ...] = ("/bin/sh", "-e", "-c", step)
         elif isinstance(step, list) and step and all(isinstance(a, str) for a in step) and step[0]:
-            out.append(tuple(step))
+            argv = tuple(step)
         else:
             raise FormatError(
                 f"{RECIPE_FILE}: build.steps[{i}] must be a command string or a non-empty argv array"
             )
+        if any("\x00" in a for a in argv):
+            # exec passes each argument as a C string: a NUL would end it, so the step could never run.
+            raise FormatError(
+                f"{RECIPE_FILE}: build.steps[{i}] contains a NUL character, which no command can take"
+            )
+        out.append(argv)
     return tuple(out)
 
 
@@ -147,8 +163,17 @@ def _outputs(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(g, str) and g for g in value):
         raise FormatError(f"{RECIPE_FILE}: build.outputs must be a non-empty array of glob patterns")
     for g in value:
+        if "\x00" in g:
+            raise FormatError(
+                f"{RECIPE_FILE}: output glob {g!r} contains a NUL character, which no file name can"
+            )
         if g.startswith("/") or ".." in g.split("/"):
             raise FormatError(f"{RECIPE_FILE}: output glob {g!r} must stay inside /build")
+        if PurePosixPath(g).as_posix() in RESERVED_OUTPUTS:
+            raise FormatError(
+                f"{RECIPE_FILE}: output {g!r} has the name of a file the conveyor publishes beside the "
+                f"outputs ({', '.join(RESERVED_OUTPUTS)}); write it into a directory (e.g. out/) instead"
+            )
     return tuple(value)
 
 
@@ -172,12 +197,17 @@ def _env(value: Any) -> tuple[dict[str, str], str]:
                     f"{RECIPE_FILE}: SOURCE_DATE_EPOCH must be 'unset', 'latest-mtime' or a number of seconds"
                 )
             continue
-        if not isinstance(v, str) or "\x00" in v:
+        if not isinstance(v, str):
             raise FormatError(f"{RECIPE_FILE}: build.env.{k} must be a string")
-        if k == "TZ" and not (_TZ_NAME.fullmatch(v) and ".." not in v.split("/")):
+        if "\x00" in v:
+            # The environment is passed as C strings: a NUL would cut the value short.
+            raise FormatError(
+                f"{RECIPE_FILE}: build.env.{k} contains a NUL character, which no environment can hold"
+            )
+        if k == "TZ" and not (_zone_shaped(v) or is_posix_tz(v)):
             raise FormatError(
                 f"{RECIPE_FILE}: build.env.TZ = {v!r} must name a zone of the zoneinfo database, "
-                "such as UTC or Europe/Zurich"
+                f"such as UTC or Europe/Zurich, or be a POSIX TZ string such as {_POSIX_TZ_EXAMPLE}"
             )
         env[k] = v
     return env, sde
@@ -254,9 +284,68 @@ def parse_recipe(data: bytes) -> Recipe:
     )
 
 
+def _zone_shaped(name: str) -> bool:
+    """Whether ``name`` can be a zone of the zoneinfo database: a relative path without ``..``."""
+    return bool(_TZ_NAME.fullmatch(name)) and ".." not in name.split("/")
+
+
+def _hms_within(m: re.Match[str] | None, hours: int) -> bool:
+    return m is not None and int(m[1]) <= hours and all(int(x) <= 59 for x in (m[2], m[3]) if x)
+
+
+def _date_valid(m: re.Match[str] | None) -> bool:
+    if m is None:
+        return False
+    if m[1] is not None:  # Jn: the Julian day 1..365, never counting February 29
+        return 1 <= int(m[1]) <= 365
+    if m[2] is not None:  # n: the zero-based day 0..365, counting February 29
+        return int(m[2]) <= 365
+    month, week, day = int(m[3]), int(m[4]), int(m[5])  # Mm.w.d
+    return 1 <= month <= 12 and 1 <= week <= 5 and day <= 6
+
+
+def is_posix_tz(value: str) -> bool:
+    """Whether ``value`` is a POSIX TZ string (POSIX.1-2024 §8.3, TZ), which the C library reads without the
+    zoneinfo database: ``std offset [dst [offset] [,start[/time],end[/time]]]``, such as
+    ``CET-1CEST,M3.5.0,M10.5.0/3``.
+
+    Offsets are hours 0 to 24, rule times -167 to 167 hours; names are three or more letters, or ``<...>``.
+    """
+    pos = 0
+
+    def take(pattern: re.Pattern[str]) -> re.Match[str] | None:
+        nonlocal pos
+        m = pattern.match(value, pos)
+        if m is not None:
+            pos = m.end()
+        return m
+
+    def literal(text: str) -> bool:
+        nonlocal pos
+        if value.startswith(text, pos):
+            pos += len(text)
+            return True
+        return False
+
+    if not take(_TZ_ABBR) or not _hms_within(take(_TZ_HMS), 24):
+        return False
+    if pos < len(value):
+        if not take(_TZ_ABBR):
+            return False
+        if pos < len(value) and value[pos] != "," and not _hms_within(take(_TZ_HMS), 24):
+            return False
+        if pos < len(value):
+            for _ in ("start", "end"):  # ,date[/time] twice
+                if not literal(",") or not _date_valid(take(_TZ_DATE)):
+                    return False
+                if literal("/") and not _hms_within(take(_TZ_HMS), 167):
+                    return False
+    return pos == len(value)
+
+
 def known_zone(name: str, *, zoneinfo: Path = ZONEINFO) -> bool:
     """Whether ``name`` is a zone of the zoneinfo database at ``zoneinfo`` (a TZif file, not a table)."""
-    if not _TZ_NAME.fullmatch(name) or ".." in name.split("/"):
+    if not _zone_shaped(name):
         return False
     try:
         with (zoneinfo / name).open("rb") as f:
@@ -273,11 +362,12 @@ def validate_recipe(data: bytes, *, zoneinfo: Path = ZONEINFO) -> Recipe:
     """:func:`parse_recipe`, then check TZ against the zoneinfo database the sandbox sees."""
     recipe = parse_recipe(data)
     tz = recipe.env.get("TZ")
-    if tz is not None and not known_zone(tz, zoneinfo=zoneinfo):
+    if tz is not None and not is_posix_tz(tz) and not known_zone(tz, zoneinfo=zoneinfo):
         close = difflib.get_close_matches(tz, _zone_names(zoneinfo), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise FormatError(
-            f"{RECIPE_FILE}: build.env.TZ = {tz!r} is not a zone of the zoneinfo database ({zoneinfo}): "
-            f"the C library would silently use UTC{hint}"
+            f"{RECIPE_FILE}: build.env.TZ = {tz!r} is not a zone of the zoneinfo database ({zoneinfo}) "
+            f"nor a POSIX TZ string such as {_POSIX_TZ_EXAMPLE}: the C library would not read it as the "
+            f"zone meant{hint}"
         )
     return recipe

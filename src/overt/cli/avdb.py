@@ -101,7 +101,7 @@ def audit_cmd(
 @app.command("build")
 def build_cmd(
     rules: Annotated[Path, typer.Argument(help="rule tree (directory or tarball)")],
-    version: Annotated[int, typer.Option(help="database version (monotonic)")],
+    version: Annotated[int, typer.Option(min=1, help="database version (monotonic, from 1)")],
     name: NameOpt = "overt",
     home: HomeOpt = None,
     json: JsonOpt = False,

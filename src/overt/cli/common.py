@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from overt.errors import ConfigError, Error, FormatError, UsageError
+from overt.errors import ConfigError, Error, FormatError
+from overt.files import read_regular_file
 from overt.home import Home, append_through_server, is_published
 from overt.keys.signing import Appender, LogReceipt
-from overt.tlog.client import Fetch, LogClient, fetcher_for
+from overt.tlog.client import Fetch, LogClient, check_http_url, fetcher_for
 from overt.tlog.policy import Policy
 from overt.tlog.trust import default_state_dir, policy_from_vkey, trust_on_first_use
 
@@ -104,6 +106,16 @@ def human(value: object) -> str:
     return str(value)
 
 
+# Controls (C0, DEL, C1) and the Unicode line and paragraph separators, which split a line as a newline does.
+_CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped as Python writes them (``\\n``, ``\\t``, ``\\x1b``), so a
+    file name holding a newline or an escape sequence stays on its one line and cannot drive the terminal."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in _CONTROL_CATEGORIES else c for c in text)
+
+
 def digest_set(digest: Mapping[str, str]) -> str:
     """An in-toto DigestSet as the spec writes it: ``sha256:<hex>``, several joined with spaces."""
     return " ".join(f"{alg}:{value}" for alg, value in sorted(digest.items()))
@@ -150,19 +162,21 @@ def print_error(e: Error, wants_json: bool) -> None:
             {"error": type(e).__name__, "message": str(e), "evidence": e.evidence}, file=sys.stderr
         )
         return
-    err_console.print(f"error: {e}")
+    err_console.print(f"error: {printable(str(e))}")
     for k, v in e.evidence.items():
-        err_console.print(f"  {k}: " + human(v).replace("\n", "\n    "))
+        err_console.print(
+            f"  {printable(k)}: " + "\n    ".join(printable(line) for line in human(v).split("\n"))
+        )
 
 
-def read_file(path: Path) -> bytes:
-    """The bytes of a regular file (a FIFO or device is refused rather than read forever)."""
-    try:
-        if path.exists() and not path.is_file():
-            raise UsageError(f"{path} is not a regular file")
-        return path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from e
+# The most a command reads of a file it is given (an artifact, an envelope, a database): as much as the
+# escrow stores of one object.
+MAX_INPUT_FILE = 1 << 30
+
+
+def read_file(path: Path, *, limit: int = MAX_INPUT_FILE) -> bytes:
+    """The bytes of a regular file, at most ``limit``: a FIFO or a device is refused, never read forever."""
+    return read_regular_file(path, limit=limit)
 
 
 @contextmanager
@@ -171,6 +185,7 @@ def log_appender(home: Home, log_url: str | None) -> Iterator[Appender | None]:
     if log_url is None:
         yield None
         return
+    check_http_url(log_url)  # before the command does anything it would have to undo
     policy = home.log.policy()
 
     def append(entry: bytes) -> LogReceipt:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Annotated
 
@@ -20,12 +19,13 @@ from overt.cli.common import (
     emit_json,
     human,
     log_client,
+    printable,
     progress,
     read_file,
 )
 from overt.errors import InclusionError, UnpublishedError, UsageError
 from overt.home import Home, append_through_server, resolve_home
-from overt.tlog.client import LogClient, LogVerification, VerifiedTree, verify_tlog_proof
+from overt.tlog.client import LogClient, LogVerification, VerifiedTree, check_http_url, verify_tlog_proof
 from overt.tlog.cosignature import parse_cosignature_vkey
 from overt.tlog.log import AddedEntries, PublishResult
 from overt.tlog.policy import PolicyRevision, PolicyWitness
@@ -69,7 +69,7 @@ def add(
         emit_json(added.to_dict())
     else:
         for name, i in zip(added.names, added.indices, strict=True):
-            typer.echo(f"{i}\t{name}")
+            typer.echo(f"{i}\t{printable(name)}")  # one line per entry, whatever the file is called
         if added.through is not None:
             typer.echo(f"appended through the log server at {added.through}")
     if added.publication is not None:
@@ -174,16 +174,20 @@ def _report(verified: LogVerification, json: bool) -> None:
 @app.command("policy")
 def policy_cmd(
     add_witness: Annotated[list[str] | None, typer.Option(help="NAME=VKEY=URL of a witness to add")] = None,
+    remove_witness: Annotated[list[str] | None, typer.Option(help="NAME of a witness to remove")] = None,
     quorum: Annotated[str | None, typer.Option(help="none, all, any, or a number k of the witnesses")] = None,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show or change the log's witness policy (tlog-policy), also published at public/log/policy."""
+    """Show or change the log's witness policy (tlog-policy), also published at public/log/policy.
+
+    Without --quorum a change keeps the rule: all stays all, k stays k."""
     h = Home(resolve_home(home))
     added = [_witness(spec) for spec in add_witness or []]
-    changed = bool(added) or quorum is not None
+    removed = remove_witness or []
+    changed = bool(added) or bool(removed) or quorum is not None
     revision = PolicyRevision(
-        policy=h.log.policy().revised(witnesses=added, quorum=quorum),
+        policy=h.log.policy().revised(witnesses=added, remove=removed, quorum=quorum),
         changed=changed,
         path=h.log.paths.policy,
     )
@@ -201,7 +205,7 @@ def _witness(spec: str) -> PolicyWitness:
     if len(parts) != 3:
         raise UsageError(f"--add-witness takes NAME=VKEY=URL, not {spec}")
     name, vkey, url = parts
-    return PolicyWitness(name=name, verifier=parse_cosignature_vkey(vkey), url=url)
+    return PolicyWitness(name=name, verifier=parse_cosignature_vkey(vkey), url=check_http_url(url))
 
 
 @app.command()
@@ -271,10 +275,6 @@ def recover(
     if json:
         emit_json(result.to_dict())
         return
-    typer.echo(
-        f"rebuilt the log database from {result.bundles} entry bundles and {result.tiles} tiles, all verified "
-        f"against the {result.source}: size {result.tree_size}, root "
-        f"{base64.b64encode(result.root_hash).decode()}"
-    )
+    typer.echo(result.message)
     for note in result.notes:
         typer.echo(note)

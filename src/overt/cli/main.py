@@ -28,11 +28,12 @@ from overt.cli.common import (
     emit_json_line,
     err_console,
     print_error,
+    printable,
     quiet_exit_on_broken_pipe,
 )
 from overt.errors import Error, StorageError, UnpublishedError, UsageError
-from overt.home import Home, HomeInit, LogConfig, UnpublishedAppends, resolve_home, unpublished
-from overt.keys.signers import HsmConfig
+from overt.home import UnpublishedAppends, resolve_home, unpublished
+from overt.home.home import InitOptions, init_home
 
 USAGE = 2  # README, exit codes: a usage or operational error
 
@@ -55,6 +56,7 @@ app.add_typer(avdb.app, name="avdb")
 app.command("scan")(avdb.scan)
 app.add_typer(distribute.app, name="tuf")
 app.command("release")(distribute.release)
+app.add_typer(distribute.agent_app, name="agent")
 app.command("verify")(verify.verify)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
@@ -79,32 +81,36 @@ def _root(
 @app.command()
 def init(
     home: HomeOpt = None,
-    origin: Annotated[str, typer.Option(help="log origin, a schema-less URL")] = "overt.example/log",
-    store: Annotated[str, typer.Option(help="sequencing store: sqlite or postgres")] = "sqlite",
-    postgres_dsn: Annotated[str, typer.Option(help="PostgreSQL DSN when --store postgres")] = "",
+    origin: Annotated[
+        str | None, typer.Option(help="log origin, a schema-less URL [default: overt.example/log]")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="sequencing store: sqlite or postgres [default: sqlite]")
+    ] = None,
+    postgres_dsn: Annotated[str | None, typer.Option(help="PostgreSQL DSN when --store postgres")] = None,
     jurisdiction: Annotated[
-        str, typer.Option(help="where this conveyor builds and signs (ISO 3166-1)")
-    ] = "CH",
-    hsm_module: Annotated[str, typer.Option(help="PKCS#11 module for hsm: keys")] = "",
-    hsm_token: Annotated[str, typer.Option(help="PKCS#11 token label")] = "",
-    log_key: Annotated[str, typer.Option(help="where the Ed25519 log key lives: file or hsm")] = "file",
+        str | None, typer.Option(help="where this conveyor builds and signs (ISO 3166-1) [default: CH]")
+    ] = None,
+    hsm_module: Annotated[str | None, typer.Option(help="PKCS#11 module for hsm: keys")] = None,
+    hsm_token: Annotated[str | None, typer.Option(help="PKCS#11 token label")] = None,
+    log_key: Annotated[
+        str | None, typer.Option(help="where the Ed25519 log key lives: file or hsm [default: file]")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Create an overt home: config, log key, database and public/ tree."""
-    path = resolve_home(home)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{path} is not a directory: --home names the directory to create the home in")
-    existed = (path / "config.toml").exists()
-    if log_key not in ("file", "hsm"):
-        raise UsageError(f"--log-key must be file or hsm, not {log_key}")
-    h = Home.init(
-        path,
-        config=LogConfig(origin=origin, store=store, postgres_dsn=postgres_dsn),
+    """Create an overt home: config, log key, database and public/ tree.
+
+    On an existing home it changes nothing and shows it; options that differ from its settings exit 2."""
+    options = InitOptions(
+        origin=origin,
+        store=store,
+        postgres_dsn=postgres_dsn,
         jurisdiction=jurisdiction,
-        hsm=HsmConfig(module=hsm_module, token=hsm_token),
-        log_key_on_hsm=log_key == "hsm",
+        hsm_module=hsm_module,
+        hsm_token=hsm_token,
+        log_key=log_key,
     )
-    made = HomeInit.of(h, created=not existed)
+    made = init_home(resolve_home(home), options)
     if json:
         emit_json(made.to_dict())
         return
@@ -133,7 +139,7 @@ def _unpublished_exit(wants_json: bool) -> None:
     if wants_json:
         emit_json_line(appends.to_dict(), file=sys.stderr)
     else:
-        err_console.print(f"error: {appends.message}")
+        err_console.print(f"error: {printable(appends.message)}")
     sys.exit(UnpublishedError.exit_code)
 
 

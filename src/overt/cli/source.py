@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Column, Table
 
-from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, logged_at, read_file, styled
+from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, logged_at, printable, read_file, styled
 from overt.errors import UsageError
 from overt.home import Home, resolve_home
 from overt.keys.registry import Role
@@ -128,7 +128,7 @@ def show(
     if entry.kind == SOURCE:
         console.print(f"dirHash {entry.dir_hash}")
         for f in shown.files:
-            console.print(f"  {oct(f.mode)} {len(f.data):>9} {f.path}")
+            console.print(f"  {f.mode:04o} {len(f.data):>9} {printable(f.path)}")
 
 
 def _print_diff(d: SnapshotDiff) -> None:
@@ -139,7 +139,7 @@ def _print_diff(d: SnapshotDiff) -> None:
     for c in d.changed:
         console.print(styled(f"~ {c.path}", "yellow"))
         if c.old_mode != c.new_mode:
-            console.print(f"    mode {oct(c.old_mode)} → {oct(c.new_mode)}")
+            console.print(f"    mode {c.old_mode:04o} → {c.new_mode:04o}")
         if c.diff is None:
             console.print("    (binary)")
             continue

@@ -20,6 +20,7 @@ and unless N is greater than every released version of the database. The targets
                                                   "database": NAME, "from": M, "to": N,
                                                   "target": "avdb/<name>/<N>.avdb", "targetSha256": ...}}
 
+The same change points ``channels/avdb/<name>.json`` at version N (:mod:`overt.distribute.channels`).
 A delta is transport only: it carries no provenance, and the endpoint checks what applying it produces against
 ``targetSha256``, the digest of the full database the logged provenance names (:func:`overt.avdb.delta.apply_delta`).
 """
@@ -35,6 +36,7 @@ from overt.attest.verify import verify_statement
 from overt.avdb.delta import make_delta
 from overt.avdb.package import read_database
 from overt.avdb.release import BUILD_TYPE, AvdbStore
+from overt.distribute.channels import CARRIES_AVDB, ChannelIndex
 from overt.distribute.checks import CheckedProvenance, ReleaseContext, check_provenance
 from overt.distribute.layout import avdb_path, delta_path
 from overt.distribute.release import AVDB, AVDB_DELTA, ReleasedTarget, overt_custom
@@ -166,7 +168,16 @@ def release_database(ctx: ReleaseContext, *, name: str, version: int) -> Release
         ]
         if previous is not None:
             targets.append(_delta(repo, name, previous, version, data, checked.report.sha256))
-        publication = repo.add_targets(targets)
+        index = ChannelIndex(
+            carries=CARRIES_AVDB,
+            name=name,
+            channel="",
+            version=str(version),
+            target=path,
+            sha256=checked.report.sha256,
+            length=len(data),
+        )
+        publication = repo.add_targets([*targets, index.new_target()])
     return ReleasedTarget(
         path=path,
         sha256=checked.report.sha256,
@@ -177,6 +188,7 @@ def release_database(ctx: ReleaseContext, *, name: str, version: int) -> Release
         cosigners=checked.report.cosigners,
         publication=publication,
         delta=targets[1].path if len(targets) > 1 else None,
+        channel_index=index.path,
     )
 
 

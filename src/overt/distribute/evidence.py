@@ -18,17 +18,22 @@ end. Nothing here is a TUF target: each file verifies on its own, against the lo
 Writing (:func:`write_proved_evidence`, and :func:`write_pending_evidence` for proofs that had to wait for a
 published checkpoint) is for the repository. Checking (:func:`verify_logged_metadata`,
 :func:`unlogged_metadata`) takes bytes, or a :data:`~overt.tlog.client.Fetch` for the served tree
-(``directory_fetcher`` or ``http_fetcher`` of ``.../public/tuf``), and the verifier's own policy.
+(``directory_fetcher`` or ``http_fetcher`` of ``.../public/tuf``), and the verifier's own policy. An endpoint
+reads evidence through an :data:`EvidenceSource` (:func:`http_source`, :func:`directory_source`), which tells
+a file that is not there (None) from one that could not be read (:class:`~overt.errors.TransportError`), and
+reports a failed check with :func:`refused`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from securesystemslib.signer import Key
 from tuf.api.exceptions import RepositoryError
 from tuf.api.metadata import Metadata, Snapshot, Timestamp
@@ -39,9 +44,9 @@ from overt.attest.statement import Statement
 from overt.attest.verify import verify_envelope
 from overt.distribute.layout import TIMESTAMP_FILE, metadata_name
 from overt.distribute.metadata import MetadataStatement
-from overt.errors import Error, FormatError, VerificationError
+from overt.errors import Error, FormatError, TransportError, VerificationError
 from overt.tlog.checkpoint import SignedCheckpoint
-from overt.tlog.client import Fetch, verify_tlog_proof
+from overt.tlog.client import MAX_BUNDLE_BYTES, Fetch, verify_tlog_proof
 from overt.tlog.merkle import leaf_hash
 from overt.tlog.policy import Policy
 from overt.tlog.proof import TlogProof
@@ -258,3 +263,104 @@ def unlogged_metadata(fetch: Fetch, policy: Policy) -> list[UnloggedMetadata]:
         if problem is not None:
             found.append(problem)
     return found
+
+
+# --- reading evidence (endpoints) ---------------------------------------------------------------------
+
+
+# An evidence source: the bytes of a file under the repository's base, or None when it has no such file
+# (HTTP 404, no such file). Any other failure is a TransportError: the evidence could not be read.
+EvidenceSource = Callable[[str], bytes | None]
+
+
+def _plain(rel: str) -> str:
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise VerificationError(f"the evidence path {rel!r} is not a plain relative path", check="evidence")
+    return rel
+
+
+def http_source(base_url: str, client: httpx.Client) -> EvidenceSource:
+    """Evidence under ``base_url`` (the repository's, where ``evidence/`` is), each file at most
+    :data:`~overt.tlog.client.MAX_BUNDLE_BYTES`."""
+    base = base_url.rstrip("/") + "/"
+
+    def get(rel: str) -> bytes | None:
+        url = base + _plain(rel)
+        try:
+            with client.stream("GET", url) as r:
+                if r.status_code == 404:
+                    return None
+                if r.status_code != 200:
+                    raise TransportError(f"GET {url} answered {r.status_code}", url=url, status=r.status_code)
+                out = bytearray()
+                for chunk in r.iter_bytes():
+                    out += chunk
+                    if len(out) > MAX_BUNDLE_BYTES:
+                        raise TransportError(
+                            f"GET {url} returned more than {MAX_BUNDLE_BYTES} bytes", url=url
+                        )
+                return bytes(out)
+        except httpx.HTTPError as e:
+            raise TransportError(f"GET {url} failed: {e}", url=url) from e
+
+    return get
+
+
+def directory_source(root: Path) -> EvidenceSource:
+    """Evidence in a directory laid out as ``public/tuf/`` (a copy of the repository, or part of one)."""
+
+    def get(rel: str) -> bytes | None:
+        path = root / _plain(rel)
+        try:
+            with path.open("rb") as f:
+                data = f.read(MAX_BUNDLE_BYTES + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as e:
+            raise TransportError(f"cannot read {path}: {e.strerror}", path=str(path)) from e
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise TransportError(f"{path} is larger than any evidence file may be", path=str(path))
+        return data
+
+    return get
+
+
+def prefetched(
+    get: EvidenceSource, paths: Iterable[str], *, pool: Executor | None = None, workers: int = 8
+) -> EvidenceSource:
+    """``get``, with ``paths`` fetched concurrently: an endpoint's evidence is a few dozen small files, and a
+    round trip each in turn is most of its cost. With ``pool`` the fetches run in the background while the
+    caller goes on (an agent downloads the target meanwhile) and a lookup waits for its own; without, they
+    are done when this returns. A failure is raised when its path is asked for."""
+    wanted = list(dict.fromkeys(paths))
+
+    def one(rel: str) -> bytes | Error | None:
+        try:
+            return get(rel)
+        except Error as e:
+            return e
+
+    own = pool is None and wanted
+    executor = ThreadPoolExecutor(max_workers=min(workers, len(wanted))) if own else pool
+    futures: dict[str, Future[bytes | Error | None]] = {}
+    if executor is not None:
+        futures = {rel: executor.submit(one, rel) for rel in wanted}
+        if own:
+            executor.shutdown(wait=True)
+
+    def cached(rel: str) -> bytes | None:
+        future = futures.get(rel)
+        if future is None:
+            return get(rel)
+        result = future.result()
+        if isinstance(result, Error):
+            raise result
+        return result
+
+    return cached
+
+
+def refused(check: str, message: str, **evidence: Any) -> VerificationError:
+    """The refusal of one endpoint check: ``check`` is in the evidence, for the report and for tests."""
+    return VerificationError(message, check=check, **evidence)

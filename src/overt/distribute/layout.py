@@ -26,6 +26,11 @@ Target paths (TUF §targetpath) are matched per ``/``-separated segment, as pyth
     products/<product>/<version>/<file>    a product release (channel in the target's custom field)
     avdb/<database>/<version>.avdb         an AV database, as overt.avdb.release names it
     avdb/<database>/<from>-<to>.delta      a transport-only delta between two database versions
+    channels/products/<product>/<channel>.json   the channel index: the newest version of a channel
+    channels/avdb/<database>.json                ... and of a database (:mod:`overt.distribute.channels`)
+
+An endpoint asks for a channel index by name, so it finds the newest version without listing targets (which
+ngclient cannot do once the release role is split into hash bins).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pathlib import Path
 from overt.errors import UsageError
 
 # The release role's delegation in targets.json: one pattern per kind of target path, of exactly its depth.
-RELEASE_PATHS = ("products/*/*/*", "avdb/*/*")
+RELEASE_PATHS = ("products/*/*/*", "avdb/*/*", "channels/products/*/*", "channels/avdb/*")
 TIMESTAMP_FILE = "timestamp.json"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
@@ -74,6 +79,16 @@ def avdb_path(database: str, version: int) -> str:
 def delta_path(database: str, old: int, new: int) -> str:
     """``avdb/<database>/<old>-<new>.delta``: matched by ``avdb/*/*``."""
     return f"avdb/{check_segment(database, 'database name')}/{old}-{new}.delta"
+
+
+def channel_path(product: str, channel: str) -> str:
+    """``channels/products/<product>/<channel>.json``: matched by ``channels/products/*/*``."""
+    return f"channels/products/{check_segment(product, 'product')}/{check_segment(channel, 'channel')}.json"
+
+
+def database_channel_path(database: str) -> str:
+    """``channels/avdb/<database>.json``: matched by ``channels/avdb/*``."""
+    return f"channels/avdb/{check_segment(database, 'database name')}.json"
 
 
 def metadata_name(role: str, version: int) -> str:

@@ -21,7 +21,9 @@ Each target's ``custom`` field carries what an endpoint checks beyond TUF::
                               "logIndex": 17}}}
 
 ``provenance.sha256`` names the log entry (its tlog-proof is in ``evidence/targets/<path>/``) and
-``logIndex`` is where it is. Versions are ordered with ``packaging.version`` (PEP 440).
+``logIndex`` is where it is. Versions are ordered with ``packaging.version`` (PEP 440). The same change
+points the channel index ``channels/products/<product>/<channel>.json`` at the new version
+(:mod:`overt.distribute.channels`), so endpoints find it without listing targets.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 from tuf.api.metadata import TargetFile
 
+from overt.distribute.channels import CARRIES_PRODUCT, ChannelIndex
 from overt.distribute.checks import ReleaseContext, check_provenance
 from overt.distribute.layout import check_segment, product_path
 from overt.distribute.repository import NewTarget, Repository, RepositoryChange
@@ -75,6 +78,7 @@ class ReleasedTarget:
     cosigners: tuple[str, ...]  # the witnesses that cosigned that checkpoint
     publication: RepositoryChange
     delta: str | None = None
+    channel_index: str | None = None  # the channel index this release made point to it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +90,7 @@ class ReleasedTarget:
             "quorum": self.quorum,
             "cosigners": list(self.cosigners),
             "delta": self.delta,
+            "channel_index": self.channel_index,
             **self.publication.to_dict(),
         }
 
@@ -151,7 +156,16 @@ def release_product(ctx: ReleaseContext, request: ProductRelease) -> ReleasedTar
             provenance=checked.envelope,
             provenance_index=checked.index,
         )
-        publication = repo.add_targets([target])
+        index = ChannelIndex(
+            carries=CARRIES_PRODUCT,
+            name=request.product,
+            channel=request.channel,
+            version=request.version,
+            target=path,
+            sha256=checked.report.sha256,
+            length=len(request.artifact),
+        )
+        publication = repo.add_targets([target, index.new_target()])
     return ReleasedTarget(
         path=path,
         sha256=checked.report.sha256,
@@ -161,6 +175,7 @@ def release_product(ctx: ReleaseContext, request: ProductRelease) -> ReleasedTar
         quorum=ctx.log.policy.quorum,
         cosigners=checked.report.cosigners,
         publication=publication,
+        channel_index=index.path,
     )
 
 

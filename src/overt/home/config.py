@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 import tomli_w
 
@@ -136,6 +136,30 @@ register_section(
 )
 
 
+# What a setting of each plain type must hold in TOML, and how a message names it. An int is not a bool
+# (TOML's true is no count), and a float setting takes an int (``batch_interval = 1``).
+_PLAIN_TYPES: dict[Any, tuple[tuple[type, ...], str]] = {
+    str: ((str,), "a string"),
+    int: ((int,), "an integer"),
+    float: ((float, int), "a number"),
+    bool: ((bool,), "true or false"),
+}
+
+
+def _check_types(where: str, label: str, kind: type[Any], table: dict[str, Any]) -> None:
+    """Each setting of ``table`` holds its field's type (str, int, float, bool), before ``kind`` is built:
+    a constructor would take ``batch_size = true`` as 1, or fail on ``jurisdiction = 5`` with a Python
+    message. Fields of other types are left to the dataclass."""
+    hints = get_type_hints(kind)
+    for name, value in table.items():
+        if hints.get(name) not in _PLAIN_TYPES:
+            continue
+        accepted, spelled = _PLAIN_TYPES[hints[name]]
+        wrong_bool = isinstance(value, bool) and bool not in accepted
+        if wrong_bool or not isinstance(value, accepted):
+            raise ConfigError(f"{where}: {label} {name} must be {spelled}")
+
+
 def _value(where: str, label: str, kind: type[T], table: object) -> T:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: {label} must be a table")
@@ -143,6 +167,7 @@ def _value(where: str, label: str, kind: type[T], table: object) -> T:
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"{where}: unknown {label} settings {', '.join(sorted(unknown))}")
+    _check_types(where, label, kind, table)
     try:
         return kind(**table)
     except (TypeError, FormatError) as e:
@@ -176,6 +201,11 @@ class Config:
                 continue
             if not isinstance(table, dict):
                 raise ConfigError(f"{where}: [{name}] must be a table of tables")
+            plain = sorted(n for n, t in table.items() if not isinstance(t, dict))
+            if plain:
+                raise ConfigError(
+                    f"{where}: [{name}] must hold tables [{name}.NAME], not a setting such as {plain[0]}"
+                )
             strays = sorted(set(table) - set(s.names)) if s.names else []
             if strays:
                 raise ConfigError(f"{where}: [{name}.{strays[0]}] is not one of {', '.join(s.names)}")

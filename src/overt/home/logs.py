@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -64,19 +65,23 @@ class UnpublishedAppends:
             raise ValueError("UnpublishedAppends needs at least one unpublished entry")
 
     @property
-    def indices(self) -> str:
-        return ", ".join(str(u.index) for u in self.entries)
+    def indices(self) -> tuple[int, ...]:
+        return tuple(u.index for u in self.entries)
 
     @property
     def message(self) -> str:
+        listed = ", ".join(str(i) for i in self.indices)
+        one = len(self.indices) == 1
+        entries, are, them = ("entry", "is", "it") if one else ("entries", "are", "them")
         return (
-            f"not published: log entries {self.indices} are appended, but no published checkpoint covers them "
-            f"yet ({self.entries[-1].reason}); nobody can verify them until 'overt log publish' succeeds"
+            f"not published: log {entries} {listed} {are} appended, but no published checkpoint covers "
+            f"{them} yet ({self.entries[-1].reason}); nobody can verify {them} until 'overt log publish' "
+            "succeeds"
         )
 
-    def to_dict(self) -> dict[str, str]:
-        """The error object ``--json`` writes on stderr (``indices`` as the message spells them)."""
-        return {"error": "UnpublishedError", "message": self.message, "indices": self.indices}
+    def to_dict(self) -> dict[str, Any]:
+        """The error object ``--json`` writes on stderr; ``indices`` lists the entries' log indices."""
+        return {"error": "UnpublishedError", "message": self.message, "indices": list(self.indices)}
 
 
 _unpublished: list[Unpublished] = []
@@ -263,7 +268,14 @@ class HomeLog:
         try:
             read = TileLog.reader_for(self.paths.public)
             return fsck(
-                read, store, heads=heads, mark_path=self.paths.fsck_mark, full=full, store_error=problem
+                read,
+                store,
+                heads=heads,
+                mark_path=self.paths.fsck_mark,
+                full=full,
+                store_error=problem,
+                directory=self.paths.public,
+                intent=self.paths.intent,
             )
         finally:
             if store is not None:

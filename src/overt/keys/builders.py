@@ -12,7 +12,10 @@ every signature. The envelopes are published under ``public/builders/`` so outsi
 The home trusts the current file only if it is byte-identical to the newest version in its own log, signed by
 one of its release keys (:mod:`overt.keys.registry_scan`): an older version copied over it, or one that was
 never logged, is refused, and with it every provenance signature. A new version follows the newest logged one,
-and edits are serialised by a lock (``<home>/builders.lock``), so no two statements claim one version.
+and edits are serialised by a lock (``<home>/builders.lock``), so no two statements claim one version. A new
+version must also be newer than every version in the log that any release key the home holds or published
+signed, trusted or not (:meth:`BuilderStore.check_newer`): a home that forgot a logged version (its key's
+record moved away) refuses to issue that version again.
 
 An entry may say ``unsafeAllowForeignHost``: its builder id's host is under another country's country-code
 TLD, and the operator registered it anyway (``--unsafe-allow-foreign-host``); without it the release key
@@ -47,7 +50,7 @@ from overt.attest.verify import verify_statement
 from overt.errors import ConfigError, FormatError, VerificationError
 from overt.keys.jurisdiction import BUILDER_REGISTRY_V1, Issuer, foreign_host
 from overt.keys.registry import KeyRecord, Role, check_jurisdiction
-from overt.keys.registry_scan import LoggedRegistry, newest_logged
+from overt.keys.registry_scan import RegistryScan, scan
 from overt.keys.signing import Signed, SigningService
 from overt.tlog.log import LocalLog
 
@@ -207,12 +210,21 @@ def release_keys(records: Iterable[KeyRecord], jurisdiction: str) -> list[Key]:
     return [r.key for r in records if r.role is Role.RELEASE and r.uri and r.jurisdiction == jurisdiction]
 
 
+def own_release_keys(records: Iterable[KeyRecord], published: Iterable[KeyRecord]) -> list[Key]:
+    """Every release key a home holds to sign with (``records`` with a signer) or has published
+    (``published``, its ``public/keys/``), in any jurisdiction: a new registry version must be newer than any
+    version these signed. Verification-only keys of other conveyors are not among them."""
+    held = [r for r in records if r.uri]
+    return [r.key for r in (*held, *published) if r.role is Role.RELEASE]
+
+
 class BuilderStore:
     """``public/builders/``: the current registry envelope and every version's, trusted only as the newest
     version in the home's log.
 
     ``log`` opens the home's log for reading (closed after each load); ``state`` is the home directory, which
-    holds the scan mark (``builders-scan.json``) and the edit lock (``builders.lock``).
+    holds the scan mark (``builders-scan.json``) and the edit lock (``builders.lock``). ``own`` gives every
+    release key the home holds or published, trusted or not (:func:`own_release_keys`).
     """
 
     def __init__(
@@ -222,9 +234,11 @@ class BuilderStore:
         trusted: Callable[[], Sequence[Key]],
         log: Callable[[], LocalLog],
         state: Path,
+        own: Callable[[], Sequence[Key]] = lambda: (),
     ) -> None:
         self.directory = directory
         self.trusted = trusted  # the keys a registry must be signed by (the home's release keys)
+        self.own = own
         self.log = log
         self.mark_path = state / "builders-scan.json"
         self.lock_path = state / "builders.lock"
@@ -233,12 +247,40 @@ class BuilderStore:
     def current_path(self) -> Path:
         return self.directory / "registry.dsse.json"
 
-    def newest_logged(self, keys: Sequence[Key]) -> LoggedRegistry | None:
+    def scan(self, keys: Sequence[Key]) -> RegistryScan:
+        """The newest registry in the log that ``keys`` signed, and the newest any of :attr:`own` signed."""
         log = self.log()
         try:
-            return newest_logged(log, keys, self.mark_path)
+            return scan(log, keys, self.mark_path, own=self.own())
         finally:
             log.close()
+
+    def check_newer(self, version: int) -> None:
+        """Refuse to issue ``version`` unless it is newer than every version in the log that one of this home's
+        release keys signed, trusted or not, so that no version is issued twice.
+
+        Raises:
+            ConfigError: the log already holds that version or a later one.
+        """
+        found = self.scan(self.trusted())
+        last = found.own
+        if last is None or version > last.version:
+            return
+        signer = (
+            "one of the release keys it trusts"
+            if found.newest == last
+            else "a release key of this home that it does not trust to sign its builder registry"
+        )
+        raise ConfigError(
+            f"builder registry v{version} would not be newer than v{last.version}, which this home's log "
+            f"already holds (log index {last.index}, envelope sha256 {last.sha256}), signed by {signer}: a "
+            "version is issued once, so nothing was signed. Restore the release key that signed it (keys/"
+            "registry/) and public/builders/ before changing the builder registry",
+            version=version,
+            logged_version=last.version,
+            logged_index=last.index,
+            logged_sha256=last.sha256,
+        )
 
     def load(self) -> BuilderRegistry:
         """The current registry (version 0 if none was ever logged), its signature verified and the file
@@ -250,11 +292,12 @@ class BuilderStore:
         """
         data = self._read_current()
         keys = self.trusted()
-        newest = self.newest_logged(keys)
+        found = self.scan(keys)
+        newest = found.newest
         if newest is None and data is None:
             return BuilderRegistry()
         if newest is None or data is None or hashlib.sha256(data).hexdigest() != newest.sha256:
-            raise self._not_newest(data, keys, newest)
+            raise self._not_newest(data, keys, found)
         try:
             return BuilderRegistry.from_envelope(data, keys)
         except (FormatError, VerificationError) as e:
@@ -271,9 +314,8 @@ class BuilderStore:
             raise FormatError(f"{self.current_path} is larger than a builder registry can be")
         return data
 
-    def _not_newest(
-        self, data: bytes | None, keys: Sequence[Key], newest: LoggedRegistry | None
-    ) -> VerificationError:
+    def _not_newest(self, data: bytes | None, keys: Sequence[Key], found: RegistryScan) -> VerificationError:
+        newest = found.newest
         evidence: dict[str, Any] = {}
         if newest is not None:
             evidence.update(
@@ -286,10 +328,21 @@ class BuilderStore:
             try:
                 version = BuilderRegistry.from_envelope(data, keys).version
             except (FormatError, VerificationError):
-                held = "holds no builder registry this home's release keys signed"
+                held = "holds no builder registry this home's trusted release keys signed"
             else:
                 same = newest is not None and newest.version == version
                 held = f"holds builder registry v{version}" + (" in another envelope" if same else "")
+        if newest is None and found.own is not None:
+            own = found.own
+            return VerificationError(
+                f"{self.current_path} {held}, and the newest builder registry in this home's log, v{own.version} "
+                f"(log index {own.index}), is signed by a release key of this home that it does not trust to "
+                "sign its builder registry: no provenance is signed until a trusted release key's version is "
+                "the newest in the log",
+                **evidence,
+                own_version=own.version,
+                own_index=own.index,
+            )
         if newest is None:
             return VerificationError(
                 f"{self.current_path} {held}, but this home's log holds no builder registry signed by its "
@@ -343,8 +396,10 @@ def publish(
 ) -> Signed:
     """Sign ``registry`` with the release key (judged and logged like any signature), then publish it.
 
-    Call it holding :meth:`BuilderStore.editing`, with a registry made from :meth:`BuilderStore.load`.
+    Call it holding :meth:`BuilderStore.editing`, with a registry made from :meth:`BuilderStore.load`. A version
+    the log already holds (or a later one) is refused before anything is signed (:meth:`BuilderStore.check_newer`).
     """
+    store.check_newer(registry.version)
     statement = registry.statement(now=service.now())
     signed = service.issue(release, statement, issuer=_ISSUER)
     store.save(registry, signed)
@@ -380,6 +435,22 @@ def remove_builder(
     with store.editing():
         registry = store.load().without_builder(builder_id)
         return registry, publish(store, service, release, registry)
+
+
+def check_first_builder(store: BuilderStore) -> None:
+    """Raise now what :func:`register_first_builder` would raise for a home's next release key: before the key
+    is made, so that a refusal leaves no key behind. (A registry is in doubt, or the log holds a version a
+    first registry would repeat.)"""
+    if store.load().version:
+        return
+    try:
+        store.check_newer(1)
+    except ConfigError as e:
+        raise ConfigError(
+            f"a new release key would register this conveyor's own builder as builder registry v1, and no key "
+            f"was made: {e}",
+            **e.evidence,
+        ) from e
 
 
 def register_first_builder(

@@ -33,6 +33,7 @@ from overt.keys.builders import (
     BuilderStore,
     RegisteredBuilder,
     add_builder,
+    check_first_builder,
     register_first_builder,
     remove_builder,
 )
@@ -216,6 +217,18 @@ def _check_new_signing_key(home: KeyHome, role: Role, jurisdiction: str | None) 
         check_signing_jurisdiction(jurisdiction, conveyor=home.jurisdiction)
 
 
+def _check_no_active_key(home: KeyHome, role: Role, now: datetime) -> None:
+    active = [r for r in home.registry.records() if r.role is role and r.uri and r.status(now) == "active"]
+    if active:
+        ids = ", ".join(r.keyid[:16] for r in active)
+        raise ConfigError(
+            f"this home already has an active {role.value} key ({ids}), and commands that sign as {role.value} "
+            f"use the one active key: replace it with 'overt keys rotate --role {role.value}' instead",
+            role=role.value,
+            active=[r.keyid for r in active],
+        )
+
+
 def make_key(home: KeyHome, *, keytype: str, on_hsm: bool, label: str) -> tuple[str, SSlibKey]:
     """New key material: on the token (``label`` names it there) or as a software key in ``keys_dir``."""
     if on_hsm:
@@ -244,14 +257,23 @@ def generate_key(
     on_hsm: bool = False,
     jurisdiction: str | None = None,
     valid_days: int | None = None,
+    force: bool = False,
     now: datetime,
 ) -> NewKey:
     """Generate and register a signing key of ``role`` in the conveyor's jurisdiction.
 
+    A second active key of a role is refused unless ``force``: commands sign with the one active key of their
+    role and refuse to choose between two; ``overt keys rotate`` replaces a key instead.
+
     A home's first release key then registers the conveyor's own builder id: version 1 of the builder
     registry, signed by that key through ``service`` and logged (nothing, if a registry was ever issued).
+    Whether the builder registry allows that is checked before the key is made.
     """
     _check_new_signing_key(home, role, jurisdiction)
+    if not force:
+        _check_no_active_key(home, role, now)
+    if role is Role.RELEASE:
+        check_first_builder(home.builders)
     uri, key = make_key(home, keytype=keytype, on_hsm=on_hsm, label=f"overt-{role.value}")
     record = _register(home, uri=uri, key=key, role=role, valid_days=valid_days, now=now)
     first = None

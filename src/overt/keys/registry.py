@@ -32,7 +32,8 @@ from securesystemslib.signer._utils import compute_default_keyid
 from overt import jsonio
 from overt.atomic import atomic_write
 from overt.attest.statement import check_timestamp, format_timestamp
-from overt.errors import ConfigError, FormatError, PolicyError
+from overt.errors import ConfigError, FormatError, PolicyError, UsageError
+from overt.files import read_regular_file
 
 MAX_KEY_FILE = 1 << 16
 SUPPORTED = {("ed25519", "ed25519"), ("ecdsa", "ecdsa-sha2-nistp256")}
@@ -242,8 +243,8 @@ class Registry:
         out = []
         for path in sorted(self.private_dir.glob("*.json")):
             try:
-                out.append(KeyRecord.from_bytes(path.read_bytes(), keyid=path.stem))
-            except FormatError as e:
+                out.append(KeyRecord.from_bytes(read_regular_file(path, limit=MAX_KEY_FILE), keyid=path.stem))
+            except (FormatError, UsageError) as e:
                 raise ConfigError(f"key registry file {path} is broken: {e}") from e
         return sorted(out, key=lambda r: (r.role.value, r.valid_from, r.keyid))
 
@@ -293,13 +294,11 @@ class Registry:
 
 
 def load_public_keys(paths: Iterable[Path]) -> list[KeyRecord]:
-    """Public key files (``public/keys/<keyid>.json``, or any file of that format) for verification."""
+    """Public key files (``public/keys/<keyid>.json``, or any file of that format) for verification: each a
+    regular file of at most :data:`MAX_KEY_FILE` bytes (a FIFO or a device is refused, never read)."""
     out = []
     for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ConfigError(f"cannot read key file {path}: {e.strerror}") from e
+        data = read_regular_file(path, limit=MAX_KEY_FILE)
         try:
             out.append(KeyRecord.from_bytes(data).public())
         except FormatError as e:

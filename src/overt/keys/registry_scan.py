@@ -3,9 +3,15 @@
 A home must not trust a builder registry only because ``public/builders/registry.dsse.json`` holds one: an
 older version, validly signed by the release key, can be copied over it (``cp v2.dsse.json registry.dsse.json``)
 and would bring back a builder a later version removed. Every version is a log entry, so the log says which is
-newest. :func:`newest_logged` finds the logged envelope of the highest version signed by a trusted release key
-(a later entry wins between equal versions); :class:`overt.keys.builders.BuilderStore` trusts the file only if
-it is byte-identical to that envelope.
+newest. :func:`scan` finds the logged envelope of the highest version signed by a trusted release key (a later
+entry wins between equal versions); :class:`overt.keys.builders.BuilderStore` trusts the file only if it is
+byte-identical to that envelope.
+
+It also finds the highest version signed by any release key the home holds or has published, in any
+jurisdiction (``own``): a new version must be newer than that one, so that a home that forgot a version it
+logged (its release key's record moved away, its jurisdiction switched) never issues that version number a
+second time. Statements signed by keys the home never held do not count: ``POST /add`` takes entries from
+anyone, and a forged statement with a huge version must not freeze the registry.
 
 Which entries count, and why this is sound:
 
@@ -26,13 +32,15 @@ Which entries count, and why this is sound:
    tree still has that root at that size (the scanned prefix is unchanged) and the same keys are trusted;
    otherwise, or if it is missing or unreadable, the whole log is scanned again. It is not signed: it is
    as trusted as the rest of the home's own state (``config.toml``, ``keys/registry/``). Whoever can
-   rewrite those can also forge a mark that names an older version as the newest, and could as well change
-   the conveyor's jurisdiction; what the scan stops is a public file copied, restored or altered.
+   rewrite those can also forge a mark that names an older version as the newest; what the scan stops is a
+   public file copied, restored or altered. (The conveyor's jurisdiction is pinned by the log key's record,
+   :class:`overt.home.Home`; an operator who edits that record too is seen only in the log's statements.)
 5. **A cheap filter first.** Only entries whose bytes contain the base64 of ``builder-registry/v1`` (in any
    of its three alignments) are parsed; the others cannot be a registry overt wrote, since overt writes
    payloads in standard base64 of canonical JSON. An envelope re-encoded by hand to dodge the filter must
    still carry a release key's signature, and its holder can sign any registry anyway; hiding an older
-   copy gains nothing, since the highest version wins.
+   copy gains nothing, since the highest version wins. (Hiding a version from ``own`` by re-encoding it
+   takes a hand-made log entry; overt's own commands never write one.)
 
 Does not judge or parse registries beyond their version (that is :mod:`overt.keys.builders`).
 """
@@ -88,17 +96,32 @@ class LoggedRegistry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryScan:
+    """What the log holds: the newest registry a trusted key signed (``newest``), and the newest any of the
+    home's own release keys signed, trusted or not (``own``; the same entry when they agree)."""
+
+    newest: LoggedRegistry | None
+    own: LoggedRegistry | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScanMark:
-    """How far the scan got: the tree size and its root, the keys it trusted, and the newest version found."""
+    """How far the scan got: the tree size and its root, the keys it used, and the newest versions found."""
 
     tree_size: int
     root: bytes
-    keys: str  # SHA-256 of the trusted keyids: other keys, another scan
+    keys: str  # SHA-256 of the trusted and the own keyids: other keys, another scan
     newest: LoggedRegistry | None
+    own: LoggedRegistry | None
 
     def to_bytes(self) -> bytes:
-        newest = None if self.newest is None else self.newest.to_dict()
-        doc = {"tree_size": self.tree_size, "root": self.root.hex(), "keys": self.keys, "newest": newest}
+        doc = {
+            "tree_size": self.tree_size,
+            "root": self.root.hex(),
+            "keys": self.keys,
+            "newest": None if self.newest is None else self.newest.to_dict(),
+            "own": None if self.own is None else self.own.to_dict(),
+        }
         return json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
@@ -106,22 +129,24 @@ class ScanMark:
         """The mark at ``path``, or None if it is missing or not a mark (then everything is scanned)."""
         try:
             doc = json.loads(path.read_bytes())
-            newest = doc["newest"]
             mark = cls(
                 tree_size=_count(doc["tree_size"]),
                 root=bytes.fromhex(doc["root"]),
                 keys=str(doc["keys"]),
-                newest=None
-                if newest is None
-                else LoggedRegistry(
-                    version=_count(newest["version"]),
-                    index=_count(newest["index"]),
-                    sha256=str(newest["sha256"]),
-                ),
+                newest=_logged(doc["newest"]),
+                own=_logged(doc["own"]),  # a mark from before ``own`` was kept: KeyError, a full scan
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return mark if len(mark.root) == 32 else None
+
+
+def _logged(doc: Any) -> LoggedRegistry | None:
+    if doc is None:
+        return None
+    return LoggedRegistry(
+        version=_count(doc["version"]), index=_count(doc["index"]), sha256=str(doc["sha256"])
+    )
 
 
 def _count(value: Any) -> int:
@@ -132,7 +157,7 @@ def _count(value: Any) -> int:
 
 def registry_version(entry: bytes, keys: Sequence[Key]) -> int | None:
     """The version of the builder registry ``entry`` carries if one of ``keys`` signed it, else None."""
-    if not any(marker in entry for marker in _MARKERS):
+    if not keys or not any(marker in entry for marker in _MARKERS):
         return None
     try:
         envelope = Envelope.from_bytes(entry)
@@ -170,12 +195,23 @@ def _entries(log: LocalLog, start: int, tree_size: int) -> Iterator[tuple[int, b
                 yield index, entry
 
 
-def _keys_digest(keys: Sequence[Key]) -> str:
-    return hashlib.sha256("\n".join(sorted(k.keyid for k in keys)).encode()).hexdigest()
+def _keys_digest(keys: Sequence[Key], own: Sequence[Key]) -> str:
+    text = "\n".join(sorted(k.keyid for k in keys)) + "\n/\n" + "\n".join(sorted(k.keyid for k in own))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def newest_logged(log: LocalLog, keys: Sequence[Key], mark_path: Path) -> LoggedRegistry | None:
-    """The newest builder registry ``keys`` signed in ``log``, scanning only what the mark has not covered.
+def _newer(
+    found: LoggedRegistry | None, version: int | None, index: int, entry: bytes
+) -> LoggedRegistry | None:
+    """``found``, or the entry at ``index`` if it carries ``version`` and that is at least as new."""
+    if version is None or (found is not None and version < found.version):
+        return found
+    return LoggedRegistry(version=version, index=index, sha256=hashlib.sha256(entry).hexdigest())
+
+
+def scan(log: LocalLog, keys: Sequence[Key], mark_path: Path, *, own: Sequence[Key] = ()) -> RegistryScan:
+    """The newest builder registry ``keys`` signed in ``log``, and the newest ``keys`` or ``own`` signed,
+    scanning only what the mark has not covered.
 
     Raises:
         StorageError: the database is behind what the log signed, or a scanned file is damaged.
@@ -187,21 +223,25 @@ def newest_logged(log: LocalLog, keys: Sequence[Key], mark_path: Path) -> Logged
         return hash_range(0, size, reader.node) if size else EMPTY_ROOT
 
     guard.check_database(state, log.heads(), root_at)  # step 2
-    trusted = _keys_digest(keys)
+    every = [*keys, *(k for k in own if k.keyid not in {t.keyid for t in keys})]
+    digest = _keys_digest(keys, every)
     mark = ScanMark.read(mark_path)
-    start, newest = 0, None
+    start, newest, newest_own = 0, None, None
     if (
         mark is not None
-        and mark.keys == trusted
+        and mark.keys == digest
         and mark.tree_size <= state.tree_size
         and root_at(mark.tree_size) == mark.root
     ):
-        start, newest = mark.tree_size, mark.newest  # step 4: the scanned prefix is unchanged
+        start, newest, newest_own = mark.tree_size, mark.newest, mark.own  # step 4: the prefix is unchanged
     for index, entry in _entries(log, start, state.tree_size):
-        version = registry_version(entry, keys)
-        if version is not None and (newest is None or version >= newest.version):
-            newest = LoggedRegistry(version=version, index=index, sha256=hashlib.sha256(entry).hexdigest())
-    updated = ScanMark(tree_size=state.tree_size, root=state.root_hash, keys=trusted, newest=newest)
+        version = registry_version(entry, every)
+        if version is not None:
+            newest_own = _newer(newest_own, version, index, entry)
+            newest = _newer(newest, registry_version(entry, keys), index, entry)
+    updated = ScanMark(
+        tree_size=state.tree_size, root=state.root_hash, keys=digest, newest=newest, own=newest_own
+    )
     if updated != mark:
         atomic_write(mark_path, updated.to_bytes(), durable=False)
-    return newest
+    return RegistryScan(newest=newest, own=newest_own)

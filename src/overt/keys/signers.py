@@ -19,6 +19,7 @@ from urllib import parse
 import pkcs11
 import pkcs11.exceptions
 import pkcs11.util.ec
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -26,11 +27,13 @@ from securesystemslib.exceptions import UnsupportedLibraryError
 from securesystemslib.signer import CryptoSigner, HSMSigner, Signature, Signer, SSlibKey
 
 from overt.atomic import atomic_write
-from overt.errors import ConfigError, FormatError
+from overt.errors import ConfigError, FormatError, UsageError
+from overt.files import read_regular_file
 from overt.tlog.note import ALG_ED25519, Ed25519Verifier, key_id
 
 ED25519_OID = "1.3.101.112"
 DEFAULT_PIN_ENV = "OVERT_HSM_PIN"
+MAX_PEM_FILE = 1 << 16  # a PEM private key is a few hundred bytes
 _HSM_ERRORS = (pkcs11.exceptions.PKCS11Error, ValueError, UnsupportedLibraryError, OSError)
 
 
@@ -126,11 +129,10 @@ def generate_file_key(keys_dir: Path, keytype: str) -> tuple[str, SSlibKey]:
 
 def import_file_key(path: Path) -> tuple[str, SSlibKey]:
     """The public key of a PEM PKCS#8 private key file, and its ``file2:`` URI (absolute path)."""
+    data = read_regular_file(path, limit=MAX_PEM_FILE)
     try:
-        private = load_pem_private_key(path.read_bytes(), None)
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
-    except (ValueError, TypeError) as e:
+        private = load_pem_private_key(data, None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise FormatError(f"{path} is not an unencrypted PEM private key: {e}") from e
     if isinstance(private, EllipticCurvePrivateKey) and not isinstance(private.curve, SECP256R1):
         raise FormatError(f"{path}: ECDSA keys must be on P-256, not {private.curve.name}")
@@ -294,9 +296,13 @@ def load_signer(uri: str, public_key: SSlibKey, *, keys_dir: Path, hsm: HsmConfi
         path = Path(uri[len("file2:") :])
         if not path.is_absolute():
             path = keys_dir / path
+        # Read here, not by securesystemslib's file2: loader, which reads a FIFO or /dev/zero without end.
         try:
-            signer: Signer = Signer.from_priv_key_uri(f"file2:{path}", public_key)
-        except (OSError, ValueError, TypeError) as e:
+            pem = read_regular_file(path, limit=MAX_PEM_FILE)
+            signer: Signer = CryptoSigner(load_pem_private_key(pem, None), public_key)
+        except UsageError as e:
+            raise ConfigError(f"cannot load key {public_key.keyid[:16]}: {e}") from e
+        except (ValueError, TypeError, UnsupportedAlgorithm) as e:
             raise ConfigError(f"cannot load key {public_key.keyid[:16]} from {path}: {e}") from e
         return KeySigner(signer)
     if scheme == "hsm":

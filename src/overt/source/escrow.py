@@ -26,6 +26,7 @@ from overt.atomic import atomic_write
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.build.recipe import RECIPE_FILE, validate_recipe
 from overt.errors import ConfigError, FormatError, VerificationError
+from overt.files import read_regular_file
 from overt.keys.jurisdiction import SOURCE_ESCROW_V1, Issuer
 from overt.keys.registry import KeyRecord
 from overt.keys.signing import Signed, SigningService
@@ -95,10 +96,12 @@ class EscrowEntry:
 
 
 def read_directory(root: Path, *, mtime: int = DEFAULT_DIRECTORY_MTIME) -> list[SnapshotFile]:
-    """A working tree as snapshot entries; every mtime becomes ``mtime``. Skips ``.git``."""
+    """A working tree as snapshot entries; every mtime becomes ``mtime``. Skips ``.git``. A special file in
+    the tree (a FIFO, a device, a socket) is refused, never read."""
     if not root.is_dir():
         raise ConfigError(f"{root} is not a directory")
     out: list[SnapshotFile] = []
+    total = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != ".git")
         base = Path(dirpath)
@@ -111,7 +114,13 @@ def read_directory(root: Path, *, mtime: int = DEFAULT_DIRECTORY_MTIME) -> list[
             elif stat.S_ISDIR(st.st_mode):
                 out.append(SnapshotFile(path=rel, kind=DIR, mtime=mtime))
             elif stat.S_ISREG(st.st_mode):
-                data = path.read_bytes()
+                if total + st.st_size > MAX_OBJECT:
+                    raise ConfigError(
+                        f"the files of {root} hold more than {MAX_OBJECT} bytes, "
+                        "more than one escrow object may hold"
+                    )
+                data = read_regular_file(path, limit=MAX_OBJECT - total)  # a FIFO swapped in is refused
+                total += len(data)
                 out.append(
                     SnapshotFile(
                         path=rel, kind=FILE, executable=bool(st.st_mode & 0o111), mtime=mtime, data=data
@@ -283,13 +292,11 @@ class Escrow:
 
 
 def read_source(path: Path, *, mtime: int | None = None) -> list[SnapshotFile]:
-    """A directory or a tarball (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.xz``...) as snapshot entries."""
+    """A directory or a tarball (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.xz``...) as snapshot entries; a path
+    that is neither a directory nor a regular file (a FIFO, a device) is refused, never read."""
     if path.is_dir():
         return read_directory(path, mtime=DEFAULT_DIRECTORY_MTIME if mtime is None else mtime)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    data = read_regular_file(path, limit=MAX_OBJECT)
     if not tarfile.is_tarfile(io.BytesIO(data)):
         raise FormatError(f"{path} is neither a directory nor a tar archive")
     return read_tar(data, strip_top=True, mtime=mtime)

@@ -20,7 +20,14 @@ from pathlib import Path
 import httpx
 
 from overt.atomic import atomic_write
-from overt.errors import ConsistencyError, QuorumError, SignatureError, TransportError, VerificationError
+from overt.errors import (
+    ConsistencyError,
+    QuorumError,
+    SignatureError,
+    TransportError,
+    UsageError,
+    VerificationError,
+)
 from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.merkle import consistency_ranges, hash_range, inclusion_ranges, leaf_hash, verify_consistency
 from overt.tlog.merkle import verify_inclusion as merkle_verify_inclusion
@@ -111,15 +118,31 @@ def http_fetcher(prefix: str, client: httpx.Client | None = None) -> Fetch:
                     if len(out) > limit:
                         raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
                 return bytes(out)
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
             raise TransportError(f"GET {url} failed: {e}", url=url) from e
 
     return fetch
 
 
+def check_http_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host that httpx can request.
+
+    Raises:
+        UsageError: it is malformed (a port that is not a number, an unclosed IPv6 bracket) or has no host.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise UsageError(f"{url} is not a valid URL: {e}") from e
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"{url} is not an http:// or https:// URL with a host")
+    return url
+
+
 def fetcher_for(source: str) -> Fetch:
+    """A fetcher for a log at an http(s) URL (a malformed one is a usage error) or in a directory."""
     if source.startswith(("http://", "https://")):
-        return http_fetcher(source)
+        return http_fetcher(check_http_url(source))
     return directory_fetcher(Path(source))
 
 
@@ -329,7 +352,7 @@ def submit_entry(base_url: str, entry: bytes, policy: Policy, http: httpx.Client
     """Append ``entry`` through a log server's ``POST /add`` and verify the tlog-proof it answers with."""
     url = base_url.rstrip("/") + "/add"
     try:
-        response = http.post(url, content=entry)
+        response = http.post(check_http_url(url), content=entry)
     except httpx.HTTPError as e:
         raise TransportError(f"cannot reach the log at {url}: {e}") from e
     if response.status_code != 200:

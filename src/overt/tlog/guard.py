@@ -282,8 +282,15 @@ def fsck(
     mark_path: Path,
     full: bool,
     store_error: str | None = None,
+    directory: Path | None = None,
+    intent: Path | None = None,
 ) -> FsckReport:
-    """Check the log's files (and its database, if it opens) against the head and the database's own state."""
+    """Check the log's files (and its database, if it opens) against the head and the database's own state.
+
+    With ``directory`` (the log's files on disk) and its ``intent`` file, entry bundles past the database's
+    tree that no crashed batch explains are a problem too (:func:`check_files_beyond`): a database restored
+    with its head and checkpoint from an older backup agrees with all three, and only the bundles tell.
+    """
     problems: list[str] = [store_error] if store_error else []
     state: LogState | None = None
     if store is not None:
@@ -299,6 +306,11 @@ def fsck(
                 "emptied; run 'overt log recover'"
             )
     size, root = _tree_to_check(state, heads, read, problems)
+    if directory is not None and intent is not None and store is not None and not problems:
+        try:
+            check_files_beyond(directory, state.tree_size if state is not None else 0, intent)
+        except StaleDatabaseError as e:
+            problems.append(str(e))
     start = 0 if full else min(read_mark(mark_path), size)
     first = start - start % TILE_WIDTH  # check_tree re-reads the whole bundle that holds ``start``
     matcher = _RowMatcher(store.rows_from(first)) if store is not None and state is not None else None
@@ -354,18 +366,43 @@ def _tree_to_check(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecoverResult:
+    """A rebuilt database: its tree, the signed checkpoint (``source``, of ``signed_size``) its first entries
+    were verified against ("entry bundles" and 0 when none was left), the files checked, and notes."""
+
     tree_size: int
     root_hash: bytes
     source: str
+    signed_size: int
     bundles: int
     tiles: int
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def message(self) -> str:
+        """What was rebuilt and what it was verified against, as a user reads it."""
+        built = (
+            f"rebuilt the log database from {self.bundles} entry bundles and {self.tiles} tiles: size "
+            f"{self.tree_size}, root {b64(self.root_hash)}"
+        )
+        if self.signed_size == self.tree_size:
+            return f"{built}, all verified against the {self.source}"
+        if not self.signed_size:
+            return (
+                f"{built}; no signed checkpoint this log still has covers its entries, which were checked "
+                "against the tiles alone"
+            )
+        return (
+            f"{built}; its first {self.signed_size} entries verified against the {self.source} (size "
+            f"{self.signed_size}); no signed checkpoint this log still has covers the other "
+            f"{self.tree_size - self.signed_size}, which were checked against the tiles alone"
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
             "tree_size": self.tree_size,
             "root_hash": b64(self.root_hash),
             "verified_against": self.source,
+            "verified_size": self.signed_size,
             "bundles_checked": self.bundles,
             "tiles_checked": self.tiles,
             "notes": list(self.notes),
@@ -437,6 +474,7 @@ def recover(
         tree_size=size,
         root_hash=root,
         source=head.source if head is not None else "entry bundles",
+        signed_size=head.tree_size if head is not None else 0,
         bundles=check.bundles,
         tiles=check.tiles,
         notes=tuple(notes),

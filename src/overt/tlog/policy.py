@@ -3,19 +3,52 @@
 Parses the line-based policy file and evaluates whether a set of cosigning witnesses satisfies the quorum.
 It does not verify signatures itself: :func:`overt.tlog.client.verify_checkpoint` does, and passes the names
 of the witnesses whose cosignatures verified.
+
+A witness's name and URL are single words a policy line can carry (a URL is http or https): a policy that
+cannot be read back is never built, so never written.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from overt.errors import ConfigError, FormatError
 from overt.tlog.cosignature import CosignatureVerifier, parse_cosignature_vkey
 from overt.tlog.note import Ed25519Verifier, parse_ed25519_vkey
 
 MAX_ITEMS = 256
+MAX_NAME = 256
+MAX_URL = 2048
+
+
+def _unprintable(text: str) -> bool:
+    return any(c.isspace() or unicodedata.category(c) == "Cc" for c in text)
+
+
+def check_witness_name(name: str) -> str:
+    """A witness name: one word of a policy line, 1 to 256 characters without spaces or control characters."""
+    if not name or len(name) > MAX_NAME or _unprintable(name):
+        raise FormatError(
+            f"witness name {name[:60]!r} must be 1 to {MAX_NAME} characters without spaces or control characters"
+        )
+    return name
+
+
+def check_witness_url(url: str) -> str:
+    """A witness URL: an http:// or https:// URL with a host, one word of a policy line."""
+    if len(url) > MAX_URL or _unprintable(url):
+        raise FormatError(f"witness URL {url[:80]!r} must be at most {MAX_URL} characters, without spaces")
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        raise FormatError(f"witness URL {url[:80]!r} is not a URL: {e}") from e
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise FormatError(f"witness URL {url[:80]!r} is not an http:// or https:// URL with a host")
+    return url
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +66,11 @@ class PolicyWitness:
     name: str
     verifier: CosignatureVerifier
     url: str | None = None
+
+    def __post_init__(self) -> None:
+        check_witness_name(self.name)
+        if self.url is not None:
+            check_witness_url(self.url)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,17 +183,58 @@ class Policy:
     def witness_verifiers(self) -> dict[str, CosignatureVerifier]:
         return {w.name: w.verifier for w in self.witnesses}
 
-    def revised(self, *, witnesses: Sequence[PolicyWitness] = (), quorum: str | None = None) -> Policy:
-        """This policy with ``witnesses`` added (each replacing one of its name) and, if ``quorum`` is given
-        (``none``, ``all``, ``any`` or k), that quorum over all its witnesses; adding witnesses keeps the
-        quorum as :func:`quorum_of` spells it, now over the new set."""
-        if not witnesses and quorum is None:
+    def revised(
+        self,
+        *,
+        witnesses: Sequence[PolicyWitness] = (),
+        remove: Sequence[str] = (),
+        quorum: str | None = None,
+    ) -> Policy:
+        """This policy without the witnesses named in ``remove``, with ``witnesses`` added (each replacing one
+        of its name) and, if ``quorum`` is given (``none``, ``all``, ``any`` or k), that quorum over all its
+        witnesses. Without ``quorum`` the rule is kept over the new set (:meth:`kept_quorum`): k stays k, and
+        a quorum of all the witnesses is never quietly read as fewer."""
+        if not witnesses and not remove and quorum is None:
             return self
-        merged = list(self.witnesses)
+        names = [w.name for w in self.witnesses]
+        unknown = [n for n in remove if n not in names]
+        if unknown:
+            listed = ", ".join(names) or "none"
+            raise ConfigError(f"the policy has no witness {unknown[0]!r} to remove (its witnesses: {listed})")
+        merged = [w for w in self.witnesses if w.name not in remove]
         for w in witnesses:  # in order: a name given twice is the last one given
             merged = [m for m in merged if m.name != w.name] + [w]
-        groups, rule = quorum_groups(tuple(w.name for w in merged), quorum or quorum_of(self))
-        return Policy(logs=self.logs, witnesses=tuple(merged), groups=groups, quorum=rule)
+        new_names = tuple(w.name for w in merged)
+        rule = quorum if quorum is not None else self.kept_quorum(new_names)
+        groups, name = quorum_groups(new_names, rule)
+        return Policy(logs=self.logs, witnesses=tuple(merged), groups=groups, quorum=name)
+
+    def kept_quorum(self, names: Sequence[str]) -> str:
+        """This policy's quorum rule (none, all or k) for the witnesses ``names``, as the operator set it.
+
+        A quorum of k of more than k witnesses stays k. A quorum of all its witnesses was set as all or as
+        their number (the policy does not say which): it stays all when witnesses are only removed, and is
+        refused when one is added, since the two differ then and "all" must never quietly become fewer.
+        """
+        rule = quorum_of(self)
+        group = next((g for g in self.groups if g.name == self.quorum), None)
+        if group is None or set(names) == set(group.members):
+            return rule
+        if not names:
+            raise ConfigError(
+                f"no witness would be left for the quorum ({group.threshold} of {', '.join(group.members)}): "
+                "give --quorum none to publish without witnesses"
+            )
+        k, members = group.threshold, group.members
+        if k < len(members):
+            return rule
+        if set(names) <= set(members):
+            return "all"
+        readings = "all of them, any or 1" if len(members) == 1 else f"all of them, or {k}"
+        raise ConfigError(
+            f"the quorum is {k} of the {len(members)} witnesses {', '.join(members)} ({readings}), which differ "
+            f"for the new set of {len(names)}: say which with --quorum"
+        )
 
     def to_dict(self) -> dict[str, object]:
         """The policy's parts as data, with its tlog-policy text (what a verifier pins) beside them."""

@@ -430,6 +430,8 @@ class WitnessClient:
         body = AddCheckpointRequest(old_size=old_size, proof=tuple(proof), checkpoint=checkpoint).to_bytes()
         try:
             r = self.http.post(self.url, content=body)
+        except httpx.InvalidURL as e:  # from a hand-edited policy: this witness fails, not the publication
+            raise TransportError(f"witness {self.name} has an invalid URL {self.url}: {e}") from e
         except httpx.HTTPError as e:
             raise TransportError(f"witness {self.name} at {self.url} is unreachable: {e}") from e
         media_type = r.headers.get("content-type", "").split(";")[0].strip().lower()

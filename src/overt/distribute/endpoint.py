@@ -1,0 +1,518 @@
+"""``overt agent update``: the stock TUF client, then overt's checks, then an atomic install (issue 12, point 5).
+
+For each product channel or database the pinned policy follows (:mod:`overt.distribute.trust`):
+
+1. **TUF**: the stock ``tuf.ngclient.Updater``, bootstrapped from the pinned root, refreshes (root chain,
+   timestamp, snapshot, targets: signatures, expiry, rollback and consistent snapshots are TUF's), looks up
+   the channel index (:mod:`overt.distribute.channels`) and the target it names, and downloads it: through a
+   delta for a database when one leads from the installed version (a delta that does not rebuild the exact
+   signed digest falls back to the full database), else the full target;
+2.-5. the checks of :mod:`overt.distribute.assurance`, on the exact metadata bytes the client trusted (its
+   local copies in ``tuf/metadata/``), under the log's head, fetched and checked for the quorum and for
+   consistency with the last head this agent stored;
+6. the install (:mod:`overt.distribute.installer`) and the post-install hook.
+
+A target already installed is not fetched again; the run still checks the log's head and its freshness, so
+an endpoint told "nothing new" by a frozen view of the log says so. Any failure keeps the installed version.
+The outcome of each followed item is a :class:`FollowOutcome`; the run's exit status is 1 if any was refused
+on evidence or policy, else 2 if any failed for an operational reason (a server down, a full disk), else 0.
+Errors of the TUF client are sorted the same way: bad or expired metadata and a wrong target are refusals
+(``check`` ``tuf``), a download that fails is operational.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from tuf.api import exceptions as tuf_errors
+from tuf.api.metadata import Key, Metadata, Root, TargetFile, Targets
+from tuf.ngclient import Updater
+
+from overt.atomic import atomic_write
+from overt.attest.statement import format_timestamp
+from overt.avdb.delta import apply_delta
+from overt.avdb.install import installed as installed_database
+from overt.distribute.agentdir import (
+    AgentLayout,
+    TrustRecord,
+    agent_lock,
+    load_pinned,
+    read_record,
+    remove_quietly,
+)
+from overt.distribute.assurance import (
+    Candidate,
+    LogHead,
+    Passed,
+    UsedMetadata,
+    assure,
+    cosignatures_fresh,
+    evidence_paths,
+    version_forward,
+)
+from overt.distribute.channels import CARRIES_AVDB, CARRIES_PRODUCT, ChannelIndex
+from overt.distribute.evidence import http_source, prefetched, refused
+from overt.distribute.installer import HookResult, hook_error, install_target, installed_version, run_hook
+from overt.distribute.layout import channel_path, database_channel_path, delta_path, metadata_name
+from overt.distribute.release import AVDB, AVDB_DELTA, PRODUCT, overt_custom
+from overt.distribute.trust import DATABASE, Follow, TrustPolicy
+from overt.errors import Error, FormatError, StorageError, TransportError, VerificationError
+from overt.tlog.client import Fetch, LogClient, http_fetcher
+
+INSTALLED, CURRENT, NOTHING, REFUSED, FAILED = "installed", "current", "nothing released", "refused", "failed"
+T = TypeVar("T")
+
+
+def _tuf(call: Callable[[], T]) -> T:
+    """Run one ngclient call, its errors sorted into overt's families (module docstring)."""
+    try:
+        return call()
+    except tuf_errors.DownloadLengthMismatchError as e:
+        raise refused("tuf", f"the repository served more bytes than the signed metadata allows: {e}") from e
+    except tuf_errors.DownloadError as e:
+        raise TransportError(
+            f"the TUF repository could not be read: {type(e).__name__}: {e}", check="tuf"
+        ) from e
+    except tuf_errors.RepositoryError as e:
+        raise refused("tuf", f"TUF refused the repository: {type(e).__name__}: {e}") from e
+    except OSError as e:
+        raise StorageError(f"cannot write the TUF client's files: {e.strerror or e}", check="tuf") from e
+
+
+def index_path(follow: Follow) -> str:
+    """Where the channel index of ``follow`` is published."""
+    if follow.kind == DATABASE:
+        return database_channel_path(follow.name)
+    return channel_path(follow.name, follow.channel)
+
+
+@dataclass(slots=True)
+class Timings:
+    """Milliseconds spent in each part of one item's update."""
+
+    tuf_ms: float = 0.0
+    evidence_ms: float = 0.0
+    install_ms: float = 0.0
+
+    @contextmanager
+    def measure(self, part: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            name = f"{part}_ms"
+            setattr(self, name, getattr(self, name) + (time.perf_counter() - start) * 1000)
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(getattr(self, k), 3) for k in ("tuf_ms", "evidence_ms", "install_ms")}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FollowOutcome:
+    """What one update did for one followed item, and what is installed after it."""
+
+    follow: Follow
+    status: str  # INSTALLED, CURRENT, NOTHING, REFUSED or FAILED
+    offered: str | None  # the version the repository's channel index names
+    record: TrustRecord | None  # what is installed now (unchanged unless INSTALLED)
+    checks: tuple[Passed, ...] = ()
+    error: Error | None = None
+    delta: str = ""  # how the delta went: "" (none offered), "applied", or why it fell back
+    hook: HookResult | None = None
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def check(self) -> str | None:
+        """The check that failed."""
+        return None if self.error is None else str(self.error.evidence.get("check", "")) or None
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return self.error.exit_code
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "follow": self.follow.to_dict(),
+            "status": self.status,
+            "offered": self.offered,
+            "installed": None if self.record is None else self.record.to_dict(),
+            "checks": [c.to_dict() for c in self.checks],
+            "delta": self.delta,
+            "hook": None if self.hook is None else self.hook.to_dict(),
+            "timings": self.timings.to_dict(),
+        }
+        if self.error is not None:
+            out["failed"] = {"check": self.check, "message": str(self.error), "evidence": self.error.evidence}
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointUpdate:
+    """One ``overt agent update``: the outcome for each followed item."""
+
+    outcomes: tuple[FollowOutcome, ...]
+    policy_sha256: str
+
+    @property
+    def exit_code(self) -> int:
+        codes = {o.exit_code for o in self.outcomes}
+        return 1 if 1 in codes else 2 if codes - {0} else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy_sha256": self.policy_sha256,
+            "outcomes": [o.to_dict() for o in self.outcomes],
+            "exit_code": self.exit_code,
+        }
+
+
+def _tiles_once(fetch: Fetch) -> Fetch:
+    """``fetch``, each tile fetched once per run: the consistency proofs of several checkpoints share tiles
+    (a tile path names immutable content; the checkpoint is never cached)."""
+    tiles: dict[str, bytes] = {}
+
+    def get(rel: str) -> bytes:
+        if not rel.startswith("tile/"):
+            return fetch(rel)
+        if rel not in tiles:
+            tiles[rel] = fetch(rel)
+        return tiles[rel]
+
+    return get
+
+
+class _Session:
+    """One update run: the TUF client, the evidence source and the log client, each made once."""
+
+    def __init__(self, layout: AgentLayout, trust: TrustPolicy, http: httpx.Client) -> None:
+        self.layout = layout
+        self.trust = trust
+        layout.tuf_metadata.mkdir(parents=True, exist_ok=True)
+        layout.downloads.mkdir(parents=True, exist_ok=True)
+        base = trust.repository_url
+        self.updater = _tuf(
+            lambda: Updater(
+                metadata_dir=str(layout.tuf_metadata),
+                metadata_base_url=f"{base}/metadata/",
+                target_dir=str(layout.downloads),
+                target_base_url=f"{base}/targets/",
+                bootstrap=trust.root,
+            )
+        )
+        self.get = http_source(base, http)
+        self.log = LogClient(
+            _tiles_once(http_fetcher(trust.log_url, http)), trust.log_policy, layout.log_state
+        )
+        self.pool = ThreadPoolExecutor(max_workers=4)  # evidence fetched while the target downloads
+        self._refreshed: Error | bool = False
+        self._head: LogHead | None = None
+
+    def refresh(self) -> None:
+        """TUF's refresh, once per run (ngclient allows one): a failure fails every item alike."""
+        if isinstance(self._refreshed, Error):
+            raise self._refreshed
+        if not self._refreshed:
+            try:
+                _tuf(self.updater.refresh)
+            except Error as e:
+                self._refreshed = e
+                raise
+            self._refreshed = True
+
+    def lookup(self, path: str) -> TargetFile | None:
+        return _tuf(lambda: self.updater.get_targetinfo(path))
+
+    def download(self, info: TargetFile) -> Path:
+        """The target, downloaded and verified by the TUF client, in ``tuf/downloads/<sha256>``."""
+        where = self.layout.downloads / info.hashes["sha256"]
+        try:
+            _tuf(lambda: self.updater.download_target(info, filepath=str(where)))
+        except Error:
+            remove_quietly(where)
+            raise
+        return where
+
+    def head(self) -> LogHead:
+        """The log's head: quorum, and consistency with the head stored last time (which it then replaces)."""
+        if self._head is None:
+            try:
+                tree = self.log.update()
+            except (VerificationError, FormatError) as e:
+                raise refused("log", f"the log's checkpoint does not verify: {e}", **e.evidence) from e
+            self._head = LogHead(
+                checkpoint=tree.checkpoint,
+                cosigners=tree.cosigners,
+                previous_size=tree.previous_size,
+                client=self.log,
+            )
+        return self._head
+
+    def used_metadata(self, paths: Sequence[str]) -> list[UsedMetadata]:
+        """The trusted local copy of every metadata file the lookups of ``paths`` went through."""
+        md = self.layout.tuf_metadata
+        try:
+            raw = {
+                role: (md / f"{role}.json").read_bytes()
+                for role in ("root", "timestamp", "snapshot", "targets", "release")
+            }
+            root = Metadata[Root].from_bytes(raw["root"]).signed
+            targets = Metadata[Targets].from_bytes(raw["targets"]).signed
+            release = Metadata[Targets].from_bytes(raw["release"]).signed
+            keys: dict[str, list[Key]] = {
+                r: [root.get_key(k) for k in root.roles[r].keyids]
+                for r in ("root", "timestamp", "snapshot", "targets")
+            }
+            delegated = targets.get_delegated_role("release")
+            assert targets.delegations is not None
+            keys["release"] = [targets.delegations.keys[k] for k in delegated.keyids]
+            succinct = None if release.delegations is None else release.delegations.succinct_roles
+            if succinct is not None:
+                assert release.delegations is not None
+                for role in sorted({succinct.get_role_for_target(p) for p in paths}):
+                    raw[role] = (md / f"{role}.json").read_bytes()
+                    keys[role] = [release.delegations.keys[k] for k in succinct.keyids]
+            return [
+                UsedMetadata(
+                    role=role,
+                    name=metadata_name(role, Metadata.from_bytes(data).signed.version),
+                    data=data,
+                    keys=tuple(keys[role]),
+                )
+                for role, data in raw.items()
+            ]
+        except OSError as e:
+            raise StorageError(f"cannot read the TUF client's trusted metadata in {md}: {e.strerror}") from e
+        except (tuf_errors.RepositoryError, ValueError, KeyError) as e:
+            raise StorageError(f"the TUF client's trusted metadata in {md} is damaged: {e}") from e
+
+
+def _candidate(follow: Follow, info: TargetFile, index: ChannelIndex) -> Candidate:
+    """The target the index names, as TUF verified it; its ``custom`` must agree with the index."""
+    o = overt_custom(info)
+    sha256 = info.hashes.get("sha256", "")
+    version = str(o.get("version"))
+    kind = AVDB if follow.kind == DATABASE else PRODUCT
+    names = (o.get("database"),) if follow.kind == DATABASE else (o.get("product"), o.get("channel"))
+    wanted = (follow.name,) if follow.kind == DATABASE else (follow.name, follow.channel)
+    if o.get("kind") != kind or names != wanted or version != index.version or sha256 != index.sha256:
+        raise refused(
+            "channel",
+            f"the channel index names {index.target} version {index.version} (sha256 {index.sha256}), but the "
+            f"target's own metadata says {o.get('kind')} version {version} (sha256 {sha256})",
+        )
+    return Candidate(
+        kind=follow.kind,
+        name=follow.name,
+        channel=follow.channel,
+        version=version,
+        path=info.path,
+        sha256=sha256,
+        length=info.length,
+        custom=o,
+    )
+
+
+def _read_index(session: _Session, follow: Follow) -> ChannelIndex | None:
+    info = session.lookup(index_path(follow))
+    if info is None:
+        return None
+    try:
+        index = ChannelIndex.from_custom(overt_custom(info))
+    except FormatError as e:
+        raise refused("channel", f"the channel index {info.path} is malformed: {e}") from e
+    carries = CARRIES_AVDB if follow.kind == DATABASE else CARRIES_PRODUCT
+    if (index.carries, index.name, index.channel) != (carries, follow.name, follow.channel):
+        raise refused("channel", f"the channel index {info.path} is about {index.carries} {index.name}")
+    return index
+
+
+def _delta_lookup(
+    session: _Session, follow: Follow, candidate: Candidate, installed: tuple[str, str] | None
+) -> tuple[str, TargetFile | None] | None:
+    """For a database installed at another version: the delta's path and its target info (None if the
+    repository publishes none); None when no delta can apply."""
+    if follow.kind != DATABASE or installed is None:
+        return None
+    path = delta_path(follow.name, int(installed[0]), int(candidate.version))
+    return path, session.lookup(path)
+
+
+def _fetch(
+    session: _Session, candidate: Candidate, info: TargetFile, delta: tuple[str, TargetFile | None] | None
+) -> tuple[Path, str]:
+    """The target downloaded to ``tuf/downloads/``, through ``delta`` if one was found and rebuilds its exact
+    signed digest; (the file, how the delta went: "" none tried, "applied", or why it fell back)."""
+    if delta is None:
+        return session.download(info), ""
+    path, found = delta
+    how = "no delta from the installed version"
+    if found is not None:
+        o = overt_custom(found)
+        try:
+            if (
+                o.get("target") != candidate.path
+                or o.get("targetSha256") != candidate.sha256
+                or o.get("kind") != AVDB_DELTA
+            ):
+                raise VerificationError(f"{path} is not a delta to {candidate.path}")
+            downloaded = session.download(found)
+            try:
+                old = installed_database(session.layout.root, candidate.name)
+                data = apply_delta(old, downloaded.read_bytes(), candidate.sha256)
+            finally:
+                remove_quietly(downloaded)
+            out = session.layout.downloads / candidate.sha256
+            atomic_write(out, data, durable=False)
+            return out, "applied"
+        except (FormatError, VerificationError) as e:
+            how = f"fell back to the full database: the delta {path} failed: {e}"
+    return session.download(info), how
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one item's update has found so far, so that a refusal reports it too."""
+
+    follow: Follow
+    record: TrustRecord | None
+    timings: Timings = field(default_factory=Timings)
+    offered: str | None = None
+    checks: list[Passed] = field(default_factory=list)
+
+    def outcome(self, status: str, **more: Any) -> FollowOutcome:
+        return FollowOutcome(
+            follow=self.follow,
+            status=status,
+            offered=self.offered,
+            record=self.record,
+            checks=tuple(self.checks),
+            timings=self.timings,
+            **more,
+        )
+
+
+def _update_one(session: _Session, follow: Follow, now: datetime) -> FollowOutcome:
+    run = _Run(follow=follow, record=read_record(session.layout, follow))
+    try:
+        installed = installed_version(session.layout, follow, run.record)
+        with run.timings.measure("tuf"):
+            session.refresh()
+            index = _read_index(session, follow)
+        if index is None:
+            return run.outcome(NOTHING)
+        run.offered = index.version
+        if installed is not None and installed[1] == index.sha256:
+            return _confirm_current(session, run, index, now)
+        return _install_new(session, run, index, installed, now)
+    except Error as e:
+        return run.outcome(REFUSED if e.exit_code == 1 else FAILED, error=e)
+
+
+def _confirm_current(session: _Session, run: _Run, index: ChannelIndex, now: datetime) -> FollowOutcome:
+    """Nothing new: the log's head is still checked, so a frozen view is told apart from a quiet channel."""
+    with run.timings.measure("evidence"):
+        head = session.head()
+        at = cosignatures_fresh(head.checkpoint, session.trust, now)
+    size = head.checkpoint.checkpoint.tree_size
+    run.checks.append(Passed(check="tuf", detail=f"{index.path} names the installed version {index.version}"))
+    run.checks.append(
+        Passed(
+            check="freshness", detail=f"log head at size {size}, quorum cosigned at {format_timestamp(at)}"
+        )
+    )
+    return run.outcome(CURRENT)
+
+
+def _install_new(
+    session: _Session, run: _Run, index: ChannelIndex, installed: tuple[str, str] | None, now: datetime
+) -> FollowOutcome:
+    """Steps 1 (the rest of it) to 6 for the version the channel index names. The evidence and the log's
+    head are fetched in the background while the target downloads."""
+    with run.timings.measure("tuf"):
+        info = session.lookup(index.target)
+        if info is None:
+            raise refused(
+                "channel", f"the channel index names {index.target}, which the signed metadata does not list"
+            )
+        candidate = _candidate(run.follow, info, index)
+        version_forward(candidate, installed)  # a rollback is refused before anything is downloaded
+        delta = _delta_lookup(session, run.follow, candidate, installed)
+        used = session.used_metadata([index.path, candidate.path, *([delta[0]] if delta else [])])
+        get = prefetched(session.get, evidence_paths(candidate, used), pool=session.pool)
+        head = session.pool.submit(session.head)
+        downloaded, how = _fetch(session, candidate, info, delta)
+    try:
+        tuf = f"{candidate.path} verified by the TUF client (sha256 {candidate.sha256})"
+        run.checks.append(Passed(check="tuf", detail=tuf))
+        with run.timings.measure("evidence"):
+            trust = session.trust
+            assurance = assure(
+                get,
+                candidate,
+                used,
+                trust,
+                head=head.result(),
+                installed=installed,
+                now=now,
+                checks=run.checks,
+            )
+        with run.timings.measure("install"):
+            run.record = install_target(
+                session.layout, trust, assurance, source=downloaded, via_delta=how == "applied", now=now
+            )
+            hook = run_hook(trust, run.record)
+    finally:
+        remove_quietly(downloaded)  # installed by a rename, or refused
+    run.checks.append(Passed(check="install", detail=run.record.installed))
+    error = None if hook is None or hook.ok else hook_error(hook)
+    return run.outcome(INSTALLED, error=error, delta=how, hook=hook)
+
+
+def update_endpoint(
+    agent_dir: Path, *, now: datetime | None = None, http: httpx.Client | None = None
+) -> EndpointUpdate:
+    """``overt agent update`` (module docstring): one run over everything the pinned policy follows.
+
+    ``now`` is the time freshness is measured at (default: the clock; TUF's own expiry checks always use the
+    clock). A missing or unreadable policy, or a second agent at work, raises instead.
+    """
+    layout = AgentLayout(agent_dir)
+    trust = load_pinned(layout)
+    # Loading the CA store costs more than the rest of a no-op update: only when a URL needs TLS.
+    tls = any(u.startswith("https://") for u in (trust.repository_url, trust.log_url))
+    client = http or httpx.Client(timeout=30.0, headers={"Accept-Encoding": "gzip, identity"}, verify=tls)
+    try:
+        with agent_lock(layout):
+            at = now or datetime.now(UTC)
+            try:
+                session = _Session(layout, trust, client)
+            except Error as e:
+                outcomes = tuple(
+                    FollowOutcome(
+                        follow=f,
+                        status=REFUSED if e.exit_code == 1 else FAILED,
+                        offered=None,
+                        record=read_record(layout, f),
+                        error=e,
+                    )
+                    for f in trust.follows
+                )
+                return EndpointUpdate(outcomes=outcomes, policy_sha256=trust.sha256)
+            try:
+                outcomes = tuple(_update_one(session, f, at) for f in trust.follows)
+            finally:
+                session.pool.shutdown(wait=True)
+    finally:
+        if http is None:
+            client.close()
+    return EndpointUpdate(outcomes=outcomes, policy_sha256=trust.sha256)
