@@ -242,6 +242,16 @@ def test_the_agent_from_the_command_line(world: World, tmp_path: Path) -> None:
         r.stderr.startswith("error: 1 of the 2 distinct trusted auditors") and "  check: verdicts" in r.stderr
     )
     assert world.installed() == "1.0"
+    r = overt("agent", "update", "--json", env=env)
+    report = json.loads(r.stdout)
+    assert r.returncode == 1 and report["exit_code"] == 1
+    (item,) = report["outcomes"]
+    assert (
+        item["status"] == "refused"
+        and item["failed"]["check"] == "verdicts"
+        and item["installed"]["version"] == "1.0"
+    )
+    assert json.loads(r.stderr.splitlines()[0])["evidence"]["required"] == 2
     # 'overt verify --evidence' offline, on a copy of the repository: exit 0, then 1 for another file.
     target = world.repo.public / "targets" / "products" / "demo" / "1.0" / f"{released.sha256}.demo.tar.gz"
     args = [
