@@ -3,9 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives for real: PostgreSQL (sequencing store), SoftHSM2 (PKCS#11 keys),
-# bubblewrap, diffoscope, faketime, gcc and python3 (the build sandbox and its checks), ClamAV (interop).
+# bubblewrap, diffoscope, faketime, gcc and python3 (the build sandbox and its checks), ClamAV (interop),
+# nginx (serves public/ to the endpoint agent).
 DEB_PACKAGES := postgresql softhsm2 bubblewrap diffoscope-minimal faketime gcc libc6-dev python3 clamav \
-	clamav-testfiles
+	clamav-testfiles nginx
 
 .PHONY: demo test lint venv deps bench clean
 
@@ -37,6 +38,7 @@ bench: venv deps
 	$(BIN)/python -m benchmarks.sign
 	$(BIN)/python -m benchmarks.build
 	$(BIN)/python -m benchmarks.avdb
+	$(BIN)/python -m benchmarks.update
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

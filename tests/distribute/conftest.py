@@ -7,7 +7,7 @@ import functools
 import hashlib
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -165,3 +165,20 @@ def world(conveyor: Home, tmp_path: Path) -> Iterator[object]:
     from tests.distribute.world import make_world
 
     yield from make_world(conveyor, tmp_path)
+
+
+@pytest.fixture
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Path], object]]:
+    """``serve(directory)``: Debian's nginx serving it on 127.0.0.1 (tests/nginx.py), stopped at teardown."""
+    from contextlib import ExitStack
+
+    from tests.conftest import require
+    from tests.nginx import nginx_binary, nginx_server
+
+    require(nginx_binary() is not None, "nginx not installed (Debian package nginx)")
+    with ExitStack() as stack:
+
+        def serve(root: Path) -> object:
+            return stack.enter_context(nginx_server(root, tmp_path_factory.mktemp("nginx")))
+
+        yield serve
