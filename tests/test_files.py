@@ -79,3 +79,9 @@ def test_a_missing_or_unreadable_file_says_what_the_system_said(tmp_path: Path) 
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(UsageError, match="Not a directory"):
         read_regular_file(tmp_path / "file" / "below", limit=10)
+
+
+def test_a_path_with_a_nul_byte_is_a_usage_error(tmp_path: Path) -> None:
+    """os.stat raises ValueError on a NUL byte; it must be the typed error every other bad path gets."""
+    with pytest.raises(UsageError, match=r"a\\0b is not a valid path"):
+        read_regular_file(tmp_path / "a\0b", limit=10)

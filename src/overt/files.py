@@ -47,6 +47,9 @@ def read_regular_file(path: Path, *, limit: int) -> bytes:
     """
     if limit < 0:
         raise ValueError("a read limit cannot be negative")
+    if "\0" in str(path):
+        shown = str(path).replace("\0", "\\0")
+        raise UsageError(f"{shown} is not a valid path (it holds a NUL byte)")
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):

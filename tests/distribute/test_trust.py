@@ -149,7 +149,7 @@ BAD = [
     ("repository.url", "ftp://x", r"\[repository\] url must be an http"),
     ("repository.url", "", r"\[repository\] url must be a non-empty string"),
     ("repository.root_sha256", "00" * 32, "root file's sha256 is .*, not the root_sha256"),
-    ("repository.root", "missing.json", "cannot read repository root file missing.json"),
+    ("repository.root", "missing.json", "repository root file missing.json: cannot read .*missing.json"),
     ("repository.root_base64", "AAAA", "needs exactly one of root and root_base64"),
     ("repository.extra", 1, r"\[repository\] has an unknown key 'extra'"),
     ("log.policy", "root.json", r"\[log\] the tlog-policy does not parse"),

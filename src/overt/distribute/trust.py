@@ -64,7 +64,8 @@ from overt import jsonio
 from overt.attest.verify import key_identity
 from overt.distribute.layout import check_segment
 from overt.distribute.release import DEFAULT_CHANNEL
-from overt.errors import ConfigError, Error
+from overt.errors import ConfigError, Error, UsageError
+from overt.files import read_regular_file
 from overt.keys.registry import check_public_key
 from overt.tlog.policy import Policy
 
@@ -202,14 +203,11 @@ def _key_table(key: Key) -> dict[str, Any]:
 
 
 def _read(path: Path, what: str, limit: int) -> bytes:
+    """A regular file of at most ``limit`` bytes (a FIFO or a device is refused, never read)."""
     try:
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise ConfigError(f"cannot read {what}: {e.strerror or e}") from e
-    if len(data) > limit:
-        raise ConfigError(f"{what} is larger than {limit} bytes")
-    return data
+        return read_regular_file(path, limit=limit)
+    except UsageError as e:
+        raise ConfigError(f"{what}: {e}") from e
 
 
 class _Parser:
