@@ -19,7 +19,7 @@ $(BIN)/overt: pyproject.toml
 venv: $(BIN)/overt
 
 demo: venv
-	@bash .ci/debian-deps bubblewrap python3
+	@bash .ci/debian-deps bubblewrap python3 nginx
 	$(BIN)/overt demo $(if $(HOME_DIR),--home $(HOME_DIR),)
 
 deps:

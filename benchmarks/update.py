@@ -20,215 +20,63 @@ The last line is one JSON object of figures (milliseconds, medians).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from tuf.ngclient import Updater
 
-from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
-from overt.attest.statement import ResourceDescriptor
-from overt.attest.vsa import PASSED, VerificationSummary, VsaVerifier
 from overt.distribute.agentdir import AgentLayout, pin_policy
 from overt.distribute.checks import ReleaseContext
 from overt.distribute.endpoint import CURRENT, INSTALLED, update_endpoint
 from overt.distribute.release import ProductRelease, ReleasedTarget, release_product
 from overt.distribute.repository import NewTarget, Repository, RepositoryContext
-from overt.distribute.root import init_repository
-from overt.distribute.verdicts import add_verdict
+from overt.distribute.testbed import (
+    TEST_WITNESS_SEEDS,
+    add_key,
+    conveyor_home,
+    init_tuf,
+    sign_provenance,
+    trust_policy_text,
+    vouch,
+    witness_with_test_key,
+    witnessed_policy,
+)
 from overt.home import Home
-from overt.keys.builders import register_first_builder
 from overt.keys.registry import KeyRecord, Role
-from overt.keys.signers import generate_file_key
+from overt.server.nginx import nginx_binary, nginx_server
 from overt.server.runner import BackgroundServer
 from overt.server.witness import create_app
-from overt.tlog.cosignature import CosignatureSigner
-from overt.tlog.note import parse_ed25519_vkey
-from overt.tlog.policy import Group, Policy, PolicyWitness
-from overt.tlog.witness import Witness
-
-WITNESS_SEEDS = {"w1": b"\x31" * 32, "w2": b"\x32" * 32}  # benchmark-only witness keys
-
-
-# --- nginx (the same set-up as tests/nginx.py; benchmarks do not import tests) ------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def nginx(root: Path, prefix: Path) -> Iterator[str]:
-    """Debian's nginx serving ``root`` on a free loopback port, all its state in ``prefix``; yields the URL."""
-    exe = shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
-    if exe is None:
-        sys.exit("nginx is not installed (Debian package nginx): run 'make deps' as root")
-    prefix.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    temp = "\n".join(
-        f"{n}_temp_path {prefix / n};" for n in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    (prefix / "nginx.conf").write_text(
-        f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\n"
-        f"error_log {prefix / 'error.log'} warn;\nevents {{ worker_connections 256; }}\n"
-        f"http {{\ntypes {{ application/json json; }}\ndefault_type application/octet-stream;\n"
-        f"access_log off;\n{temp}\nsendfile on;\n"
-        f"server {{ listen 127.0.0.1:{port}; root {root.resolve()}; location / {{ try_files $uri =404; }} }}\n}}\n"
-    )
-    command = [exe, "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"nginx did not start: {(prefix / 'error.log').read_text()}")
-            try:
-                urllib.request.urlopen(f"{url}/probe", timeout=1)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.02)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-# --- the world: home, witnesses, repository, auditors (as tests/distribute/world.py builds it) --------------
-
-
-def add_key(h: Home, role: Role) -> KeyRecord:
-    uri, key = generate_file_key(h.paths.keys, "ed25519")
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    record = KeyRecord.create(key, role=role, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri)
-    h.registry.save(record)
-    return record
-
-
-def make_home(path: Path) -> Home:
-    """A home in CH with a builder key and a release key that registered the home's builder id."""
-    h = Home.init(path, origin="bench.example/log", jurisdiction="CH")
-    add_key(h, Role.BUILDER)
-    uri, key = generate_file_key(h.paths.keys, "ed25519")
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    release = KeyRecord.create(
-        key, role=Role.RELEASE, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
-    )
-    h.registry.add(release, conveyor_jurisdiction="CH")
-    register_first_builder(
-        h.builder_store(),
-        h.signing_service(),
-        release,
-        builder_id=h.conveyor.provenance_builder_id,
-        jurisdiction="CH",
-    )
-    return h
+from overt.tlog.policy import PolicyWitness
 
 
 def start_witnesses(h: Home, state: Path, stack: ExitStack) -> None:
-    """Two real witnesses over HTTP, a quorum of both, as the log's policy; the log published under it."""
-    vkey = parse_ed25519_vkey((h.log.paths.public / "vkey").read_text().strip())
+    """Two real witnesses over HTTP (test keys), a quorum of both, as the log's policy; the log published."""
     entries = []
-    for name, seed in WITNESS_SEEDS.items():
-        witness = Witness(CosignatureSigner.create(f"{name}.bench.overt.example", seed), [vkey], state / name)
+    for name in TEST_WITNESS_SEEDS:
+        witness = witness_with_test_key(name, h, state / name)
         server = stack.enter_context(BackgroundServer(create_app(witness)))
         entries.append(PolicyWitness(name=name, verifier=witness.signer.verifier(), url=server.url))
-    names = tuple(WITNESS_SEEDS)
-    h.log.save_policy(
-        Policy(
-            logs=h.log.policy().logs,
-            witnesses=tuple(entries),
-            groups=(Group(name="witnesses", threshold=len(names), members=names),),
-            quorum="witnesses",
-        )
-    )
+    h.log.save_policy(witnessed_policy(h, entries, len(entries)))
     h.log.publish()
 
 
 def release(h: Home, data: bytes, auditors: list[KeyRecord]) -> ReleasedTarget:
     """``data`` released as demo 1.0 (provenance signed and logged), PASSED by each of ``auditors``."""
-    digest = hashlib.sha256(data).hexdigest()
-    provenance = Provenance(
-        build_definition=BuildDefinition(
-            build_type="https://overt.dev/build/bwrap/v1",
-            external_parameters={"source": {"uri": "escrow/" + "ab" * 32}},
-        ),
-        run_details=RunDetails(
-            builder=Builder(id=h.conveyor.provenance_builder_id),
-            metadata=BuildMetadata(started_on="2026-11-28T10:00:00Z", finished_on="2026-11-28T10:01:00Z"),
-        ),
-    ).statement((ResourceDescriptor(name="demo.tar.gz", digest={"sha256": digest}),))
-    builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
-    signed = h.signing_service().sign(builder, provenance)
+    signed = sign_provenance(h, data, "demo.tar.gz")
     request = ProductRelease(
         artifact=data, file_name="demo.tar.gz", product="demo", version="1.0", provenance=signed.entry
     )
     released = release_product(ReleaseContext.of_home(Home(h.path)), request)
-    for i, auditor in enumerate(auditors):
-        summary = VerificationSummary(
-            verifier=VsaVerifier(id=f"https://auditor-{i}.example/rebuilder"),
-            time_verified=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            resource_uri=released.path,
-            policy=ResourceDescriptor(uri=f"https://auditor.example/policy/v1#{i}"),
-            verification_result=PASSED,
-            verified_levels=("SLSA_BUILD_LEVEL_3",),
-        )
-        statement = summary.statement((ResourceDescriptor(name=released.path, digest={"sha256": digest}),))
-        entry = h.signing_service().sign(auditor, statement).entry
-        add_verdict(ReleaseContext.of_home(Home(h.path)), entry, target=released.path)
+    vouch(h, auditors, path=released.path, sha256=released.sha256)
     return released
-
-
-def policy_text(h: Home, customer: Path, url: str, auditors: list[KeyRecord]) -> str:
-    keys = h.paths.public / "keys"
-    builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
-    root_sha256 = hashlib.sha256((customer / "root.json").read_bytes()).hexdigest()
-    auditor_files = json.dumps([str(keys / f"{a.keyid}.json") for a in auditors])
-    return f"""
-[repository]
-url = "{url}/tuf"
-root = "root.json"
-root_sha256 = "{root_sha256}"
-
-[log]
-url = "{url}/log"
-policy = "log.policy"
-
-[auditors]
-keys = {auditor_files}
-threshold = {len(auditors)}
-
-[builders]
-ids = ["{h.conveyor.provenance_builder_id}"]
-keys = ["{keys / f"{builder.keyid}.json"}"]
-threshold = 1
-
-[freshness]
-max_cosignature_age_hours = 24
-
-[[follow]]
-product = "demo"
-channel = "stable"
-"""
 
 
 # --- the measurements ----------------------------------------------------------------------------------------
@@ -287,12 +135,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="overt-bench-update-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        h = make_home(work / "conveyor")
+        h = conveyor_home(work / "conveyor", origin="bench.example/log")
         (work / "witnesses").mkdir()
         start_witnesses(h, work / "witnesses", stack)
-        for role in (Role.TARGETS, Role.SNAPSHOT, Role.TIMESTAMP):
-            add_key(h, role)
-        init_repository(RepositoryContext.of_home(h), root_keys_dir=work / "root-keys", count=3, threshold=2)
+        init_tuf(h, work / "root-keys")
         auditors = [add_key(h, Role.AUDITOR) for _ in range(2)]
         data = os.urandom(args.mib * 1024 * 1024)
         released = release(h, data, auditors)
@@ -301,9 +147,15 @@ def main() -> None:
         root = (h.paths.public / "tuf" / "metadata" / "1.root.json").read_bytes()
         (customer / "root.json").write_bytes(root)
         (customer / "log.policy").write_bytes(h.log.policy().to_bytes())
-        url = stack.enter_context(nginx(h.paths.public, work / "nginx"))
+        if nginx_binary() is None:
+            sys.exit("nginx is not installed (Debian package nginx): run 'make deps' as root")
+        url = stack.enter_context(nginx_server(h.paths.public, work / "nginx")).url
         policy = customer / "policy.toml"
-        policy.write_text(policy_text(h, customer, url, auditors))
+        policy.write_text(
+            trust_policy_text(
+                h, url=url, root=customer / "root.json", auditors=auditors, threshold=len(auditors)
+            )
+        )
 
         cold_agent: list[dict[str, float]] = []
         cold_ng: list[float] = []

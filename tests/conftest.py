@@ -91,23 +91,9 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> object:
 def conveyor(tmp_path: Path) -> object:
     """A home in jurisdiction CH with an active builder key (software) and a release key, whose builder registry
     lists the home's own builder id (log entry 0)."""
-    from datetime import UTC, datetime, timedelta
+    from overt.distribute.testbed import conveyor_home
 
-    from overt.home import Home
-    from overt.keys.registry import KeyRecord, Role
-    from overt.keys.signers import generate_file_key
-    from tests.samples import register_builders
-
-    h = Home.init(tmp_path / "conveyor", origin="conveyor.example/log", jurisdiction="CH")
-    uri, key = generate_file_key(h.paths.keys, "ed25519")
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    h.registry.save(
-        KeyRecord.create(
-            key, role=Role.BUILDER, jurisdiction="CH", valid_from=start, valid_until=None, uri=uri
-        )
-    )
-    register_builders(h)
-    return h
+    return conveyor_home(tmp_path / "conveyor", origin="conveyor.example/log", jurisdiction="CH")
 
 
 @pytest.fixture(scope="session")

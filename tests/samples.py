@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -87,31 +86,16 @@ def vsa_statement(result: str = "PASSED") -> Statement:
 def register_builders(h: Home, *builder_ids: str) -> KeyRecord:
     """Give ``h`` a release key, which registers the home's own builder id (as 'overt keys generate --role
     release' does), then register ``builder_ids`` too. Each registry version is a log entry."""
-    from overt.keys.builders import add_builder, register_first_builder
-    from overt.keys.registry import KeyRecord, Role
-    from overt.keys.signers import generate_file_key
+    from overt.distribute.testbed import add_release_key
+    from overt.keys.builders import add_builder
 
-    uri, key = generate_file_key(h.paths.keys, "ed25519")
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    release = KeyRecord.create(
-        key,
-        role=Role.RELEASE,
-        jurisdiction=h.conveyor.jurisdiction,
-        valid_from=start,
-        valid_until=None,
-        uri=uri,
-    )
-    h.registry.add(release, conveyor_jurisdiction=h.conveyor.jurisdiction)
-    service = h.signing_service()
-    register_first_builder(
-        h.builder_store(),
-        service,
-        release,
-        builder_id=h.conveyor.provenance_builder_id,
-        jurisdiction=h.conveyor.jurisdiction,
-    )
+    release = add_release_key(h)
     for builder_id in builder_ids:
         add_builder(
-            h.builder_store(), service, release, builder_id=builder_id, jurisdiction=h.conveyor.jurisdiction
+            h.builder_store(),
+            h.signing_service(),
+            release,
+            builder_id=builder_id,
+            jurisdiction=h.conveyor.jurisdiction,
         )
     return release

@@ -15,6 +15,7 @@ import pytest
 
 from overt.build.sandbox import check_sandbox
 from overt.errors import ConfigError
+from overt.server.nginx import nginx_binary
 from tests.conftest import require
 
 ALL_IDS = {
@@ -42,6 +43,17 @@ ALL_IDS = {
     "avdb.diff-for-reviewers",
     "avdb.endpoint-installs-only-logged",
     "avdb.scan-finds-malware-not-documents",
+    "distribute.metadata-logged",
+    "distribute.product-released",
+    "distribute.database-released",
+    "distribute.endpoint-trusted",
+    "distribute.tampered-refused",
+    "distribute.update-through-delta",
+    "distribute.targeted-update-refused",
+}
+DISTRIBUTE_REFUSALS = {
+    "distribute.tampered-refused": "artifact",
+    "distribute.targeted-update-refused": "metadata",
 }
 # Our own vocabulary, which a customer's security engineer should never have to decode.
 JARGON = (
@@ -102,6 +114,8 @@ def test_every_check_is_a_proved_claim_with_its_promise(demo: tuple[Path, dict[s
     assert promise["build.reproducible"] == "built from the audited source"
     assert promise["avdb.document-hunting-refused"] == "no document-hunting rules"
     assert promise["log.restored-backup-refused"] == "nothing signed in secret"
+    assert promise["distribute.targeted-update-refused"] == "the same update for everyone"
+    assert promise["distribute.product-released"] == "built from the audited source"
 
 
 def test_the_checked_values(demo: tuple[Path, dict[str, Any]]) -> None:
@@ -128,18 +142,62 @@ def test_the_checked_values(demo: tuple[Path, dict[str, Any]]) -> None:
     ]
 
 
-def test_the_table_proves_four_promises_and_says_not_yet_for_two(demo: tuple[Path, dict[str, Any]]) -> None:
+def test_the_distribution_stage_updates_through_nginx_and_refuses_two_attacks(
+    demo: tuple[Path, dict[str, Any]], env: dict[str, str]
+) -> None:
+    root, data = demo
+    by_id = claims(data)
+    facts = {i: c["facts"] for i, c in by_id.items() if i.startswith("distribute.")}
+    assert len(facts) == 7 and all(by_id[i]["status"] == "proved" for i in facts)
+    trusted = facts["distribute.endpoint-trusted"]
+    server = (
+        "Debian's nginx" if nginx_binary() is not None else "Python's http.server: nginx is not installed"
+    )
+    assert trusted["server"].startswith(server)
+    assert server in by_id["distribute.endpoint-trusted"]["check"]
+    assert [(r["follow"], r["version"]) for r in trusted["installed"]] == [
+        ({"product": "sample-agent", "channel": "stable"}, "1.0"),
+        ({"database": "demo"}, "1"),
+    ]
+    roles = {"root", "targets", "release", "snapshot", "timestamp"}
+    for record in trusted["installed"]:
+        assert len(record["auditors"]) == 2
+        assert {m["name"].split(".")[1] for m in record["metadata"]} == roles
+    assert facts["distribute.tampered-refused"]["check"] == "tuf"
+    assert facts["distribute.tampered-refused"]["kept_version"] == "1"
+    assert facts["distribute.update-through-delta"]["via_delta"] is True
+    assert facts["distribute.targeted-update-refused"]["check"] == "metadata"
+    assert facts["distribute.targeted-update-refused"]["kept_version"] == "2"
+    # The refusals hold after the demo, offline, for the reason the endpoint gave.
+    for claim_id, check in DISTRIBUTE_REFUSALS.items():
+        r = run_overt(by_id[claim_id]["recheck"]["argv"], env)
+        assert r.returncode == 1 and f"check: {check}" in r.stderr, (claim_id, r.stdout, r.stderr)
+    # The endpoint kept what it had, and says why it trusted it.
+    r = run_overt(by_id["distribute.endpoint-trusted"]["recheck"]["argv"], env)
+    assert r.returncode == 0, r.stderr
+    status = json.loads(r.stdout)
+    assert [(i["installed"]["version"], i["intact"]) for i in status["items"]] == [("1.0", True), ("2", True)]
+    assert status["items"][1]["installed"]["via_delta"] is True
+    assert (
+        not (root / "conveyor" / "tuf-root-keys").exists()
+        and len(list((root / "tuf-root-keys").iterdir())) == 3
+    )
+
+
+def test_the_table_proves_five_promises_and_says_not_yet_for_one(demo: tuple[Path, dict[str, Any]]) -> None:
     rows = {r["promise"]: r for r in demo[1]["promises"]}
     assert {p: r["status"] for p, r in rows.items()} == {
         "built from the audited source": "proved",
         "signed only in the named jurisdiction": "proved",
         "nothing signed in secret": "proved",
         "no document-hunting rules": "proved",
-        "the same update for everyone": "not yet",
+        "the same update for everyone": "proved",
         "telemetry kept in its jurisdiction": "not yet",
     }
     assert "evidence/provenance.dsse.json" in rows["signed only in the named jurisdiction"]["evidence"]
-    assert rows["the same update for everyone"]["evidence"] == []
+    assert "evidence/tampered-2.avdb" in rows["the same update for everyone"]["evidence"]
+    assert rows["the same update for everyone"]["note"] == "4 checks"
+    assert rows["telemetry kept in its jurisdiction"]["evidence"] == []
 
 
 def test_every_recheck_command_works_as_pasted(
@@ -168,7 +226,9 @@ def test_the_layout_is_explained_in_the_directory(demo: tuple[Path, dict[str, An
         assert c["check"] in readme
     for path in data["layout"]:
         assert f"`{path}`" in readme
-        if path != "recheck-agent/":  # made by a re-check command, not by the demo
+        if path == "nginx/" and nginx_binary() is None:
+            assert "served by Python's http.server: nginx is not installed" in readme
+        elif path != "recheck-agent/":  # made by a re-check command, not by the demo
             assert (root / path).exists(), path
 
 
@@ -198,4 +258,4 @@ def test_the_human_output_prints_each_claim_and_the_table(
     table = lines[lines.index("== promises ==") + 1 :]
     assert table[0].split() == ["promise", "status", "evidence"]
     assert [line.split("  ")[0] for line in table[1:7]] == [row["promise"] for row in data["promises"]]
-    assert sum("NOT YET" in line for line in table) == 2
+    assert sum("NOT YET" in line for line in table) == 1

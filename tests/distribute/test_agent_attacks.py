@@ -13,12 +13,8 @@ import hashlib
 import lzma
 import re
 import shutil
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from securesystemslib.signer import Signer
-from tuf.api.metadata import MetaFile
 
 from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
 from overt.attest.statement import ResourceDescriptor
@@ -29,11 +25,10 @@ from overt.distribute.channels import CARRIES_PRODUCT, ChannelIndex
 from overt.distribute.databases import release_database
 from overt.distribute.endpoint import INSTALLED, REFUSED, FollowOutcome
 from overt.distribute.evidence import target_evidence
-from overt.distribute.layout import RepositoryLayout, delta_path, product_path
-from overt.distribute.metadata import SERIALIZER
+from overt.distribute.layout import delta_path, product_path
 from overt.distribute.release import ReleasedTarget, overt_custom
-from overt.distribute.repository import NewTarget, Repository, RepositoryContext
-from overt.distribute.state import RepositoryState, load_repository_state
+from overt.distribute.repository import NewTarget, Repository
+from overt.distribute.testbed import forge, forge_targets
 from overt.home import Home
 from overt.keys.context import ConveyorContext
 from overt.keys.registry import Role
@@ -69,46 +64,6 @@ def copy_public(world: World, name: str) -> Path:
     fake_home = world.customer.parent / name
     shutil.copytree(world.home.paths.public, fake_home / "public", symlinks=True)
     return fake_home
-
-
-def forge(
-    world: World,
-    fake_home: Path,
-    change: Callable[[RepositoryState], list[str]],
-    *,
-    expires: datetime | None = None,
-) -> None:
-    """Sign a new version of the roles ``change`` edits, then snapshot and timestamp, with the home's own
-    keys, and write them into ``fake_home``'s repository: none of it is logged."""
-    layout = RepositoryLayout(fake_home)
-    state = load_repository_state(layout)
-    repo = Repository(RepositoryContext.of_home(world.home), state)
-
-    def key(role: str) -> Signer:
-        return world.home.signer_for(repo.key_for(role)).signer
-
-    for role in change(state):
-        md = state.metadata(role)
-        md.signed.version += 1
-        md.sign(key(role))
-        data = md.to_bytes(SERIALIZER)
-        (layout.metadata / f"{md.signed.version}.{role}.json").write_bytes(data)
-        state.snapshot.signed.meta[f"{role}.json"] = MetaFile(
-            md.signed.version, len(data), {"sha256": hashlib.sha256(data).hexdigest()}
-        )
-    state.snapshot.signed.version += 1
-    state.snapshot.sign(key("snapshot"))
-    snap = state.snapshot.to_bytes(SERIALIZER)
-    (layout.metadata / f"{state.snapshot.signed.version}.snapshot.json").write_bytes(snap)
-    ts = state.timestamp
-    ts.signed.snapshot_meta = MetaFile(
-        state.snapshot.signed.version, len(snap), {"sha256": hashlib.sha256(snap).hexdigest()}
-    )
-    ts.signed.version += 1
-    if expires is not None:
-        ts.signed.expires = expires
-    ts.sign(key("timestamp"))
-    (layout.metadata / "timestamp.json").write_bytes(ts.to_bytes(SERIALIZER))
 
 
 def publish_directly(
@@ -200,7 +155,7 @@ def test_a_freeze_with_an_expired_timestamp_is_refused(world: World) -> None:
     installed_1_0(world)
     world.release("2.0")
     fake = copy_public(world, "frozen-mirror")
-    forge(world, fake, lambda state: [], expires=datetime.now(UTC) - timedelta(hours=1))
+    forge(world.home, fake, lambda state: [], expires=datetime.now(UTC) - timedelta(hours=1))
     world.site.root = fake / "public"
     refused(world, "tuf", "ExpiredMetadataError")
 
@@ -314,17 +269,7 @@ def test_a_targeted_update_not_in_the_log_is_refused(world: World) -> None:
         sha256=hashlib.sha256(data).hexdigest(),
         length=len(data),
     ).new_target()
-
-    def add(state: RepositoryState) -> list[str]:
-        for t in (new, index):
-            state.release.signed.targets[t.path] = t.info()
-            info = t.info()
-            out = RepositoryLayout(fake).target_file(t.path, info.hashes["sha256"])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(t.data)
-        return ["release"]
-
-    forge(world, fake, add)
+    forge_targets(world.home, fake, [new, index])
     world.site.root = fake / "public"
     o = refused(
         world,
@@ -332,6 +277,35 @@ def test_a_targeted_update_not_in_the_log_is_refused(world: World) -> None:
         r"\d+\.release\.json, the exact release metadata this update used, is not proved logged",
     )
     assert o.error is not None and o.error.evidence["name"].endswith(".release.json")
+
+
+def test_metadata_refused_by_the_log_is_not_kept_and_the_next_honest_release_installs(world: World) -> None:
+    installed_1_0(world)
+    trusted = world.agent / "tuf" / "metadata"
+    before = {p.name: p.read_bytes() for p in trusted.iterdir() if p.is_file()}
+    fake = copy_public(world, "targeted")
+    # A release version for this endpoint only: kept as trusted, it would block the next real one.
+    forge_targets(world.home, fake, [NewTarget(path="products/other/9/x", data=b"x", custom={})])
+    world.site.root = fake / "public"
+    refused(world, "metadata", r"release metadata this update used, is not proved logged")
+    assert {p.name: p.read_bytes() for p in trusted.iterdir() if p.is_file()} == before
+    world.site.root = world.home.paths.public
+    world.release("2.0")
+    o = world.outcome()
+    assert o.status == INSTALLED and world.installed() == "2.0", o.error
+
+
+def test_nothing_new_from_metadata_made_for_one_endpoint_is_refused(world: World) -> None:
+    """The vendor withholds 2.0 from one endpoint: everyone else is offered it, this endpoint is served
+    metadata signed for it alone that still names 1.0. Without the log check it would say "current"."""
+    installed_1_0(world)
+    fake = copy_public(world, "withheld")
+    world.release("2.0")
+    forge_targets(world.home, fake, [NewTarget(path="products/other/1/x", data=b"x", custom={})])
+    world.site.root = fake / "public"
+    refused(world, "metadata", r"release metadata this update used, is not proved logged")
+    world.site.root = world.home.paths.public
+    assert world.outcome().status == INSTALLED and world.installed() == "2.0"
 
 
 # --- the auditors' verdicts --------------------------------------------------------------------------------

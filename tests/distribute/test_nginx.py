@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from overt.distribute.endpoint import INSTALLED, REFUSED
+from overt.server.nginx import Nginx
 from tests.distribute.world import World
-from tests.nginx import Nginx
 
 
 def _through_nginx(world: World, nginx: Callable[[Path], Nginx]) -> Nginx:

@@ -5,32 +5,27 @@ http.server on 127.0.0.1, and a customer's trust policy pinned into an agent dir
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import itertools
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from overt.attest.statement import ResourceDescriptor
-from overt.attest.vsa import PASSED, VerificationSummary, VsaVerifier
+from overt.attest.vsa import PASSED
+from overt.distribute import testbed
 from overt.distribute.agentdir import AgentLayout, pin_policy
 from overt.distribute.endpoint import EndpointUpdate, FollowOutcome, update_endpoint
 from overt.distribute.release import ReleasedTarget
-from overt.distribute.verdicts import add_verdict
+from overt.distribute.testbed import trust_policy_text
 from overt.home import Home
 from overt.keys.registry import KeyRecord, Role
 from overt.server.runner import BackgroundServer
+from overt.server.static import StaticSite
 from overt.server.witness import create_app
-from overt.tlog.cosignature import CosignatureSigner
-from overt.tlog.note import parse_ed25519_vkey
-from overt.tlog.policy import Group, Policy, PolicyWitness
-from overt.tlog.witness import Witness
+from overt.tlog.policy import Policy, PolicyWitness
 from tests.distribute.conftest import Repo, add_key, make_repo
 
 
@@ -44,21 +39,12 @@ class Clock:
         return time.time() + self.offset
 
 
-# Test-only witness keys, fixed so runs are reproducible.
-SEEDS = {"w1": b"\x31" * 32, "w2": b"\x32" * 32}
-
-
-def signer(name: str, clock: Clock) -> CosignatureSigner:
-    return CosignatureSigner.create(f"{name}.agent.overt.example", SEEDS[name], now=clock.time)
-
-
 class RunningWitness:
     """A real witness for the home's log, served over HTTP until :meth:`stop`."""
 
     def __init__(self, name: str, home: Home, state: Path, clock: Clock) -> None:
         self.name = name
-        vkey = parse_ed25519_vkey((home.log.paths.public / "vkey").read_text().strip())
-        self.witness = Witness(signer(name, clock), [vkey], state)
+        self.witness = testbed.witness_with_test_key(name, home, state, now=clock.time)
         self.server = BackgroundServer(create_app(self.witness))
         self.server.__enter__()
 
@@ -71,51 +57,13 @@ class RunningWitness:
 
 
 def witnessed_policy(home: Home, witnesses: list[RunningWitness], k: int) -> Policy:
-    names = tuple(w.name for w in witnesses)
-    return Policy(
-        logs=home.log.policy().logs,
-        witnesses=tuple(w.policy_entry for w in witnesses),
-        groups=(Group(name="witnesses", threshold=k, members=names),),
-        quorum="witnesses",
-    )
-
-
-class Site:
-    """A directory served by http.server on 127.0.0.1 (as nginx will serve ``public/``); ``root`` may be
-    switched to serve another tree at the same URL (what a fork or a targeted update looks like)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.requested: list[str] = []
-        site = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args: object, **kw: object) -> None:
-                super().__init__(*args, directory=str(site.root), **kw)  # type: ignore[arg-type]
-
-            def log_message(self, format: str, *args: object) -> None:
-                site.requested.append(self.path)
-
-        class Server(http.server.ThreadingHTTPServer):
-            request_queue_size = 64  # the agent fetches evidence concurrently; socketserver's default is 5
-
-        self.server = Server(("127.0.0.1", 0), functools.partial(Handler))
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    return testbed.witnessed_policy(home, [w.policy_entry for w in witnesses], k)
 
 
 @dataclass
 class World:
     repo: Repo
-    site: Site
+    site: StaticSite
     witnesses: list[RunningWitness]
     auditors: list[KeyRecord]
     customer: Path  # where the customer keeps the policy and the files it names
@@ -137,18 +85,9 @@ class World:
     ) -> bytes:
         """A VSA by ``auditor`` on ``path``, signed through overt.attest and logged by the home."""
         h = home or self.home
-        summary = VerificationSummary(
-            verifier=VsaVerifier(id=f"https://auditor-{auditor.keyid[:8]}.example/rebuilder"),
-            time_verified=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            resource_uri=path,
-            policy=ResourceDescriptor(
-                uri=f"https://auditor.example/policy/v1#{next(self.serial)}"
-            ),  # distinct bytes
-            verification_result=result,
-            verified_levels=("SLSA_BUILD_LEVEL_3",),
+        return testbed.auditor_verdict(
+            h, auditor, path=path, sha256=sha256, result=result, nonce=next(self.serial)
         )
-        statement = summary.statement((ResourceDescriptor(name=path, digest={"sha256": sha256}),))
-        return h.signing_service().sign(auditor, statement).entry
 
     def vouch(
         self,
@@ -159,16 +98,13 @@ class World:
     ) -> None:
         """Each of ``auditors`` logs a VSA on ``target`` (a release, or a path and its bytes), published with
         'overt tuf add-verdict''s code."""
-        from overt.distribute.checks import ReleaseContext
-
         if isinstance(target, tuple):
             path, sha256 = target[0], hashlib.sha256(target[1]).hexdigest()
         else:
             path, sha256 = target.path, target.sha256
-        h = home or self.home
-        for auditor in auditors:
-            entry = self.vsa(path, sha256, auditor, result, home=h)
-            add_verdict(ReleaseContext.of_home(Home(h.path)), entry, target=path)
+        testbed.vouch(
+            home or self.home, auditors, path=path, sha256=sha256, result=result, nonce=next(self.serial)
+        )
 
     def release(
         self, version: str, data: bytes | None = None, *, vouched: int = 2, **kw: str
@@ -182,35 +118,14 @@ class World:
     def policy_text(
         self, *, auditors: list[KeyRecord] | None = None, threshold: int = 2, extra: str = ""
     ) -> str:
-        keys = self.home.paths.public / "keys"
-        builder = self.home.registry.current(Role.BUILDER, datetime.now(UTC))
-        auditor_files = [str(keys / f"{a.keyid}.json") for a in (auditors or self.auditors)]
-        return f'''
-[repository]
-url = "{self.site.url}/tuf"
-root = "root.json"
-root_sha256 = "{hashlib.sha256((self.customer / "root.json").read_bytes()).hexdigest()}"
-
-[log]
-url = "{self.site.url}/log"
-policy = "log.policy"
-
-[auditors]
-keys = {auditor_files!r}
-threshold = {threshold}
-
-[builders]
-ids = ["{self.home.conveyor.provenance_builder_id}"]
-keys = ["{keys / f"{builder.keyid}.json"}"]
-threshold = 1
-
-[freshness]
-max_cosignature_age_hours = 24
-
-[[follow]]
-product = "demo"
-channel = "stable"
-{extra}'''.replace("'", '"')
+        return trust_policy_text(
+            self.home,
+            url=self.site.url,
+            root=self.customer / "root.json",
+            auditors=auditors or self.auditors,
+            threshold=threshold,
+            extra=extra,
+        )
 
     def pin(self, text: str | None = None) -> None:
         (self.customer / "policy.toml").write_text(text if text is not None else self.policy_text())
@@ -247,7 +162,7 @@ def make_world(conveyor: Home, tmp_path: Path) -> Iterator[World]:
     (customer / "log.policy").write_bytes(conveyor.log.policy().to_bytes())
     world = World(
         repo=repo,
-        site=Site(conveyor.paths.public),
+        site=StaticSite(conveyor.paths.public),
         witnesses=witnesses,
         auditors=auditors,
         customer=customer,

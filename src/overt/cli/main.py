@@ -19,7 +19,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer._click.utils import PacifyFlushWrapper
 
 from overt import VersionInfo, __version__
-from overt.cli import attest, avdb, build, demo, distribute, keys, log, serve, source, verify, witness
+from overt.cli import agent, attest, avdb, build, demo, keys, log, serve, source, tuf, verify, witness
 from overt.cli.common import (
     HomeOpt,
     JsonOpt,
@@ -54,9 +54,9 @@ app.add_typer(source.app, name="source")
 app.command("build")(build.build)
 app.add_typer(avdb.app, name="avdb")
 app.command("scan")(avdb.scan)
-app.add_typer(distribute.app, name="tuf")
-app.command("release")(distribute.release)
-app.add_typer(distribute.agent_app, name="agent")
+app.add_typer(tuf.app, name="tuf")
+app.command("release")(tuf.release)
+app.add_typer(agent.app, name="agent")
 app.command("verify")(verify.verify)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

@@ -15,6 +15,7 @@ import typer
 from rich.text import Text
 
 from overt.attest.verify_artifact import ArtifactVerification, check_artifact
+from overt.cli.agent import verify_with_evidence
 from overt.cli.common import (
     HomeOpt,
     JsonOpt,
@@ -28,7 +29,6 @@ from overt.cli.common import (
     log_client,
     read_file,
 )
-from overt.cli.distribute import verify_with_evidence
 from overt.errors import UsageError, VerificationError
 from overt.home import resolve_home
 from overt.keys.registry import load_public_keys

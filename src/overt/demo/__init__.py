@@ -1,8 +1,8 @@
 """The end-to-end demonstration: stages that check overt's promises and return claims as data.
 
-Each stage (the log, recovery from an old backup, keys and jurisdictions, a reproducible build, AV databases)
-returns a :class:`Stage` of :class:`Claim` objects: the promise a claim supports, what was checked, the
-evidence file, and the command that re-checks it. :func:`run_demo` runs them all in a fresh directory and
+Each stage (the log, recovery from an old backup, keys and jurisdictions, a reproducible build, AV databases,
+update distribution) returns a :class:`Stage` of :class:`Claim` objects: the promise a claim supports, what
+was checked, the evidence file, and the command that re-checks it. :func:`run_demo` runs them all in a fresh directory and
 writes ``README.md`` and ``summary.json`` there. The CLI (``overt demo``) only prints the result.
 """
 

@@ -36,7 +36,6 @@ PROMISES: tuple[Promise, ...] = tuple(Promise)
 # Promises no stage proves yet, and what will prove them.
 NOT_YET: Mapping[Promise, str] = MappingProxyType(
     {
-        Promise.SAME_UPDATE_FOR_EVERYONE: "comes with update distribution (TUF metadata in the log)",
         Promise.TELEMETRY_IN_JURISDICTION: "comes with residency (per-jurisdiction stores, access log)",
     }
 )

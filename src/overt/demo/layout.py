@@ -34,9 +34,22 @@ LAYOUT: Mapping[str, str] = MappingProxyType(
         "evidence/": "the files the claims point to",
         "sample-agent-src/": "the sample product's source, as the vendor wrote it",
         "avdb-rules/": "the rule trees of AV database versions 1 and 2, and the refused one",
-        "agent/": "the endpoint: its installed, verified AV database",
+        "agent/": "the AV database stage's endpoint: its installed, verified AV database",
         "scan-me/": "the files the endpoint scanned",
         "recheck-agent/": "made by the 'overt avdb install' re-check, so it leaves agent/ alone",
+        "conveyor/public/tuf/": "the TUF repository: metadata/, targets/ (consistent snapshots) and evidence/ "
+        "(tlog-proofs of each metadata file, provenance and auditor verdict)",
+        "tuf-root-keys/": "the TUF root's offline keys (2 of 3 sign a root), outside the conveyor home; in "
+        "operation each holder keeps one",
+        "customer/": "the customer's trust policy (policy.toml) and the TUF root and log policy it names, "
+        "obtained out of band",
+        "endpoint/": "the endpoint agent's directory: the pinned policy, the TUF client's metadata, the "
+        "installed product and database, and trusted/, why each was trusted",
+        "www/": "what the web server serves: tuf/ and log/, links into conveyor/public/",
+        "nginx/": "the prefix of the nginx that served www/: nginx.conf, access.log, error.log (absent when "
+        "nginx is not installed)",
+        "targeted/": "the forged repository served to the endpoint for one update: signed with the vendor's "
+        "keys, never logged",
     }
 )
 
@@ -46,7 +59,10 @@ def readme(result: DemoResult) -> str:
         "# overt demo",
         "",
         "What `overt demo` checked here, promise by promise. Paths are relative to this directory; every",
-        "re-check command can be pasted into a shell (it exits 0, or 1 where it reproduces a refusal).",
+        "re-check command can be pasted into a shell (it exits 0, or 1 where it reproduces a refusal). The",
+        "distribution re-checks judge freshness as an endpoint does: once the TUF timestamp expires (6 hours)",
+        "or the witnesses' last cosignature is older than the trust policy allows (24 hours), they refuse, as",
+        "they should for a repository nobody renews; run the demo again for fresh evidence.",
         "",
         "| promise | status | evidence |",
         "|---|---|---|",

@@ -2,7 +2,7 @@
 and last the layout files. The result is data (:class:`DemoResult`); printing it is the CLI's job.
 
 Stages run in order and share files: recovery restores the backup the log stage took, and the later stages
-use the keys the keys stage made.
+use the keys the keys stage made; distribution releases what the build and AV database stages made.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from overt.demo.avdb_stage import avdb_stage
 from overt.demo.build_stage import build_stage
 from overt.demo.claims import Claim, PromiseRow, Stage, promise_table
 from overt.demo.context import ORIGIN, DemoContext, prepare_root, running_witnesses
+from overt.demo.distribute_stage import distribute_stage
 from overt.demo.keys_stage import keys_stage
 from overt.demo.layout import LAYOUT, write_layout
 from overt.demo.log_stage import log_stage
@@ -23,7 +24,14 @@ from overt.demo.recovery_stage import recovery_stage
 from overt.home import Home
 
 StageFn = Callable[[DemoContext], Stage]
-STAGES: tuple[StageFn, ...] = (log_stage, recovery_stage, keys_stage, build_stage, avdb_stage)
+STAGES: tuple[StageFn, ...] = (
+    log_stage,
+    recovery_stage,
+    keys_stage,
+    build_stage,
+    avdb_stage,
+    distribute_stage,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,9 @@ the directory ``overt scan`` reads its databases from)::
     policy.toml                       the customer's trust policy, pinned self-contained ('overt agent init')
     agent.lock                        one agent at a time (an exclusive flock on the directory)
     tuf/metadata/                     the stock ngclient's trusted metadata (root_history/, timestamp.json, ...)
+                                      as of the last update whose metadata was proved logged
+    tuf/metadata.next/                the client's metadata during an update; it replaces tuf/metadata only
+                                      once every followed item's metadata is proved logged
     tuf/downloads/                    targets being downloaded (removed once installed or refused)
     log/                              the last log checkpoint the agent verified (tlog.client.LogClient state)
     trusted/<follow>.json             per product channel or database: what is installed and why it was trusted
@@ -53,6 +56,14 @@ class AgentLayout:
     @property
     def tuf_metadata(self) -> Path:
         return self.root / "tuf" / "metadata"
+
+    @property
+    def tuf_next(self) -> Path:
+        return self.root / "tuf" / "metadata.next"
+
+    @property
+    def tuf_previous(self) -> Path:
+        return self.root / "tuf" / "metadata.prev"
 
     @property
     def downloads(self) -> Path:

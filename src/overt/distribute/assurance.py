@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,9 +46,11 @@ from overt.attest.dsse import Envelope
 from overt.attest.provenance import Provenance
 from overt.attest.statement import format_timestamp
 from overt.attest.verify import verify_statement
+from overt.distribute.bundles import BundleSet, metadata_bundle_path, target_bundle_path
 from overt.distribute.evidence import (
     EvidenceSource,
     LoggedEntry,
+    Prefetched,
     metadata_evidence,
     prefetched,
     refused,
@@ -359,6 +362,25 @@ def evidence_paths(candidate: Candidate, used: Sequence[UsedMetadata]) -> list[s
     files = target_evidence(candidate.path)
     wanted = [f for u in used for f in (metadata_evidence(u.name).entry, metadata_evidence(u.name).proof)]
     return [*wanted, files.entry, files.proof, verdict_index_path(candidate.path)]
+
+
+def bundled_evidence(
+    get: EvidenceSource, candidate: Candidate, used: Sequence[UsedMetadata], *, pool: Executor | None = None
+) -> Prefetched:
+    """``get``, reading first the evidence bundles of this update (:mod:`overt.distribute.bundles`): the
+    bundle of the timestamp it used and the target's. They carry most of what steps 2 and 3 read in two
+    round trips; any file they do not carry is read on its own (in parallel, by :func:`assure`). Transport
+    only: every file is checked the same wherever it came from. With ``pool``, files read ahead
+    (:meth:`~overt.distribute.evidence.Prefetched.fetch_ahead`) are read on it."""
+    bundles = [metadata_bundle_path(u.name) for u in used if u.role == "timestamp"]
+    return Prefetched(get, pool, BundleSet(get, [*bundles, target_bundle_path(candidate.path)]))
+
+
+def metadata_bundles(get: EvidenceSource, used: Sequence[UsedMetadata]) -> Prefetched:
+    """``get``, reading first the bundle of the timestamp in ``used``: the metadata evidence of a run that
+    installs nothing, in one round trip."""
+    bundles = [metadata_bundle_path(u.name) for u in used if u.role == "timestamp"]
+    return Prefetched(get, None, BundleSet(get, bundles))
 
 
 def _head(head: LogHead, quorum: str) -> Passed:

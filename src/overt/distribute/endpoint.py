@@ -4,16 +4,19 @@ For each product channel or database the pinned policy follows (:mod:`overt.dist
 
 1. **TUF**: the stock ``tuf.ngclient.Updater``, bootstrapped from the pinned root, refreshes (root chain,
    timestamp, snapshot, targets: signatures, expiry, rollback and consistent snapshots are TUF's), looks up
-   the channel index (:mod:`overt.distribute.channels`) and the target it names, and downloads it: through a
-   delta for a database when one leads from the installed version (a delta that does not rebuild the exact
-   signed digest falls back to the full database), else the full target;
+   the channel index (:mod:`overt.distribute.channels`) and the target it names, and downloads it
+   (``Updater.download_target``): through a delta for a database when one leads from the installed version
+   (a delta that does not rebuild the exact signed digest falls back to the full database), else the full
+   target. The client works on a copy of its trusted metadata, which replaces it only when every followed
+   item's metadata was proved logged: metadata TUF accepts and the log does not is never trusted again;
 2.-5. the checks of :mod:`overt.distribute.assurance`, on the exact metadata bytes the client trusted (its
    local copies in ``tuf/metadata/``), under the log's head, fetched and checked for the quorum and for
    consistency with the last head this agent stored;
 6. the install (:mod:`overt.distribute.installer`) and the post-install hook.
 
-A target already installed is not fetched again; the run still checks the log's head and its freshness, so
-an endpoint told "nothing new" by a frozen view of the log says so. Any failure keeps the installed version.
+A target already installed is not fetched again; the run still checks that the metadata saying so is logged
+and the log's head and its freshness, so an endpoint told "nothing new" by metadata made for it alone, or by
+a frozen view of the log, says so. Any failure keeps the installed version.
 The outcome of each followed item is a :class:`FollowOutcome`; the run's exit status is 1 if any was refused
 on evidence or policy, else 2 if any failed for an operational reason (a server down, a full disk), else 0.
 Errors of the TUF client are sorted the same way: bad or expired metadata and a wrong target are refusals
@@ -22,9 +25,12 @@ Errors of the TUF client are sorted the same way: bad or expired metadata and a 
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,9 +38,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import urllib3
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Key, Metadata, Root, TargetFile, Targets
-from tuf.ngclient import Updater
+from tuf.ngclient import Updater, Urllib3Fetcher
 
 from overt.atomic import atomic_write
 from overt.attest.statement import format_timestamp
@@ -54,18 +61,22 @@ from overt.distribute.assurance import (
     Passed,
     UsedMetadata,
     assure,
+    bundled_evidence,
+    checkpoints_consistent,
     cosignatures_fresh,
     evidence_paths,
+    metadata_bundles,
+    metadata_logged,
     version_forward,
 )
 from overt.distribute.channels import CARRIES_AVDB, CARRIES_PRODUCT, ChannelIndex
-from overt.distribute.evidence import http_source, prefetched, refused
+from overt.distribute.evidence import fetch_url, fetcher_source, http_source, refused
 from overt.distribute.installer import HookResult, hook_error, install_target, installed_version, run_hook
 from overt.distribute.layout import channel_path, database_channel_path, delta_path, metadata_name
 from overt.distribute.release import AVDB, AVDB_DELTA, PRODUCT, overt_custom
 from overt.distribute.trust import DATABASE, Follow, TrustPolicy
 from overt.errors import Error, FormatError, StorageError, TransportError, VerificationError
-from overt.tlog.client import Fetch, LogClient, http_fetcher
+from overt.tlog.client import MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, Fetch, LogClient, http_fetcher
 
 INSTALLED, CURRENT, NOTHING, REFUSED, FAILED = "installed", "current", "nothing released", "refused", "failed"
 T = TypeVar("T")
@@ -83,6 +94,10 @@ def _tuf(call: Callable[[], T]) -> T:
         ) from e
     except tuf_errors.RepositoryError as e:
         raise refused("tuf", f"TUF refused the repository: {type(e).__name__}: {e}") from e
+    except urllib3.exceptions.HTTPError as e:  # raised by the fetcher mid-stream, outside its own wrapping
+        raise TransportError(
+            f"the TUF repository could not be read: {type(e).__name__}: {e}", check="tuf"
+        ) from e
     except OSError as e:
         raise StorageError(f"cannot write the TUF client's files: {e.strerror or e}", check="tuf") from e
 
@@ -96,7 +111,9 @@ def index_path(follow: Follow) -> str:
 
 @dataclass(slots=True)
 class Timings:
-    """Milliseconds spent in each part of one item's update."""
+    """Milliseconds spent in each part of one item's update, on the updating thread: work done in the
+    background meanwhile (the log's head during TUF's refresh, reading the evidence during the download)
+    counts only where the update waits for it."""
 
     tuf_ms: float = 0.0
     evidence_ms: float = 0.0
@@ -191,31 +208,96 @@ def _tiles_once(fetch: Fetch) -> Fetch:
     return get
 
 
+def _log_fetch(log_url: str, fetcher: Urllib3Fetcher) -> Fetch:
+    """The log's resources (:data:`~overt.tlog.client.Fetch`) through the TUF client's fetcher."""
+    base = log_url.rstrip("/") + "/"
+
+    def get(rel: str) -> bytes:
+        url = base + rel
+        data = fetch_url(fetcher, url, MAX_CHECKPOINT_BYTES if rel == "checkpoint" else MAX_BUNDLE_BYTES)
+        if data is None:
+            raise TransportError(f"GET {url} answered 404", url=url, status=404)
+        return data
+
+    return get
+
+
+def _begin_metadata(layout: AgentLayout) -> Path:
+    """``tuf/metadata.next``: a copy of the trusted metadata for this run's TUF client to update. It becomes
+    the trusted copy only by :func:`_commit_metadata`, so metadata that TUF accepts but the log does not
+    (a targeted update, signed with the online keys and never logged) never becomes what the next run starts
+    from. A commit cut short between its two renames is finished first."""
+    trusted, following, previous = layout.tuf_metadata, layout.tuf_next, layout.tuf_previous
+    try:
+        if not trusted.exists() and previous.exists():
+            previous.rename(trusted)
+        shutil.rmtree(previous, ignore_errors=True)
+        shutil.rmtree(following, ignore_errors=True)
+        if trusted.exists():
+            shutil.copytree(trusted, following, symlinks=True)
+        else:
+            following.mkdir(parents=True)
+    except OSError as e:
+        raise StorageError(
+            f"cannot prepare the TUF client's metadata in {following}: {e.strerror or e}"
+        ) from e
+    return following
+
+
+def _commit_metadata(layout: AgentLayout) -> None:
+    """This run's metadata, every file of it proved logged, becomes the trusted copy."""
+    trusted, following, previous = layout.tuf_metadata, layout.tuf_next, layout.tuf_previous
+    try:
+        if trusted.exists():
+            trusted.rename(previous)
+        following.rename(trusted)
+        shutil.rmtree(previous, ignore_errors=True)
+    except OSError as e:
+        raise StorageError(f"cannot store the TUF client's metadata in {trusted}: {e.strerror or e}") from e
+
+
+def _proved_logged(outcome: FollowOutcome) -> bool:
+    return any(c.check == "metadata" for c in outcome.checks)
+
+
 class _Session:
     """One update run: the TUF client, the evidence source and the log client, each made once."""
 
-    def __init__(self, layout: AgentLayout, trust: TrustPolicy, http: httpx.Client) -> None:
+    def __init__(self, layout: AgentLayout, trust: TrustPolicy, http: httpx.Client | None) -> None:
         self.layout = layout
         self.trust = trust
-        layout.tuf_metadata.mkdir(parents=True, exist_ok=True)
+        self.metadata = _begin_metadata(layout)
         layout.downloads.mkdir(parents=True, exist_ok=True)
         base = trust.repository_url
+        self.fetcher = Urllib3Fetcher()  # the client's default fetcher, also used for targets (download)
+        # Its pool keeps one connection per host; the evidence read alongside a download opens another,
+        # which urllib3 then drops with a warning on stderr. Dropping it is right; the warning is noise.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         self.updater = _tuf(
             lambda: Updater(
-                metadata_dir=str(layout.tuf_metadata),
+                metadata_dir=str(self.metadata),
                 metadata_base_url=f"{base}/metadata/",
                 target_dir=str(layout.downloads),
                 target_base_url=f"{base}/targets/",
                 bootstrap=trust.root,
+                fetcher=self.fetcher,
             )
         )
-        self.get = http_source(base, http)
-        self.log = LogClient(
-            _tiles_once(http_fetcher(trust.log_url, http)), trust.log_policy, layout.log_state
-        )
-        self.pool = ThreadPoolExecutor(max_workers=4)  # evidence fetched while the target downloads
+        if http is not None:
+            self.get, log = http_source(base, http), http_fetcher(trust.log_url, http)
+        else:  # the TUF client's connection pool: the log and the evidence are often on its server
+            self.get, log = fetcher_source(base, self.fetcher), _log_fetch(trust.log_url, self.fetcher)
+        self.log = LogClient(_tiles_once(log), trust.log_policy, layout.log_state)
+        # In the background: the log's head while TUF refreshes, the evidence checks while the target
+        # downloads, the download's first fsync while its install waits for them.
+        self.pool = ThreadPoolExecutor(max_workers=3)
         self._refreshed: Error | bool = False
-        self._head: LogHead | None = None
+        self._head: Future[LogHead] | None = None
+
+    def read_head_ahead(self) -> None:
+        """Start reading the log's head (:meth:`head`) in the background."""
+        if self._head is None:
+            self._head = self.pool.submit(self._read_head)
 
     def refresh(self) -> None:
         """TUF's refresh, once per run (ngclient allows one): a failure fails every item alike."""
@@ -233,7 +315,8 @@ class _Session:
         return _tuf(lambda: self.updater.get_targetinfo(path))
 
     def download(self, info: TargetFile) -> Path:
-        """The target, downloaded and verified by the TUF client, in ``tuf/downloads/<sha256>``."""
+        """The target, downloaded and verified by the TUF client (``Updater.download_target``: at most the
+        signed length read, then the exact length and every signed hash), in ``tuf/downloads/<sha256>``."""
         where = self.layout.downloads / info.hashes["sha256"]
         try:
             _tuf(lambda: self.updater.download_target(info, filepath=str(where)))
@@ -242,24 +325,33 @@ class _Session:
             raise
         return where
 
+    def close(self) -> None:
+        """Wait for the background work (the connections are the TUF client's, left to it as ngclient
+        leaves them)."""
+        self.pool.shutdown(wait=True)
+
     def head(self) -> LogHead:
-        """The log's head: quorum, and consistency with the head stored last time (which it then replaces)."""
-        if self._head is None:
-            try:
-                tree = self.log.update()
-            except (VerificationError, FormatError) as e:
-                raise refused("log", f"the log's checkpoint does not verify: {e}", **e.evidence) from e
-            self._head = LogHead(
-                checkpoint=tree.checkpoint,
-                cosigners=tree.cosigners,
-                previous_size=tree.previous_size,
-                client=self.log,
-            )
-        return self._head
+        """The log's head: quorum, and consistency with the head stored last time (which it then replaces).
+        Read once per run; its failure is raised here, where the update relies on it."""
+        self.read_head_ahead()
+        assert self._head is not None
+        return self._head.result()
+
+    def _read_head(self) -> LogHead:
+        try:
+            tree = self.log.update()
+        except (VerificationError, FormatError) as e:
+            raise refused("log", f"the log's checkpoint does not verify: {e}", **e.evidence) from e
+        return LogHead(
+            checkpoint=tree.checkpoint,
+            cosigners=tree.cosigners,
+            previous_size=tree.previous_size,
+            client=self.log,
+        )
 
     def used_metadata(self, paths: Sequence[str]) -> list[UsedMetadata]:
-        """The trusted local copy of every metadata file the lookups of ``paths`` went through."""
-        md = self.layout.tuf_metadata
+        """The client's local copy of every metadata file the lookups of ``paths`` went through."""
+        md = self.metadata
         try:
             raw = {
                 role: (md / f"{role}.json").read_bytes()
@@ -379,6 +471,22 @@ def _fetch(
     return session.download(info), how
 
 
+def _flush_early(path: Path) -> None:
+    """Start writing the download to disk while its evidence is checked: the install's own fsync
+    (:mod:`overt.distribute.installer`) then finds little left to write. Only that fsync decides whether the
+    file is durable, so a failure here is left for it to report."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @dataclass(slots=True)
 class _Run:
     """What one item's update has found so far, so that a refusal reports it too."""
@@ -405,39 +513,55 @@ def _update_one(session: _Session, follow: Follow, now: datetime) -> FollowOutco
     run = _Run(follow=follow, record=read_record(session.layout, follow))
     try:
         installed = installed_version(session.layout, follow, run.record)
+        session.read_head_ahead()  # while TUF refreshes
         with run.timings.measure("tuf"):
             session.refresh()
             index = _read_index(session, follow)
         if index is None:
+            _confirm(session, run, index_path(follow), f"{index_path(follow)} is not released", now)
             return run.outcome(NOTHING)
         run.offered = index.version
         if installed is not None and installed[1] == index.sha256:
-            return _confirm_current(session, run, index, now)
+            detail = f"{index.path} names the installed version {index.version}"
+            _confirm(session, run, index.path, detail, now)
+            return run.outcome(CURRENT)
         return _install_new(session, run, index, installed, now)
     except Error as e:
         return run.outcome(REFUSED if e.exit_code == 1 else FAILED, error=e)
 
 
-def _confirm_current(session: _Session, run: _Run, index: ChannelIndex, now: datetime) -> FollowOutcome:
-    """Nothing new: the log's head is still checked, so a frozen view is told apart from a quiet channel."""
+def _confirm(session: _Session, run: _Run, path: str, tuf: str, now: datetime) -> None:
+    """Nothing to install: the metadata that says so must still be logged (an update withheld from one
+    endpoint by metadata made for it alone is refused) and the log's head fresh (a frozen view is told apart
+    from a quiet channel)."""
+    run.checks.append(Passed(check="tuf", detail=tuf))
     with run.timings.measure("evidence"):
         head = session.head()
+        used = session.used_metadata([path])
+        metadata = metadata_logged(metadata_bundles(session.get, used), used, session.trust.log_policy)
+        consistent = checkpoints_consistent(head, [e for _, e in metadata])
         at = cosignatures_fresh(head.checkpoint, session.trust, now)
+    names = ", ".join(name for name, _ in metadata)
+    run.checks.append(
+        Passed(check="metadata", detail=f"{len(metadata)} metadata files logged by digest: {names}")
+    )
+    run.checks.append(Passed(check="consistency", detail=consistent))
     size = head.checkpoint.checkpoint.tree_size
-    run.checks.append(Passed(check="tuf", detail=f"{index.path} names the installed version {index.version}"))
     run.checks.append(
         Passed(
             check="freshness", detail=f"log head at size {size}, quorum cosigned at {format_timestamp(at)}"
         )
     )
-    return run.outcome(CURRENT)
 
 
 def _install_new(
     session: _Session, run: _Run, index: ChannelIndex, installed: tuple[str, str] | None, now: datetime
 ) -> FollowOutcome:
-    """Steps 1 (the rest of it) to 6 for the version the channel index names. The evidence and the log's
-    head are fetched in the background while the target downloads."""
+    """Steps 1 (the rest of it) to 6 for the version the channel index names. The log's head (read in the
+    background since the run began) must verify before the download starts; the evidence files are read
+    through their bundles (:mod:`overt.distribute.bundles`) in the background while the target downloads,
+    and checked after it, while the downloaded file is written to disk (its install still syncs it before
+    the rename). So a failure is reported in the order the steps are numbered."""
     with run.timings.measure("tuf"):
         info = session.lookup(index.target)
         if info is None:
@@ -448,25 +572,33 @@ def _install_new(
         version_forward(candidate, installed)  # a rollback is refused before anything is downloaded
         delta = _delta_lookup(session, run.follow, candidate, installed)
         used = session.used_metadata([index.path, candidate.path, *([delta[0]] if delta else [])])
-        get = prefetched(session.get, evidence_paths(candidate, used), pool=session.pool)
-        head = session.pool.submit(session.head)
+    with run.timings.measure("evidence"):
+        head = session.head()
+    # The evidence files are read while the target downloads (network waits: checking them then would
+    # compete with the download for the processor), and checked after it.
+    evidence = bundled_evidence(session.get, candidate, used, pool=session.pool)
+    read = session.pool.submit(evidence.fetch_ahead, evidence_paths(candidate, used))
+    with run.timings.measure("tuf"):
         downloaded, how = _fetch(session, candidate, info, delta)
+    flushed = session.pool.submit(_flush_early, downloaded)  # disk writes while the evidence is checked
     try:
         tuf = f"{candidate.path} verified by the TUF client (sha256 {candidate.sha256})"
         run.checks.append(Passed(check="tuf", detail=tuf))
         with run.timings.measure("evidence"):
+            read.result()
             trust = session.trust
             assurance = assure(
-                get,
+                evidence,
                 candidate,
                 used,
                 trust,
-                head=head.result(),
+                head=head,
                 installed=installed,
                 now=now,
                 checks=run.checks,
             )
         with run.timings.measure("install"):
+            flushed.result()
             run.record = install_target(
                 session.layout, trust, assurance, source=downloaded, via_delta=how == "applied", now=now
             )
@@ -488,31 +620,26 @@ def update_endpoint(
     """
     layout = AgentLayout(agent_dir)
     trust = load_pinned(layout)
-    # Loading the CA store costs more than the rest of a no-op update: only when a URL needs TLS.
-    tls = any(u.startswith("https://") for u in (trust.repository_url, trust.log_url))
-    client = http or httpx.Client(timeout=30.0, headers={"Accept-Encoding": "gzip, identity"}, verify=tls)
-    try:
-        with agent_lock(layout):
-            at = now or datetime.now(UTC)
-            try:
-                session = _Session(layout, trust, client)
-            except Error as e:
-                outcomes = tuple(
-                    FollowOutcome(
-                        follow=f,
-                        status=REFUSED if e.exit_code == 1 else FAILED,
-                        offered=None,
-                        record=read_record(layout, f),
-                        error=e,
-                    )
-                    for f in trust.follows
+    with agent_lock(layout):
+        at = now or datetime.now(UTC)
+        try:
+            session = _Session(layout, trust, http)
+        except Error as e:
+            outcomes = tuple(
+                FollowOutcome(
+                    follow=f,
+                    status=REFUSED if e.exit_code == 1 else FAILED,
+                    offered=None,
+                    record=read_record(layout, f),
+                    error=e,
                 )
-                return EndpointUpdate(outcomes=outcomes, policy_sha256=trust.sha256)
-            try:
-                outcomes = tuple(_update_one(session, f, at) for f in trust.follows)
-            finally:
-                session.pool.shutdown(wait=True)
-    finally:
-        if http is None:
-            client.close()
+                for f in trust.follows
+            )
+            return EndpointUpdate(outcomes=outcomes, policy_sha256=trust.sha256)
+        try:
+            outcomes = tuple(_update_one(session, f, at) for f in trust.follows)
+        finally:
+            session.close()
+        if all(_proved_logged(o) for o in outcomes):
+            _commit_metadata(layout)
     return EndpointUpdate(outcomes=outcomes, policy_sha256=trust.sha256)

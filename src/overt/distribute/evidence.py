@@ -10,7 +10,8 @@ exact log entry, a C2SP tlog-proof of it and the witness-cosigned checkpoint tha
     evidence/targets/<target path>/provenance.tlog-proof
     evidence/targets/<target path>/checkpoint
 
-Metadata evidence is per metadata *file*, not per target: ``3.release.json`` lists every target, and a copy
+An endpoint reads most of these files through two evidence bundles (:mod:`overt.distribute.bundles`,
+transport only). Metadata evidence is per metadata *file*, not per target: ``3.release.json`` lists every target, and a copy
 beside each target would go stale with the next release. An endpoint that used ``3.release.json`` reads
 ``evidence/metadata/3.release.json/``. The proofs of one release all refer to the checkpoint published at its
 end. Nothing here is a TUF target: each file verifies on its own, against the log policy the endpoint pins.
@@ -27,6 +28,8 @@ reports a failed check with :func:`refused`.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,9 +37,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import urllib3
 from securesystemslib.signer import Key
-from tuf.api.exceptions import RepositoryError
+from tuf.api.exceptions import DownloadError, DownloadHTTPError, RepositoryError
 from tuf.api.metadata import Metadata, Snapshot, Timestamp
+from tuf.ngclient import FetcherInterface
 
 from overt.atomic import atomic_write
 from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope
@@ -46,8 +51,8 @@ from overt.distribute.layout import TIMESTAMP_FILE, metadata_name
 from overt.distribute.metadata import MetadataStatement
 from overt.errors import Error, FormatError, TransportError, VerificationError
 from overt.tlog.checkpoint import SignedCheckpoint
-from overt.tlog.client import MAX_BUNDLE_BYTES, Fetch, verify_tlog_proof
-from overt.tlog.merkle import leaf_hash
+from overt.tlog.client import MAX_BUNDLE_BYTES, Fetch, verify_checkpoint, verify_tlog_proof
+from overt.tlog.merkle import leaf_hash, verify_inclusion
 from overt.tlog.policy import Policy
 from overt.tlog.proof import TlogProof
 
@@ -162,10 +167,39 @@ class LoggedEntry:
         }
 
 
+# Checkpoints whose signatures and quorum verified, by (the policy, the note's bytes): the proofs of one
+# release all refer to one checkpoint, and its log signature and cosignatures are checked once, not once per
+# proof. The policy object is kept in the value, so a reused id() never matches another policy.
+_VERIFIED: OrderedDict[tuple[int, bytes], tuple[Policy, frozenset[str]]] = OrderedDict()
+_VERIFIED_LOCK = threading.Lock()
+_VERIFIED_MAX = 64
+
+
+def verified_checkpoint(signed: SignedCheckpoint, policy: Policy) -> frozenset[str]:
+    """:func:`~overt.tlog.client.verify_checkpoint`, remembered for the exact note bytes under the same
+    ``policy`` object (a pure function of the two: only a success is remembered)."""
+    key = (id(policy), signed.to_bytes())
+    with _VERIFIED_LOCK:
+        hit = _VERIFIED.get(key)
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    cosigners = verify_checkpoint(signed, policy)
+    with _VERIFIED_LOCK:
+        _VERIFIED[key] = (policy, cosigners)
+        while len(_VERIFIED) > _VERIFIED_MAX:
+            _VERIFIED.popitem(last=False)
+    return cosigners
+
+
 def verify_logged_entry(entry: bytes, proof: bytes, policy: Policy) -> LoggedEntry:
     """``entry`` is in the log under a checkpoint that meets ``policy``'s witness quorum (tlog-proof)."""
     parsed = TlogProof.from_bytes(proof)
-    cosigners = verify_tlog_proof(parsed, entry, policy)
+    # tlog-proof §Verifying, as verify_tlog_proof: 1. the leaf hash; 2-3. origin, log signature, cosignatures
+    # and quorum (once per checkpoint); 4. inclusion of the leaf under the checkpoint's root (every proof).
+    leaf = leaf_hash(entry)
+    cosigners = verified_checkpoint(parsed.checkpoint, policy)
+    cp = parsed.checkpoint.checkpoint
+    verify_inclusion(parsed.index, cp.tree_size, leaf, parsed.inclusion, cp.root_hash)
     return LoggedEntry(index=parsed.index, checkpoint=parsed.checkpoint, cosigners=cosigners)
 
 
@@ -307,6 +341,30 @@ def http_source(base_url: str, client: httpx.Client) -> EvidenceSource:
     return get
 
 
+def fetch_url(fetcher: FetcherInterface, url: str, limit: int) -> bytes | None:
+    """GET ``url`` through a TUF client's fetcher (its connection pool): None if it answers 404, at most
+    ``limit`` bytes, any other failure a :class:`~overt.errors.TransportError`."""
+    try:
+        out = bytearray()
+        for chunk in fetcher.fetch(url):
+            out += chunk
+            if len(out) > limit:
+                raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
+        return bytes(out)
+    except DownloadHTTPError as e:
+        if e.status_code == 404:
+            return None
+        raise TransportError(f"GET {url} answered {e.status_code}", url=url, status=e.status_code) from e
+    except (DownloadError, urllib3.exceptions.HTTPError) as e:
+        raise TransportError(f"GET {url} failed: {type(e).__name__}: {e}", url=url) from e
+
+
+def fetcher_source(base_url: str, fetcher: FetcherInterface) -> EvidenceSource:
+    """:func:`http_source`, through a TUF client's fetcher (:func:`fetch_url`)."""
+    base = base_url.rstrip("/") + "/"
+    return lambda rel: fetch_url(fetcher, base + _plain(rel), MAX_BUNDLE_BYTES)
+
+
 def directory_source(root: Path) -> EvidenceSource:
     """Evidence in a directory laid out as ``public/tuf/`` (a copy of the repository, or part of one)."""
 
@@ -326,39 +384,74 @@ def directory_source(root: Path) -> EvidenceSource:
     return get
 
 
+class Prefetched:
+    """An :data:`EvidenceSource` whose files are fetched ahead, concurrently (:func:`prefetched`); a file
+    not fetched ahead is read when asked for. A failure is raised when its path is asked for. With
+    ``carried`` (the files some bundles carry, :mod:`overt.distribute.bundles`), a file it has is taken from
+    it and any other is read from ``get``: the caller checks the bytes the same either way."""
+
+    def __init__(
+        self, get: EvidenceSource, pool: Executor | None, carried: EvidenceSource | None = None
+    ) -> None:
+        self._get = get
+        self._pool = pool
+        self._carried = carried
+        self._lock = threading.Lock()
+        self._futures: dict[str, Future[bytes | Error | None]] = {}
+
+    def _read(self, rel: str) -> bytes | None:
+        data = None if self._carried is None else self._carried(rel)
+        return self._get(rel) if data is None else data
+
+    def _one(self, rel: str) -> bytes | Error | None:
+        try:
+            return self._read(rel)
+        except Error as e:
+            return e
+
+    def fetch_ahead(self, paths: Iterable[str], *, workers: int = 8) -> None:
+        """Start fetching each of ``paths`` not asked for yet: in the background on this source's pool, else
+        on a pool of its own, done when this returns."""
+        with self._lock:
+            wanted = [p for p in dict.fromkeys(paths) if p not in self._futures]
+        if self._carried is not None:
+            carried = self._carried
+            wanted = [p for p in wanted if carried(p) is None]  # already here: nothing to fetch ahead
+        if not wanted:
+            return
+        own = self._pool is None
+        executor = ThreadPoolExecutor(max_workers=min(workers, len(wanted))) if own else self._pool
+        assert executor is not None
+        with self._lock:
+            for rel in wanted:
+                if rel not in self._futures:
+                    self._futures[rel] = executor.submit(self._one, rel)
+        if own:
+            executor.shutdown(wait=True)
+
+    def __call__(self, rel: str) -> bytes | None:
+        with self._lock:
+            future = self._futures.get(rel)
+        if future is None:
+            return self._read(rel)
+        result = future.result()
+        if isinstance(result, Error):
+            raise result
+        return result
+
+
 def prefetched(
     get: EvidenceSource, paths: Iterable[str], *, pool: Executor | None = None, workers: int = 8
 ) -> EvidenceSource:
     """``get``, with ``paths`` fetched concurrently: an endpoint's evidence is a few dozen small files, and a
     round trip each in turn is most of its cost. With ``pool`` the fetches run in the background while the
     caller goes on (an agent downloads the target meanwhile) and a lookup waits for its own; without, they
-    are done when this returns. A failure is raised when its path is asked for."""
-    wanted = list(dict.fromkeys(paths))
-
-    def one(rel: str) -> bytes | Error | None:
-        try:
-            return get(rel)
-        except Error as e:
-            return e
-
-    own = pool is None and wanted
-    executor = ThreadPoolExecutor(max_workers=min(workers, len(wanted))) if own else pool
-    futures: dict[str, Future[bytes | Error | None]] = {}
-    if executor is not None:
-        futures = {rel: executor.submit(one, rel) for rel in wanted}
-        if own:
-            executor.shutdown(wait=True)
-
-    def cached(rel: str) -> bytes | None:
-        future = futures.get(rel)
-        if future is None:
-            return get(rel)
-        result = future.result()
-        if isinstance(result, Error):
-            raise result
-        return result
-
-    return cached
+    are done when this returns. A source that is already prefetched is returned as it is, with the paths it
+    has not fetched yet added (on its own pool, if it has one): nothing is fetched twice and no pool of
+    threads is made only to wait."""
+    source = get if isinstance(get, Prefetched) else Prefetched(get, pool)
+    source.fetch_ahead(paths, workers=workers)
+    return source
 
 
 def refused(check: str, message: str, **evidence: Any) -> VerificationError:

@@ -52,6 +52,7 @@ from tuf.api.metadata import (
 )
 
 from overt.atomic import atomic_write, fsync_dirs
+from overt.distribute.bundles import write_metadata_bundle, write_target_bundle
 from overt.distribute.config import TufSettings
 from overt.distribute.evidence import (
     metadata_evidence,
@@ -59,7 +60,7 @@ from overt.distribute.evidence import (
     write_pending_evidence,
     write_proved_evidence,
 )
-from overt.distribute.layout import RepositoryLayout
+from overt.distribute.layout import RepositoryLayout, metadata_name
 from overt.distribute.metadata import LoggedMetadata, expiry, log_metadata, sign_and_log
 from overt.distribute.state import RepositoryState, load_repository_state
 from overt.errors import ConfigError, StorageError
@@ -274,6 +275,7 @@ class Repository:
         size = write_proved_evidence(self.ctx.layout.public, self.ctx.log, items)
         layout = self.ctx.layout
         try:
+            self._write_bundles(logged, new_targets)
             for m in logged:
                 if m.role == "timestamp":
                     fsync_dirs(
@@ -285,6 +287,25 @@ class Repository:
         return RepositoryChange(
             metadata=logged, targets=tuple(t.path for t in new_targets), evidence_tree_size=size
         )
+
+    def _write_bundles(self, logged: Sequence[LoggedMetadata], new_targets: Sequence[NewTarget]) -> None:
+        """The evidence bundles of this change (:mod:`overt.distribute.bundles`): the new timestamp's, and
+        each new target's."""
+        public = self.ctx.layout.public
+        for t in new_targets:
+            if t.provenance is not None:
+                write_target_bundle(public, t.path)
+        timestamp = next((m for m in logged if m.role == "timestamp"), None)
+        if timestamp is None:
+            return
+        snapshot = self.state.snapshot.signed
+        names = [
+            timestamp.name,
+            metadata_name("snapshot", snapshot.version),
+            *(metadata_name(r, snapshot.meta[f"{r}.json"].version) for r in ("targets", "release")),
+            metadata_name("root", self.state.root.signed.version),
+        ]
+        write_metadata_bundle(public, timestamp=timestamp.version, names=names)
 
     # --- changes -----------------------------------------------------------------------------------------
 

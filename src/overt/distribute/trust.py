@@ -47,6 +47,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ MAX_ROOT_BYTES = 512_000  # python-tuf's default root_max_length
 MAX_FILE_BYTES = 1 << 16
 MAX_ITEMS = 256
 MAX_AGE_HOURS = 24 * 365
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # below U+0020, but for tab and newline
 DEFAULT_AGE_HOURS = 24
 DEFAULT_HOOK_TIMEOUT = 600
 _TABLES = {"repository", "log", "auditors", "builders", "freshness", "follow", "install", "pinned"}
@@ -286,7 +288,7 @@ class _Parser:
         value = table.get(key)
         if not isinstance(value, str) or not value:
             raise self.fail(f"[{where}] {key} must be a non-empty string")
-        if len(value) > limit or any(ord(c) < 0x20 for c in value if c not in "\n\t"):
+        if len(value) > limit or _CONTROL.search(value):
             raise self.fail(f"[{where}] {key} is too long or holds control characters")
         return value
 

@@ -33,6 +33,7 @@ from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope
 from overt.attest.statement import Statement
 from overt.attest.verify import key_identity, verify_envelope
 from overt.attest.vsa import VerificationSummary
+from overt.distribute.bundles import write_target_bundle
 from overt.distribute.checks import ReleaseContext
 from overt.distribute.evidence import (
     EvidenceFiles,
@@ -152,6 +153,7 @@ def add_verdict(ctx: ReleaseContext, envelope: bytes, *, target: str) -> Publish
                 VerdictIndex.from_bytes(index_file.read_bytes()) if index_file.exists() else VerdictIndex()
             )
             updated = current.with_verdict(digest)
+            write_target_bundle(public, target)  # before the index names it: no bundle ever lags the index
             atomic_write(index_file, updated.to_bytes())
         except (OSError, Error) as e:
             raise StorageError(f"cannot update the verdict index {index_file}: {e}") from e
@@ -177,7 +179,9 @@ class _Verdict:
     logged: LoggedEntry | None
 
 
-def _files(files: EvidenceFiles) -> tuple[str, str]:
+def verdict_files_of(path: str, sha256: str) -> tuple[str, str]:
+    """The two files an endpoint reads of one verdict (its envelope and tlog-proof)."""
+    files = verdict_evidence(path, sha256)
     return files.entry, files.proof
 
 
@@ -231,7 +235,7 @@ def verdicts_passed(
         index = VerdictIndex() if raw is None else VerdictIndex.from_bytes(raw)
     except FormatError as e:
         raise refused("verdicts", f"the verdict index of {path} is malformed: {e}") from e
-    get = prefetched(get, [f for sha in index.verdicts for f in _files(verdict_evidence(path, sha))])
+    get = prefetched(get, [f for sha in index.verdicts for f in verdict_files_of(path, sha)])
     verdicts = [v for sha in index.verdicts if (v := _read_verdict(get, path, sha256, sha, keys, policy))]
     failed = [v for v in verdicts if not v.summary.passed]
     if failed:

@@ -1,6 +1,6 @@
-"""Debian's nginx serving a directory on 127.0.0.1, as a customer's web server or a CDN would serve ``public/``
-(issue 12, point 7): everything it writes (pid, error and access logs, temp paths) lives in a temp prefix,
-it runs in the foreground (``daemon off``) and is stopped by the context manager."""
+"""Debian's nginx serving a directory on 127.0.0.1, as a customer's web server or a CDN serves ``public/``: the
+demo, the tests and ``benchmarks.update`` run it. Everything it writes (pid, error and access logs, temp paths)
+lives in a prefix directory, it runs in the foreground (``daemon off``) and the context manager stops it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from overt.errors import ConfigError
 
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -83,7 +85,7 @@ def _wait_until_answering(process: subprocess.Popen[bytes], url: str, prefix: Pa
             time.sleep(0.02)
             continue
         return True
-    raise RuntimeError(f"nginx did not answer at {url}: {(prefix / 'error.log').read_text()}")
+    raise ConfigError(f"nginx did not answer at {url}: {(prefix / 'error.log').read_text()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -103,7 +105,7 @@ def nginx_server(root: Path, prefix: Path, binary: str | None = None) -> Iterato
     """nginx serving ``root`` on a free loopback port, its state in ``prefix`` (created), until the exit."""
     exe = binary or nginx_binary()
     if exe is None:
-        raise RuntimeError("nginx is not installed (Debian package nginx)")
+        raise ConfigError("nginx is not installed (Debian package nginx)")
     prefix.mkdir(parents=True, exist_ok=True)
     for attempt in range(5):  # the free port may be taken between the probe and nginx's bind
         port = _free_port()
@@ -127,5 +129,5 @@ def nginx_server(root: Path, prefix: Path, binary: str | None = None) -> Iterato
         stderr = process.stderr.read().decode() if process.stderr else ""
         _stop(process)
         if attempt == 4 or "Address already in use" not in stderr:
-            raise RuntimeError(f"nginx exited with status {process.returncode}: {stderr}")
+            raise ConfigError(f"nginx exited with status {process.returncode}: {stderr}")
     raise AssertionError("unreachable")
