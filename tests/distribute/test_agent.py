@@ -20,7 +20,7 @@ from overt.distribute.agentdir import agent_lock
 from overt.distribute.endpoint import CURRENT, FAILED, INSTALLED, NOTHING, EndpointUpdate
 from overt.distribute.offline import verify_offline
 from overt.distribute.trust import TrustPolicy
-from overt.errors import ConfigError, Error, VerificationError
+from overt.errors import ConfigError, Error, UsageError, VerificationError
 from tests.distribute.test_repository import _with_bins
 from tests.distribute.world import World
 
@@ -277,3 +277,19 @@ def test_the_agent_from_the_command_line(world: World, tmp_path: Path) -> None:
     assert r.returncode == 2 and "--evidence checks with your trust policy alone" in r.stderr
     r = overt("agent", "update", "--dir", str(tmp_path / "empty"))
     assert r.returncode == 2 and "no trust policy is pinned" in r.stderr
+
+
+def test_verify_offline_refuses_a_fifo_in_the_evidence_directory_instead_of_waiting_on_it(
+    world: World,
+) -> None:
+    released = world.release("1.0")
+    world.pin()
+    trust = TrustPolicy.from_file(world.customer / "policy.toml")
+    copy = world.customer.parent / "fifo-copy"
+    shutil.copytree(world.repo.public, copy)
+    data = (copy / "targets" / "products" / "demo" / "1.0" / f"{released.sha256}.demo.tar.gz").read_bytes()
+    index = copy / "evidence" / "targets" / released.path / "vsa" / "index.json"
+    index.unlink()
+    os.mkfifo(index)  # nobody ever writes to it: reading it would wait for ever
+    with pytest.raises(UsageError, match="not a regular file"):
+        verify_offline(data, name="demo.tar.gz", evidence=copy, trust=trust, now=datetime.now(UTC))

@@ -19,7 +19,7 @@ from pathlib import Path
 from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
 from overt.attest.statement import ResourceDescriptor
 from overt.attest.vsa import FAILED
-from overt.avdb.install import installed
+from overt.avdb.install import install, installed
 from overt.avdb.release import AvdbStore, Released, release
 from overt.distribute.channels import CARRIES_PRODUCT, ChannelIndex
 from overt.distribute.databases import release_database
@@ -308,6 +308,46 @@ def test_nothing_new_from_metadata_made_for_one_endpoint_is_refused(world: World
     assert world.outcome().status == INSTALLED and world.installed() == "2.0"
 
 
+def test_an_offered_version_that_is_a_path_is_refused_before_it_is_used(world: World) -> None:
+    """The vendor's own repository code lists (and logs) a target whose signed version is a path: installed,
+    it would be a directory outside the agent's."""
+    data = b"escape\n"
+    signed = sign_provenance(world.home, data, "demo.tar.gz")
+    path, version = "products/demo/9.0/demo.tar.gz", "../../../../escape"
+    custom = {
+        "overt": {
+            "kind": "product",
+            "product": "demo",
+            "channel": "stable",
+            "version": version,
+            "provenance": {
+                "sha256": hashlib.sha256(signed.entry).hexdigest(),
+                "logIndex": signed.receipt.index,
+            },
+        }
+    }
+    index = ChannelIndex(
+        carries=CARRIES_PRODUCT,
+        name="demo",
+        channel="stable",
+        version=version,
+        target=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        length=len(data),
+    ).new_target()
+    target = NewTarget(
+        path=path, data=data, custom=custom, provenance=signed.entry, provenance_index=signed.receipt.index
+    )
+    with Repository.edit(world.repo.ctx) as repo:
+        repo.add_targets([target, index])
+    world.vouch((path, data), *world.auditors[:2])
+    world.pin()
+    o = world.outcome()
+    assert o.status == REFUSED and o.check == "channel", (o.status, o.error)
+    assert "is not a version overt releases" in str(o.error)
+    assert not (world.agent.parent / "escape").exists() and world.installed() is None
+
+
 # --- the auditors' verdicts --------------------------------------------------------------------------------
 
 
@@ -331,6 +371,25 @@ def test_fewer_than_k_passed_verdicts_are_refused_and_a_key_listed_twice_counts_
     world.vouch(v2, b)
     assert world.outcome().status == INSTALLED and world.installed() == "2.0"
     assert released.path != v2.path
+
+
+def test_an_old_verdict_republished_beside_the_same_bytes_under_a_new_version_does_not_count(
+    world: World,
+) -> None:
+    """The vendor publishes 1.0's bytes again as 3.0 (by hand: 'overt release' refuses an artifact twice)
+    and copies the auditors' logged 1.0 verdicts beside it: the auditors judged 1.0, not 3.0."""
+    v1 = installed_1_0(world)
+    world.release("2.0")
+    assert world.outcome().status == INSTALLED and world.installed() == "2.0"
+    data = (
+        world.repo.public / "targets" / "products" / "demo" / "1.0" / f"{v1.sha256}.demo.tar.gz"
+    ).read_bytes()
+    provenance = (world.repo.public / target_evidence(v1.path).entry).read_bytes()
+    path = publish_directly(world, "3.0", data, provenance, v1.provenance_index, evidence=True)
+    old = world.repo.public / "evidence" / "targets" / v1.path / "vsa"
+    new = world.repo.public / "evidence" / "targets" / path / "vsa"
+    shutil.copytree(old, new, dirs_exist_ok=True)
+    refused(world, "verdicts", r"0 of the 2 distinct trusted auditors")
 
 
 def test_a_failed_verdict_from_a_trusted_auditor_is_refused(world: World) -> None:
@@ -425,3 +484,18 @@ def test_a_delta_that_produces_the_wrong_bytes_falls_back_to_the_full_database(
         "fell back to the full database: the delta avdb/main/2-3.delta failed: .*signed digest", db.delta
     ), db.delta
     assert installed(world.agent, "main") == v3.path.read_bytes()  # what 'overt scan' loads
+
+
+def test_a_database_installed_by_another_tool_is_checked_under_the_policy_not_taken_as_current(
+    world: World, tmp_path: Path, sandbox: None
+) -> None:
+    """'overt avdb install' put database 1 where 'overt scan' reads it; only one auditor vouched for it. The
+    agent has no record of verifying it, so it checks it in full: too few verdicts, refused (not 'current')."""
+    world.pin(world.policy_text(extra='\n[[follow]]\ndatabase = "main"\n'))
+    built = build_database(world, tmp_path, {"yara/eicar.yar": EICAR_RULE}, 1)
+    world.vouch(release_database(world.repo.release_ctx, name="main", version=1), world.auditors[0])
+    builder = world.home.registry.current(Role.BUILDER, datetime.now(UTC))
+    install(world.agent, built.path.read_bytes(), built.provenance.entry, [builder.key])
+    db = world.update().outcomes[1]
+    assert db.status == REFUSED and db.check == "verdicts", (db.status, db.error)
+    assert "1 of the 2 distinct trusted auditors" in str(db.error)

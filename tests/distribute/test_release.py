@@ -176,6 +176,9 @@ def test_versions_only_move_forward_per_channel_and_are_released_once(repo: Repo
     )
     refused(repo, request(b"another 2.0", again, version="2.0.0"), "already released", "version")
     repo.release(b"2.1", "demo.tar.gz", version="2.1")
+    # Old bytes under a new version number would roll endpoints back: an artifact is released once.
+    old = sign_provenance(repo.home, b"2.0", "demo.tar.gz").entry
+    refused(repo, request(b"2.0", old, version="3.0"), "already released as demo 2.0", "version")
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from overt.errors import FormatError, VerificationError
 
 FORMAT = "overt-avdb-delta/1"
 MAX_DELTA = 256 << 20
+MAX_DELTA_TEXT = 256 << 20  # decompressed: a small delta may not expand into an unbounded one (an xz bomb)
 
 
 def _lines(data: bytes) -> list[str]:
@@ -190,9 +191,14 @@ class Delta:
         if len(data) > MAX_DELTA:
             raise FormatError("delta is too large")
         try:
-            raw = lzma.decompress(data)
+            decompressor = lzma.LZMADecompressor()
+            raw = decompressor.decompress(data, max_length=MAX_DELTA_TEXT + 1)
         except lzma.LZMAError as e:
             raise FormatError(f"not a delta: {e}") from e
+        if len(raw) > MAX_DELTA_TEXT:
+            raise FormatError(f"delta expands past {MAX_DELTA_TEXT >> 20} MiB")
+        if not decompressor.eof or decompressor.unused_data:
+            raise FormatError("not a delta: the xz stream is truncated or followed by other data")
         header, _, body = raw.partition(b"\0")
         doc = jsonio.load_object(header, "delta", max_size=1 << 30)
         try:

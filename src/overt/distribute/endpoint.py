@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import httpx
 import urllib3
+from packaging.version import InvalidVersion, Version
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Key, Metadata, Root, TargetFile, Targets
 from tuf.ngclient import Updater, Urllib3Fetcher
@@ -388,6 +389,18 @@ class _Session:
             raise StorageError(f"the TUF client's trusted metadata in {md} is damaged: {e}") from e
 
 
+def _check_version(follow: Follow, version: str) -> None:
+    """A version as ``overt release`` writes one: a database's a decimal number, a product's PEP 440 in its
+    normal spelling. Anything else (a path such as ``../../etc``, which would be installed as a directory) is
+    refused before it is compared or used."""
+    try:
+        good = str(int(version)) == version if follow.kind == DATABASE else str(Version(version)) == version
+    except (ValueError, InvalidVersion):
+        good = False
+    if not good:
+        raise refused("channel", f"the offered version {version!r} is not a version overt releases")
+
+
 def _candidate(follow: Follow, info: TargetFile, index: ChannelIndex) -> Candidate:
     """The target the index names, as TUF verified it; its ``custom`` must agree with the index."""
     o = overt_custom(info)
@@ -396,6 +409,7 @@ def _candidate(follow: Follow, info: TargetFile, index: ChannelIndex) -> Candida
     kind = AVDB if follow.kind == DATABASE else PRODUCT
     names = (o.get("database"),) if follow.kind == DATABASE else (o.get("product"), o.get("channel"))
     wanted = (follow.name,) if follow.kind == DATABASE else (follow.name, follow.channel)
+    _check_version(follow, version)
     if o.get("kind") != kind or names != wanted or version != index.version or sha256 != index.sha256:
         raise refused(
             "channel",
@@ -618,7 +632,7 @@ def update_endpoint(
     ``now`` is the time freshness is measured at (default: the clock; TUF's own expiry checks always use the
     clock). A missing or unreadable policy, or a second agent at work, raises instead.
     """
-    layout = AgentLayout(agent_dir)
+    layout = AgentLayout(agent_dir.absolute())  # the trust records name installed files by absolute path
     trust = load_pinned(layout)
     with agent_lock(layout):
         at = now or datetime.now(UTC)

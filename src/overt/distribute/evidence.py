@@ -50,6 +50,7 @@ from overt.attest.verify import verify_envelope
 from overt.distribute.layout import TIMESTAMP_FILE, metadata_name
 from overt.distribute.metadata import MetadataStatement
 from overt.errors import Error, FormatError, TransportError, VerificationError
+from overt.files import read_regular_file
 from overt.tlog.checkpoint import SignedCheckpoint
 from overt.tlog.client import MAX_BUNDLE_BYTES, Fetch, verify_checkpoint, verify_tlog_proof
 from overt.tlog.merkle import leaf_hash, verify_inclusion
@@ -371,15 +372,12 @@ def directory_source(root: Path) -> EvidenceSource:
     def get(rel: str) -> bytes | None:
         path = root / _plain(rel)
         try:
-            with path.open("rb") as f:
-                data = f.read(MAX_BUNDLE_BYTES + 1)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            if not path.exists() or path.is_dir():
+                return None
+        except OSError:  # a path through a file, or one too long: not there
             return None
-        except OSError as e:
-            raise TransportError(f"cannot read {path}: {e.strerror}", path=str(path)) from e
-        if len(data) > MAX_BUNDLE_BYTES:
-            raise TransportError(f"{path} is larger than any evidence file may be", path=str(path))
-        return data
+        # A FIFO or a device where a file should be is refused, never waited on or read without end.
+        return read_regular_file(path, limit=MAX_BUNDLE_BYTES)
 
     return get
 

@@ -39,11 +39,15 @@ CURRENT = "current"
 def installed_version(
     layout: AgentLayout, follow: Follow, record: TrustRecord | None
 ) -> tuple[str, str] | None:
-    """(version, sha256) installed now: for a database, what ``overt scan`` loads (another tool may have
-    installed it); for a product, the agent's record."""
+    """(version, sha256) installed now and verified by this agent: for a database, what ``overt scan`` loads
+    if the agent's record names those very bytes; for a product, the agent's record. A database installed by
+    another tool (``overt avdb install``) is not taken as current: the next update checks the offered one
+    in full under this policy, as if nothing were installed."""
     if follow.kind == DATABASE:
         db = installed_record(layout.root, follow.name)
-        return None if db is None else (str(db.version), db.digest)
+        if db is None or record is None or record.sha256 != db.digest:
+            return None
+        return str(db.version), db.digest
     return None if record is None else (record.version, record.sha256)
 
 

@@ -36,6 +36,8 @@ from overt.distribute.layout import TIMESTAMP_FILE, metadata_name
 from overt.distribute.release import AVDB, PRODUCT, overt_custom
 from overt.distribute.trust import DATABASE, Follow, TrustPolicy
 from overt.errors import UsageError
+from overt.files import read_regular_file
+from overt.tlog.client import MAX_BUNDLE_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,10 +89,10 @@ class _Tree:
         self.used["targets"], self.used["release"] = self.targets[0], self.release[0]
 
     def _read(self, name: str) -> bytes:
-        try:
-            return (self.metadata / name).read_bytes()
-        except OSError as e:
-            raise refused("tuf", f"the evidence directory lacks metadata/{name}: {e.strerror}") from e
+        path = self.metadata / name
+        if not path.exists():
+            raise refused("tuf", f"the evidence directory lacks metadata/{name}")
+        return read_regular_file(path, limit=MAX_BUNDLE_BYTES)
 
     def _checked(self, name: str, meta: MetaFile) -> bytes:
         data = self._read(name)

@@ -28,6 +28,7 @@ points the channel index ``channels/products/<product>/<channel>.json`` at the n
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,14 +108,23 @@ class ProductRelease:
     channel: str = DEFAULT_CHANNEL
 
 
-def check_product_version(state: RepositoryState, *, product: str, channel: str, version: Version) -> None:
-    """Refusals 2 and 3: one artifact per (product, version), and versions move forward per channel."""
+def check_product_version(
+    state: RepositoryState, *, product: str, channel: str, version: Version, sha256: str | None = None
+) -> None:
+    """Refusals 2 and 3: one artifact per (product, version), and versions move forward per channel; and
+    an artifact is released once, so old bytes never come back under a new version number."""
     latest: Version | None = None
     for path, info in state.released().items():
         o = overt_custom(info)
         if o.get("kind") != PRODUCT or o.get("product") != product:
             continue
         other = Version(str(o.get("version")))
+        if sha256 is not None and info.hashes.get("sha256") == sha256:
+            raise PolicyError(
+                f"refused: this artifact (sha256 {sha256}) is already released as {product} {other} ({path}); "
+                "old bytes under a new version would roll endpoints back",
+                check="version",
+            )
         if other == version:
             raise PolicyError(
                 f"refused: {product} {version} is already released ({path}, channel {o.get('channel')}); "
@@ -136,7 +146,13 @@ def release_product(ctx: ReleaseContext, request: ProductRelease) -> ReleasedTar
     check_segment(request.channel, "channel")
     version = parse_version(request.version)
     with Repository.edit(ctx.repo) as repo:
-        check_product_version(repo.state, product=request.product, channel=request.channel, version=version)
+        check_product_version(
+            repo.state,
+            product=request.product,
+            channel=request.channel,
+            version=version,
+            sha256=hashlib.sha256(request.artifact).hexdigest(),
+        )
         checked = check_provenance(
             ctx, request.artifact, name=request.file_name, provenance=request.provenance
         )

@@ -131,6 +131,13 @@ def _summary(envelope: bytes, target: str, sha256: str) -> VerificationSummary:
         raise PolicyError(
             f"refused: the verdict is not about {target} (sha256 {sha256})", check="verdict", target=target
         )
+    if summary.passed and not any(s.name == target for s in statement.subject):
+        raise PolicyError(
+            f"refused: the PASSED verdict names other targets ({', '.join(s.name for s in statement.subject)}), "
+            f"not {target}: an auditor's verdict counts for the release it judged",
+            check="verdict",
+            target=target,
+        )
     return summary
 
 
@@ -177,6 +184,7 @@ class _Verdict:
     identity: bytes
     summary: VerificationSummary
     logged: LoggedEntry | None
+    names_path: bool
 
 
 def verdict_files_of(path: str, sha256: str) -> tuple[str, str]:
@@ -212,6 +220,7 @@ def _read_verdict(
         return None
     if sha256 not in {s.digest.get("sha256") for s in statement.subject}:
         return None
+    names_path = any(s.name == path and s.digest.get("sha256") == sha256 for s in statement.subject)
     proof = get(files.proof)
     logged = None
     if proof is not None:
@@ -219,7 +228,13 @@ def _read_verdict(
             logged = verify_logged_entry(data, proof, policy)
         except (VerificationError, FormatError):
             logged = None
-    return _Verdict(keyid=signer.keyid, identity=key_identity(signer), summary=summary, logged=logged)
+    return _Verdict(
+        keyid=signer.keyid,
+        identity=key_identity(signer),
+        summary=summary,
+        logged=logged,
+        names_path=names_path,
+    )
 
 
 def verdicts_passed(
@@ -228,8 +243,10 @@ def verdicts_passed(
     """``threshold`` distinct ``keys`` logged a PASSED verdict on target ``path`` with digest ``sha256``, and
     none of them FAILED it; the keyids that count and their log entries.
 
-    A verdict counts only if a trusted key signed it, it is about this exact sha256, and its tlog-proof
-    verifies under ``policy``. A FAILED one counts even unlogged: a trusted auditor said no."""
+    A PASSED verdict counts only if a trusted key signed it, a subject of it names this path with this exact
+    sha256 (so an old verdict republished beside the same bytes under a new version does not count: the
+    auditor judged the release it names), and its tlog-proof verifies under ``policy``. A FAILED one counts
+    on the sha256 alone, even unlogged: a trusted auditor said no to these bytes."""
     raw = get(verdict_index_path(path))
     try:
         index = VerdictIndex() if raw is None else VerdictIndex.from_bytes(raw)
@@ -248,7 +265,7 @@ def verdicts_passed(
         )
     passed: dict[bytes, _Verdict] = {}
     for v in verdicts:
-        if v.logged is not None:
+        if v.logged is not None and v.names_path:
             passed.setdefault(v.identity, v)  # one key, however many verdicts, counts once
     if len(passed) < threshold:
         keyids = sorted(v.keyid[:16] for v in passed.values())
