@@ -180,7 +180,7 @@ def test_a_frozen_view_of_the_log_is_refused(world: World) -> None:
     refused(
         world,
         "freshness",
-        "hours ago; the policy allows 24: the view of the log is frozen or stale",
+        r"48\.0 hours ago; the policy allows 24\.0 hours: the view of the log is frozen or stale",
         now=later,
     )
     # A new version whose every checkpoint the witnesses cosigned with two-day-old timestamps (a replayed,

@@ -179,6 +179,7 @@ BAD = [
     ("follow.0", {"database": "main", "channel": "x"}, "unknown key 'channel'"),
     ("follow.1", {"product": "demo", "channel": "beta"}, "lists one product channel or database twice"),
     ("install.hook", [], r"\[install\] hook must be a list"),
+    ("install.hook", ["reload-it"], "hook must start with an absolute program path, not 'reload-it'"),
     ("install.hook_timeout_seconds", 0, "hook_timeout_seconds must be an integer from 1"),
     ("surprise", {"x": 1}, "unknown table or key 'surprise'"),
 ]

@@ -149,3 +149,20 @@ def test_a_checkpoint_remembered_by_origin_alone_still_guards_its_own_log(tmp_pa
     (rolled / "checkpoint").write_bytes(size_1)
     with pytest.raises(ConsistencyError, match="rolled back from size 2 to 1"):
         LogClient(directory_fetcher(rolled), home.log.policy(), state).update()
+
+
+def test_a_log_restored_from_a_backup_is_a_rollback_even_without_the_larger_trees_tiles(
+    tmp_path: Path,
+) -> None:
+    """The vendor restores the log from a backup: its checkpoint and tiles are of the smaller tree, so the
+    stored tree's tiles are gone. That is a rollback (a refusal), not an unreachable log."""
+    home = Home.init(tmp_path / "a")
+    home.log.append(b"one")
+    backup = tmp_path / "backup"
+    shutil.copytree(home.log.paths.public, backup)
+    home.log.append(b"two")
+    state = tmp_path / "state"
+    state.mkdir()
+    LogClient(directory_fetcher(home.log.paths.public), home.log.policy(), state).update()
+    with pytest.raises(ConsistencyError, match=r"rolled back from size 2 to 1 \(whether it is a prefix"):
+        LogClient(directory_fetcher(backup), home.log.policy(), state).update()

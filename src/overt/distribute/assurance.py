@@ -334,6 +334,11 @@ def quorum_time(signed: SignedCheckpoint, policy: Policy) -> int | None:
     return None
 
 
+def _span(seconds: float) -> str:
+    """A duration as a reader compares two of them: seconds under an hour, else hours."""
+    return f"{seconds:.0f} seconds" if seconds < 3600 else f"{seconds / 3600:.1f} hours"
+
+
 def cosignatures_fresh(checkpoint: SignedCheckpoint, trust: TrustPolicy, now: datetime) -> datetime:
     """The newest quorum cosignature of ``checkpoint`` is no older than the policy allows; its time."""
     t = quorum_time(checkpoint, trust.log_policy)
@@ -342,12 +347,11 @@ def cosignatures_fresh(checkpoint: SignedCheckpoint, trust: TrustPolicy, now: da
     at = datetime.fromtimestamp(t, UTC)
     age = now - at
     if age > trust.max_cosignature_age:
-        hours = age.total_seconds() / 3600
-        limit = trust.max_cosignature_age.total_seconds() / 3600
         raise refused(
             "freshness",
-            f"the newest quorum of witness cosignatures on the log is from {format_timestamp(at)}, {hours:.1f} hours "
-            f"ago; the policy allows {limit:g}: the view of the log is frozen or stale",
+            f"the newest quorum of witness cosignatures on the log is from {format_timestamp(at)}, "
+            f"{_span(age.total_seconds())} ago; the policy allows {_span(trust.max_cosignature_age.total_seconds())}: "
+            "the view of the log is frozen or stale",
             cosigned_at=format_timestamp(at),
             checkpoint_size=checkpoint.checkpoint.tree_size,
         )

@@ -447,6 +447,8 @@ class _Parser:
         if not isinstance(argv, list) or not argv or len(argv) > 64:
             raise self.fail("[install] hook must be a list of 1 to 64 strings: the program and its arguments")
         hook = tuple(self.string({"hook": a}, "install", "hook", limit=4096) for a in argv)
+        if not hook[0].startswith("/"):
+            raise self.fail(f"[install] hook must start with an absolute program path, not {hook[0]!r}")
         timeout = DEFAULT_HOOK_TIMEOUT
         if "hook_timeout_seconds" in table:
             timeout = self.integer(table, "install", "hook_timeout_seconds", 1, 86_400)

@@ -298,10 +298,16 @@ class LogClient:
             if old.tree_size <= cp.tree_size:
                 self._verify_consistency(old.tree_size, old.root_hash, cp.tree_size, cp.root_hash)
             else:
-                # The log serves an older head than one we trusted: it must still be a prefix of it.
-                self._verify_consistency(cp.tree_size, cp.root_hash, old.tree_size, old.root_hash)
+                # The log serves an older head than one we trusted: refused either way. Whether it is still a
+                # prefix of that one (a rollback) or not (a fork) needs the larger tree's tiles, which a log
+                # restored from a backup no longer serves; then the rollback alone is reported.
+                try:
+                    self._verify_consistency(cp.tree_size, cp.root_hash, old.tree_size, old.root_hash)
+                    how = ""
+                except TransportError as e:
+                    how = f" (whether it is a prefix of the stored tree could not be checked: {e})"
                 raise ConsistencyError(
-                    f"log {cp.origin} rolled back from size {old.tree_size} to {cp.tree_size}",
+                    f"log {cp.origin} rolled back from size {old.tree_size} to {cp.tree_size}{how}",
                     size1=old.tree_size,
                     size2=cp.tree_size,
                 )
