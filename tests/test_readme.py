@@ -75,6 +75,10 @@ USING_IT_COMMANDS = (
     "overt release",
     "overt tuf timestamp",
     "overt tuf status",
+    "overt tuf add-verdict",
+    "overt agent init",
+    "overt agent update",
+    "overt agent status",
 )
 
 
@@ -144,7 +148,7 @@ def test_quick_start_runs_as_written(tmp_path: Path, sandbox: None) -> None:
 
 def test_using_it_runs_in_order_against_a_running_serve(tmp_path: Path, sandbox: None) -> None:
     script = section_script("Using it")
-    missing = [c for c in USING_IT_COMMANDS if not re.search(rf"(?:^|; |&& ){c} ", script, re.MULTILINE)]
+    missing = [c for c in USING_IT_COMMANDS if not re.search(rf"(?:^ *|; |&& ){c} ", script, re.MULTILINE)]
     assert not missing, f"'Using it' no longer runs {missing}"
     # The conveyor commands come after the log server starts, so that they go through it.
     assert script.index("\novert serve ") < script.index("\novert keys generate ")
@@ -179,3 +183,14 @@ def test_using_it_runs_in_order_against_a_running_serve(tmp_path: Path, sandbox:
     targets = json.loads(release.read_text())["signed"]["targets"]
     assert targets["products/app/1.1/app.zip"]["hashes"]["sha256"] == digest
     assert "avdb/main/7.avdb" in targets
+
+    # The endpoint agent installed the release after every check, and says why it trusted it.
+    status = json.loads((tmp_path / "status.json").read_text())
+    (item,) = status["items"]
+    record = item["installed"]
+    assert item["intact"] is True and record["version"] == "1.1" and record["sha256"] == digest
+    assert len(record["auditors"]) == 2 and record["target"] == "products/app/1.1/app.zip"
+    installed_app = (
+        tmp_path / "data" / "overt" / "agent" / "products" / "app" / "stable" / "current" / "app.zip"
+    )
+    assert installed_app.read_bytes() == app

@@ -302,3 +302,10 @@ def test_a_second_active_key_of_a_role_is_refused_unless_forced(home: Home) -> N
     assert home.registry.current(Role.BUILDER, now()).keyid == rotated.new.record.keyid
     forced = generate_key(kh, home.signing_service(), role=Role.BUILDER, force=True, now=now())
     assert forced.key.status == "active"
+    # From the command line too: --force adds a second active auditor key (two test auditors, say).
+    for extra in ((), ("--force",)):
+        r = overt("keys", "generate", "--role", "auditor", *extra, "--home", str(home.path))
+        assert r.returncode == 0, r.stderr
+    r = overt("keys", "generate", "--role", "auditor", "--home", str(home.path))
+    assert r.returncode == 2 and "or add a second one with --force" in r.stderr
+    assert len([k for k in home.registry.records() if k.role is Role.AUDITOR]) == 2

@@ -120,6 +120,14 @@ def generate(
     type: Annotated[str, typer.Option("--type", help="ed25519 or ecdsa (P-256)")] = "ed25519",
     hsm: Annotated[bool, typer.Option("--hsm", help="generate on the PKCS#11 token of [hsm]")] = False,
     valid_days: ValidDaysOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="add a second active key of the role (commands that sign then need --key to choose); "
+            "'overt keys rotate' replaces a key instead",
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Generate a key of a role: a software key (file2:) by default, or on the HSM with --hsm."""
@@ -133,6 +141,7 @@ def generate(
         on_hsm=hsm,
         jurisdiction=jurisdiction,
         valid_days=valid_days,
+        force=force,
         now=datetime.now(UTC),
     )
     _print_new_key(new, json)

@@ -223,7 +223,8 @@ def _check_no_active_key(home: KeyHome, role: Role, now: datetime) -> None:
         ids = ", ".join(r.keyid[:16] for r in active)
         raise ConfigError(
             f"this home already has an active {role.value} key ({ids}), and commands that sign as {role.value} "
-            f"use the one active key: replace it with 'overt keys rotate --role {role.value}' instead",
+            f"use the one active key: replace it with 'overt keys rotate --role {role.value}', or add a second "
+            "one with --force (signing then needs --key)",
             role=role.value,
             active=[r.keyid for r in active],
         )
