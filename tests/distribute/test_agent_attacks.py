@@ -67,12 +67,20 @@ def copy_public(world: World, name: str) -> Path:
 
 
 def publish_directly(
-    world: World, version: str, data: bytes, provenance: bytes, index: int, *, evidence: bool
+    world: World,
+    version: str,
+    data: bytes,
+    provenance: bytes,
+    index: int,
+    *,
+    evidence: bool,
+    path: str | None = None,
 ) -> str:
-    """What ``overt release`` would refuse, published with the repository's own code: the target, custom
-    naming ``provenance`` at ``index``, and the channel index; with ``evidence``, the provenance's proof too
-    (the repository makes it from the log), else only the envelope, with the proof of another entry."""
-    path = product_path("demo", version, "demo.tar.gz")
+    """What ``overt release`` would refuse, published with the repository's own code: the target (at
+    ``path``, by default where ``version`` goes), custom naming ``provenance`` at ``index``, and the channel
+    index; with ``evidence``, the provenance's proof too (the repository makes it from the log), else only
+    the envelope, with the proof of another entry."""
+    path = path or product_path("demo", version, "demo.tar.gz")
     sha = hashlib.sha256(data).hexdigest()
     custom = {
         "overt": {
@@ -313,33 +321,15 @@ def test_an_offered_version_that_is_a_path_is_refused_before_it_is_used(world: W
     it would be a directory outside the agent's."""
     data = b"escape\n"
     signed = sign_provenance(world.home, data, "demo.tar.gz")
-    path, version = "products/demo/9.0/demo.tar.gz", "../../../../escape"
-    custom = {
-        "overt": {
-            "kind": "product",
-            "product": "demo",
-            "channel": "stable",
-            "version": version,
-            "provenance": {
-                "sha256": hashlib.sha256(signed.entry).hexdigest(),
-                "logIndex": signed.receipt.index,
-            },
-        }
-    }
-    index = ChannelIndex(
-        carries=CARRIES_PRODUCT,
-        name="demo",
-        channel="stable",
-        version=version,
-        target=path,
-        sha256=hashlib.sha256(data).hexdigest(),
-        length=len(data),
-    ).new_target()
-    target = NewTarget(
-        path=path, data=data, custom=custom, provenance=signed.entry, provenance_index=signed.receipt.index
+    path = publish_directly(
+        world,
+        "../../../../escape",
+        data,
+        signed.entry,
+        signed.receipt.index,
+        evidence=True,
+        path="products/demo/9.0/demo.tar.gz",
     )
-    with Repository.edit(world.repo.ctx) as repo:
-        repo.add_targets([target, index])
     world.vouch((path, data), *world.auditors[:2])
     world.pin()
     o = world.outcome()

@@ -133,6 +133,17 @@ class _Distribution:
             artifact, name=name, evidence=evidence, trust=trust, now=datetime.now(UTC), target=target
         )
 
+    def refused_offline(self, path: Path, *, evidence: Path, target: str, check: str) -> None:
+        """The offline check refuses ``path`` as ``target`` at ``check``; raises if it verifies or another
+        check refuses (the re-check command would then not show what the claim says)."""
+        try:
+            self.verify(path.read_bytes(), name=str(path), evidence=evidence, target=target)
+        except VerificationError as e:
+            if e.evidence.get("check") != check:
+                raise
+        else:
+            raise VerificationError(f"{path} verified offline as {target}")
+
 
 def _new_repository(ctx: DemoContext) -> RootKeys:
     """``overt keys generate`` for the online roles, then ``overt tuf init`` with root keys outside the home."""
@@ -280,13 +291,7 @@ def _tampered(d: _Distribution) -> Claim:
             path.write_bytes(data)
     reason = _kept(o, "1", "tuf")
     saved = d.ctx.write_evidence("tampered-2.avdb", altered[d.layout.target_file(v2.path, v2.sha256)])
-    try:
-        d.verify(saved.read_bytes(), name=str(saved), evidence=d.layout.public, target=v2.path)
-    except VerificationError as e:
-        if e.evidence.get("check") != "artifact":
-            raise
-    else:
-        raise VerificationError(f"the altered {saved} verified as {v2.path}")
+    d.refused_offline(saved, evidence=d.layout.public, target=v2.path, check="artifact")
     ctx = d.ctx
     return Claim(
         id="distribute.tampered-refused",
@@ -376,13 +381,7 @@ def _targeted(d: _Distribution, site: _Site) -> Claim:
     if not any(c.check == "tuf" for c in o.checks):
         raise VerificationError(f"the TUF client did not accept the targeted update: {o.error}")
     offered = RepositoryLayout(tree.parent.parent).target_file(path, d.databases[1].sha256)
-    try:
-        d.verify(offered.read_bytes(), name=str(offered), evidence=tree, target=path)
-    except VerificationError as e:
-        if e.evidence.get("check") != "metadata":
-            raise
-    else:
-        raise VerificationError(f"the targeted {path} verified offline")
+    d.refused_offline(offered, evidence=tree, target=path, check="metadata")
     ctx = d.ctx
     return Claim(
         id="distribute.targeted-update-refused",
