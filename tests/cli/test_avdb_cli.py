@@ -95,3 +95,37 @@ def test_avdb_flow(tmp_path: Path, sandbox: None) -> None:
     assert r.returncode == 2 and "no finding" in r.stderr
     r = overt("avdb", "build", str(tmp_path / "missing"), "--name", "main", "--version", "3", *H)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_with_two_auditor_keys_the_audit_commands_sign_with_the_one_named(
+    tmp_path: Path, sandbox: None
+) -> None:
+    """A second active auditor key (a test auditor for VSAs, say) must not stop database releases: the
+    audit commands refuse to choose, say how to choose, and sign with the key --auditor-key names."""
+    H = ("--home", str(tmp_path / "home"))
+    overt("init", *H)
+    for role in ("builder", "auditor", "release"):
+        overt("keys", "generate", "--role", role, *H)
+    second = json.loads(overt("keys", "generate", "--role", "auditor", "--force", *H, "--json").stdout)
+    keyid = second["generated"]["keyid"]
+    tree = write_tree(tmp_path / "rules", {"yara/eicar.yar": EICAR_RULE})
+    r = overt("avdb", "build", str(tree), "--name", "main", "--version", "1", *H)
+    assert r.returncode == 2 and "2 active auditor keys" in r.stderr and "--auditor-key" in r.stderr
+    r = overt(
+        "avdb",
+        "build",
+        str(tree),
+        "--name",
+        "main",
+        "--version",
+        "1",
+        "--auditor-key",
+        keyid[:12],
+        *H,
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    keys = json.loads(overt("keys", "list", *H, "--json").stdout)["keys"]
+    (builder,) = [k["keyid"] for k in keys if k["role"] == "builder"]
+    r = overt("avdb", "audit", str(tree), "--name", "main", "--auditor-key", builder, *H)
+    assert r.returncode == 2 and "is not an active auditor signing key" in r.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,31 @@ def test_one_agent_at_a_time(world: World) -> None:
     assert world.installed() is None
 
 
+def test_the_lock_names_its_holder_over_the_same_bytes_without_truncating(world: World) -> None:
+    """The pid is written over a fixed-width record (truncating a file just written costs milliseconds on
+    ext4); a longer file left by something else is shortened to the record, and the holder is named."""
+    world.layout.root.mkdir(parents=True, exist_ok=True)
+    world.layout.lock.write_text("x" * 100)
+    record = f"{os.getpid()}".ljust(15) + "\n"
+    with agent_lock(world.layout):
+        assert world.layout.lock.read_text() == record
+    with agent_lock(world.layout):
+        assert world.layout.lock.read_text() == record
+
+
+def test_the_log_tiles_are_read_before_the_target_is_downloaded(world: World) -> None:
+    """The tiles on the tree's right edge are read with the log's head, while TUF refreshes, not after the
+    download: the consistency proofs then find them there."""
+    world.release("1.0")
+    world.pin()
+    before = len(world.site.requested)
+    assert world.outcome().status == INSTALLED
+    fetched = world.site.requested[before:]
+    tiles = [i for i, p in enumerate(fetched) if "/log/tile/" in p]
+    download = next(i for i, p in enumerate(fetched) if "/targets/products/" in p)
+    assert tiles and max(tiles) < download, fetched
+
+
 def test_an_unreachable_repository_is_operational_and_keeps_the_installed_version(world: World) -> None:
     world.release("1.0")
     world.pin()
@@ -94,6 +120,10 @@ def test_an_unreachable_repository_is_operational_and_keeps_the_installed_versio
     world.site.stop()
     o = world.outcome()
     assert o.status == FAILED and o.exit_code == 2 and world.installed() == "1.0"
+    # Said as it is: the connection was refused (python-tuf's own error for it has no message).
+    assert re.search(r"could not be read: \w+Error.*(Connection refused|Errno 111)", str(o.error)), str(
+        o.error
+    )
 
 
 def test_the_post_install_hook_sees_what_was_installed_and_a_failing_one_is_reported(world: World) -> None:

@@ -127,3 +127,15 @@ def test_the_ceremony_and_the_timestamp_from_the_command_line(
     config.write_text(config.read_text() + "\n[tuf.bogus]\nexpires_hours = 1\n")
     r = overt("tuf", "status", "--home", str(home))
     assert r.returncode == 2 and "[tuf.bogus] is not one of root, targets, release" in r.stderr
+
+
+def test_tuf_status_reports_a_tampered_metadata_file_as_a_finding(cli_home: tuple[Path, Path]) -> None:
+    """A served metadata file changed behind the conveyor's back: 'tuf status' exits 1 (evidence that does
+    not verify), and commands that would sign on top of it refuse with a storage error (exit 2)."""
+    home, _ = cli_home
+    listing = home / "public" / "tuf" / "metadata" / "1.release.json"
+    listing.write_bytes(listing.read_bytes() + b" ")
+    r = overt("tuf", "status", "--home", str(home))
+    assert r.returncode == 1 and "does not verify" in r.stderr and "Traceback" not in r.stderr
+    r = overt("tuf", "timestamp", "--home", str(home))
+    assert r.returncode == 2 and "nothing is signed on top of it" in r.stderr

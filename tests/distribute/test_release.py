@@ -48,10 +48,16 @@ def refused(repo: Repo, request: ProductRelease, match: str, check: str | None =
 
 
 def request(
-    data: bytes, provenance: bytes, *, name: str = "demo.tar.gz", version: str = "1.0", **kw: str
+    data: bytes,
+    provenance: bytes,
+    *,
+    name: str = "demo.tar.gz",
+    version: str = "1.0",
+    product: str = "demo",
+    **kw: str,
 ) -> ProductRelease:
     return ProductRelease(
-        artifact=data, file_name=name, product="demo", version=version, provenance=provenance, **kw
+        artifact=data, file_name=name, product=product, version=version, provenance=provenance, **kw
     )
 
 
@@ -179,6 +185,10 @@ def test_versions_only_move_forward_per_channel_and_are_released_once(repo: Repo
     # Old bytes under a new version number would roll endpoints back: an artifact is released once.
     old = sign_provenance(repo.home, b"2.0", "demo.tar.gz").entry
     refused(repo, request(b"2.0", old, version="3.0"), "already released as demo 2.0", "version")
+    # ...under any product name.
+    refused(
+        repo, request(b"2.0", old, version="1.0", product="other"), "already released as demo 2.0", "version"
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,6 +198,9 @@ def test_versions_only_move_forward_per_channel_and_are_released_once(repo: Repo
         ("version", "latest", "not a PEP 440 version"),
         ("product", "a/b", "product"),
         ("product", "*", "product"),
+        ("product", "Demo", "must be lowercase"),
+        ("product", "demo.", "must be lowercase and not end with '.'"),
+        ("channel", "Stable", "must be lowercase"),
         ("file_name", "..", "artifact file name"),
         ("channel", "", "channel"),
     ],

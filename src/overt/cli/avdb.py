@@ -66,11 +66,20 @@ def _findings_table(findings: tuple[Finding, ...], unwaived: tuple[Finding, ...]
     return table
 
 
+AuditorKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--auditor-key", help="keyid (or prefix) of the auditor key to sign with, if there are several"
+    ),
+]
+
+
 @app.command("audit")
 def audit_cmd(
     rules: Annotated[Path, typer.Argument(help="rule tree (directory or tarball)")],
     name: NameOpt = "overt",
     home: HomeOpt = None,
+    auditor_key: AuditorKeyOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Escrow and audit a rule tree; the signed report is logged. Exit 1 if there are unwaived findings."""
@@ -80,7 +89,7 @@ def audit_cmd(
         h.escrow,
         read_source(rules),
         name=name,
-        context=h.conveyor_context(auditor=True),
+        context=h.conveyor_context(auditor=True, auditor_key=auditor_key),
     )
     report = audited.report
     if json:
@@ -104,6 +113,7 @@ def build_cmd(
     version: Annotated[int, typer.Option(min=1, help="database version (monotonic, from 1)")],
     name: NameOpt = "overt",
     home: HomeOpt = None,
+    auditor_key: AuditorKeyOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Audit, then build, sign and publish a database version; refused while findings are unwaived."""
@@ -116,7 +126,7 @@ def build_cmd(
             read_source(rules),
             name=name,
             version=version,
-            context=h.conveyor_context(auditor=True),
+            context=h.conveyor_context(auditor=True, auditor_key=auditor_key),
         )
     if isinstance(result, Refused):
         if not json:
@@ -144,11 +154,12 @@ def waive_cmd(
     reason: Annotated[str, typer.Option(help="why this finding is acceptable; logged")],
     name: NameOpt = "overt",
     home: HomeOpt = None,
+    auditor_key: AuditorKeyOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Waive one audit finding with a reason: a statement signed by the auditor key and logged."""
     h = Home(resolve_home(home))
-    context = h.conveyor_context(auditor=True)
+    context = h.conveyor_context(auditor=True, auditor_key=auditor_key)
     waived = waive(AvdbStore(h.paths.public), name=name, finding_id=finding, reason=reason, context=context)
     if json:
         emit_json(waived.to_dict())

@@ -21,6 +21,7 @@ Owns the paths, pinning, the lock and the trust records; installing is :mod:`ove
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from overt.atomic import atomic_write
 from overt.avdb.install import default_agent_dir
 from overt.distribute.trust import Follow, TrustPolicy
 from overt.errors import ConfigError, Error, FormatError, StorageError
-from overt.writerlock import WriterLock
+from overt.writerlock import lock_directory
 
 MAX_RECORD_BYTES = 1 << 20
 
@@ -124,25 +125,40 @@ def pin_policy(layout: AgentLayout, source: Path) -> PinnedTrust:
     return PinnedTrust(policy=policy, path=layout.policy, replaced=replaced)
 
 
+# The holder's pid is written over the same bytes every time, never after truncating the file: on ext4,
+# truncating a file written a moment ago (by 'overt agent init', or by the last run) waits on its delayed
+# allocation and the journal, milliseconds at the start of every update. Linux pids have at most 7 digits.
+_PID_WIDTH = 16
+
+
 @contextmanager
 def agent_lock(layout: AgentLayout) -> Iterator[None]:
-    """One agent at a time in one directory: a second is refused at once, naming the first."""
+    """One agent at a time in one directory: a second is refused at once, naming the first. The lock is an
+    exclusive flock on ``agent.lock`` and on the directory itself (:func:`overt.writerlock.lock_directory`:
+    a lock file deleted under a running agent does not let a second one in); the kernel drops both when
+    the holder exits, however it exits."""
     layout.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    dir_fd: int | None = None
     try:
-        lock = WriterLock(layout.lock, wait=0)
-    except ConfigError as e:
-        holder = ""
-        with suppress(OSError):
-            holder = layout.lock.read_text().strip()
-        raise ConfigError(
-            f"another overt agent is working in {layout.root} (pid {holder or 'unknown'}); "
-            "one agent at a time: try again when it is done",
-            lock=str(layout.lock),
-        ) from e
-    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            dir_fd = lock_directory(layout.root)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            raise ConfigError(
+                f"another overt agent is working in {layout.root} (pid {holder or 'unknown'}); "
+                "one agent at a time: try again when it is done",
+                lock=str(layout.lock),
+            ) from None
+        if os.fstat(fd).st_size > _PID_WIDTH:  # not written by this code: shorten it once
+            os.ftruncate(fd, _PID_WIDTH)
+        os.pwrite(fd, str(os.getpid()).ljust(_PID_WIDTH - 1).encode() + b"\n", 0)
         yield
     finally:
-        lock.release()
+        if dir_fd is not None:
+            os.close(dir_fd)
+        os.close(fd)  # closing the descriptors releases the flocks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

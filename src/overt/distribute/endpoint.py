@@ -71,16 +71,35 @@ from overt.distribute.assurance import (
     version_forward,
 )
 from overt.distribute.channels import CARRIES_AVDB, CARRIES_PRODUCT, ChannelIndex
-from overt.distribute.evidence import fetch_url, fetcher_source, http_source, refused
+from overt.distribute.evidence import (
+    fetch_url,
+    fetcher_source,
+    http_source,
+    refused,
+    remember_verified_checkpoint,
+)
 from overt.distribute.installer import HookResult, hook_error, install_target, installed_version, run_hook
 from overt.distribute.layout import channel_path, database_channel_path, delta_path, metadata_name
 from overt.distribute.release import AVDB, AVDB_DELTA, PRODUCT, overt_custom
 from overt.distribute.trust import DATABASE, Follow, TrustPolicy
 from overt.errors import Error, FormatError, StorageError, TransportError, VerificationError
 from overt.tlog.client import MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, Fetch, LogClient, http_fetcher
+from overt.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, tile_width
 
 INSTALLED, CURRENT, NOTHING, REFUSED, FAILED = "installed", "current", "nothing released", "refused", "failed"
 T = TypeVar("T")
+
+
+def _reason(e: BaseException) -> str:
+    """What went wrong, for a reader: python-tuf raises SlowRetrievalError with no message for any timeout
+    or refused connection, so the urllib3 error beneath it (the URL, "Connection refused") is named too."""
+    parts: list[str] = []
+    cause: BaseException | None = e
+    while cause is not None and len(parts) < 3:
+        text = str(cause).strip()
+        parts.append(f"{type(cause).__name__}: {text}" if text else type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    return "; ".join(parts)
 
 
 def _tuf(call: Callable[[], T]) -> T:
@@ -90,9 +109,7 @@ def _tuf(call: Callable[[], T]) -> T:
     except tuf_errors.DownloadLengthMismatchError as e:
         raise refused("tuf", f"the repository served more bytes than the signed metadata allows: {e}") from e
     except tuf_errors.DownloadError as e:
-        raise TransportError(
-            f"the TUF repository could not be read: {type(e).__name__}: {e}", check="tuf"
-        ) from e
+        raise TransportError(f"the TUF repository could not be read: {_reason(e)}", check="tuf") from e
     except tuf_errors.RepositoryError as e:
         raise refused("tuf", f"TUF refused the repository: {type(e).__name__}: {e}") from e
     except urllib3.exceptions.HTTPError as e:  # raised by the fetcher mid-stream, outside its own wrapping
@@ -223,6 +240,23 @@ def _log_fetch(log_url: str, fetcher: Urllib3Fetcher) -> Fetch:
     return get
 
 
+def _read_edge_tiles(log: LogClient, tree_size: int) -> None:
+    """Read ahead the tiles on the right edge of the tree (the last one of each level): a consistency proof
+    from a checkpoint of the last few entries to the head reads them, and reading them here, while TUF
+    refreshes, spares the checks a round trip. Only a guess: a tile that cannot be read now is read when a
+    proof needs it, and every tile is checked by the proof that uses it (:func:`_tiles_once` keeps them)."""
+    reader = log.reader(tree_size)
+    level = 0
+    while tree_size >> (TILE_HEIGHT * level):
+        index = (tree_size >> (TILE_HEIGHT * level)) // TILE_WIDTH
+        if tile_width(level, index, tree_size):
+            try:
+                reader.tile(level, index)
+            except (Error, ValueError):
+                return
+        level += 1
+
+
 def _begin_metadata(layout: AgentLayout) -> Path:
     """``tuf/metadata.next``: a copy of the trusted metadata for this run's TUF client to update. It becomes
     the trusted copy only by :func:`_commit_metadata`, so metadata that TUF accepts but the log does not
@@ -235,7 +269,7 @@ def _begin_metadata(layout: AgentLayout) -> Path:
         shutil.rmtree(previous, ignore_errors=True)
         shutil.rmtree(following, ignore_errors=True)
         if trusted.exists():
-            shutil.copytree(trusted, following, symlinks=True)
+            _link_tree(trusted, following)
         else:
             following.mkdir(parents=True)
     except OSError as e:
@@ -243,6 +277,18 @@ def _begin_metadata(layout: AgentLayout) -> Path:
             f"cannot prepare the TUF client's metadata in {following}: {e.strerror or e}"
         ) from e
     return following
+
+
+def _link_tree(source: Path, copy: Path) -> None:
+    """``copy`` made a copy of ``source`` whose files are hard links: the stock ngclient never writes a
+    metadata file in place (it writes a temporary file and renames it over the old name, and replaces the
+    ``root.json`` symlink), so nothing it does in ``copy`` changes a file of ``source``. Where hard links
+    are not possible, the files are copied."""
+    try:
+        shutil.copytree(source, copy, symlinks=True, copy_function=os.link)
+    except OSError:
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(source, copy, symlinks=True)
 
 
 def _commit_metadata(layout: AgentLayout) -> None:
@@ -343,6 +389,10 @@ class _Session:
             tree = self.log.update()
         except (VerificationError, FormatError) as e:
             raise refused("log", f"the log's checkpoint does not verify: {e}", **e.evidence) from e
+        # update() verified it as verify_checkpoint does, under this very policy object: the proofs whose
+        # checkpoint it is (the newest ones, often) are not checked against the same signatures again.
+        remember_verified_checkpoint(tree.checkpoint, self.trust.log_policy, tree.cosigners)
+        _read_edge_tiles(self.log, tree.checkpoint.checkpoint.tree_size)
         return LogHead(
             checkpoint=tree.checkpoint,
             cosigners=tree.cosigners,
@@ -358,9 +408,10 @@ class _Session:
                 role: (md / f"{role}.json").read_bytes()
                 for role in ("root", "timestamp", "snapshot", "targets", "release")
             }
-            root = Metadata[Root].from_bytes(raw["root"]).signed
-            targets = Metadata[Targets].from_bytes(raw["targets"]).signed
-            release = Metadata[Targets].from_bytes(raw["release"]).signed
+            parsed: dict[str, Any] = {role: Metadata.from_bytes(data).signed for role, data in raw.items()}
+            root, targets, release = parsed["root"], parsed["targets"], parsed["release"]
+            if not (isinstance(root, Root) and isinstance(targets, Targets) and isinstance(release, Targets)):
+                raise ValueError("a file holds metadata of another role")
             keys: dict[str, list[Key]] = {
                 r: [root.get_key(k) for k in root.roles[r].keyids]
                 for r in ("root", "timestamp", "snapshot", "targets")
@@ -373,11 +424,12 @@ class _Session:
                 assert release.delegations is not None
                 for role in sorted({succinct.get_role_for_target(p) for p in paths}):
                     raw[role] = (md / f"{role}.json").read_bytes()
+                    parsed[role] = Metadata.from_bytes(raw[role]).signed
                     keys[role] = [release.delegations.keys[k] for k in succinct.keyids]
             return [
                 UsedMetadata(
                     role=role,
-                    name=metadata_name(role, Metadata.from_bytes(data).signed.version),
+                    name=metadata_name(role, parsed[role].version),
                     data=data,
                     keys=tuple(keys[role]),
                 )

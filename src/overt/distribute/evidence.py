@@ -192,6 +192,17 @@ def verified_checkpoint(signed: SignedCheckpoint, policy: Policy) -> frozenset[s
     return cosigners
 
 
+def remember_verified_checkpoint(signed: SignedCheckpoint, policy: Policy, cosigners: frozenset[str]) -> None:
+    """Record that :func:`~overt.tlog.client.verify_checkpoint` of ``signed`` under ``policy`` just returned
+    ``cosigners``: for a caller that verified it that way itself (an agent's
+    :meth:`~overt.tlog.client.LogClient.update` of the log's head, which is often the checkpoint of the
+    newest proofs), so that :func:`verified_checkpoint` does not check the same signatures twice."""
+    with _VERIFIED_LOCK:
+        _VERIFIED[(id(policy), signed.to_bytes())] = (policy, cosigners)
+        while len(_VERIFIED) > _VERIFIED_MAX:
+            _VERIFIED.popitem(last=False)
+
+
 def verify_logged_entry(entry: bytes, proof: bytes, policy: Policy) -> LoggedEntry:
     """``entry`` is in the log under a checkpoint that meets ``policy``'s witness quorum (tlog-proof)."""
     parsed = TlogProof.from_bytes(proof)
@@ -415,9 +426,9 @@ class Prefetched:
         if self._carried is not None:
             carried = self._carried
             wanted = [p for p in wanted if carried(p) is None]  # already here: nothing to fetch ahead
-        if not wanted:
-            return
         own = self._pool is None
+        if not wanted or (own and len(wanted) == 1):  # one file: read when asked for, no thread to wait on
+            return
         executor = ThreadPoolExecutor(max_workers=min(workers, len(wanted))) if own else self._pool
         assert executor is not None
         with self._lock:

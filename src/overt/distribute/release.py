@@ -112,19 +112,22 @@ def check_product_version(
     state: RepositoryState, *, product: str, channel: str, version: Version, sha256: str | None = None
 ) -> None:
     """Refusals 2 and 3: one artifact per (product, version), and versions move forward per channel; and
-    an artifact is released once, so old bytes never come back under a new version number."""
+    an artifact is released once, under one product, so old bytes never come back under a new version
+    number or name."""
     latest: Version | None = None
     for path, info in state.released().items():
         o = overt_custom(info)
-        if o.get("kind") != PRODUCT or o.get("product") != product:
+        if o.get("kind") != PRODUCT:
             continue
-        other = Version(str(o.get("version")))
         if sha256 is not None and info.hashes.get("sha256") == sha256:
             raise PolicyError(
-                f"refused: this artifact (sha256 {sha256}) is already released as {product} {other} ({path}); "
-                "old bytes under a new version would roll endpoints back",
+                f"refused: this artifact (sha256 {sha256}) is already released as {o.get('product')} "
+                f"{o.get('version')} ({path}); old bytes under a new version or name would roll endpoints back",
                 check="version",
             )
+        if o.get("product") != product:
+            continue
+        other = Version(str(o.get("version")))
         if other == version:
             raise PolicyError(
                 f"refused: {product} {version} is already released ({path}, channel {o.get('channel')}); "
@@ -144,6 +147,10 @@ def release_product(ctx: ReleaseContext, request: ProductRelease) -> ReleasedTar
     """Check ``request`` (refusals 1-4) and publish it as ``products/<product>/<version>/<file>``."""
     path = product_path(request.product, request.version, request.file_name)
     check_segment(request.channel, "channel")
+    for value, what in ((request.product, "product"), (request.channel, "channel")):
+        if value != value.lower() or value.endswith("."):
+            # A mirror or CDN on a case-insensitive or name-normalising store would make two names one.
+            raise UsageError(f"{what} {value!r} must be lowercase and not end with '.'")
     version = parse_version(request.version)
     with Repository.edit(ctx.repo) as repo:
         check_product_version(

@@ -27,6 +27,11 @@ from overt.errors import ConfigError, StorageError
 _ROOT_FILE = re.compile(r"([1-9][0-9]{0,8})\.root\.json")
 
 
+class DamagedRepository(StorageError):
+    """The published metadata does not verify (changed behind the conveyor's back): nothing is signed on top
+    of it; ``overt tuf status`` reports it as a finding."""
+
+
 @dataclass(slots=True, kw_only=True)
 class RepositoryState:
     """The current metadata of every role, as loaded; :mod:`overt.distribute.repository` edits it in place."""
@@ -150,9 +155,10 @@ def load_repository_state(layout: RepositoryLayout) -> RepositoryState:
         for name in succinct.get_roles() if succinct is not None else ():
             delegated[name] = _delegated(layout, snapshot, name, release.signed)
     except (RepositoryError, ValueError, KeyError, TypeError) as e:
-        raise StorageError(
+        raise DamagedRepository(
             f"the published TUF repository in {layout.public} does not verify ({type(e).__name__}: {e}); "
             "nothing is signed on top of it",
+            cause=f"{type(e).__name__}: {e}",
         ) from e
     return RepositoryState(
         roots=roots,

@@ -13,6 +13,8 @@ from overt.distribute.evidence import UnloggedMetadata, unlogged_metadata
 from overt.distribute.layout import metadata_name
 from overt.distribute.repository import Repository, RepositoryContext
 from overt.distribute.root import CeremonyStatus, staged_status
+from overt.distribute.state import DamagedRepository
+from overt.errors import VerificationError
 from overt.tlog.client import directory_fetcher
 
 
@@ -68,6 +70,17 @@ class RepositoryStatus:
 
 
 def repository_status(ctx: RepositoryContext) -> RepositoryStatus:
+    """``overt tuf status``; a published repository that does not verify is a finding (exit 1)."""
+    try:
+        return _status(ctx)
+    except DamagedRepository as e:
+        raise VerificationError(
+            f"the published TUF repository in {ctx.layout.public} does not verify: {e.evidence['cause']}",
+            **e.evidence,
+        ) from e
+
+
+def _status(ctx: RepositoryContext) -> RepositoryStatus:
     with Repository.edit(ctx) as repo:
         state = repo.state
         root = state.root.signed

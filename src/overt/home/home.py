@@ -223,17 +223,34 @@ class Home:
         )
 
     def conveyor_context(
-        self, *, auditor: bool = False, service: SigningService | None = None, now: datetime | None = None
+        self,
+        *,
+        auditor: bool = False,
+        auditor_key: str | None = None,
+        service: SigningService | None = None,
+        now: datetime | None = None,
     ) -> ConveyorContext:
-        """This conveyor's builder key (and auditor key, with ``auditor``), signing service and exact
-        builder id: what its builds and AV databases are signed with."""
+        """This conveyor's builder key (and auditor key, with ``auditor``: the one ``auditor_key`` names, else
+        the one active auditor key), signing service and exact builder id: what its builds and AV databases
+        are signed with."""
         at = now or datetime.now(UTC)
         return ConveyorContext(
             service=service or self.signing_service(),
             builder=self.registry.current(Role.BUILDER, at),
             builder_id=self.conveyor.provenance_builder_id,
-            auditor=self.registry.current(Role.AUDITOR, at) if auditor else None,
+            auditor=self._auditor(auditor_key, at) if auditor or auditor_key else None,
         )
+
+    def _auditor(self, ref: str | None, at: datetime) -> KeyRecord:
+        if ref is None:
+            return self.registry.current(Role.AUDITOR, at)
+        record = self.registry.get(ref)
+        if record.role is not Role.AUDITOR or not record.uri or record.status(at) != "active":
+            raise ConfigError(
+                f"key {record.keyid[:16]} is not an active auditor signing key of this home "
+                f"(role {record.role.value}, {record.status(at)})"
+            )
+        return record
 
     def key_home(self) -> KeyHome:
         """What key generation, import, rotation and the builder registry need of this home."""

@@ -268,7 +268,11 @@ class Registry:
             )
         if len(found) > 1:
             ids = ", ".join(r.keyid[:16] for r in found)
-            raise ConfigError(f"{len(found)} active {role.value} keys ({ids}); name one with --key")
+            raise ConfigError(
+                f"{len(found)} active {role.value} keys ({ids}): a command that signs as {role.value} does not "
+                f"choose between them; name one with the command's key option ('attest sign --key', "
+                f"'avdb audit|build|waive --auditor-key')"
+            )
         return found[0]
 
     def add(self, record: KeyRecord, *, conveyor_jurisdiction: str) -> None:
