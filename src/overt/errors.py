@@ -29,7 +29,8 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   ├── UnpublishedError       an entry is appended but no published checkpoint covers it yet
     │   └── WitnessConflict        a witness is at another size than the log assumed (tlog.witness)
     ├── StorageError           a stored object (home, log, witness) is unreadable, damaged or unwritable
-    │   └── StaleDatabaseError     the log database is behind or forks from what it signed (tlog.guard)
+    │   ├── StaleDatabaseError     the log database is behind or forks from what it signed (tlog.guard)
+    │   └── DamagedRepository      the published TUF metadata does not verify   (distribute.state)
     ├── ConfigError            the home or its configuration is missing or wrong
     ├── PolicyError            the request is well-formed but policy forbids it
     ├── BuildError             a build ran and failed: a step, a timeout, a missing or oversized output

@@ -13,6 +13,7 @@ import pytest
 from overt.attest.provenance import Provenance
 from overt.attest.verify import verify_statement
 from overt.build.compare import IDENTICAL
+from overt.build.environment import ENVIRONMENT_NAME, current_environment
 from overt.source.escrow import add_recipe, read_source
 from tests.build.helpers import current_builder, run
 from tests.build.test_recipes_doc import examples
@@ -43,7 +44,11 @@ def test_upstream_wheel_reproduced_bit_for_bit(conveyor, sandbox, corpus, sdist,
     assert out.path.read_bytes() == corpus[wheel].read_bytes()
     prov = Provenance.from_statement(verify_statement(report.signed.envelope, [builder.key]))
     deps = {d.name: d.digest["sha256"] for d in prov.build_definition.resolved_dependencies}
-    assert deps == {sdist: source.sha256, flit: tool.sha256}
+    # The host's Debian packages are an input too; they are recorded in the provenance, never in the wheel.
+    env = current_environment()
+    assert deps == {sdist: source.sha256, flit: tool.sha256} | (
+        {ENVIRONMENT_NAME: env.sha256} if env is not None else {}
+    )
     assert tool.log_index < source.log_index < report.signed.receipt.index
 
 

@@ -13,6 +13,7 @@ from overt.attest.dsse import Envelope
 from overt.attest.provenance import Provenance
 from overt.attest.verify import verify_statement
 from overt.build.compare import EQUIVALENT, IDENTICAL
+from overt.build.environment import DPKG_STATUS
 from overt.errors import BuildError, ConfigError, ReproducibilityError, VerificationError
 from tests.build.helpers import current_builder, escrow_tree, log_size, run
 from tests.conftest import require
@@ -27,6 +28,7 @@ for path in ("/usr/bin/x", "/toolchain/tool.txt", "/etc/hostname-x"):
         out[path] = e.errno
 out["tool"] = open("/toolchain/tool.txt").read()
 out["host_dirs"] = [p for p in ("/work", "/root", "/home", "/opt", "/var") if os.path.exists(p)]
+out["var"] = [str(p) for p in pathlib.Path("/var").glob("*/*")] + os.listdir("/var/lib") if os.path.exists("/var") else []
 try:
     socket.create_connection(("1.1.1.1", 80), timeout=3); out["net"] = "reached"
 except OSError as e:
@@ -74,7 +76,9 @@ sha256 = "{sha}"
     }
     assert probe["/usr/bin/x"] in (13, 30) and probe["/toolchain/tool.txt"] in (13, 30)  # EACCES or EROFS
     assert probe["tool"] == "toolchain input\n"
-    assert probe["host_dirs"] == []
+    # Of the host's /var, only the dpkg database (read-only, for Debian tooling and the recorded environment).
+    assert probe["host_dirs"] == (["/var"] if DPKG_STATUS.is_file() else [])
+    assert probe["var"] == (["/var/lib/dpkg", "dpkg"] if DPKG_STATUS.is_file() else [])
     assert probe["net"] != "reached" and probe["ifaces"] in ([], ["lo"])
 
 
@@ -164,7 +168,10 @@ def test_provenance_fields(conveyor, sandbox, tmp_path):
     assert prov.run_details.builder.id == "https://overt.example/conveyor/v1?jurisdiction=CH"
     assert prov.build_definition.internal_parameters["jurisdiction"] == "CH"
     assert prov.run_details.metadata.invocation_id and prov.run_details.metadata.started_on
-    assert prov.build_definition.resolved_dependencies[0].digest["sha256"] == entry.sha256
+    source, *others = prov.build_definition.resolved_dependencies
+    assert source.digest["sha256"] == entry.sha256
+    # No toolchain input: besides the source, only the host's environment (when it has a dpkg database).
+    assert [d.name for d in others] == (["environment:debian"] if DPKG_STATUS.is_file() else [])
     # The escrow was logged before the build's provenance.
     assert entry.log_index < report.signed.receipt.index
 

@@ -1,4 +1,5 @@
-"""The build conveyor: recipes (``recipe``), the bubblewrap sandbox (``sandbox``), outputs (``outputs``),
+"""The build conveyor: recipes (``recipe``), the bubblewrap sandbox (``sandbox``), the recorded Debian
+environment (``environment``), outputs (``outputs``),
 normalisation and comparison (``normalize``, ``compare``), run and compare (``run``, no keys), sign and publish
 (``publish``), and the two put together for ``overt build`` (``conveyor``).
 
@@ -14,6 +15,7 @@ from overt import lazy_exports
 if TYPE_CHECKING:
     from overt.build.compare import DiffoscopeReport, Verdict, compare_outputs
     from overt.build.conveyor import build
+    from overt.build.environment import Environment, EnvironmentDifference, compare_environments
     from overt.build.outputs import Output, collect_outputs
     from overt.build.publish import KeptFailure, Publication, sign_and_publish
     from overt.build.recipe import Recipe, ToolchainInput, parse_recipe, validate_recipe
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DiffoscopeReport",
+    "Environment",
+    "EnvironmentDifference",
     "KeptFailure",
     "Output",
     "Publication",
@@ -34,6 +38,7 @@ __all__ = [
     "build",
     "check_sandbox",
     "collect_outputs",
+    "compare_environments",
     "compare_outputs",
     "parse_recipe",
     "run_and_compare",
@@ -45,6 +50,7 @@ __all__ = [
 _EXPORTS = {
     "compare": ("DiffoscopeReport", "Verdict", "compare_outputs"),
     "conveyor": ("build",),
+    "environment": ("Environment", "EnvironmentDifference", "compare_environments"),
     "outputs": ("Output", "collect_outputs"),
     "publish": ("KeptFailure", "Publication", "sign_and_publish"),
     "recipe": ("Recipe", "ToolchainInput", "parse_recipe", "validate_recipe"),

@@ -21,7 +21,7 @@ from overt.build.recipe import Recipe
 from overt.errors import BuildError
 
 # Files the conveyor writes at the top of public/builds/<build-id>/, beside the outputs.
-PUBLISHED_BESIDE = ("provenance.dsse.json", "build.log")
+PUBLISHED_BESIDE = ("provenance.dsse.json", "build.log", "environment.json")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,8 @@ A signed build, under ``public/builds/<build-id>/``::
     <output path>             each output at its path relative to the build directory, executable bit kept
     provenance.dsse.json      the DSSE envelope of the in-toto statement (subjects named by relative path)
     build.log                 the reference run's log (its sha256 is a provenance byproduct)
+    environment.json          the installed Debian packages the build saw (its sha256 is the digest of the
+                              ``environment:debian`` resolved dependency; none on a host without dpkg)
 
 A failed check, under the same directory, with nothing signed::
 
@@ -13,6 +15,7 @@ A failed check, under the same directory, with nothing signed::
     varied/<output path>      the second run's outputs
     diffoscope.txt, .html     diffoscope's report on the outputs that differ
     reference.log, varied.log the two runs' logs
+    environment.json          the environment both runs saw
     result.json               the run result (variations applied, verdict, digests)
 
 The provenance records the variations each run actually had (``internalParameters.variations``). The
@@ -32,6 +35,7 @@ from overt.atomic import atomic_write
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
 from overt.attest.statement import ResourceDescriptor, format_timestamp
 from overt.build.compare import REPORT_HTML, REPORT_TEXT, Verdict
+from overt.build.environment import ENVIRONMENT_FILE
 from overt.build.outputs import PUBLISHED_BESIDE, Output
 from overt.build.run import RunResult
 from overt.keys.context import ConveyorContext
@@ -39,7 +43,7 @@ from overt.keys.signing import Signed
 from overt.source.escrow import EscrowEntry
 
 BUILD_TYPE = "https://overt.dev/build/bwrap/v1"
-PROVENANCE_FILE, LOG_FILE = PUBLISHED_BESIDE
+PROVENANCE_FILE, LOG_FILE, _ = PUBLISHED_BESIDE
 RESULT_FILE = "result.json"
 
 
@@ -75,6 +79,7 @@ class Publication:
             "outputs": [o.to_dict() | {"path": str(o.path)} for o in self.outputs],
             "provenance_log_index": self.signed.receipt.index,
             "provenance": str(self.provenance_path),
+            "environment": env.sha256 if (env := self.result.environment) is not None else None,
             "directory": str(self.directory),
             "seconds": round(self.result.seconds, 3),
         }
@@ -115,7 +120,11 @@ def provenance_for(result: RunResult, *, builder_id: str, jurisdiction: str) -> 
                 "recipe": result.recipe.to_dict(),
             },
             internal_parameters=internal,
-            resolved_dependencies=(_descriptor(source), *(_descriptor(t) for t in result.toolchain)),
+            resolved_dependencies=(
+                _descriptor(source),
+                *(_descriptor(t) for t in result.toolchain),
+                *((result.environment.descriptor(),) if result.environment is not None else ()),
+            ),
         ),
         run_details=RunDetails(
             builder=Builder(id=builder_id),
@@ -154,7 +163,13 @@ def sign_and_publish(result: RunResult, context: ConveyorContext, *, publish_dir
     outputs = _copy_outputs(result.reference.outputs, dest)
     atomic_write(dest / PROVENANCE_FILE, signed.entry)
     shutil.copyfile(result.reference.log_path, dest / LOG_FILE)
+    _write_environment(result, dest)
     return Publication(result=result, outputs=outputs, signed=signed, directory=dest)
+
+
+def _write_environment(result: RunResult, dest: Path) -> None:
+    if result.environment is not None:
+        atomic_write(dest / ENVIRONMENT_FILE, result.environment.to_bytes())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,5 +195,6 @@ def keep_failure(result: RunResult, *, publish_dir: Path) -> KeptFailure:
         if src is not None:
             shutil.copyfile(src, dest / file)
             kept.append(dest / file)
+    _write_environment(result, dest)
     atomic_write(dest / RESULT_FILE, (json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n").encode())
     return KeptFailure(directory=dest, report_text=result.report.text, report_paths=tuple(kept))

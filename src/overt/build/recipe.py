@@ -61,7 +61,7 @@ _TZ_HMS = re.compile(r"[+-]?(\d{1,3})(?::(\d{1,2}))?(?::(\d{1,2}))?")
 _TZ_DATE = re.compile(r"J(\d{1,3})|(\d{1,3})|M(\d{1,2})\.(\d)\.(\d)")
 # Files the conveyor publishes at the top of public/builds/<build-id>/ beside the outputs (overt.build.outputs
 # refuses an output a glob matches there at build time; a recipe naming one outright is refused at escrow).
-RESERVED_OUTPUTS = ("provenance.dsse.json", "build.log")
+RESERVED_OUTPUTS = ("provenance.dsse.json", "build.log", "environment.json")
 _POSIX_TZ_EXAMPLE = "CET-1CEST,M3.5.0,M10.5.0/3"
 _UMASK = re.compile(r"0?[0-7]{3}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -35,6 +35,12 @@ from typing import Any
 
 from overt.attest.statement import format_timestamp
 from overt.build.compare import DiffoscopeReport, Verdict, compare_outputs, diffoscope_report
+from overt.build.environment import (
+    Environment,
+    EnvironmentDifference,
+    compare_environments,
+    current_environment,
+)
 from overt.build.outputs import Output, collect_outputs
 from overt.build.recipe import (
     BUILD_PATH,
@@ -269,6 +275,8 @@ class RunResult:
     report: DiffoscopeReport | None  # when the verdict is different
     started: datetime
     finished: datetime
+    environment: Environment | None = None  # the host's installed packages; None without a dpkg database
+    environment_difference: EnvironmentDifference | None = None  # against a recorded one, when given
 
     @property
     def build_id(self) -> str:
@@ -314,10 +322,24 @@ class RunResult:
             "verdict": self.verdict.to_dict() if self.verdict else None,
             "variations": self.variations(),
             "runs": [r.to_dict() for r in self.runs],
+            "environment": self._environment_dict(),
             "started": format_timestamp(self.started),
             "finished": format_timestamp(self.finished),
             "seconds": round(self.seconds, 3),
         }
+
+    def _environment_dict(self) -> dict[str, Any] | None:
+        env, diff = self.environment, self.environment_difference
+        if env is None:
+            return None
+        out: dict[str, Any] = {
+            "sha256": env.sha256,
+            "architecture": env.architecture,
+            "packages": len(env.packages),
+        }
+        if diff is not None:
+            out["difference"] = diff.to_dict() | {"text": diff.text()}
+        return out
 
 
 def _run_named(
@@ -345,16 +367,26 @@ def run_and_compare(
     workdir: Path,
     check: bool = False,
     now: Callable[[], datetime] = _utcnow,
+    recorded_environment: Environment | None = None,
 ) -> RunResult:
     """Build ``source_ref`` from ``escrow`` in ``workdir`` (which the caller owns and removes), once, or twice
     with variations and compared when ``check``. A failing build raises BuildError; differing outputs do not
-    raise: the result's verdict says so and carries diffoscope's report."""
+    raise: the result's verdict says so and carries diffoscope's report.
+
+    The result records this host's environment (:mod:`overt.build.environment`). A rebuilder passes the
+    environment a provenance recorded as ``recorded_environment``; the result then says how its own differs
+    (``environment_difference``), so a mismatch can be explained by it. Both runs of a check share one host,
+    so a check never varies the environment."""
     source = escrow.get(source_ref)
     if source.kind != SOURCE:
         raise ConfigError(f"{source.name} is a toolchain input, not a source snapshot")
     snapshot = escrow.read(source)
     recipe = load_recipe(snapshot)
     toolchain, tool_entries = resolve_toolchain(escrow, recipe)
+    environment = current_environment()
+    difference = None
+    if recorded_environment is not None and environment is not None:
+        difference = compare_environments(recorded=recorded_environment, own=environment)
     started = now()
     plan = (
         (reference_variation(recipe), varied_variation(recipe)) if check else (reference_variation(recipe),)
@@ -382,4 +414,6 @@ def run_and_compare(
         report=report,
         started=started,
         finished=now(),
+        environment=environment,
+        environment_difference=difference,
     )

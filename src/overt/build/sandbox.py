@@ -1,7 +1,9 @@
 """The bubblewrap sandbox a recipe's steps run in.
 
 Inside: no network (all namespaces unshared, uid/gid 1000 in a user namespace), a read-only ``/usr`` (with the
-merged-usr ``/bin``, ``/lib``, ``/lib64``, ``/sbin`` links) and the few ``/etc`` files programs look up, a
+merged-usr ``/bin``, ``/lib``, ``/lib64``, ``/sbin`` links), the few ``/etc`` files programs look up and, so
+Debian tooling behaves as on the host, ``/etc/dpkg``, the dpkg database ``/var/lib/dpkg`` (which
+:mod:`overt.build.environment` records) and the ``ld.so.conf`` files, all read-only; a
 fresh ``/proc``, ``/dev`` and size-capped ``/tmp``, the source read-write at ``/build`` (the working
 directory; another absolute path when the caller asks), each toolchain input read-only at
 ``/toolchain/<name>``, and an environment built from nothing: PATH, HOME, PYTHONHASHSEED and what the caller
@@ -43,6 +45,11 @@ _ETC = (
     "/etc/group",
     "/etc/nsswitch.conf",
     "/etc/localtime",
+    # What Debian tooling reads to behave as on the host: without them dpkg-buildflags returns empty flags.
+    "/etc/dpkg",
+    "/var/lib/dpkg",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
 )
 
 
@@ -196,7 +203,8 @@ def failed_step(log_text: str) -> int:
     return int(marks[-1]) if marks else 1
 
 
-_SYSTEM_MOUNTS = ("", "usr", "proc", "dev", "tmp", "toolchain", "etc", "bin", "sbin", "lib", "lib64", "lib32")
+_SYSTEM_MOUNTS = ("", "usr", "proc", "dev", "tmp", "toolchain", "etc", "var", "bin", "sbin", "lib", "lib64",
+                  "lib32")  # fmt: skip
 
 
 def _faketime_env(faketime: str | None) -> dict[str, str]:
