@@ -323,3 +323,18 @@ def test_verify_offline_refuses_a_fifo_in_the_evidence_directory_instead_of_wait
     os.mkfifo(index)  # nobody ever writes to it: reading it would wait for ever
     with pytest.raises(UsageError, match="not a regular file"):
         verify_offline(data, name="demo.tar.gz", evidence=copy, trust=trust, now=datetime.now(UTC))
+
+
+def test_an_installed_file_changed_on_disk_is_not_current_and_is_installed_again(world: World) -> None:
+    world.release("1.0")
+    world.pin()
+    assert world.outcome().status == INSTALLED
+    current = world.agent / "products" / "demo" / "stable" / "current" / "demo.tar.gz"
+    good = current.read_bytes()
+    os.utime(current, ns=(1, 1))  # touched, same bytes: hashed again, still the trusted file
+    assert world.outcome().status == CURRENT
+    current.write_bytes(bytes([good[0] ^ 1]) + good[1:])  # same size, other bytes
+    o = world.outcome()
+    assert o.status == INSTALLED and current.read_bytes() == good, (o.status, o.error)
+    assert agent_status(world.agent).items[0].intact is True
+    assert world.outcome().status == CURRENT

@@ -180,6 +180,9 @@ class TrustRecord:
     installed_at: str
     policy_sha256: str
     via_delta: bool = False
+    # (size, mtime_ns, inode) of the installed file when it was installed: while they hold, the file is taken
+    # to be the one installed; when they change, it is hashed again. None in records written before them.
+    file_stat: tuple[int, int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +201,7 @@ class TrustRecord:
             "installed_at": self.installed_at,
             "policy_sha256": self.policy_sha256,
             "via_delta": self.via_delta,
+            "file_stat": None if self.file_stat is None else list(self.file_stat),
         }
 
     def to_bytes(self) -> bytes:
@@ -224,9 +228,23 @@ class TrustRecord:
                 installed_at=jsonio.req_str(obj, "installed_at", what),
                 policy_sha256=jsonio.req_str(obj, "policy_sha256", what),
                 via_delta=bool(obj.get("via_delta", False)),
+                file_stat=_file_stat(obj.get("file_stat")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise FormatError(f"{what}: a field is missing or mistyped ({e})") from e
+
+
+def _file_stat(value: Any) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    size, mtime_ns, inode = (int(v) for v in value)
+    return size, mtime_ns, inode
+
+
+def file_stat(path: Path) -> tuple[int, int, int]:
+    """What :attr:`TrustRecord.file_stat` records of ``path`` (symlinks followed)."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def read_record(layout: AgentLayout, follow: Follow) -> TrustRecord | None:

@@ -78,7 +78,14 @@ from overt.distribute.evidence import (
     refused,
     remember_verified_checkpoint,
 )
-from overt.distribute.installer import HookResult, hook_error, install_target, installed_version, run_hook
+from overt.distribute.installer import (
+    HookResult,
+    hook_error,
+    install_target,
+    installed_version,
+    product_intact,
+    run_hook,
+)
 from overt.distribute.layout import channel_path, database_channel_path, delta_path, metadata_name
 from overt.distribute.release import AVDB, AVDB_DELTA, PRODUCT, overt_custom
 from overt.distribute.trust import DATABASE, Follow, TrustPolicy
@@ -587,13 +594,19 @@ def _update_one(session: _Session, follow: Follow, now: datetime) -> FollowOutco
             _confirm(session, run, index_path(follow), f"{index_path(follow)} is not released", now)
             return run.outcome(NOTHING)
         run.offered = index.version
-        if installed is not None and installed[1] == index.sha256:
+        if installed is not None and installed[1] == index.sha256 and _intact(follow, run.record):
             detail = f"{index.path} names the installed version {index.version}"
             _confirm(session, run, index.path, detail, now)
             return run.outcome(CURRENT)
         return _install_new(session, run, index, installed, now)
     except Error as e:
         return run.outcome(REFUSED if e.exit_code == 1 else FAILED, error=e)
+
+
+def _intact(follow: Follow, record: TrustRecord | None) -> bool:
+    """A product's installed file is still the trusted one (a database is re-checked by what 'overt scan'
+    loads, against its provenance)."""
+    return follow.kind == DATABASE or (record is not None and product_intact(record))
 
 
 def _confirm(session: _Session, run: _Run, path: str, tuf: str, now: datetime) -> None:

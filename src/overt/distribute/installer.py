@@ -15,6 +15,7 @@ Owns writing; deciding what may be written is :mod:`overt.distribute.assurance`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from overt.atomic import fsync_dirs
 from overt.attest.statement import format_timestamp
 from overt.avdb.install import installed_record, write_installed
 from overt.avdb.package import read_database
-from overt.distribute.agentdir import AgentLayout, TrustRecord, write_record
+from overt.distribute.agentdir import AgentLayout, TrustRecord, file_stat, write_record
 from overt.distribute.assurance import Assurance
 from overt.distribute.evidence import refused
 from overt.distribute.trust import DATABASE, Follow, TrustPolicy
@@ -49,6 +50,23 @@ def installed_version(
             return None
         return str(db.version), db.digest
     return None if record is None else (record.version, record.sha256)
+
+
+def product_intact(record: TrustRecord) -> bool:
+    """The installed product file is the one ``record`` trusted: unchanged since the install (size, mtime and
+    inode), or else hashed again and found to have its sha256. A changed or missing file is not current: the
+    update checks the offered version and installs it again."""
+    path = Path(record.installed)
+    try:
+        if record.file_stat is not None and file_stat(path) == record.file_stat:
+            return True
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == record.sha256
 
 
 def _install_product(layout: AgentLayout, follow: Follow, version: str, file_name: str, source: Path) -> Path:
@@ -121,6 +139,7 @@ def install_target(
             installed_at=format_timestamp(now),
             policy_sha256=trust.sha256,
             via_delta=via_delta,
+            file_stat=file_stat(path),
         )
         write_record(layout, record)
     except OSError as e:
