@@ -27,6 +27,7 @@ from overt.errors import Error
 SRC = Path(overt.__file__).parent
 PACKAGES = [
     "overt.attest",
+    "overt.auditor",
     "overt.avdb",
     "overt.build",
     "overt.distribute",

@@ -19,7 +19,21 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer._click.utils import PacifyFlushWrapper
 
 from overt import VersionInfo, __version__
-from overt.cli import agent, attest, avdb, build, demo, keys, log, serve, source, tuf, verify, witness
+from overt.cli import (
+    agent,
+    attest,
+    auditor,
+    avdb,
+    build,
+    demo,
+    keys,
+    log,
+    serve,
+    source,
+    tuf,
+    verify,
+    witness,
+)
 from overt.cli.common import (
     HomeOpt,
     JsonOpt,
@@ -48,6 +62,7 @@ app = typer.Typer(
 )
 app.add_typer(log.app, name="log")
 app.add_typer(witness.app, name="witness")
+app.add_typer(auditor.app, name="auditor")
 app.add_typer(keys.app, name="keys")
 app.add_typer(attest.app, name="attest")
 app.add_typer(source.app, name="source")

@@ -1,0 +1,71 @@
+"""Where everything in an auditor home lives: the layout, as paths, and nothing else (no I/O).
+
+An auditor home belongs to an organisation independent of the vendor. It holds its own keys and what it
+pinned of the vendor's, copied in once at ``overt auditor init``; it never reads a conveyor's home. Layout::
+
+    <home>/config.toml              who the auditor is, which log it follows, what it pinned (:mod:`.config`)
+    <home>/keys/<keyid>.pem         the auditor's software signing key (``file2:``), mode 0600
+    <home>/keys/registry/           its private key record: role auditor, jurisdiction, signer URI (mode 0600)
+    <home>/public/keys/<keyid>.json its public key record, as a conveyor publishes its own
+    <home>/witness/                 a tlog-witness home (:mod:`overt.tlog.witness`) with its own
+                                    cosignature/v1 key, following the pinned log
+    <home>/pinned/log-policy        the vendor's log policy (C2SP tlog-policy), byte for byte as given
+    <home>/pinned/vendor-keys/      the vendor's public key files, ``<keyid>.json``, byte for byte as given
+    <home>/state/                   what the auditor's long-running commands keep between runs
+    <home>/public/                  what the auditor publishes: served as static files
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class AuditorPaths:
+    """The layout of the auditor home at ``root``."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def key_registry(self) -> Path:
+        return self.keys / "registry"
+
+    @property
+    def public(self) -> Path:
+        return self.root / "public"
+
+    @property
+    def public_keys(self) -> Path:
+        return self.public / "keys"
+
+    @property
+    def witness(self) -> Path:
+        return self.root / "witness"
+
+    @property
+    def pinned(self) -> Path:
+        return self.root / "pinned"
+
+    @property
+    def log_policy(self) -> Path:
+        return self.pinned / "log-policy"
+
+    @property
+    def vendor_keys(self) -> Path:
+        return self.pinned / "vendor-keys"
+
+    def vendor_key(self, keyid: str) -> Path:
+        return self.vendor_keys / f"{keyid}.json"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
