@@ -10,23 +10,17 @@ from pathlib import Path
 import pytest
 from tuf.ngclient import Updater
 
-from overt.attest.provenance import Provenance
 from overt.distribute.checks import ReleaseContext
 from overt.distribute.release import ProductRelease, ReleasedTarget, release_product
 from overt.distribute.repository import RepositoryContext
 from overt.distribute.root import RootKeys
-from overt.distribute.testbed import add_key, init_tuf, sample_provenance, sign_provenance
+from overt.distribute.testbed import add_key, init_tuf, sign_provenance
 from overt.home import Home
 from overt.server.static import StaticSite
 
-__all__ = ["ROOT_KEYS", "ROOT_THRESHOLD", "Repo", "Served", "add_key", "provenance_for", "sign_provenance"]
+__all__ = ["ROOT_KEYS", "ROOT_THRESHOLD", "Repo", "Served", "add_key", "sign_provenance"]
 
 ROOT_KEYS, ROOT_THRESHOLD = 3, 2
-
-
-def provenance_for(h: Home, data: bytes, name: str, *, builder_id: str | None = None) -> Provenance:
-    """The sample provenance the home's builder signs (``data`` and ``name`` go into its subject later)."""
-    return sample_provenance(h, builder_id=builder_id)
 
 
 @dataclass

@@ -28,13 +28,13 @@ from overt.distribute.evidence import target_evidence
 from overt.distribute.layout import delta_path, product_path
 from overt.distribute.release import ReleasedTarget, overt_custom
 from overt.distribute.repository import NewTarget, Repository
-from overt.distribute.testbed import forge, forge_targets
+from overt.distribute.testbed import forge, forge_targets, sample_provenance
 from overt.home import Home
 from overt.keys.context import ConveyorContext
 from overt.keys.registry import Role
 from overt.source.escrow import read_directory
 from tests.avdb.samples import EICAR_RULE, hdb
-from tests.distribute.conftest import provenance_for, sign_provenance
+from tests.distribute.conftest import sign_provenance
 from tests.distribute.world import RunningWitness, World, witnessed_policy
 
 
@@ -203,7 +203,7 @@ def test_a_valid_signature_without_a_log_entry_is_refused(world: World) -> None:
     installed_1_0(world)
     data = b"demo 2.0, signed but never logged\n"
     h = world.home
-    statement = provenance_for(h, data, "demo.tar.gz").statement(
+    statement = sample_provenance(h).statement(
         (ResourceDescriptor(name="demo.tar.gz", digest={"sha256": hashlib.sha256(data).hexdigest()}),)
     )
     builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
@@ -398,9 +398,7 @@ def test_a_failed_verdict_from_a_trusted_auditor_is_refused(world: World) -> Non
 def test_a_release_that_bypasses_the_builder_registry_is_refused(world: World) -> None:
     installed_1_0(world)
     h, data = world.home, b"demo 2.0 from an unregistered builder\n"
-    statement = provenance_for(
-        h, data, "demo.tar.gz", builder_id="https://builder.elsewhere.example/v1"
-    ).statement(
+    statement = sample_provenance(h, builder_id="https://builder.elsewhere.example/v1").statement(
         (ResourceDescriptor(name="demo.tar.gz", digest={"sha256": hashlib.sha256(data).hexdigest()}),)
     )
     builder = h.registry.current(Role.BUILDER, datetime.now(UTC))

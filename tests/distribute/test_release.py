@@ -19,11 +19,12 @@ from overt.distribute.evidence import (
 )
 from overt.distribute.release import ProductRelease, release_product
 from overt.distribute.repository import renew_repository
+from overt.distribute.testbed import sample_provenance
 from overt.errors import PolicyError, UsageError
 from overt.home import Home
 from overt.keys.registry import Role
 from overt.tlog.policy import Policy
-from tests.distribute.conftest import Repo, add_key, provenance_for, sign_provenance
+from tests.distribute.conftest import Repo, add_key, sign_provenance
 from tests.tlog.test_pinned_trust import HONEST, cosign, witnessed_by
 
 
@@ -63,14 +64,14 @@ def request(
 
 def signed_by_hand(h: Home, data: bytes, record_role: Role = Role.BUILDER, **kw: str) -> bytes:
     """Provenance signed with a key directly, bypassing the signing service's policy, then logged: what a
-    compromised machine could append. ``kw`` goes to :func:`provenance_for`."""
+    compromised machine could append. ``kw`` goes to :func:`sample_provenance`."""
     jurisdiction = kw.pop("key_jurisdiction", "CH")
     record = (
         add_key(h, record_role, jurisdiction=jurisdiction)
         if jurisdiction != "CH"
         else h.registry.current(record_role, datetime.now(UTC))
     )
-    statement = provenance_for(h, data, "demo.tar.gz", **kw).statement(
+    statement = sample_provenance(h, **kw).statement(
         (ResourceDescriptor(name="demo.tar.gz", digest={"sha256": hashlib.sha256(data).hexdigest()}),)
     )
     entry = sign_envelope(statement.to_bytes(), PAYLOAD_TYPE_IN_TOTO, [h.signer_for(record)]).to_bytes()
@@ -112,7 +113,7 @@ def test_a_release_publishes_the_target_with_its_evidence(repo: Repo) -> None:
 def test_provenance_not_in_the_log_is_refused(repo: Repo) -> None:
     h, data = repo.home, b"never logged"
     builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
-    statement = provenance_for(h, data, "demo.tar.gz").statement(
+    statement = sample_provenance(h).statement(
         (ResourceDescriptor(name="demo.tar.gz", digest={"sha256": hashlib.sha256(data).hexdigest()}),)
     )
     unlogged = sign_envelope(statement.to_bytes(), PAYLOAD_TYPE_IN_TOTO, [h.signer_for(builder)]).to_bytes()

@@ -20,32 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from overt.home.paths import KeyedPaths
+
 
 @dataclass(frozen=True, slots=True)
-class AuditorPaths:
-    """The layout of the auditor home at ``root``."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.toml"
-
-    @property
-    def keys(self) -> Path:
-        return self.root / "keys"
-
-    @property
-    def key_registry(self) -> Path:
-        return self.keys / "registry"
-
-    @property
-    def public(self) -> Path:
-        return self.root / "public"
-
-    @property
-    def public_keys(self) -> Path:
-        return self.public / "keys"
+class AuditorPaths(KeyedPaths):
+    """The layout of the auditor home at ``root`` (config, keys and public/ as every home has them)."""
 
     @property
     def witness(self) -> Path:

@@ -71,8 +71,9 @@ class LogPaths:
 
 
 @dataclass(frozen=True, slots=True)
-class HomePaths:
-    """The layout of the home at ``root``."""
+class KeyedPaths:
+    """What every overt home has, a conveyor's or an auditor's: ``config.toml``, its keys and their
+    registry, and ``public/`` with its public keys."""
 
     root: Path
 
@@ -95,6 +96,11 @@ class HomePaths:
     @property
     def public_keys(self) -> Path:
         return self.public / "keys"
+
+
+@dataclass(frozen=True, slots=True)
+class HomePaths(KeyedPaths):
+    """The layout of the conveyor home at ``root``."""
 
     @property
     def builders(self) -> Path:
