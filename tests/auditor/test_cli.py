@@ -104,3 +104,28 @@ def test_show_refuses_what_is_no_auditor_home(tmp_path: Path) -> None:
     ]:
         r = overt("auditor", "show", "--home", str(home))
         assert r.returncode == USAGE and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_witness_serve_on_an_auditor_home_serves_the_auditors_own_witness(
+    tmp_path: Path, vendor: Vendor
+) -> None:
+    """Point 5: an auditor runs its witness with its own key: ``overt witness serve --home AUDITOR_HOME``."""
+    from tests.tlog.test_witness_serve import start_serve
+
+    home = tmp_path / "a1"
+    made = overt(*init_args(home, vendor), "--json")
+    assert made.returncode == 0, made.stderr
+    vkey = json.loads(made.stdout)["witness"]["vkey"]
+    served = start_serve(home)
+    try:
+        import httpx
+
+        from overt.tlog.cosignature import parse_cosignature_vkey
+
+        assert parse_cosignature_vkey(vkey).name == "auditor.example/a1"
+        stranger = httpx.get(f"{served.url}/{'0' * 64}/checkpoint", timeout=10)
+        assert stranger.status_code == 404
+    finally:
+        served.proc.terminate()
+        out, _ = served.proc.communicate(timeout=60)
+    assert "witness auditor.example/a1 on" in out and LOG_ORIGIN in out, out

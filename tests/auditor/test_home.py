@@ -14,7 +14,7 @@ from overt.errors import ConfigError, FormatError, StorageError, UsageError
 from overt.home import Home
 from overt.keys.registry import KeyRecord, Role
 from overt.keys.signers import HsmConfig, load_signer
-from overt.tlog.witness import load_witness
+from overt.tlog.witness import init_witness, load_witness
 from tests.auditor.conftest import LOG_ORIGIN, Vendor
 
 NAME = "auditor.example/a1"
@@ -164,3 +164,37 @@ def test_the_configuration_round_trips_and_refuses_what_it_does_not_know(
     ]:
         with pytest.raises(ConfigError, match=message):
             AuditorConfig.parse(text.replace(*edit))
+
+
+def test_a_witness_made_beforehand_is_adopted_so_the_policy_can_name_it(
+    tmp_path: Path, vendor: Vendor
+) -> None:
+    """The auditor's witness exists before the policy that names it; init keeps its key, and follows the log."""
+    root = tmp_path / "a1"
+    made = init_witness(root / "witness", NAME)
+    home = make(root, vendor)
+    assert home.witness.vkey == made.verifier().vkey()
+    with load_witness(home.paths.witness) as witness:
+        assert [v.vkey() for v in witness.logs[LOG_ORIGIN]] == [vendor.log_vkey]
+
+
+def test_an_adopted_witness_must_bear_the_auditors_name_and_survives_a_failed_init(
+    tmp_path: Path, vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "a1"
+    made = init_witness(root / "witness", "someone.example/w9")
+    with pytest.raises(UsageError, match=r"is a witness named 'someone\.example/w9'"):
+        make(root, vendor)
+    (root / "notes.txt").write_text("mine\n")  # anything beside the witness: not a new home
+    with pytest.raises(UsageError, match="is not empty"):
+        make(root, vendor, name="someone.example/w9")
+    (root / "notes.txt").unlink()
+
+    def full_disk(path: Path, data: bytes, **kw: object) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("overt.auditor.home.atomic_write", full_disk)  # the init fails half way
+    with pytest.raises(OSError, match="No space"):
+        make(root, vendor, name="someone.example/w9")
+    assert [p.name for p in root.iterdir()] == ["witness"]  # what init wrote is gone, the witness kept
+    assert init_witness(root / "witness", "someone.example/w9").verifier().vkey() == made.verifier().vkey()

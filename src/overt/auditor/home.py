@@ -4,7 +4,9 @@
 new directory (see :mod:`overt.auditor.paths` for the layout):
 
 1. the auditor's own signing key (a software ``file2:`` key of role ``auditor``, in its jurisdiction);
-2. a witness home with its own cosignature/v1 key, following the log(s) the pinned policy names;
+2. a witness home with its own cosignature/v1 key, following the log(s) the pinned policy names (or adopts
+   the one made beforehand at ``<home>/witness`` with ``overt witness init``, under the auditor's name, so
+   the vendor could name it in the very policy the auditor pins);
 3. byte copies of the vendor's log policy and public key files, which the auditor trusts from then on: later
    changes to the files it was given change nothing here;
 4. ``config.toml``, written last, so a home without one is an init that did not finish (what it wrote is
@@ -112,11 +114,14 @@ class AuditorHome:
         check_http_url(log_url)
         policy = check_log_policy(log_policy, unsafe_no_witness_quorum=unsafe_no_witness_quorum)
         pinned = read_vendor_keys(vendor_keys)
-        check_new_home(paths)
-        with _removed_on_failure(path):
+        adopted = check_new_home(paths)
+        if adopted:
+            _check_adopted_witness(paths, name)
+        with _removed_on_failure(path, keep=paths.witness if adopted else None):
             path.mkdir(parents=True, exist_ok=True)
             key = _new_auditor_key(paths, jurisdiction, now or datetime.now(UTC))
-            init_witness(paths.witness, name)
+            if not adopted:
+                init_witness(paths.witness, name)
             for log in policy.logs:
                 trust_log(paths.witness, log.verifier.vkey())
             atomic_write(paths.log_policy, log_policy)
@@ -238,13 +243,19 @@ def read_vendor_keys(files: Sequence[Path]) -> list[tuple[str, bytes]]:
     return out
 
 
-def check_new_home(paths: AuditorPaths) -> None:
-    """Refuse a ``--home`` that is a file or a directory with anything in it: an auditor home is made new."""
+def check_new_home(paths: AuditorPaths) -> bool:
+    """Refuse a ``--home`` that is a file or a directory with anything in it: an auditor home is made new.
+
+    The one thing it may already hold is ``witness/``, a witness home made by ``overt witness init``: an
+    auditor runs its witness first, the vendor names it in the log policy, and then the auditor pins that
+    policy. Returns whether such a witness is there (and is adopted rather than made)."""
     root = paths.root
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is not a directory: --home names the directory to make the auditor home in")
     if not root.is_dir() or not any(root.iterdir()):
-        return
+        return False
+    if [p.name for p in root.iterdir()] == ["witness"] and _is_witness_home(paths.witness):
+        return True
     if paths.config.exists() and paths.witness.exists():
         what = "it is an auditor home already, and 'overt auditor init' never changes one"
     elif _is_conveyor_home(paths):
@@ -252,6 +263,20 @@ def check_new_home(paths: AuditorPaths) -> None:
     else:
         what = "it holds files"
     raise UsageError(f"{root} is not empty ({what}): give a new or empty directory as --home")
+
+
+def _is_witness_home(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / "witness.skey").is_file()
+
+
+def _check_adopted_witness(paths: AuditorPaths, name: str) -> None:
+    """A witness made beforehand is adopted only under the auditor's name, so both keys name one party."""
+    found = _witness(paths).name
+    if found != name:
+        raise UsageError(
+            f"{paths.witness} is a witness named {found!r}, not {name!r}: an auditor's witness has the "
+            f"auditor's name (give --name {found}, or make the witness again under {name})"
+        )
 
 
 def _is_conveyor_home(paths: AuditorPaths) -> bool:
@@ -282,13 +307,16 @@ def _new_auditor_key(paths: AuditorPaths, jurisdiction: str, now: datetime) -> K
 
 
 @contextmanager
-def _removed_on_failure(path: Path) -> Iterator[None]:
-    """Remove what the block wrote under ``path`` (empty or new before it), and ``path`` if it made it."""
+def _removed_on_failure(path: Path, *, keep: Path | None = None) -> Iterator[None]:
+    """Remove what the block wrote under ``path`` (empty or new before it, but for ``keep``), and ``path`` if
+    it made it."""
     existed = path.is_dir()
     try:
         yield
     except BaseException:
         for made in path.iterdir() if path.is_dir() else []:
+            if made == keep:
+                continue
             if made.is_dir() and not made.is_symlink():
                 shutil.rmtree(made, ignore_errors=True)
             else:

@@ -26,6 +26,9 @@ from overt.tlog.witness import (
 app = typer.Typer(help="A tlog-witness: cosigns checkpoints of logs it follows.", no_args_is_help=True)
 
 WHome = Annotated[Path, typer.Option(help="witness home directory")]
+SHome = Annotated[
+    Path, typer.Option("--home", help="witness home directory, or an auditor home (its witness/)")
+]
 
 
 @app.command()
@@ -61,9 +64,17 @@ def add_log(
     )
 
 
+def _witness_home(home: Path) -> Path:
+    """``home``, or the witness inside it when it is an auditor home (``overt auditor init``)."""
+    inner = home / "witness"
+    if not (home / "witness.skey").exists() and (inner / "witness.skey").is_file():
+        return inner
+    return home
+
+
 @app.command()
 def serve(
-    home: WHome,
+    home: SHome,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="listen port")] = 8090,
     json: JsonOpt = False,
@@ -76,7 +87,7 @@ def serve(
     from overt.tlog.witness import MAX_REQUEST_BYTES
 
     # The witness holds the home's lock until this process ends, so a second 'serve' on the home is refused.
-    with load_witness(home) as w:
+    with load_witness(_witness_home(home)) as w:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             sock = socket.create_server((host, port), family=family)

@@ -102,11 +102,23 @@ class DemoContext:
         return self.home.paths.public / "keys" / f"{keyid}.json"
 
 
+def auditor_name(n: int) -> str:
+    """The demo's ``n``-th auditor's name, which its witness's key bears too."""
+    return f"auditor{n}.demo.overt.example"
+
+
+def auditor_root(root: Path, n: int) -> Path:
+    """Where the demo's ``n``-th auditor keeps its home (its witness at ``witness/`` in it)."""
+    return root / "auditors" / f"a{n}"
+
+
 def _make_witnesses(root: Path, vkey: str) -> tuple[Witness, ...]:
+    """The witnesses the log's policy requires: each auditor's own, made before its home (the auditor home
+    adopts it, :meth:`overt.auditor.AuditorHome.init`), so the witnesses are the independent auditors."""
     out = []
-    for n, name in enumerate(WITNESS_NAMES, 1):
-        wdir = root / "witnesses" / name
-        init_witness(wdir, f"witness{n}.demo.overt.example")
+    for n, _ in enumerate(WITNESS_NAMES, 1):
+        wdir = auditor_root(root, n) / "witness"
+        init_witness(wdir, auditor_name(n))
         trust_log(wdir, vkey)
         out.append(load_witness(wdir))
     return tuple(out)
@@ -114,8 +126,8 @@ def _make_witnesses(root: Path, vkey: str) -> tuple[Witness, ...]:
 
 @contextmanager
 def running_witnesses(root: Path, home: Home) -> Iterator[DemoContext]:
-    """Two independent witnesses, each with its own key and state, served over HTTP while the block runs; the
-    conveyor's policy requires both, and the customer pins a copy of it taken now (out of band)."""
+    """Two independent witnesses, the auditors', each with its own key and state, served over HTTP while the
+    block runs; the conveyor's policy requires both, and the customer pins a copy of it taken now (out of band)."""
     # Imported here: the servers pull in FastAPI, which the rest of overt (overt scan on an endpoint) skips.
     from overt.server.runner import BackgroundServer
     from overt.server.witness import create_app

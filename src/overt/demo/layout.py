@@ -27,7 +27,8 @@ LAYOUT: Mapping[str, str] = MappingProxyType(
         "conveyor/public/escrow/": "escrowed sources and rule trees, by sha256",
         "conveyor/public/builds/": "build outputs with their provenance.dsse.json",
         "conveyor/public/avdb/": "AV databases, their provenance and the signed audit reports",
-        "witnesses/": "two independent witnesses, w1 and w2, each with its own key and state",
+        "auditors/": "two independent auditors, a1 and a2; each runs its own witness (a1/witness/ is w1 in the "
+        "log policy, a2/witness/ is w2), with its own key and state",
         "trusted.policy": "the log's policy as a customer pins it (log key, witness keys, quorum); every "
         "re-check uses it, never the copy the log publishes",
         "client-state/": "the customer's verifier state: the last checkpoint it verified",
