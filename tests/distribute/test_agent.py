@@ -18,10 +18,11 @@ import pytest
 
 from overt.distribute.agent import agent_status, run_agent
 from overt.distribute.agentdir import agent_lock
-from overt.distribute.endpoint import CURRENT, FAILED, INSTALLED, NOTHING, EndpointUpdate
+from overt.distribute.endpoint import CURRENT, FAILED, INSTALLED, NOTHING, REFUSED, EndpointUpdate
 from overt.distribute.offline import verify_offline
 from overt.distribute.trust import TrustPolicy
-from overt.errors import ConfigError, Error, UsageError, VerificationError
+from overt.errors import ConfigError, Error, PolicyError, UsageError, VerificationError
+from overt.keys.registry import KeyRecord
 from tests.distribute.test_repository import _with_bins
 from tests.distribute.world import World
 
@@ -338,3 +339,39 @@ def test_an_installed_file_changed_on_disk_is_not_current_and_is_installed_again
     assert o.status == INSTALLED and current.read_bytes() == good, (o.status, o.error)
     assert agent_status(world.agent).items[0].intact is True
     assert world.outcome().status == CURRENT
+
+
+def test_a_rebuilders_verdict_counts_for_the_build_it_names_never_for_another(world: World) -> None:
+    """A rebuilder judges a build: its VSA's subject is the build output's name, and it names the provenance in
+    inputAttestations. It counts for a target naming that provenance (PASSED by k such auditors: installed), and
+    a VSA naming another provenance over the same bytes does not bind to this release."""
+    from overt.distribute import testbed
+    from overt.distribute.checks import ReleaseContext
+    from overt.distribute.verdicts import add_verdict
+    from overt.home import Home
+
+    world.pin()
+    released = world.release("1.0", vouched=0)
+    provenance = released.custom["overt"]["provenance"]["sha256"]
+    ctx = ReleaseContext.of_home(Home(world.home.path))
+
+    def rebuilt(auditor: KeyRecord, prov: str) -> None:
+        entry = testbed.auditor_verdict(
+            world.home,
+            auditor,
+            path=released.path,
+            sha256=released.sha256,
+            provenance=prov,
+            nonce=next(world.serial),
+        )
+        add_verdict(ctx, entry, target=released.path)
+
+    rebuilt(world.auditors[0], provenance)
+    with pytest.raises(PolicyError, match="nor the provenance"):
+        rebuilt(world.auditors[1], "ab" * 32)
+    o = world.outcome()
+    assert o.status == REFUSED and "1 of the 2 distinct trusted auditors" in str(o.error), o.error
+    rebuilt(world.auditors[1], provenance)
+    o = world.outcome()
+    assert o.status == INSTALLED, o.error
+    assert o.record is not None and sorted(o.record.auditors) == sorted(a.keyid for a in world.auditors[:2])

@@ -12,7 +12,13 @@ pinned of the vendor's, copied in once at ``overt auditor init``; it never reads
     <home>/pinned/log-policy        the vendor's log policy (C2SP tlog-policy), byte for byte as given
     <home>/pinned/vendor-keys/      the vendor's public key files, ``<keyid>.json``, byte for byte as given
     <home>/state/                   what the auditor's long-running commands keep between runs
+    <home>/state/log/               the last checkpoint of the followed log it verified (consistency)
+    <home>/state/escrow/            the rebuilder's escrow cache: objects fetched by digest and verified
+    <home>/state/rebuild.sqlite     the rebuilder's position, jobs and verdicts (:mod:`.verdicts`)
     <home>/public/                  what the auditor publishes: served as static files
+    <home>/public/vsa/<sha256>.dsse.json   its VSA on the provenance of that sha256, and beside it
+                                    ``.tlog-proof``, its inclusion in the vendor's log
+    <home>/public/reports/<sha256>/ diffoscope's report (``diffoscope.txt``, ``.html``) on a mismatch
 """
 
 from __future__ import annotations
@@ -49,3 +55,21 @@ class AuditorPaths(KeyedPaths):
     @property
     def state(self) -> Path:
         return self.root / "state"
+
+    @property
+    def log_state(self) -> Path:
+        return self.state / "log"
+
+    @property
+    def escrow_cache(self) -> Path:
+        return self.state / "escrow"
+
+    @property
+    def rebuild_store(self) -> Path:
+        return self.state / "rebuild.sqlite"
+
+    def vsa(self, provenance_sha256: str) -> Path:
+        return self.public / "vsa" / f"{provenance_sha256}.dsse.json"
+
+    def reports(self, provenance_sha256: str) -> Path:
+        return self.public / "reports" / provenance_sha256

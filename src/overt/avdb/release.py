@@ -210,6 +210,14 @@ def audit_rules(
     return Audited(source=source, report=report, signed=signed, unwaived=unwaived)
 
 
+def build_archive(files: list[SnapshotFile], *, name: str, version: int) -> tuple[bytes, bool]:
+    """The database archive a rule tree gives, and whether it carries compiled rules (two sandboxed
+    compilations agreed): what a release signs, and what an independent rebuilder makes again from escrow."""
+    rules = load_rules(files, strict=True)
+    compiled = compiled_if_deterministic(dict(rules.yara_files))
+    return build_database(rules, name=name, version=version, compiled=compiled), compiled is not None
+
+
 def release(
     store: AvdbStore,
     escrow: Escrow,
@@ -231,9 +239,7 @@ def release(
     if audited.unwaived:
         return Refused(audit=report, audit_signed=audit_signed, unwaived=audited.unwaived)
     _check_version(store, name=name, version=version)  # a release made meanwhile moved the latest version
-    rules = load_rules(files, strict=True)
-    compiled = compiled_if_deterministic(dict(rules.yara_files))
-    data = build_database(rules, name=name, version=version, compiled=compiled)
+    data, compiled = build_archive(files, name=name, version=version)
     digest = hashlib.sha256(data).hexdigest()
     waived = tuple(f.id for f in report.findings)
     service = context.service
@@ -253,7 +259,7 @@ def release(
                 "jurisdiction": context.jurisdiction,
                 "auditLogIndex": audit_signed.receipt.index,
                 "waivedFindings": list(waived),
-                "compiledRules": compiled is not None,
+                "compiledRules": compiled,
                 # Compiled twice at once, each in its own build sandbox (overt.avdb.compile).
                 "compiler": {"yaraX": yara_x_version(), "sandbox": "bubblewrap", "runs": 2},
             },
@@ -294,7 +300,7 @@ def release(
         audit_signed=audit_signed,
         provenance=signed,
         waived=waived,
-        compiled=compiled is not None,
+        compiled=compiled,
     )
 
 

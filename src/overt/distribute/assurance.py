@@ -433,6 +433,7 @@ def assure(
         keys=trust.auditor_keys,
         threshold=trust.auditor_threshold,
         policy=trust.log_policy,
+        provenance_sha256=hashlib.sha256(envelope).hexdigest(),
     )
     who = ", ".join(a[:16] for a in auditors)
     checks.append(

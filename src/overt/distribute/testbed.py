@@ -143,10 +143,19 @@ def witnessed_policy(h: Home, witnesses: Sequence[PolicyWitness], k: int) -> Pol
 
 
 def auditor_verdict(
-    h: Home, auditor: KeyRecord, *, path: str, sha256: str, result: str = PASSED, nonce: int = 0
+    h: Home,
+    auditor: KeyRecord,
+    *,
+    path: str,
+    sha256: str,
+    result: str = PASSED,
+    nonce: int = 0,
+    provenance: str | None = None,
 ) -> bytes:
     """A SLSA VSA by ``auditor`` on ``path`` with ``sha256``, signed through overt.attest and logged by ``h``;
-    ``nonce`` varies the policy URI so two verdicts on one target are distinct entries."""
+    ``nonce`` varies the policy URI so two verdicts on one target are distinct entries. With ``provenance``
+    (the sha256 of a provenance envelope) it is a rebuilder's verdict: it names that provenance in
+    ``inputAttestations`` and its subject is the build output's name, not the release path."""
     summary = VerificationSummary(
         verifier=VsaVerifier(id=f"https://auditor-{auditor.keyid[:8]}.example/rebuilder"),
         time_verified=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -154,8 +163,12 @@ def auditor_verdict(
         policy=ResourceDescriptor(uri=f"https://auditor.example/policy/v1#{nonce}"),
         verification_result=result,
         verified_levels=("SLSA_BUILD_LEVEL_3",),
+        input_attestations=()
+        if provenance is None
+        else (ResourceDescriptor(name="provenance", digest={"sha256": provenance}),),
     )
-    statement = summary.statement((ResourceDescriptor(name=path, digest={"sha256": sha256}),))
+    name = path if provenance is None else f"out/{path.rsplit('/', 1)[-1]}"
+    statement = summary.statement((ResourceDescriptor(name=name, digest={"sha256": sha256}),))
     return h.signing_service().sign(auditor, statement).entry
 
 

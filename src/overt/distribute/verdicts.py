@@ -21,7 +21,7 @@ verdict, and a monitor reading the log sees it (docs/trust-policy.md, what the a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +117,16 @@ class PublishedVerdict:
         }
 
 
-def _summary(envelope: bytes, target: str, sha256: str) -> VerificationSummary:
+def names_provenance(summary: VerificationSummary, provenance_sha256: str | None) -> bool:
+    """Whether the VSA judged the build whose logged provenance envelope has digest ``provenance_sha256``
+    (an ``inputAttestations`` entry with that sha256): a rebuilder's verdict binds to the build it
+    reproduced, the provenance the target names, not to a release path it never saw."""
+    return provenance_sha256 is not None and any(
+        a.digest.get("sha256") == provenance_sha256 for a in summary.input_attestations
+    )
+
+
+def _summary(envelope: bytes, target: str, sha256: str, provenance_sha256: str | None) -> VerificationSummary:
     """The VSA the envelope carries, about exactly ``sha256``."""
     try:
         parsed = Envelope.from_bytes(envelope)
@@ -131,14 +140,24 @@ def _summary(envelope: bytes, target: str, sha256: str) -> VerificationSummary:
         raise PolicyError(
             f"refused: the verdict is not about {target} (sha256 {sha256})", check="verdict", target=target
         )
-    if summary.passed and not any(s.name == target for s in statement.subject):
+    names = any(s.name == target for s in statement.subject)
+    if summary.passed and not names and not names_provenance(summary, provenance_sha256):
         raise PolicyError(
             f"refused: the PASSED verdict names other targets ({', '.join(s.name for s in statement.subject)}), "
-            f"not {target}: an auditor's verdict counts for the release it judged",
+            f"not {target}, nor the provenance {target} names: an auditor's verdict counts for the release or "
+            "the build it judged",
             check="verdict",
             target=target,
         )
     return summary
+
+
+def _provenance_of(custom: Mapping[str, Any]) -> str | None:
+    """The provenance envelope's sha256 a target's ``custom.overt`` names, if any."""
+    overt = custom.get("overt")
+    prov = overt.get("provenance") if isinstance(overt, dict) else None
+    digest = prov.get("sha256") if isinstance(prov, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def add_verdict(ctx: ReleaseContext, envelope: bytes, *, target: str) -> PublishedVerdict:
@@ -148,7 +167,7 @@ def add_verdict(ctx: ReleaseContext, envelope: bytes, *, target: str) -> Publish
         info = repo.state.released().get(target)
         if info is None:
             raise PolicyError(f"refused: {target} is not a target released here", check="verdict")
-        summary = _summary(envelope, target, info.hashes["sha256"])
+        summary = _summary(envelope, target, info.hashes["sha256"], _provenance_of(info.custom))
         index = ctx.verify_logged(envelope, "the verdict")
         digest = hashlib.sha256(envelope).hexdigest()
         files = verdict_evidence(target, digest)
@@ -184,7 +203,7 @@ class _Verdict:
     identity: bytes
     summary: VerificationSummary
     logged: LoggedEntry | None
-    names_path: bool
+    binds: bool  # names this target path, or the provenance the target names
 
 
 def verdict_files_of(path: str, sha256: str) -> tuple[str, str]:
@@ -202,7 +221,13 @@ def _signed_by(envelope: Envelope, key: Key) -> bool:
 
 
 def _read_verdict(
-    get: EvidenceSource, path: str, sha256: str, envelope_sha256: str, keys: Sequence[Key], policy: Policy
+    get: EvidenceSource,
+    path: str,
+    sha256: str,
+    envelope_sha256: str,
+    keys: Sequence[Key],
+    policy: Policy,
+    provenance_sha256: str | None,
 ) -> _Verdict | None:
     """One published verdict, if a trusted key signed it about ``sha256`` (None: it does not count)."""
     files = verdict_evidence(path, envelope_sha256)
@@ -221,6 +246,7 @@ def _read_verdict(
     if sha256 not in {s.digest.get("sha256") for s in statement.subject}:
         return None
     names_path = any(s.name == path and s.digest.get("sha256") == sha256 for s in statement.subject)
+    binds = names_path or names_provenance(summary, provenance_sha256)
     proof = get(files.proof)
     logged = None
     if proof is not None:
@@ -233,19 +259,28 @@ def _read_verdict(
         identity=key_identity(signer),
         summary=summary,
         logged=logged,
-        names_path=names_path,
+        binds=binds,
     )
 
 
 def verdicts_passed(
-    get: EvidenceSource, *, path: str, sha256: str, keys: Sequence[Key], threshold: int, policy: Policy
+    get: EvidenceSource,
+    *,
+    path: str,
+    sha256: str,
+    keys: Sequence[Key],
+    threshold: int,
+    policy: Policy,
+    provenance_sha256: str | None = None,
 ) -> tuple[list[str], list[LoggedEntry]]:
     """``threshold`` distinct ``keys`` logged a PASSED verdict on target ``path`` with digest ``sha256``, and
     none of them FAILED it; the keyids that count and their log entries.
 
-    A PASSED verdict counts only if a trusted key signed it, a subject of it names this path with this exact
-    sha256 (so an old verdict republished beside the same bytes under a new version does not count: the
-    auditor judged the release it names), and its tlog-proof verifies under ``policy``. A FAILED one counts
+    A PASSED verdict counts only if a trusted key signed it, a subject of it has this exact sha256, it judged
+    this release or this build (a subject names this path, so an old release verdict republished beside the
+    same bytes under a new version does not count; or an ``inputAttestations`` entry names
+    ``provenance_sha256``, the logged provenance the target names, as a rebuilder's verdict does), and its
+    tlog-proof verifies under ``policy``. A FAILED one counts
     on the sha256 alone, even unlogged: a trusted auditor said no to these bytes."""
     raw = get(verdict_index_path(path))
     try:
@@ -253,7 +288,11 @@ def verdicts_passed(
     except FormatError as e:
         raise refused("verdicts", f"the verdict index of {path} is malformed: {e}") from e
     get = prefetched(get, [f for sha in index.verdicts for f in verdict_files_of(path, sha)])
-    verdicts = [v for sha in index.verdicts if (v := _read_verdict(get, path, sha256, sha, keys, policy))]
+    verdicts = [
+        v
+        for sha in index.verdicts
+        if (v := _read_verdict(get, path, sha256, sha, keys, policy, provenance_sha256))
+    ]
     failed = [v for v in verdicts if not v.summary.passed]
     if failed:
         v = failed[0]
@@ -265,7 +304,7 @@ def verdicts_passed(
         )
     passed: dict[bytes, _Verdict] = {}
     for v in verdicts:
-        if v.logged is not None and v.names_path:
+        if v.logged is not None and v.binds:
             passed.setdefault(v.identity, v)  # one key, however many verdicts, counts once
     if len(passed) < threshold:
         keyids = sorted(v.keyid[:16] for v in passed.values())

@@ -1,0 +1,397 @@
+"""``overt auditor monitor``: follow a vendor's log and repository, and alert on what a customer must know.
+
+One run (:func:`monitor_once`), in this order:
+
+1. read the TUF repository (:mod:`overt.auditor.monitor_repo`) before the log's checkpoint, so every file it
+   serves was logged before the checkpoint the run reads;
+2. fetch the checkpoint and verify it: the log's signature, the witness quorum of the trust policy's log
+   policy, and consistency with the last checkpoint this monitor trusted
+   (:class:`~overt.tlog.client.LogClient` with a state directory);
+3. read every entry since the last run (:mod:`overt.auditor.monitor_read`), proving the entries are the ones
+   the tree commits to, and judge them in log order (:mod:`overt.auditor.monitor_judge`); the position, the
+   tree's edge and the alerts commit together every :data:`COMMIT_BUNDLES` bundles
+   (:mod:`overt.auditor.monitor_state`);
+4. judge the repository against the log (:mod:`overt.auditor.monitor_verdicts`): releases and their
+   verdicts, versions, metadata files;
+5. POST each alert not yet delivered to the webhook (a failure is reported; the alert is kept and resent);
+6. report the alerts no run reported yet, and the releases still inside their verdict deadline.
+
+Exit codes (:attr:`MonitorReport.exit_code`): 0 no alert, 1 alerts, 2 a usage, configuration, state or
+repository error (raised, as every overt command raises them) or an undelivered webhook, :data:`LOG_FAILED`
+(3) the log itself: inconsistent (a fork, a rollback, entries that are not what its tree commits to, a
+checkpoint without its signature or witness quorum) or unreachable. The log's failure is not raised but
+reported (:attr:`MonitorReport.log_error`, an error of its usual family: a
+:class:`~overt.errors.VerificationError` or a :class:`~overt.errors.TransportError`), with the alerts the run
+committed before it, so cron and CI can tell "the log lied or is gone" from "the log says something is
+wrong" and lose no alert either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from overt.auditor.monitor_entries import Facts, Needs
+from overt.auditor.monitor_judge import Judge
+from overt.auditor.monitor_read import Bundle, PrefixCheck, default_workers, read_range
+from overt.auditor.monitor_repo import RepositoryView, read_repository
+from overt.auditor.monitor_state import Alert, MonitorState
+from overt.auditor.monitor_verdicts import Pending, judge_repository
+from overt.distribute.trust import TrustPolicy
+from overt.errors import ConsistencyError, Error, FormatError, TransportError, VerificationError
+from overt.keys.registry import KeyRecord
+from overt.tlog.client import LogClient, VerifiedTree, check_http_url, fetcher_for
+from overt.tlog.merkle import leaf_hash
+from overt.tlog.tiles import TILE_WIDTH
+from overt.tlog.trust import default_state_dir
+
+LOG_FAILED = 3
+COMMIT_BUNDLES = 64  # 16,384 entries between commits (each commit proves the prefix read)
+DEFAULT_DEADLINE = timedelta(hours=24)
+DEFAULT_INTERVAL = 300.0
+WEBHOOK_TIMEOUT = 10.0
+
+
+class _LogFailed(Exception):
+    """The log itself failed (inconsistent or unreachable): carries the error :func:`monitor_once` reports."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorConfig:
+    """Everything one monitor run needs: the log, the customer's trust policy, where to keep state."""
+
+    log_url: str
+    trust: TrustPolicy
+    repository_url: str
+    state_dir: Path
+    pinned_keys: tuple[KeyRecord, ...] = ()  # the vendor's keys an auditor home pinned
+    verdict_deadline: timedelta = DEFAULT_DEADLINE
+    webhook: str | None = None
+    workers: int = field(default_factory=default_workers)
+    commit_bundles: int = COMMIT_BUNDLES
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def keys_url(self) -> str:
+        """Where the vendor publishes its public key files: ``keys/`` beside the repository (``tuf/``)."""
+        base = self.repository_url.rstrip("/")
+        return base.rsplit("/", 1)[0] + "/keys" if "/" in base.split("://", 1)[-1] else base + "/keys"
+
+
+def state_dir_for(log_url: str, *, home_state: Path | None, state: Path | None) -> Path:
+    """The monitor's state directory: under the auditor home's ``state/``, ``--state``, or the user's
+    ``$XDG_STATE_HOME/overt/monitor/``; one per log URL."""
+    tag = hashlib.sha256(log_url.rstrip("/").encode()).hexdigest()[:16]
+    if state is not None:
+        return state
+    base = home_state if home_state is not None else default_state_dir()
+    return base / "monitor" / tag
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    url: str
+    sent: int
+    undelivered: int
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "sent": self.sent, "undelivered": self.undelivered, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorReport:
+    """One run: the tree it checked, how much it read, its alerts and what is still pending."""
+
+    log: str
+    tree_size: int
+    previous_size: int
+    entries_read: int
+    alerts: tuple[Alert, ...]
+    pending: tuple[Pending, ...]
+    webhook: Delivery | None = None
+    unknown_signers: int = 0
+    log_error: Error | None = None  # the log is inconsistent (VerificationError) or unreachable
+
+    @property
+    def log_unreachable(self) -> bool:
+        return isinstance(self.log_error, TransportError)
+
+    @property
+    def exit_code(self) -> int:
+        if self.log_error is not None:
+            return LOG_FAILED
+        if self.alerts:
+            return 1
+        return 2 if self.webhook is not None and self.webhook.undelivered else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log": self.log,
+            "tree_size": self.tree_size,
+            "previous_size": self.previous_size,
+            "entries_read": self.entries_read,
+            "alerts": [a.to_dict() for a in self.alerts],
+            "pending": [p.to_dict() for p in self.pending],
+            "webhook": None if self.webhook is None else self.webhook.to_dict(),
+            "unknown_signers": self.unknown_signers,
+            "log_error": None
+            if self.log_error is None
+            else {"error": type(self.log_error).__name__, "message": str(self.log_error)},
+        }
+
+
+@contextmanager
+def _log_errors(log_url: str) -> Iterator[None]:
+    """The log's own failures, as the exit code :data:`LOG_FAILED` says them."""
+    try:
+        yield
+    except VerificationError as e:
+        raise _LogFailed(type(e)(f"the log at {log_url} cannot be trusted: {e}", **e.evidence)) from e
+    except FormatError as e:
+        raise _LogFailed(VerificationError(f"the log at {log_url} serves malformed data: {e}")) from e
+    except TransportError as e:
+        raise _LogFailed(TransportError(f"the log at {log_url} is unreachable: {e}", **e.evidence)) from e
+
+
+def _fetch_or_none(fetch: Callable[[str], bytes], rel: str) -> bytes | None:
+    try:
+        return fetch(rel)
+    except TransportError:
+        return None
+
+
+def _needs(config: MonitorConfig, view: RepositoryView) -> Needs:
+    return Needs(
+        auditor_keys=config.trust.auditor_keys,
+        releases=frozenset(r.sha256 for r in view.releases),
+        served={f.name: (f.sha256, f.keys) for f in view.files},
+    )
+
+
+class _Run:
+    """One run's moving parts (see the module docstring for the steps)."""
+
+    def __init__(self, config: MonitorConfig, state: MonitorState) -> None:
+        self.config = config
+        self.state = state
+        self.client = LogClient(
+            fetcher_for(config.log_url), config.trust.log_policy, config.state_dir / "checkpoints"
+        )
+        keys_fetch = fetcher_for(config.keys_url)
+        self.judge = Judge(
+            state=state,
+            fetch_key=lambda keyid: _fetch_or_none(keys_fetch, f"{keyid}.json"),
+            fetch_entry=self.entry,
+            auditors=config.trust.auditor_keys,
+            threshold=config.trust.auditor_threshold,
+            deadline=config.verdict_deadline,
+            now=config.now(),
+        )
+        self.tree: VerifiedTree | None = None
+
+    @property
+    def tree_size(self) -> int:
+        assert self.tree is not None
+        return self.tree.checkpoint.checkpoint.tree_size
+
+    def entry(self, index: int, leaf: str) -> bytes:
+        """The entry at ``index`` again, which must be the one read before (its leaf hash, hex)."""
+        with _log_errors(self.config.log_url):
+            end = min(self.tree_size, (index // TILE_WIDTH + 1) * TILE_WIDTH)
+            for i, data in self.client.iter_entries(end, index):
+                if i == index and leaf_hash(data).hex() == leaf:
+                    return data
+                break
+        raise ConsistencyError(
+            f"the log at {self.config.log_url} now serves another entry at index {index} than it did",
+            index=index,
+        )
+
+    def update(self) -> VerifiedTree:
+        with _log_errors(self.config.log_url):
+            self.tree = self.client.update()
+        return self.tree
+
+    def read(self, needs: Needs) -> tuple[int, int]:
+        """Step 3: read and judge every entry after the position; (previous position, entries read)."""
+        start, peaks = self.state.position()
+        size, root = self.tree_size, self.tree.checkpoint.checkpoint.root_hash if self.tree else b""
+        if start > size:
+            raise ConsistencyError(
+                f"the log at {self.config.log_url} serves a tree of size {size}, smaller than the {start} "
+                "entries this monitor read from it: a rollback",
+                size1=start,
+                size2=size,
+            )
+        check = PrefixCheck(start, peaks)
+        with _log_errors(self.config.log_url):
+            check.prove(self.client, tree_size=size, root=root)  # what was read is still the log's prefix
+            batch: list[Bundle] = []
+            for bundle in read_range(
+                self.client,
+                source=self.config.log_url,
+                start=start,
+                end=size,
+                needs=needs,
+                workers=self.config.workers,
+            ):
+                expected = max(start, bundle.number * TILE_WIDTH)
+                if len(bundle.leaves) != min(size, (bundle.number + 1) * TILE_WIDTH) - expected:
+                    raise ConsistencyError(
+                        f"entry bundle {bundle.number} holds {len(bundle.leaves)} entries of the tree of size {size}",
+                        bundle=bundle.number,
+                    )
+                check.add(bundle, expected)
+                batch.append(bundle)
+                if len(batch) >= self.config.commit_bundles:
+                    self._commit(check, batch, root)
+                    batch = []
+            self._commit(check, batch, root)
+        return start, size - start
+
+    def _commit(self, check: PrefixCheck, batch: Sequence[Bundle], root: bytes) -> None:
+        check.prove(self.client, tree_size=self.tree_size, root=root)
+        facts: list[Facts] = [f for b in batch for f in b.facts]
+        with self.state.transaction() as db:
+            self.judge.judge(db, facts)
+            MonitorState.save_position(db, check.size, check.peaks)
+
+
+def deliver(state: MonitorState, url: str, log_url: str) -> Delivery:
+    """Step 5: POST each undelivered alert (JSON) to ``url``, in order, until one fails."""
+    waiting = state.alerts("delivered = 0")
+    sent = 0
+    error = None
+    with httpx.Client(timeout=WEBHOOK_TIMEOUT) as http:
+        for alert in waiting:
+            try:
+                answer = http.post(url, json={**alert.to_dict(), "log": log_url})
+            except httpx.HTTPError as e:
+                error = f"POST {url} failed: {e}"
+                break
+            if not 200 <= answer.status_code < 300:
+                error = f"POST {url} answered {answer.status_code}"
+                break
+            state.mark_delivered(alert.id)
+            sent += 1
+    return Delivery(url=url, sent=sent, undelivered=len(waiting) - sent, error=error)
+
+
+def monitor_once(config: MonitorConfig) -> MonitorReport:
+    """One run (module docstring, steps 1-6)."""
+    state = MonitorState(config.state_dir)
+    try:
+        started = state.position()[0]
+        run = _Run(config, state)
+        try:
+            return _steps(config, state, run)
+        except _LogFailed as failed:
+            delivery = None if config.webhook is None else deliver(state, config.webhook, config.log_url)
+            return MonitorReport(
+                log=config.log_url,
+                tree_size=0 if run.tree is None else run.tree_size,
+                previous_size=started,
+                entries_read=state.position()[0] - started,  # what the commits before the failure read
+                alerts=tuple(state.take_unreported()),
+                pending=(),
+                webhook=delivery,
+                unknown_signers=run.judge.unknown_signers,
+                log_error=failed.error,
+            )
+    finally:
+        state.close()
+
+
+def _steps(config: MonitorConfig, state: MonitorState, run: _Run) -> MonitorReport:
+    if config.pinned_keys:
+        run.judge.pin(config.pinned_keys)
+    view = read_repository(fetcher_for(config.repository_url), seen=state.get("tuf_versions", {}))
+    run.update()
+    previous, read = run.read(_needs(config, view))
+    pending = judge_repository(run.judge, view)
+    delivery = None if config.webhook is None else deliver(state, config.webhook, config.log_url)
+    return MonitorReport(
+        log=config.log_url,
+        tree_size=run.tree_size,
+        previous_size=previous,
+        entries_read=read,
+        alerts=tuple(state.take_unreported()),
+        pending=tuple(pending),
+        webhook=delivery,
+        unknown_signers=run.judge.unknown_signers,
+    )
+
+
+def follow(
+    config: MonitorConfig,
+    *,
+    interval: float,
+    on_report: Callable[[MonitorReport], None],
+    on_error: Callable[[Error], None],
+    runs: int | None = None,
+) -> MonitorReport | None:
+    """Run every ``interval`` seconds (``runs`` times, or until stopped). An unreachable log or repository is
+    reported and retried; a log that is inconsistent ends the loop, and its report is returned."""
+    done = 0
+    last = None
+    while runs is None or done < runs:
+        started = time.monotonic()
+        try:
+            last = monitor_once(config)
+            on_report(last)
+            if last.log_error is not None and not last.log_unreachable:
+                return last
+        except TransportError as e:
+            on_error(e)
+        done += 1
+        if runs is None or done < runs:
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    return last
+
+
+def monitor_config(
+    log_url: str,
+    *,
+    policy: Path,
+    home: Path | None = None,
+    state: Path | None = None,
+    repository: str | None = None,
+    webhook: str | None = None,
+    verdict_deadline_hours: float = DEFAULT_DEADLINE / timedelta(hours=1),
+    workers: int | None = None,
+) -> MonitorConfig:
+    """A :class:`MonitorConfig` from the command line's values (the home, if given, adds its pins)."""
+    from overt.auditor.home import AuditorHome
+
+    check_http_url(log_url)
+    if webhook is not None:
+        check_http_url(webhook)
+    trust = TrustPolicy.from_file(policy)
+    opened = AuditorHome.open(home) if home is not None else None
+    if repository is not None:
+        check_http_url(repository)
+    return MonitorConfig(
+        log_url=log_url.rstrip("/"),
+        trust=trust,
+        repository_url=(repository or trust.repository_url).rstrip("/"),
+        state_dir=state_dir_for(
+            log_url, home_state=None if opened is None else opened.paths.state, state=state
+        ),
+        pinned_keys=() if opened is None else tuple(k.record for k in opened.vendor_keys),
+        verdict_deadline=timedelta(hours=verdict_deadline_hours),
+        webhook=webhook,
+        workers=workers or default_workers(),
+    )

@@ -1,0 +1,303 @@
+"""The monitor's judgements of entries, in log order (the repository's are :mod:`overt.auditor.monitor_verdicts`).
+
+Alert kinds (docs/operations.md, Monitoring the log):
+
+``release-unverified``  a release without k PASSED VSAs by distinct trusted auditor keys within the deadline
+``release-failed``      a trusted auditor key FAILED a released artifact
+``duplicate-version``   two artifacts or provenances for one (product, version) or (database, version)
+``unlogged-metadata``   a served TUF metadata file no tuf-metadata/v1 statement by its role's key logs
+``avdb-findings``       an AV-database audit report with findings; ``avdb-waiver``: a waiver of one
+``jurisdiction``        a key signed a statement naming another jurisdiction than its record's
+``builder-registry``    provenance from a builder not registered (at that point of the log) to the key's
+                        jurisdiction
+``rotation-unsigned``   a key-rotation/v1 statement not signed by the old key it names (or not a valid one)
+``forged-entry``        an entry naming a known key whose signature does not verify (it counts for nothing)
+
+Every alert about an entry rests on a verified signature: the judge checks the signature of the key the
+entry names (its record: pinned in the auditor home, published on the vendor's site, or introduced by a
+logged rotation) before it alerts, and an entry by a key it does not know is counted, never judged. A VSA
+counts toward a release, and a tuf-metadata statement for a served file, only once its signature verified
+(by a worker as it was read, or here, fetching the entry again by index, checked against its leaf hash).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from securesystemslib.signer import Key
+
+from overt.auditor.monitor_entries import (
+    AUDIT,
+    PROVENANCE,
+    REGISTRY,
+    ROTATION,
+    TUF,
+    VSA,
+    WAIVER,
+    Facts,
+    envelope_statement,
+    signed_by,
+    verified_signers,
+)
+from overt.auditor.monitor_state import MonitorState
+from overt.errors import Error, FormatError, VerificationError
+from overt.keys.builders import BuilderRegistry
+from overt.keys.registry import KeyRecord, Role
+from overt.keys.rotation import introduced_key
+
+# fetch(keyid) -> the vendor's public key file for it, or None; entry(index, leaf hash) -> that entry's bytes.
+KeyFetch = Callable[[str], bytes | None]
+EntryFetch = Callable[[int, str], bytes]
+
+
+@dataclass(slots=True, kw_only=True)
+class Judge:
+    """Judges one run's facts and repository view against the state (see the module docstring)."""
+
+    state: MonitorState
+    fetch_key: KeyFetch
+    fetch_entry: EntryFetch
+    auditors: Sequence[Key]
+    threshold: int
+    deadline: timedelta
+    now: datetime
+    keys: dict[str, KeyRecord | None] = field(default_factory=dict)
+    unknown_signers: int = 0
+    _builders: dict[str, Any] | None = (
+        None  # the builder registry in force (a run that fails ends: no rollback)
+    )
+
+    def builders(self) -> dict[str, Any]:
+        """The builder registry in force at the position read: version and exact id -> jurisdiction."""
+        if self._builders is None:
+            self._builders = self.state.get("registry", {"version": 0, "builders": {}})
+        return self._builders
+
+    @property
+    def stamp(self) -> float:
+        return self.now.timestamp()
+
+    # --- keys ---------------------------------------------------------------------------------------
+
+    def pin(self, records: Iterable[KeyRecord]) -> None:
+        with self.state.transaction() as db:
+            for r in records:
+                db.execute("INSERT OR REPLACE INTO keys VALUES (?, ?, 'pinned')", (r.keyid, r.public_bytes()))
+
+    def key(self, db: sqlite3.Connection, keyid: str) -> KeyRecord | None:
+        """The record of ``keyid``: remembered, or fetched from the vendor's site once (None: unknown)."""
+        if not keyid:
+            return None
+        if keyid in self.keys:
+            return self.keys[keyid]
+        row = db.execute("SELECT record FROM keys WHERE keyid = ?", (keyid,)).fetchone()
+        if row is None:
+            data = self.fetch_key(keyid)  # None: not published; asked again on the next run
+            if data is not None:
+                db.execute("INSERT OR REPLACE INTO keys VALUES (?, ?, 'site')", (keyid, data))
+            row = (data,)
+        record = None
+        if row[0] is not None:
+            try:
+                record = KeyRecord.from_bytes(bytes(row[0]), keyid=keyid)
+            except Error:
+                record = None
+        self.keys[keyid] = record
+        return record
+
+    def _verified(self, db: sqlite3.Connection, f: Facts, record: KeyRecord) -> bool:
+        """Whether ``record``'s key signed the entry; a signature naming it that does not verify is alerted."""
+        assert f.entry is not None
+        if verified_signers(f.entry, [record.key]):
+            return True
+        self.alert(
+            db,
+            "forged-entry",
+            f.log_index,
+            f"key {record.keyid[:16]}",
+            f"a {f.kind} entry names key {record.keyid[:16]} ({record.role.value}, {record.jurisdiction}) but its "
+            "signature does not verify: it counts for nothing",
+        )
+        return False
+
+    def alert(self, db: sqlite3.Connection, kind: str, index: int | None, subject: str, message: str) -> None:
+        self.state.alert(db, kind=kind, index=index, subject=subject, message=message, now=self.stamp)
+
+    # --- entries, in log order ----------------------------------------------------------------------
+
+    def judge(self, db: sqlite3.Connection, facts: Iterable[Facts]) -> None:
+        vsa: list[tuple[object, ...]] = []
+        tuf: list[tuple[object, ...]] = []
+        for f in facts:
+            if f.kind == VSA or f.kind == TUF:
+                self._row(f, vsa if f.kind == VSA else tuf)
+            signers = [r for k in dict.fromkeys(f.keyids) if (r := self.key(db, k)) is not None]
+            if not signers:
+                self.unknown_signers += f.kind != "other" and bool(f.keyids)
+                if f.kind == ROTATION:
+                    self._rotation(db, f)
+                continue
+            if f.claims:
+                for record in signers:
+                    self._jurisdiction(db, f, record)
+            if f.kind == ROTATION:
+                self._rotation(db, f)
+            elif f.kind == REGISTRY:
+                self._registry(db, f, signers)
+            elif f.kind == PROVENANCE:
+                self._provenance(db, f, signers)
+            elif f.kind in (AUDIT, WAIVER):
+                self._avdb(db, f, signers)
+        db.executemany("INSERT OR REPLACE INTO vsa VALUES (?, ?, ?, ?, ?, ?, ?)", vsa)
+        db.executemany("INSERT OR REPLACE INTO tuf VALUES (?, ?, ?, ?, ?, ?, ?)", tuf)
+
+    @staticmethod
+    def _row(f: Facts, rows: list[tuple[object, ...]]) -> None:
+        """The stored form of a VSA (a row per subject) or a tuf-metadata statement (of one subject)."""
+        keyids = json.dumps(f.keyids)
+        verified = None if f.verified is None else json.dumps(f.verified)
+        if f.kind == VSA:
+            rows.extend(
+                (f.log_index, f.leaf, sha, name, f.detail.get("result"), keyids, verified)
+                for name, sha in f.subjects
+            )
+        elif len(f.subjects) == 1:
+            name, sha = f.subjects[0]
+            rows.append((f.log_index, f.leaf, name, sha, f.detail.get("role"), keyids, verified))
+
+    def _jurisdiction(self, db: sqlite3.Connection, f: Facts, record: KeyRecord) -> None:
+        foreign = [(where, value) for where, value in f.claims if value != record.jurisdiction]
+        if not foreign or not self._verified(db, f, record):
+            return
+        where, value = foreign[0]
+        self.alert(
+            db,
+            "jurisdiction",
+            f.log_index,
+            f"key {record.keyid[:16]}",
+            f"key {record.keyid[:16]} of {record.jurisdiction} signed a {f.kind} statement naming jurisdiction "
+            f"{json.dumps(value)} ({where})",
+        )
+
+    def _rotation(self, db: sqlite3.Connection, f: Facts) -> None:
+        assert f.entry is not None
+        old_id = str(f.detail.get("old") or "")
+        old = self.key(db, old_id)
+        subject = f"rotation from key {old_id[:16]}"
+        if old is None:
+            self.alert(
+                db,
+                "rotation-unsigned",
+                f.log_index,
+                subject,
+                f"it names old key {old_id[:16] or '(none)'}, "
+                "which is neither pinned, published on the vendor's site nor introduced by a rotation",
+            )
+            return
+        envelope, statement = envelope_statement(f.entry)
+        if not signed_by(envelope, [old.key]):
+            self.alert(
+                db,
+                "rotation-unsigned",
+                f.log_index,
+                subject,
+                f"the statement introducing a new {old.role.value} key is not signed by the old key",
+            )
+            return
+        try:
+            new = introduced_key(statement, old)
+        except (VerificationError, FormatError) as e:
+            self.alert(
+                db, "rotation-unsigned", f.log_index, subject, f"not a valid rotation by the old key: {e}"
+            )
+            return
+        db.execute(
+            "INSERT OR REPLACE INTO keys VALUES (?, ?, ?)",
+            (new.keyid, new.public_bytes(), f"rotation {f.log_index}"),
+        )
+        self.keys[new.keyid] = new
+
+    def _registry(self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord]) -> None:
+        release = [r for r in signers if r.role is Role.RELEASE and self._verified(db, f, r)]
+        if not release or f.entry is None:
+            return
+        try:
+            registry = BuilderRegistry.from_statement(envelope_statement(f.entry)[1])
+        except (VerificationError, FormatError):
+            return
+        if registry.version > self.builders()["version"]:
+            self._builders = {"version": registry.version, "builders": registry.mapping()}
+            self.state.put(db, "registry", self._builders)
+
+    def _provenance(self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord]) -> None:
+        registry = self.builders()
+        builder = f.detail.get("builder")
+        registered = registry.get("builders", {}).get(builder) if isinstance(builder, str) else None
+        for record in signers:
+            if registered is None:
+                why = (
+                    f"is not in the builder registry (version {registry['version']}) at this point of the log"
+                )
+            elif registered != record.jurisdiction:
+                why = f"is registered to {registered}, outside the key's jurisdiction {record.jurisdiction}"
+            else:
+                continue
+            if self._verified(db, f, record):
+                self.alert(
+                    db,
+                    "builder-registry",
+                    f.log_index,
+                    f"builder {json.dumps(builder)[:120]}",
+                    f"key {record.keyid[:16]} signed provenance whose builder {json.dumps(builder)[:120]} {why}",
+                )
+        database, version = f.detail.get("database"), f.detail.get("version")
+        if isinstance(database, str) and f.subjects:
+            self._avdb_version(db, f, signers, database, str(version))
+
+    def _avdb_version(
+        self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord], database: str, version: str
+    ) -> None:
+        artifact = f.subjects[0][1]
+        row = db.execute(
+            "SELECT artifact, idx FROM avdb WHERE database = ? AND version = ?", (database, version)
+        ).fetchone()
+        if row is None:
+            if any(self._verified(db, f, r) for r in signers):
+                db.execute("INSERT INTO avdb VALUES (?, ?, ?, ?)", (database, version, artifact, f.log_index))
+        elif row[0] != artifact and any(self._verified(db, f, r) for r in signers):
+            self.alert(
+                db,
+                "duplicate-version",
+                f.log_index,
+                f"avdb {database} {version}",
+                f"provenance for database {database} version {version} names artifact {artifact[:16]}; the "
+                f"provenance at log index {row[1]} named {row[0][:16]}",
+            )
+
+    def _avdb(self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord]) -> None:
+        database = f.detail.get("database")
+        if f.kind == AUDIT and not f.detail.get("findings"):
+            return
+        if not any(self._verified(db, f, r) for r in signers):
+            return
+        if f.kind == AUDIT:
+            self.alert(
+                db,
+                "avdb-findings",
+                f.log_index,
+                f"avdb {database}",
+                f"the audit report of database {database}'s rules has {f.detail['findings']} finding(s)",
+            )
+        else:
+            self.alert(
+                db,
+                "avdb-waiver",
+                f.log_index,
+                f"avdb {database} finding {f.detail.get('finding')}",
+                f"finding {f.detail.get('finding')} of database {database} is waived: {f.detail.get('reason')}",
+            )

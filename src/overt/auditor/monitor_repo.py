@@ -1,0 +1,162 @@
+"""What the vendor's TUF repository serves, as the monitor judges it: every metadata file, the keys of its
+role, and every release its targets metadata names, across versions.
+
+Reads the repository over HTTP(S) (or a directory) with overt's own fetcher (length limits included):
+
+1. the files an endpoint would use now, as :func:`overt.distribute.evidence.served_metadata` lists them
+   (every root version, the timestamp, its snapshot, each targets file that snapshot names);
+2. every older version of each targets role (``N.release.json``, ``N.bin-XX.json``, ``N.targets.json``) not
+   read by an earlier run: a version a targeted update served for an hour stays on a consistent-snapshot
+   repository, and two versions may name two artifacts for one release;
+3. the role keys: for root, targets, snapshot and timestamp those of every root version; for ``release``
+   those ``targets`` delegates to; for a hash bin those ``release`` delegates to.
+
+Releases are targets whose ``custom.overt`` (:func:`overt.distribute.release.overt_custom`) is a product or an
+AV database. It does not verify the TUF chain (an endpoint's job, :mod:`overt.distribute.endpoint`): it only
+reads what is served, and the monitor checks the log holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.utils import canonicalize_version
+from securesystemslib.signer import Key
+from tuf.api.exceptions import RepositoryError
+from tuf.api.metadata import Metadata, Root, Targets
+
+from overt.distribute.evidence import served_metadata
+from overt.distribute.release import AVDB, PRODUCT, overt_custom
+from overt.errors import FormatError, TransportError
+from overt.tlog.client import Fetch
+
+TOP_ROLES = ("root", "targets", "snapshot", "timestamp")
+
+
+def role_of(name: str) -> str:
+    """The role of the metadata file ``N.role.json``."""
+    return name.split(".", 1)[1].removesuffix(".json") if name.count(".") >= 2 else name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServedFile:
+    name: str  # its consistent-snapshot name (N.role.json)
+    sha256: str
+    role: str
+    keys: tuple[Key, ...]  # the keys the delegating metadata names for the role
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """One release a targets file names. ``version_key`` compares versions as releases do (PEP 440 for a
+    product: ``1.0`` and ``1.0.0`` are one version)."""
+
+    kind: str  # product or avdb
+    name: str
+    version: str
+    version_key: str
+    path: str
+    sha256: str
+    provenance: str | None
+    log_index: int | None
+    listed_in: str  # the metadata file that names it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepositoryView:
+    files: tuple[ServedFile, ...]
+    releases: tuple[Release, ...]
+    versions: Mapping[str, int]  # the newest version read of each targets role
+
+
+def _parse(data: bytes, name: str) -> Metadata[Any]:
+    try:
+        return Metadata.from_bytes(data)
+    except (RepositoryError, ValueError, TypeError, KeyError) as e:
+        raise FormatError(f"the served metadata file {name} is malformed: {e}") from e
+
+
+def _keys_of(delegator: Root | Targets, role: str) -> list[Key]:
+    try:
+        delegation = delegator.get_delegated_role(role)
+        return [delegator.get_key(k) for k in delegation.keyids]
+    except (ValueError, KeyError):
+        return []
+
+
+def _older(fetch: Fetch, current: Mapping[str, int], seen: Mapping[str, int]) -> list[tuple[str, bytes]]:
+    """Versions of targets roles between the last run's and the current one (step 2)."""
+    out = []
+    for role, version in sorted(current.items()):
+        if role in ("root", "timestamp", "snapshot"):
+            continue
+        for v in range(seen.get(role, 0) + 1, version):
+            name = f"{v}.{role}.json"
+            try:
+                out.append((name, fetch(f"metadata/{name}")))
+            except TransportError:
+                continue  # no longer served: nothing an endpoint could be given
+    return out
+
+
+def read_repository(fetch: Fetch, *, seen: Mapping[str, int]) -> RepositoryView:
+    """Steps 1-3 of the module docstring; ``seen`` is the newest version of each role an earlier run read."""
+    files = served_metadata(fetch)
+    parsed = {name: _parse(data, name) for name, data in files}
+    current = {role_of(n): md.signed.version for n, md in parsed.items()}
+    for name, data in _older(fetch, current, seen):
+        files.append((name, data))
+        parsed[name] = _parse(data, name)
+    roots = [md.signed for n, md in parsed.items() if role_of(n) == "root"]
+    newest = {role_of(n): md for n, md in parsed.items() if md.signed.version == current.get(role_of(n))}
+    served, releases = [], []
+    for name, data in files:
+        role = role_of(name)
+        if role in TOP_ROLES:
+            keys = [k for root in roots for k in _keys_of(root, role)]
+        elif role == "release":
+            keys = _keys_of(newest["targets"].signed, role) if "targets" in newest else []
+        else:
+            keys = _keys_of(newest["release"].signed, role) if "release" in newest else []
+        unique = {k.keyid: k for k in keys}
+        served.append(
+            ServedFile(
+                name=name, sha256=hashlib.sha256(data).hexdigest(), role=role, keys=tuple(unique.values())
+            )
+        )
+        if role not in TOP_ROLES:
+            releases.extend(_releases(parsed[name], name))
+    return RepositoryView(files=tuple(served), releases=tuple(releases), versions=current)
+
+
+def _releases(md: Metadata[Any], name: str) -> list[Release]:
+    if not isinstance(md.signed, Targets):
+        return []
+    out = []
+    for path, info in sorted(md.signed.targets.items()):
+        o = overt_custom(info)
+        kind = o.get("kind")
+        if kind not in (PRODUCT, AVDB) or "sha256" not in info.hashes:
+            continue
+        label = o.get("product") if kind == PRODUCT else o.get("database")
+        version = str(o.get("version"))
+        provenance = o.get("provenance")
+        prov = provenance if isinstance(provenance, dict) else {}
+        index = prov.get("logIndex")
+        out.append(
+            Release(
+                kind=kind,
+                name=str(label),
+                version=version,
+                version_key=canonicalize_version(version) if kind == PRODUCT else version,
+                path=path,
+                sha256=info.hashes["sha256"],
+                provenance=prov.get("sha256") if isinstance(prov.get("sha256"), str) else None,
+                log_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+                listed_in=name,
+            )
+        )
+    return out
