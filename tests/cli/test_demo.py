@@ -43,6 +43,8 @@ ALL_IDS = {
     "avdb.diff-for-reviewers",
     "avdb.endpoint-installs-only-logged",
     "avdb.scan-finds-malware-not-documents",
+    "auditors.a1-rebuilt",
+    "auditors.a2-rebuilt",
     "distribute.metadata-logged",
     "distribute.product-released",
     "distribute.database-released",
@@ -182,6 +184,45 @@ def test_the_distribution_stage_updates_through_nginx_and_refuses_two_attacks(
         not (root / "conveyor" / "tuf-root-keys").exists()
         and len(list((root / "tuf-root-keys").iterdir())) == 3
     )
+
+
+def test_two_independent_auditors_rebuild_every_build_and_the_endpoint_requires_both(
+    demo: tuple[Path, dict[str, Any]], env: dict[str, str]
+) -> None:
+    """Issue 13's demo: two auditors' verdicts arrive in the log, and the endpoint installs on both of them."""
+    from overt.attest.dsse import Envelope
+    from overt.attest.verify import verify_statement
+    from overt.attest.vsa import VerificationSummary
+    from overt.keys.registry import KeyRecord
+
+    root, data = demo
+    by_id = claims(data)
+    stage = [c for c in by_id if c.startswith("auditors.")]
+    facts = [by_id[c]["facts"] for c in stage]
+    assert [f["jurisdiction"] for f in facts] == ["DE", "FR"] and len({f["key"] for f in facts}) == 2
+    provenances = set()
+    for f, claim in zip(facts, stage, strict=True):
+        assert [v["verdict"] for v in f["verdicts"]] == ["GOOD"] * 3, f["verdicts"]
+        assert {v["artifact"] for v in f["verdicts"]} == {
+            "dist/sample-agent-1.0.tar.gz",
+            "demo-1.avdb",
+            "demo-2.avdb",
+        }
+        home = root / "auditors" / claim.split(".")[1].removesuffix("-rebuilt")
+        assert not (home / "overt.db").exists() and not (home / "log-policy").exists()
+        key = KeyRecord.from_bytes((home / "public" / "keys" / f"{f['key']}.json").read_bytes()).key
+        for v in f["verdicts"]:
+            envelope = Envelope.from_bytes(Path(v["vsa"]).read_bytes())
+            summary = VerificationSummary.from_statement(verify_statement(envelope, [key], 1))
+            assert summary.passed
+            assert summary.input_attestations[0].digest["sha256"] == v["provenance_sha256"]
+        provenances.add(frozenset(v["provenance_sha256"] for v in f["verdicts"]))
+        r = run_overt(by_id[claim]["recheck"]["argv"], env)
+        assert r.returncode == 0, r.stderr
+    assert len(provenances) == 1  # both rebuilt the same builds
+    trusted = by_id["distribute.endpoint-trusted"]["facts"]["installed"]
+    for record in trusted:
+        assert sorted(record["auditors"]) == sorted(f["key"] for f in facts)
 
 
 def test_the_table_proves_five_promises_and_says_not_yet_for_one(demo: tuple[Path, dict[str, Any]]) -> None:

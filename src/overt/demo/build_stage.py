@@ -46,8 +46,9 @@ SAMPLE_FILES = {
     ),
 }
 NO_REBUILD = (
-    "rebuilding signs and logs a new provenance, which needs the witnesses the demo stopped; independent "
-    "rebuilders that publish their own verdicts come with a later issue"
+    "rebuilding signs and logs a new provenance, which needs the witnesses the demo stopped; the independent "
+    "auditors' stage rebuilt it from the escrow and logged their verdicts (auditors/a1/public/vsa/, "
+    "auditors/a2/public/vsa/)"
 )
 
 

@@ -5,10 +5,12 @@ signed with the vendor's own keys, served to this endpoint alone and never logge
 
 Everything is the real code: ``overt tuf init``'s :func:`~overt.distribute.root.init_repository` (root keys
 offline, outside the home), ``overt release``'s :func:`~overt.distribute.release.release_product` and
-:func:`~overt.distribute.databases.release_database`, ``overt agent init|update|status``. The auditors are test
-keys the demo makes (:mod:`overt.distribute.testbed`); independent rebuilders come with a later issue. Without
-a build sandbox the build stage made no product, so the product claim is ``skipped`` and the stage carries on
-with the database. Without nginx, Python's http.server serves, and the claims say so.
+:func:`~overt.distribute.databases.release_database`, ``overt tuf add-verdict``, ``overt agent
+init|update|status``. The verdicts are the two independent auditors' (:mod:`overt.demo.auditor_stage`): each
+rebuilt the builds from the escrow and logged a PASSED VSA naming the provenance; the vendor publishes them
+beside each release, and the customer's policy requires both auditors' keys. Without a build sandbox the build
+stage made no product, so the product claim is ``skipped`` and the stage carries on with the database. Without
+nginx, Python's http.server serves, and the claims say so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from overt.attest.statement import format_timestamp
 from overt.build.sandbox import check_sandbox
+from overt.demo.auditor_stage import auditor_homes
 from overt.demo.claims import Claim, Promise, Stage, Status
 from overt.demo.context import DemoContext
 from overt.distribute.agentdir import AgentLayout, TrustRecord, file_sha256, pin_policy
@@ -37,8 +40,9 @@ from overt.distribute.repository import NewTarget, RepositoryContext
 from overt.distribute.root import RootKeys, init_repository
 from overt.distribute.state import load_repository_state
 from overt.distribute.status import RepositoryStatus, repository_status
-from overt.distribute.testbed import forge_targets, trust_policy_text, vouch
+from overt.distribute.testbed import forge_targets, trust_policy_text
 from overt.distribute.trust import DATABASE, TrustPolicy
+from overt.distribute.verdicts import add_verdict
 from overt.errors import Error, VerificationError
 from overt.home import Home
 from overt.keys.lifecycle import generate_key
@@ -50,10 +54,7 @@ SAME = Promise.SAME_UPDATE_FOR_EVERYONE
 PRODUCT, PRODUCT_VERSION, ARTIFACT = "sample-agent", "1.0", "sample-agent-1.0.tar.gz"
 DATABASE_NAME = "demo"  # the AV database the avdb stage built, versions 1 and 2
 ROOT_KEYS, ROOT_THRESHOLD, AUDITORS_NEEDED = 3, 2, 2
-TEST_AUDITORS = (
-    "two test auditors the demo made (auditor keys in the conveyor home; independent rebuilders come with a "
-    "later issue)"
-)
+AUDITORS = "the two independent auditors"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,9 +121,9 @@ class _Distribution:
         return ReleaseContext.of_home(Home(self.ctx.home.path))
 
     def release_database(self, version: int) -> ReleasedTarget:
-        """``overt release --avdb demo --version N``, then each test auditor logs a PASSED verdict on it."""
+        """``overt release --avdb demo --version N``, then each auditor's verdict on its build published."""
         released = release_database(self.release_context(), name=DATABASE_NAME, version=version)
-        vouch(self.ctx.home, self.auditors, path=released.path, sha256=released.sha256, nonce=version)
+        publish_verdicts(self.ctx, released)
         self.databases[version] = released
         return released
 
@@ -159,18 +160,28 @@ def _new_repository(ctx: DemoContext) -> RootKeys:
     return keys
 
 
-def _test_auditors(ctx: DemoContext) -> tuple[KeyRecord, ...]:
-    """Two auditor keys beside the AV audit's own (hence ``force``): the verdicts' signers."""
-    h = ctx.home
+def _auditor_keys(ctx: DemoContext) -> tuple[KeyRecord, ...]:
+    """The independent auditors' public keys, as each publishes it (``public/keys/<keyid>.json``)."""
     return tuple(
-        generate_key(
-            h.key_home(), h.signing_service(), role=Role.AUDITOR, force=True, now=datetime.now(UTC)
-        ).record
-        for _ in range(AUDITORS_NEEDED)
+        KeyRecord.from_bytes((h.paths.public_keys / f"{h.key.keyid}.json").read_bytes())
+        for h in auditor_homes(ctx)
     )
 
 
-def _release_product(ctx: DemoContext, auditors: Sequence[KeyRecord]) -> ReleasedTarget | str:
+def publish_verdicts(ctx: DemoContext, released: ReleasedTarget) -> None:
+    """``overt tuf add-verdict`` of each auditor's VSA on the build ``released`` names (its provenance), from
+    the auditor's ``public/vsa/``: the vendor publishes verdicts it did not write and cannot change."""
+    provenance = released.custom["overt"]["provenance"]["sha256"]
+    for home in auditor_homes(ctx):
+        vsa = home.paths.public / "vsa" / f"{provenance}.dsse.json"
+        if not vsa.is_file():
+            raise VerificationError(
+                f"auditor {home.config.auditor.name} published no verdict on {released.path}"
+            )
+        add_verdict(ReleaseContext.of_home(Home(ctx.home.path)), vsa.read_bytes(), target=released.path)
+
+
+def _release_product(ctx: DemoContext) -> ReleasedTarget | str:
     """``overt release`` of the build stage's output, with the provenance it logged; or why there is none."""
     builds = ctx.home.paths.builds
     found = sorted(builds.glob(f"*/dist/{ARTIFACT}"))
@@ -189,7 +200,7 @@ def _release_product(ctx: DemoContext, auditors: Sequence[KeyRecord]) -> Release
         provenance=build_provenance(artifact, builds).read_bytes(),
     )
     released = release_product(ReleaseContext.of_home(Home(ctx.home.path)), request)
-    vouch(ctx.home, auditors, path=released.path, sha256=released.sha256)
+    publish_verdicts(ctx, released)
     return released
 
 
@@ -204,8 +215,9 @@ def _pin(d: _Distribution, site: _Site) -> TrustPolicy:
     follow = [("database", DATABASE_NAME)]
     if isinstance(d.product, ReleasedTarget):
         follow.insert(0, ("product", PRODUCT))
+    auditors = [h.paths.public_keys / f"{h.key.keyid}.json" for h in auditor_homes(d.ctx)]
     text = trust_policy_text(
-        d.ctx.home, url=site.url, root=root, auditors=d.auditors, threshold=AUDITORS_NEEDED, follow=follow
+        d.ctx.home, url=site.url, root=root, auditors=auditors, threshold=AUDITORS_NEEDED, follow=follow
     )
     d.policy.write_text(text)
     return pin_policy(AgentLayout(d.agent), d.policy).policy
@@ -258,7 +270,7 @@ def _first_update(d: _Distribution, site: _Site, trust: TrustPolicy) -> Claim:
         status=Status.PROVED,
         check=f"the endpoint agent, under the trust policy the customer pinned (the TUF root version 1 by its "
         f"sha256, the log's key and its witnesses, {trust.auditor_threshold} of {len(trust.auditor_keys)} "
-        f"auditor keys, the demo's test auditors, and the builder), updated through {site.server} ({len(asked)} requests) and installed "
+        f"auditor keys, the independent auditors', and the builder), updated through {site.server} ({len(asked)} requests) and installed "
         f"{' and '.join(r.follow.label for r in records)}. Why it trusted each: "
         + "; ".join(_why(r) for r in records),
         evidence=ctx.rel(AgentLayout(d.agent).records),
@@ -297,7 +309,7 @@ def _tampered(d: _Distribution) -> Claim:
         id="distribute.tampered-refused",
         promise=SAME,
         status=Status.PROVED,
-        check=f"AV database {DATABASE_NAME} v2 was released with its delta {v2.delta} and the test auditors' "
+        check=f"AV database {DATABASE_NAME} v2 was released with its delta {v2.delta} and the auditors' "
         f"verdicts; then one byte of each file was changed where the web server serves them. The agent "
         f"refused the update at the TUF check ({reason}) and kept v1 (sha256 {v1.sha256[:16]}, unchanged on "
         f"disk); the served files were then restored. Offline, the altered database is refused as not "
@@ -449,8 +461,9 @@ def _product_claim(d: _Distribution) -> Claim:
         check=f"'overt release' published the build's {ARTIFACT} as {r.path} (sha256 {r.sha256[:16]}) only "
         f"after checking the provenance the build logged: log entry {r.provenance_index}, included under a "
         f"checkpoint cosigned by {' and '.join(r.cosigners)}, signed by the home's builder key, naming a "
-        f"builder the registry binds to {ctx.home.conveyor.jurisdiction}. {TEST_AUDITORS.capitalize()} each "
-        f"logged a PASSED verdict on its exact digest, published beside it. Offline, the released file "
+        f"builder the registry binds to {ctx.home.conveyor.jurisdiction}. {AUDITORS.capitalize()} each "
+        f"rebuilt it from the escrow and logged a PASSED verdict on its exact digest and provenance, published "
+        f"beside it. Offline, the released file "
         f"passes {len(offline.checks)} checks",
         evidence=ctx.rel(artifact),
         recheck=ctx.overt(
@@ -471,8 +484,8 @@ def _database_claim(d: _Distribution) -> Claim:
         check=f"'overt release --avdb' published AV database {DATABASE_NAME} v1 as {v1.path} (sha256 "
         f"{v1.sha256[:16]}), and later v2 with the transport-only delta {v2.delta}, each only after finding "
         f"in the log, under the witness quorum, its provenance (entries {v1.provenance_index} and "
-        f"{v2.provenance_index}) and the audit report that passed its rules; {TEST_AUDITORS} each logged a "
-        f"PASSED verdict on each",
+        f"{v2.provenance_index}) and the audit report that passed its rules; {AUDITORS} each rebuilt both "
+        f"to the same bytes and logged a PASSED verdict on each",
         evidence=ctx.rel(artifact),
         recheck=ctx.overt(
             "verify", artifact, "--evidence", d.layout.public, "--policy", d.policy, "--target", v1.path
@@ -483,9 +496,8 @@ def _database_claim(d: _Distribution) -> Claim:
 
 def distribute_stage(ctx: DemoContext) -> Stage:
     root_keys = _new_repository(ctx)
-    auditors = _test_auditors(ctx)
     d = _Distribution(
-        ctx=ctx, root_keys=root_keys, auditors=auditors, product=_release_product(ctx, auditors)
+        ctx=ctx, root_keys=root_keys, auditors=_auditor_keys(ctx), product=_release_product(ctx)
     )
     d.release_database(1)
     with _serving(ctx) as site:

@@ -29,6 +29,11 @@ LAYOUT: Mapping[str, str] = MappingProxyType(
         "conveyor/public/avdb/": "AV databases, their provenance and the signed audit reports",
         "auditors/": "two independent auditors, a1 and a2; each runs its own witness (a1/witness/ is w1 in the "
         "log policy, a2/witness/ is w2), with its own key and state",
+        "auditors/a1/": "an auditor home (overt auditor init): config.toml, keys/ (its own), pinned/ (the log "
+        "policy and the vendor's builder keys it was handed), state/ (its log position, escrow cache, verdict "
+        "store), public/ (its key and its verdicts)",
+        "auditors/a1/public/vsa/": "the auditor's SLSA VSAs, one per provenance it rebuilt, as logged, with "
+        "their tlog-proofs; the vendor publishes them beside each release",
         "trusted.policy": "the log's policy as a customer pins it (log key, witness keys, quorum); every "
         "re-check uses it, never the copy the log publishes",
         "client-state/": "the customer's verifier state: the last checkpoint it verified",

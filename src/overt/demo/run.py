@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overt.demo.auditor_stage import auditor_stage
 from overt.demo.avdb_stage import avdb_stage
 from overt.demo.build_stage import build_stage
 from overt.demo.claims import Claim, PromiseRow, Stage, promise_table
@@ -30,6 +31,7 @@ STAGES: tuple[StageFn, ...] = (
     keys_stage,
     build_stage,
     avdb_stage,
+    auditor_stage,
     distribute_stage,
 )
 

@@ -187,15 +187,16 @@ def trust_policy_text(
     *,
     url: str,
     root: Path,
-    auditors: Sequence[KeyRecord],
+    auditors: Sequence[KeyRecord | Path],
     threshold: int,
     follow: Sequence[tuple[str, str]] = (("product", "demo"),),
     max_cosignature_age_hours: int = 24,
     extra: str = "",
 ) -> str:
     """A customer's trust policy (docs/trust-policy.md) for ``h``'s repository and log served at ``url``: the
-    TUF root ``root`` (its sha256 pinned), ``log.policy`` beside it, the auditors' and the current builder's
-    public keys from ``h``'s ``public/keys``. ``follow`` lists ``(\"product\", name)`` (channel stable) or
+    TUF root ``root`` (its sha256 pinned), ``log.policy`` beside it, the auditors' (a record: from ``h``'s
+    ``public/keys``; a path: that public key file, an independent auditor's) and the current builder's public
+    keys. ``follow`` lists ``(\"product\", name)`` (channel stable) or
     ``(\"database\", name)``."""
     keys = h.paths.public / "keys"
     builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
@@ -210,7 +211,7 @@ url = {json.dumps(url + "/log")}
 policy = "log.policy"
 
 [auditors]
-keys = {json.dumps([str(keys / f"{a.keyid}.json") for a in auditors])}
+keys = {json.dumps([str(a if isinstance(a, Path) else keys / f"{a.keyid}.json") for a in auditors])}
 threshold = {threshold}
 
 [builders]
