@@ -79,6 +79,9 @@ USING_IT_COMMANDS = (
     "overt agent init",
     "overt agent update",
     "overt agent status",
+    "overt auditor init",
+    "overt auditor rebuild",
+    "overt auditor monitor",
 )
 
 
@@ -194,3 +197,19 @@ def test_using_it_runs_in_order_against_a_running_serve(tmp_path: Path, sandbox:
         tmp_path / "data" / "overt" / "agent" / "products" / "app" / "stable" / "current" / "app.zip"
     )
     assert installed_app.read_bytes() == app
+
+    # Both auditors rebuilt the app from the escrow alone and PASSED it; the monitor alerted on the waiver.
+    for n in (1, 2):
+        home = tmp_path / f"auditor{n}"
+        assert not (home / "overt.db").exists()
+        (vsa,) = (home / "public" / "vsa").glob(
+            f"{hashlib.sha256((build_dir / 'provenance.dsse.json').read_bytes()).hexdigest()}.dsse.json"
+        )
+        assert (
+            Statement.from_bytes(Envelope.from_bytes(vsa.read_bytes()).payload).predicate[
+                "verificationResult"
+            ]
+            == "PASSED"
+        )
+    alerts = json.loads((tmp_path / "alerts.json").read_text())
+    assert "avdb-waiver" in {a["kind"] for a in alerts["alerts"]}, alerts

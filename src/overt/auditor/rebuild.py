@@ -6,8 +6,9 @@ The unit of work, for the loop here and for a job queue (:mod:`overt.auditor.que
     def discover(home: AuditorHome, follow: RebuildSettings) -> list[RebuildJob]
     def run_job(home: AuditorHome, follow: RebuildSettings, job: RebuildJob) -> Outcome
 
-:class:`RebuildSettings` is what both need besides the home: the log's URL, the vendor's site, where VSAs are submitted,
-the retry limits and the verdict store's DSN (frozen, with ``to_dict``/``from_dict`` to cross a process).
+:class:`RebuildSettings` is what both need besides the home: the log's URL, the vendor's site, where VSAs are
+submitted, the retry limits and the verdict store's DSN (frozen, with ``to_dict``/``from_dict`` to cross a
+process).
 
 :func:`discover` fetches the log's checkpoint and verifies it (log signature, witness quorum of the pinned
 policy, consistency with the last one this home trusted, kept in ``state/log``: a rollback is refused), reads

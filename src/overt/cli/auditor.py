@@ -70,7 +70,7 @@ def show(home: AHome, json: JsonOpt = False) -> None:
     _render(found, f"auditor home at {found.paths.root}", json=json)
 
 
-MONITOR_HELP = """RebuildSettings a vendor's log and TUF repository, and alert on what a customer must know.
+MONITOR_HELP = """Follow a vendor's log and TUF repository, and alert on what a customer must know.
 
 Checks every checkpoint (log signature, witness quorum, consistency with the last one trusted) and every entry
 against the tree, then flags: a release without k PASSED VSAs by distinct trusted auditor keys within
