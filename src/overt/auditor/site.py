@@ -32,9 +32,10 @@ from overt import jsonio
 from overt.atomic import atomic_write
 from overt.attest.statement import ResourceDescriptor
 from overt.build.environment import ENVIRONMENT_FILE, MAX_DOCUMENT_BYTES, Environment
-from overt.errors import FormatError, TransportError, VerificationError
+from overt.errors import FormatError, VerificationError
 from overt.source.escrow import INPUT, MAX_OBJECT, SOURCE, Escrow, EscrowEntry, snapshot_files
 from overt.source.snapshot import FILE, check_member_path, dir_hash
+from overt.tlog.client import get_bounded
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BUILD_ID = re.compile(r"[0-9a-f]{16}")
@@ -69,19 +70,7 @@ class Site:
 
     def get(self, rel: str, *, limit: int) -> bytes:
         """The body of ``<site>/<rel>``: TransportError unless it answers 200 within ``limit`` bytes."""
-        url = f"{self.url}/{rel}"
-        try:
-            with self.http.stream("GET", url) as r:
-                if r.status_code != 200:
-                    raise TransportError(f"GET {url} answered {r.status_code}", url=url, status=r.status_code)
-                out = bytearray()
-                for chunk in r.iter_bytes():
-                    out += chunk
-                    if len(out) > limit:
-                        raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
-                return bytes(out)
-        except httpx.HTTPError as e:
-            raise TransportError(f"GET {url} failed: {e}", url=url) from e
+        return get_bounded(self.http, f"{self.url}/{rel}", limit=limit)
 
     def verified(self, rel: str, *, sha256: str, limit: int, what: str) -> bytes:
         """``<site>/<rel>`` if its SHA-256 is ``sha256``; VerificationError (both digests) otherwise."""

@@ -101,25 +101,30 @@ def directory_fetcher(root: Path) -> Fetch:
     return fetch
 
 
+def get_bounded(http: httpx.Client, url: str, *, limit: int) -> bytes:
+    """The body of ``GET url``: TransportError unless it answers 200 within ``limit`` bytes (read as it
+    arrives, so an endless body is cut off at the limit)."""
+    try:
+        with http.stream("GET", url) as r:
+            if r.status_code != 200:
+                raise TransportError(f"GET {url} answered {r.status_code}", url=url, status=r.status_code)
+            out = bytearray()
+            for chunk in r.iter_bytes():
+                out += chunk
+                if len(out) > limit:
+                    raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
+            return bytes(out)
+    except (httpx.HTTPError, httpx.InvalidURL) as e:
+        raise TransportError(f"GET {url} failed: {e}", url=url) from e
+
+
 def http_fetcher(prefix: str, client: httpx.Client | None = None) -> Fetch:
     http = client or httpx.Client(timeout=30.0, headers={"Accept-Encoding": "gzip, identity"})
     base = prefix.rstrip("/") + "/"
 
     def fetch(rel: str) -> bytes:
         limit = MAX_CHECKPOINT_BYTES if rel == "checkpoint" else MAX_BUNDLE_BYTES
-        url = base + rel
-        try:
-            with http.stream("GET", url) as r:
-                if r.status_code != 200:
-                    raise TransportError(f"GET {url} answered {r.status_code}", url=url, status=r.status_code)
-                out = bytearray()
-                for chunk in r.iter_bytes():
-                    out += chunk
-                    if len(out) > limit:
-                        raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
-                return bytes(out)
-        except (httpx.HTTPError, httpx.InvalidURL) as e:
-            raise TransportError(f"GET {url} failed: {e}", url=url) from e
+        return get_bounded(http, base + rel, limit=limit)
 
     return fetch
 
