@@ -409,6 +409,25 @@ def test_a_release_that_bypasses_the_builder_registry_is_refused(world: World) -
     refused(world, "provenance", "not by a builder the policy trusts .*bypassed the builder registry")
 
 
+def test_a_provenance_naming_the_artifact_twice_with_another_digest_is_refused(world: World) -> None:
+    """Published around 'overt release' (which refuses it): a provenance naming demo.tar.gz twice, the
+    tampered digest and another, does not say the builder made these bytes, whoever PASSED it."""
+    installed_1_0(world)
+    h, data = world.home, b"demo 2.0, tampered\n"
+    statement = sample_provenance(h).statement(
+        (
+            ResourceDescriptor(name="demo.tar.gz", digest={"sha256": hashlib.sha256(data).hexdigest()}),
+            ResourceDescriptor(name="demo.tar.gz", digest={"sha256": "ab" * 32}),
+        )
+    )
+    builder = h.registry.current(Role.BUILDER, datetime.now(UTC))
+    entry = sign_envelope(statement.to_bytes(), PAYLOAD_TYPE_IN_TOTO, [h.signer_for(builder)]).to_bytes()
+    receipt = h.log.append(entry)
+    path = publish_directly(world, "2.0", data, entry, receipt.index, evidence=True)
+    world.vouch((path, data), *world.auditors[:2])
+    refused(world, "provenance", "names demo.tar.gz more than once")
+
+
 # --- AV databases: a bad delta falls back to the full database ---------------------------------------------
 
 

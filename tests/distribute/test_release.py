@@ -149,6 +149,21 @@ def test_an_artifact_that_is_not_the_one_the_provenance_names_is_refused(repo: R
     refused(repo, request(b"an altered artifact", entry), "artifact check failed", "artifact")
 
 
+def test_provenance_naming_the_artifact_twice_with_another_digest_is_refused(repo: Repo) -> None:
+    """A provenance with two subjects of one name (the artifact's digest and another) names no artifact: a
+    rebuilder could have checked the other one only."""
+    data = b"one of two"
+    statement = sample_provenance(repo.home).statement(
+        (
+            ResourceDescriptor(name="demo.tar.gz", digest={"sha256": hashlib.sha256(data).hexdigest()}),
+            ResourceDescriptor(name="demo.tar.gz", digest={"sha256": "ab" * 32}),
+        )
+    )
+    builder = repo.home.registry.current(Role.BUILDER, datetime.now(UTC))
+    entry = repo.home.signing_service().sign(builder, statement).entry
+    refused(repo, request(data, entry), "names demo.tar.gz more than once", "artifact")
+
+
 def test_provenance_signed_by_a_foreign_key_is_refused(repo: Repo) -> None:
     data = b"built abroad"
     entry = signed_by_hand(repo.home, data, key_jurisdiction="DE")

@@ -154,9 +154,19 @@ def check_artifact(
 
 
 def _artifact_check(statement: Statement, *, name: str, digest: str) -> tuple[str | None, ArtifactCheck]:
-    """1. The artifact's sha256 names a subject; the subjects are paths, so ``name`` matches a last part."""
+    """1. The artifact's sha256 names a subject; the subjects are paths, so ``name`` matches a last part. A
+    subject whose name the provenance gives twice, with other digests, names no artifact: which one the
+    builder made is not said."""
     for s in statement.subject:
         if s.digest.get("sha256") == digest:
+            others = {x.digest.get("sha256") for x in statement.subject if x.name == s.name} - {digest}
+            if others:
+                return None, ArtifactCheck(
+                    name=ARTIFACT,
+                    proved=False,
+                    detail=f"the provenance names {s.name} more than once, with sha256 {digest} and "
+                    f"{', '.join(sorted(str(o) for o in others))}: it does not say which the builder made",
+                )
             return s.name, ArtifactCheck(
                 name=ARTIFACT, proved=True, detail=f"sha256 {digest} is subject {s.name} of the provenance"
             )

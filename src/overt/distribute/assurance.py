@@ -220,9 +220,16 @@ def provenance_logged(
         raise refused(
             "provenance", f"the provenance of {candidate.path} is not signed by the policy's builders: {e}"
         ) from e
-    if candidate.sha256 not in {s.digest.get("sha256") for s in statement.subject}:
+    named = {s.name for s in statement.subject if s.digest.get("sha256") == candidate.sha256}
+    if not named:
         raise refused(
             "provenance", f"the provenance does not name {candidate.path}'s sha256 {candidate.sha256}"
+        )
+    if any(s.name in named and s.digest.get("sha256") != candidate.sha256 for s in statement.subject):
+        raise refused(
+            "provenance",
+            f"the provenance names {', '.join(sorted(named))} more than once, with other digests too: it "
+            f"does not say that the builder made {candidate.path}'s sha256 {candidate.sha256}",
         )
     if builder not in trust.builder_ids:
         raise refused(
