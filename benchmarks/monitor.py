@@ -39,32 +39,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
-from overt.attest.statement import ResourceDescriptor, Statement
-from overt.attest.vsa import PASSED, VerificationSummary, VsaVerifier
-from overt.auditor.monitor import monitor_config, monitor_once
-from overt.distribute.repository import NewTarget, Repository, RepositoryContext
-from overt.distribute.testbed import (
-    TEST_WITNESS_SEEDS,
-    add_key,
-    conveyor_home,
-    init_tuf,
-    sample_provenance,
-    trust_policy_text,
-    witness_with_test_key,
-    witnessed_policy,
-)
-from overt.home import Home
-from overt.keys.jurisdiction import SOURCE_ESCROW_V1, TUF_METADATA_V1
-from overt.keys.registry import KeyRecord, Role
-from overt.keys.signers import KeySigner
-from overt.server.nginx import nginx_binary, nginx_server
-from overt.server.runner import BackgroundServer
-from overt.server.static import StaticSite
-from overt.server.witness import create_app
-from overt.tlog.client import LogClient, http_fetcher
-from overt.tlog.merkle import leaf_hash
-from overt.tlog.policy import PolicyWitness
+# The monitor's worker processes are spawned: each imports this module again (as ``__mp_main__``). They need
+# none of it, and a user's monitor (``python -m overt``) makes them import nothing of the kind: skip it there.
+if multiprocessing.parent_process() is None:
+    from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
+    from overt.attest.statement import ResourceDescriptor, Statement
+    from overt.attest.vsa import PASSED, VerificationSummary, VsaVerifier
+    from overt.auditor.monitor import monitor_config, monitor_once
+    from overt.distribute.repository import NewTarget, Repository, RepositoryContext
+    from overt.distribute.testbed import (
+        TEST_WITNESS_SEEDS,
+        add_key,
+        conveyor_home,
+        init_tuf,
+        sample_provenance,
+        trust_policy_text,
+        witness_with_test_key,
+        witnessed_policy,
+    )
+    from overt.home import Home
+    from overt.keys.jurisdiction import SOURCE_ESCROW_V1, TUF_METADATA_V1
+    from overt.keys.registry import KeyRecord, Role
+    from overt.keys.signers import KeySigner
+    from overt.server.nginx import nginx_binary, nginx_server
+    from overt.server.runner import BackgroundServer
+    from overt.server.static import StaticSite
+    from overt.server.witness import create_app
+    from overt.tlog.client import LogClient, http_fetcher
+    from overt.tlog.merkle import leaf_hash
+    from overt.tlog.policy import PolicyWitness
 
 GENERATOR = 1  # bump when the entries change: the cache key includes it
 RELEASE_EVERY = 1000  # one provenance in this many is released

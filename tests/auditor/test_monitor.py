@@ -3,16 +3,20 @@ vendor's log and repository hold that a customer must be told, and the position 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.attest.vsa import FAILED, PASSED, VerificationSummary, VsaVerifier
+from overt.auditor.monitor_claims import NO_JURISDICTION, claims_of
 from overt.distribute.repository import NewTarget, Repository
 from overt.distribute.testbed import add_key, forge_targets
+from overt.keys.claims import foreign_claims
 from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1, Issuer
-from overt.keys.registry import Role
+from overt.keys.registry import KeyRecord, Role
 from overt.keys.rotation import rotation_statement
 from tests.auditor.monitor_world import (
     LATER,
@@ -184,3 +188,72 @@ def test_an_entry_whose_signature_does_not_verify_counts_for_nothing(world: Worl
         1
     ]  # the forged PASSED did not count
     assert kinds(run(world, tmp_path / "m", now=LATER)) == ["release-unverified"]
+
+
+def _log_payload(world: World, payload: bytes, record: KeyRecord) -> int:
+    """``payload`` (any bytes) in a DSSE envelope signed with ``record``'s key, logged; its index."""
+    signer = world.home.signer_for(record)
+    receipt = world.home.log.append(sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, [signer]).to_bytes())
+    assert receipt.published
+    return receipt.index
+
+
+def _with_duplicate_key(statement: Statement) -> bytes:
+    """``statement``'s JSON with its ``_type`` twice: JSON parsers keep one, overt's strict parser refuses it."""
+    text = statement.to_bytes()
+    assert text.startswith(b'{"_type":')
+    return b'{"_type":"https://in-toto.io/Statement/v0",' + text[1:]
+
+
+def test_an_entry_overt_refuses_is_reported_as_refused_not_as_a_bad_signature(
+    world: World, tmp_path: Path
+) -> None:
+    builder = current(world, Role.BUILDER)
+    stray = provenance(world, b"x", builder_id="https://elsewhere.example/b")
+    index = _log_payload(world, _with_duplicate_key(stray), builder)  # validly signed, but malformed
+    (alert,) = run(world, tmp_path / "m").alerts
+    assert (alert.kind, alert.index) == ("forged-entry", index)
+    assert "strict parser refuses it" in alert.message and "duplicate JSON key '_type'" in alert.message
+    assert "signature does not verify" not in alert.message
+
+
+def test_a_malformed_rotation_by_the_old_key_is_alerted_and_introduces_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    old = current(world, Role.BUILDER)
+    statement = rotation_statement(
+        old, add_key(world.home, Role.BUILDER), reason="test", now=datetime.now(UTC)
+    )
+    index = _log_payload(world, _with_duplicate_key(statement), old)
+    report = run(world, tmp_path / "m")
+    assert report.log_error is None
+    assert [(a.kind, a.index) for a in report.alerts] == [("rotation-unsigned", index)]
+    assert "strict parser refuses the statement" in report.alerts[0].message
+
+
+def test_the_claims_fast_path_finds_what_foreign_claims_finds() -> None:
+    hidden = base64.b64encode(b"see ?jurisdiction=RU").decode()
+    values = [
+        "https://b.example/v1?jurisdiction=RU",
+        "https://b.example/v1?JURISDICTION=RU&x=1",
+        "juris_diction:DE",
+        "j-u-r-i-s-d-i-c-t-1-0-n=FR",
+        "a json subject, no claim",
+        "Jurisdiction/US/and jurisdiction=CN",
+        hidden,
+        "0" * 64,
+        "https://b.example/v1?\u0458urisdiction=RU",  # Cyrillic je
+    ]
+    for value in values:
+        for predicate in ({"v": value}, {"list": ["x", value]}, {value[:20]: "y"}):
+            statement = Statement(
+                subject=(ResourceDescriptor(name="n", digest={"sha256": "ab" * 32}),),
+                predicate_type="https://example/p",
+                predicate=predicate,
+            )
+            text = statement.to_bytes().decode()
+            fast = sorted(v for _, v in claims_of(lambda s=statement: s, text))
+            assert fast == sorted(v for _, v in foreign_claims(statement, NO_JURISDICTION)), (
+                value,
+                predicate,
+            )

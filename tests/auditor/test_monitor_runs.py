@@ -11,10 +11,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +22,7 @@ from overt.attest.dsse import Envelope
 from overt.auditor.monitor_state import DATABASE
 from overt.keys.jurisdiction import KEY_ROTATION_V1
 from overt.keys.registry import Role
+from overt.tlog.tiles import TILE_WIDTH, entries_path
 from tests.auditor.monitor_world import current, log_signed, provenance, run, world
 from tests.distribute.world import World
 
@@ -237,6 +238,40 @@ def _position(state: Path) -> int:
     return 0 if row is None else int(row[0])
 
 
+class StallingLog:
+    """The log's ``public/`` directory served on 127.0.0.1, except that a request for ``stall`` is held until
+    :meth:`stop`: a reader that asks for it has done everything before it, and can go no further."""
+
+    def __init__(self, root: Path, stall: str) -> None:
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        log = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, directory=str(root), **kw)
+
+            def do_GET(self) -> None:
+                if self.path.lstrip("/") == stall:
+                    log.reached.set()
+                    log.released.wait(120)
+                    self.send_error(503)
+                    return
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_sigkill_mid_run_skips_nothing_and_alerts_nothing_twice(world: World, tmp_path: Path) -> None:
     rotations = list(_rotations(40))
     filler = [f"filler entry {i}".encode() * 4 for i in range(12_000)]
@@ -247,32 +282,33 @@ def test_sigkill_mid_run_skips_nothing_and_alerts_nothing_twice(world: World, tm
         assert log.publish().published
     finally:
         log.close()
+    size = first + len(entries)
     state = tmp_path / "m"
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            world.site.url + "/log",
-            str(world.customer / "policy.toml"),
-            str(state),
-        ],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-    )
+    # The runner reads in this process, one bundle at a time, committing after each: when it asks for bundle
+    # 20 it has committed bundles 0-19, and it cannot read further until it is killed.
+    stalled = 20
+    served = StallingLog(world.home.log.paths.public, entries_path(stalled, TILE_WIDTH))
     try:
-        deadline = time.monotonic() + 120
-        while _position(state) < first + 1000 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        killed_at = _position(state)
-        os.kill(proc.pid, signal.SIGKILL)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), served.url, str(world.customer / "policy.toml"), str(state)],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        )
+        try:
+            while not served.reached.wait(0.1):  # until it asks for the bundle, or ends without asking
+                assert proc.poll() is None, "the monitor ended before it asked for the stalled bundle"
+            killed_at = _position(state)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait()
     finally:
-        proc.wait()
-    size = first + len(entries)
-    assert 0 < killed_at < size, "the run ended before it could be killed"
+        served.stop()
+    assert killed_at == stalled * TILE_WIDTH < size  # committed up to the bundle it was reading, no further
     report = run(world, tmp_path / "m")
-    assert report.previous_size >= killed_at and report.tree_size == size
+    assert report.previous_size == killed_at and report.tree_size == size
     expected = {first + i * 301 for i in range(len(rotations))}
+    assert min(expected) < killed_at < max(expected)  # alerts on both sides of the kill
     found = [a.index for a in report.alerts if a.kind == "rotation-unsigned"]
     assert sorted(found) == sorted(expected)  # every one, once
     db = sqlite3.connect(state / DATABASE)

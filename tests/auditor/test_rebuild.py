@@ -450,3 +450,37 @@ def test_one_job_run_twice_at_once_logs_one_verdict(world: RebuildWorld) -> None
     again = run_job(world.auditor, follow, job)  # decided: returned as stored, nothing rebuilt
     assert (again.rebuilt, again.vsa_index, again.verdict) == (False, first.vsa_index, "GOOD")
     assert discover(world.auditor, follow) == []
+
+
+# --- 8. a hostile tile server ----------------------------------------------------------------------------------
+
+
+def test_discovery_refuses_a_bundle_that_hides_or_changes_a_provenance(world: RebuildWorld) -> None:
+    from overt.errors import ConsistencyError
+    from overt.tlog.tiles import TILE_WIDTH, decode_bundle, encode_bundle, entries_path, tile_width
+
+    pub = world.build({"hello.txt": "hidden\n"})
+    index = pub.signed.receipt.index
+    size = len(world.entries())
+    bundle = index // TILE_WIDTH
+    path = world.conveyor.log.paths.public / entries_path(bundle, tile_width(0, bundle, size))
+    served = path.read_bytes()
+    entries = decode_bundle(served)
+    assert entries[index % TILE_WIDTH] == pub.signed.entry
+    others = [e for e in entries if e != pub.signed.entry]
+    doctored = {
+        "hides": encode_bundle(others),
+        "changes": encode_bundle([others[0] if e == pub.signed.entry else e for e in entries]),
+    }
+    for what, data in doctored.items():
+        path.write_bytes(data)
+        with pytest.raises(ConsistencyError) as refused:
+            discover(world.auditor, world.follow())
+        message = str(refused.value)
+        if what == "hides":
+            assert f"bundle {bundle} holds {len(others)} entries" in message, what
+        else:
+            assert "not the entries the tree commits to" in message, what
+    path.write_bytes(served)  # the real bundle: the provenance was never skipped, it is found now
+    job = RebuildJob(index, hashlib.sha256(pub.signed.entry).hexdigest())
+    assert discover(world.auditor, world.follow()) == [job]

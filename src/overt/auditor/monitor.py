@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,9 +39,9 @@ from typing import Any
 
 import httpx
 
-from overt.auditor.monitor_entries import Facts, Needs
+from overt.auditor.monitor_entries import BundleFacts, Needs
 from overt.auditor.monitor_judge import Judge
-from overt.auditor.monitor_read import Bundle, PrefixCheck, default_workers, read_range
+from overt.auditor.monitor_read import PrefixCheck, default_workers, read_range
 from overt.auditor.monitor_repo import RepositoryView, read_repository
 from overt.auditor.monitor_state import Alert, MonitorState
 from overt.auditor.monitor_verdicts import Pending, judge_repository
@@ -239,35 +239,42 @@ class _Run:
         check = PrefixCheck(start, peaks)
         with _log_errors(self.config.log_url):
             check.prove(self.client, tree_size=size, root=root)  # what was read is still the log's prefix
-            batch: list[Bundle] = []
-            for bundle in read_range(
+            reading = read_range(
                 self.client,
                 source=self.config.log_url,
                 start=start,
                 end=size,
                 needs=needs,
                 workers=self.config.workers,
-            ):
-                expected = max(start, bundle.number * TILE_WIDTH)
-                if len(bundle.leaves) != min(size, (bundle.number + 1) * TILE_WIDTH) - expected:
-                    raise ConsistencyError(
-                        f"entry bundle {bundle.number} holds {len(bundle.leaves)} entries of the tree of size {size}",
-                        bundle=bundle.number,
-                    )
-                check.add(bundle, expected)
-                batch.append(bundle)
-                if len(batch) >= self.config.commit_bundles:
-                    self._commit(check, batch, root)
-                    batch = []
-            self._commit(check, batch, root)
+            )
+            with closing(reading) as bundles:
+                while self._commit(check, bundles, root):
+                    pass
         return start, size - start
 
-    def _commit(self, check: PrefixCheck, batch: Sequence[Bundle], root: bytes) -> None:
-        check.prove(self.client, tree_size=self.tree_size, root=root)
-        facts: list[Facts] = [f for b in batch for f in b.facts]
+    def _commit(self, check: PrefixCheck, bundles: Generator[BundleFacts, None, None], root: bytes) -> bool:
+        """Judge up to :attr:`MonitorConfig.commit_bundles` bundles (each as it arrives, so the workers
+        never wait for a commit), prove the tree so far a prefix of the checkpoint's, and commit it all
+        with the position; whether bundles may remain."""
+        more = True
         with self.state.transaction() as db:
-            self.judge.judge(db, facts)
+            for _ in range(self.config.commit_bundles):
+                bundle = next(bundles, None)
+                if bundle is None:
+                    more = False
+                    break
+                check.add(
+                    bundle=bundle.number,
+                    first=bundle.first,
+                    count=bundle.entry_count,
+                    tree_size=self.tree_size,
+                    leaves=bundle.leaves,
+                    root=bundle.root,
+                )
+                self.judge.judge(db, bundle)
+            check.prove(self.client, tree_size=self.tree_size, root=root)
             MonitorState.save_position(db, check.size, check.peaks)
+        return more and check.size < self.tree_size
 
 
 def deliver(state: MonitorState, url: str, log_url: str) -> Delivery:

@@ -1,30 +1,32 @@
 """What the monitor reads of one log entry: its kind and the few facts a monitor decision needs.
 
 :func:`read_bundle` reads one entry bundle of a verified tree (through :class:`~overt.tlog.client.LogClient`),
-hashes every entry into its RFC 6962 leaf hash (the caller folds those into the tree and checks the root, so
-a tile server serving other entries than the tree commits to is caught) and returns one :class:`Facts` per
-entry. It runs in the monitor's process or in worker processes (:mod:`overt.auditor.monitor_read`); it does
-no I/O beyond fetching that bundle and judges nothing: :mod:`overt.auditor.monitor` does, in log order.
+hashes every entry into its RFC 6962 leaf hash (and a whole bundle into its subtree root: the caller folds
+those into the tree and checks the root, so a tile server serving other entries than the tree commits to is
+caught) and returns a :class:`BundleFacts`: compact rows, not objects, since it runs in worker processes
+(:mod:`overt.auditor.monitor_read`) and every entry's facts cross to the monitor's process pickled. It does
+no I/O beyond fetching that bundle and judges nothing: :mod:`overt.auditor.monitor_judge` does, in log order.
 
-Parsing is overt's own, strict (:class:`~overt.attest.dsse.Envelope`, :class:`~overt.attest.statement.Statement`):
-an entry that is not a DSSE envelope of an in-toto statement is of kind ``other`` and counts for nothing.
+Each entry is read once, as JSON (the C parser, from text: the envelope, then its payload decoded once), not
+yet as overt's wire types. Those are built, strictly (:class:`~overt.attest.dsse.Envelope`,
+:class:`~overt.attest.statement.Statement`: duplicate keys refused and the rest), where a decision rests on
+the entry: an entry overt's parser refuses is signed by nobody and counts for nothing. An entry that is not
+even JSON of a DSSE envelope of an in-toto statement is of kind ``other`` and names nothing.
 
 Signatures are checked here only where the caller says a decision will rest on the entry (:class:`Needs`): a
 VSA about a released artifact by a trusted auditor key, a ``tuf-metadata/v1`` statement about a served
 metadata file. Every other signature is left to the judge, which checks it only before an entry counts or
 raises an alert (a signature costs ~60 µs; the monitor reads tens of thousands of entries a second).
 
-Jurisdiction claims (:func:`overt.keys.claims.foreign_claims`) cost 30-70 µs a statement. :func:`claims_of`
-asks foreign_claims only about what can hold a claim (see its docstring), and foreign_claims decides.
+Jurisdiction claims are :mod:`overt.auditor.monitor_claims`'s.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
+import contextlib
 import functools
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -33,11 +35,11 @@ from securesystemslib.signer import Key, SSlibKey
 
 from overt.attest.dsse import MAX_ENVELOPE, PAYLOAD_TYPE_IN_TOTO, Envelope, b64decode
 from overt.attest.provenance import SLSA_PROVENANCE_V1
-from overt.attest.statement import MAX_STATEMENT, STATEMENT_TYPE_V1, ResourceDescriptor, Statement
+from overt.attest.statement import MAX_STATEMENT, STATEMENT_TYPE_V1, Statement
 from overt.attest.verify import key_identity, verify_envelope
 from overt.attest.vsa import VSA_V1
+from overt.auditor.monitor_claims import claims_of
 from overt.errors import Error, FormatError
-from overt.keys.claims import foreign_claims, word_pattern
 from overt.keys.jurisdiction import (
     AVDB_AUDIT_V1,
     AVDB_WAIVER_V1,
@@ -49,7 +51,7 @@ from overt.keys.jurisdiction import (
 )
 from overt.tlog.client import LogClient
 from overt.tlog.merkle import leaf_hash
-from overt.tlog.tiles import TILE_WIDTH
+from overt.tlog.tiles import TILE_WIDTH, subtree_root
 
 # The kinds of entries, by predicate type.
 VSA, TUF, PROVENANCE, ESCROW = "vsa", "tuf-metadata", "provenance", "escrow"
@@ -72,11 +74,16 @@ KINDS: Mapping[str, str] = {
     AVDB_WAIVER_V1: WAIVER,
     SIGNING_REFUSAL_V1: REFUSAL,
 }
-# Kinds the judge reads the statement of (rare, or judged against state only the judge holds): their entry
-# bytes travel with the facts. VSAs and TUF statements are stored as facts and checked where they count.
+# Kinds the judge reads the statement of (rare, or judged against state only the judge holds): they cross as
+# Facts with their entry bytes. VSAs and TUF statements cross as table rows, checked where they count.
 KEEP_ENTRY = frozenset({PROVENANCE, ROTATION, REGISTRY, AUDIT, WAIVER})
-# A value no claim can equal: foreign_claims(statement, NO_JURISDICTION) lists every claim in the statement.
-NO_JURISDICTION = "\x00"
+
+# Entries the judge only needs to know the signers of, counted per (keyids, whether it counts as an entry
+# of a known kind) between two Facts of a bundle that may change which keys are known (rotations).
+SignerCounts = dict[tuple[tuple[str, ...], bool], int]
+# A vsa table row: index, leaf hash (hex), subject sha256, subject name, result, keyids (JSON), verified
+# (JSON or None); a tuf table row: index, leaf hash, file name, sha256, role, keyids, verified.
+Row = tuple[int, str, str, str, str | None, str, str | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,9 +123,7 @@ class Needs:
 
 
 class Facts(NamedTuple):
-    """One entry as the monitor needs it (a tuple: thousands a second cross from the workers, pickled).
-    ``verified``: key identities (hex) whose signature over it was checked here because :class:`Needs`
-    said it counts; None when nothing was checked."""
+    """One entry the judge reads on its own (a kind in :data:`KEEP_ENTRY`, or one naming a jurisdiction)."""
 
     log_index: int
     leaf: str  # its RFC 6962 leaf hash, hex: how a fact names its entry when it is fetched again
@@ -127,8 +132,25 @@ class Facts(NamedTuple):
     subjects: tuple[tuple[str, str], ...] = ()  # (name, sha256) of each subject with a sha256
     claims: tuple[tuple[str, str], ...] = ()  # (where, value) of every jurisdiction it names
     detail: Mapping[str, Any] = {}  # never mutated
-    verified: tuple[str, ...] | None = None
-    entry: bytes | None = None  # kept for the kinds in KEEP_ENTRY and for any entry naming a jurisdiction
+    entry: bytes | None = None
+
+
+class BundleFacts(NamedTuple):
+    """One entry bundle as the judge needs it, from index ``first`` on (``entry_count`` entries).
+
+    ``root``: the subtree root of a whole bundle (then ``leaves`` is empty), else ``leaves``: every leaf hash.
+    ``vsa``/``tuf``: the rows of every VSA and tuf-metadata/v1 statement. ``judged``, in log order: a
+    :class:`Facts` for each entry the judge reads, and between them :data:`SignerCounts` of the others.
+    """
+
+    number: int
+    first: int
+    entry_count: int
+    root: bytes | None
+    leaves: list[bytes]
+    vsa: list[Row]
+    tuf: list[Row]
+    judged: list[Facts | SignerCounts]
 
 
 def envelope_statement(entry: bytes) -> tuple[Envelope, Statement]:
@@ -158,98 +180,24 @@ def verified_signers(entry: bytes, keys: Sequence[Key]) -> list[Key]:
         envelope, _ = envelope_statement(entry)
     except FormatError:
         return []
-    return signed_by(envelope, _named(envelope, keys))
+    return signed_by(envelope, named_keys(envelope, keys))
 
 
-def _named(envelope: Envelope, keys: Sequence[Key]) -> list[Key]:
+def named_keys(envelope: Envelope, keys: Sequence[Key]) -> list[Key]:
     """The keys a signature of ``envelope`` may be by: named by keyid, or any key for a signature naming none."""
     names = {s.keyid for s in envelope.signatures}
     return [k for k in keys if k.keyid in names or "" in names]
 
 
-# --- jurisdiction claims ------------------------------------------------------------------------------------
-
-# A JSON string that is base64 of at least 8 characters, of a length base64 can have (padding included).
-_B64_STRING = re.compile(r'"((?:[A-Za-z0-9+/]{4}){2,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)"')
-_PLACEHOLDER = (ResourceDescriptor(name="x", digest={"sha256": "0" * 64}),)
+# --- reading one entry ----------------------------------------------------------------------------------
 
 
-@functools.cache
-def _word() -> re.Pattern[str]:
-    return re.compile(word_pattern(), re.IGNORECASE)
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
-@functools.lru_cache(maxsize=4096)
-def _string_claims(value: str) -> tuple[str, ...]:
-    """What foreign_claims finds in one string value (statements repeat a few, such as a builder id)."""
-    statement = Statement(subject=_PLACEHOLDER, predicate_type="x", predicate={"v": value})
-    return tuple(v for _, v in foreign_claims(statement, NO_JURISDICTION))
-
-
-@functools.lru_cache(maxsize=4096)
-def _base64_text(value: str) -> bool:
-    """Whether foreign_claims would read ``value`` as base64 of UTF-8 text (field names repeat: cached)."""
-    if len(value) % 4:
-        return False  # never valid base64 (padding included)
-    try:
-        base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return False
-    return True
-
-
-def _plain_claims(text: str) -> list[tuple[str, str]] | None:
-    """Claims of a plain payload (see :func:`claims_of`), or None when it needs the full walk."""
-    if not text.isascii() or any(c in text for c in "\\%&"):
-        return None
-    if any(map(_base64_text, _B64_STRING.findall(text))):
-        return None  # base64 of text: foreign_claims reads the text inside
-    found: list[tuple[str, str]] = []
-    for m in _word().finditer(text):
-        if '"' in m.group():
-            return None  # the letters span two strings: let foreign_claims read them one by one
-        start = text.rfind('"', 0, m.start())
-        end = text.find('"', m.end())
-        if start < 0 or end < 0 or text.count('"', 0, start) % 2:
-            return None
-        if text[end + 1 :].lstrip().startswith(":"):
-            return None  # a field name: its value is judged with it
-        value = text[start + 1 : end]
-        found.extend((f"string {value[:80]}", v) for v in _string_claims(value))
-    return found
-
-
-def claims_of(statement: Callable[[], Statement], payload: bytes) -> list[tuple[str, str]]:
-    """(where, value) for every jurisdiction ``statement`` names (``payload``: its bytes), as
-    ``foreign_claims(statement, J)`` finds them for any J once the values equal to J are dropped.
-
-    Fast and exact for a plain payload: ASCII (no look-alike letters), without backslashes (no JSON escapes,
-    so every string is a substring of the payload), ``%`` or ``&`` (no percent or HTML escapes), and without a
-    string that is base64 of text. Then only a string holding the word (the same look-alike pattern
-    foreign_claims uses, searched over the whole payload) can hold a claim, and each such string is judged
-    by foreign_claims alone. Anything else (a field name holding the word, an escape, base64 text) takes
-    foreign_claims's full walk of the statement.
-    """
-    plain = _plain_claims(payload.decode("utf-8", errors="replace"))
-    if plain is not None:
-        return plain
-    try:
-        return foreign_claims(statement(), NO_JURISDICTION)
-    except FormatError:
-        return []  # a statement overt's parser refuses is refused by every verifier: it names nothing
-
-
-# --- facts ---------------------------------------------------------------------------------------------
-
-
-def _detail(kind: str, st: Mapping[str, Any]) -> dict[str, Any]:
-    p = st.get("predicate")
-    if not isinstance(p, dict):
-        return {}
-    if kind == VSA:
-        return {"result": p.get("verificationResult")}
-    if kind == TUF:
-        return {"role": p.get("role")}
+def _detail(kind: str, p: Mapping[str, Any]) -> dict[str, Any]:
+    """What the judge reads of the predicate ``p`` of a kind in :data:`KEEP_ENTRY`."""
     if kind == PROVENANCE:
         run = p.get("runDetails")
         builder = run.get("builder") if isinstance(run, dict) else None
@@ -271,19 +219,30 @@ def _detail(kind: str, st: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _Read:
-    """An entry read as JSON only (duplicate keys, NaN and oversize refused, as overt always parses), not yet
-    as the wire types: they are built where a decision rests on the entry."""
+    """An entry read as JSON only (the C parser), not yet as the wire types."""
 
-    envelope: dict[str, Any]
-    payload: bytes
+    text: str  # the payload, decoded once
     statement: dict[str, Any]
     keyids: tuple[str, ...]
     subjects: tuple[tuple[str, str], ...]
 
 
-def _object(data: bytes | str, what: str) -> dict[str, Any]:
+# The C scanner json.loads runs, without its wrapper (two whitespace matches and a few calls: a µs an entry).
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``: the scanner's value when it took all of ``text``, else json.loads decides
+    (leading or trailing whitespace, trailing data, anything malformed)."""
+    obj, end = None, -1
+    with contextlib.suppress(StopIteration, ValueError):
+        obj, end = _SCAN(text, 0)
+    return obj if end == len(text) else json.loads(text)
+
+
+def _object(text: str, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
+        obj = _loads(text)
     except (ValueError, RecursionError) as e:
         raise FormatError(f"{what} is not JSON") from e
     if not isinstance(obj, dict):
@@ -291,27 +250,38 @@ def _object(data: bytes | str, what: str) -> dict[str, Any]:
     return obj
 
 
+def _payload(text: str) -> bytes:
+    """The DSSE payload: canonical base64 in C, anything else as overt's own decoder decides."""
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return b64decode(text, "DSSE payload")
+
+
 def _read(entry: bytes) -> _Read:
-    """The entry as plain JSON (the C parser; what it lets through that overt's strict parser refuses, such
-    as a duplicate key, is refused where a decision rests on the entry: :func:`verified_signers`)."""
+    """The entry as plain JSON: what the C parser lets through that overt's strict parser refuses (such as a
+    duplicate key) is refused where a decision rests on the entry (:func:`verified_signers`)."""
     if len(entry) > MAX_ENVELOPE:
         raise FormatError("entry is larger than an envelope may be")
     try:
-        text = entry.decode()
+        obj = _object(entry.decode(), "DSSE envelope")
     except UnicodeDecodeError as e:
         raise FormatError("entry is not UTF-8") from e
-    obj = _object(text, "DSSE envelope")
     payload_text = obj.get("payload")
     if obj.get("payloadType") != PAYLOAD_TYPE_IN_TOTO or not isinstance(payload_text, str):
         raise FormatError("not an in-toto statement")
-    payload = b64decode(payload_text, "DSSE payload")
+    payload = _payload(payload_text)
     sigs = obj.get("signatures")
     if not isinstance(sigs, list):
         raise FormatError("DSSE envelope: signatures must be an array")
     keyids = tuple(str(s.get("keyid", "")) if isinstance(s, dict) else "" for s in sigs)
     if len(payload) > MAX_STATEMENT:
         raise FormatError("the statement is larger than a statement may be")
-    st = _object(payload, "in-toto statement")
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError as e:
+        raise FormatError("the statement is not UTF-8") from e  # as overt's parser refuses it
+    st = _object(text, "in-toto statement")
     listed = st.get("subject")
     if st.get("_type") != STATEMENT_TYPE_V1 or not isinstance(st.get("predicateType"), str):
         raise FormatError("not an in-toto statement v1")
@@ -322,12 +292,12 @@ def _read(entry: bytes) -> _Read:
         if isinstance(sha, str):
             name = d.get("name", "")
             subjects.append((name if isinstance(name, str) else "", sha))
-    return _Read(envelope=obj, payload=payload, statement=st, keyids=keyids, subjects=tuple(subjects))
+    return _Read(text=text, statement=st, keyids=keyids, subjects=tuple(subjects))
 
 
-def _check_needed(kind: str, entry: bytes, read: _Read, needs: Needs) -> tuple[str, ...] | None:
-    """The identities of the keys that signed, if a decision rests on this entry (see :class:`Needs`); the
-    entry is parsed as overt's wire types first (a refused one is signed by nobody)."""
+def _check_needed(kind: str, entry: bytes, read: _Read, needs: Needs) -> str | None:
+    """The identities (JSON) of the keys that signed, if a decision rests on this entry (see :class:`Needs`);
+    the entry is parsed as overt's wire types first (a refused one is signed by nobody)."""
     if kind == VSA and needs.auditor_keys and any(sha in needs.releases for _, sha in read.subjects):
         keys: Sequence[Key] = needs.auditor_keys
     elif kind == TUF and len(read.subjects) == 1 and read.subjects[0][0] in needs.served:
@@ -336,31 +306,76 @@ def _check_needed(kind: str, entry: bytes, read: _Read, needs: Needs) -> tuple[s
             return None
     else:
         return None
-    return tuple(key_identity(k).hex() for k in verified_signers(entry, keys))
+    return json.dumps([key_identity(k).hex() for k in verified_signers(entry, keys)])
 
 
-def facts_of(index: int, entry: bytes, needs: Needs, *, leaf: bytes | None = None) -> Facts:
-    """The :class:`Facts` of the entry at ``index`` (``leaf``: its leaf hash, if computed already)."""
-    sha = (leaf or leaf_hash(entry)).hex()
-    try:
-        read = _read(entry)
-    except FormatError:
-        return Facts(log_index=index, leaf=sha, kind=OTHER)
-    kind = KINDS.get(read.statement["predicateType"], OTHER)
-    claims: tuple[tuple[str, str], ...] = ()
-    if read.keyids:
-        claims = tuple(claims_of(lambda: Statement.from_dict(read.statement), read.payload))
-    return Facts(
-        log_index=index,
-        leaf=sha,
-        kind=kind,
-        keyids=read.keyids,
-        subjects=read.subjects,
-        claims=claims,
-        detail=_detail(kind, read.statement),
-        verified=_check_needed(kind, entry, read, needs),
-        entry=entry if kind in KEEP_ENTRY or claims else None,
-    )
+@functools.lru_cache(maxsize=256)
+def _keyids_json(keyids: tuple[str, ...]) -> str:
+    return json.dumps(keyids)
+
+
+# --- one bundle -------------------------------------------------------------------------------------------
+
+
+class _Collector:
+    """The :class:`BundleFacts` of one bundle, entry by entry."""
+
+    def __init__(self, needs: Needs) -> None:
+        self.needs = needs
+        self.vsa: list[Row] = []
+        self.tuf: list[Row] = []
+        self.judged: list[Facts | SignerCounts] = []
+        self.counts: SignerCounts | None = None  # the counts the next entry joins (None: start new ones)
+
+    def add(self, index: int, entry: bytes, leaf: bytes) -> None:
+        try:
+            read = _read(entry)
+        except FormatError:
+            return  # names no signer and nothing else: nothing to judge
+        kind = KINDS.get(read.statement["predicateType"], OTHER)
+        statement = read.statement
+        claims: tuple[tuple[str, str], ...] = ()
+        if read.keyids:
+            claims = tuple(claims_of(lambda: Statement.from_dict(statement), read.text))
+        predicate = statement.get("predicate")
+        p: Mapping[str, Any] = predicate if isinstance(predicate, dict) else {}
+        if kind in (VSA, TUF):
+            self._row(kind, index, entry, leaf, read, p)
+        if kind in KEEP_ENTRY or claims:
+            self.judged.append(
+                Facts(
+                    log_index=index,
+                    leaf=leaf.hex(),
+                    kind=kind,
+                    keyids=read.keyids,
+                    subjects=read.subjects,
+                    claims=claims,
+                    detail=_detail(kind, p),
+                    entry=entry,
+                )
+            )
+            if kind == ROTATION:
+                self.counts = None  # a rotation may introduce a key: count the entries after it apart
+        elif read.keyids:
+            if self.counts is None:
+                self.counts = {}
+                self.judged.append(self.counts)
+            key = (read.keyids, kind != OTHER)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def _row(
+        self, kind: str, index: int, entry: bytes, leaf: bytes, read: _Read, p: Mapping[str, Any]
+    ) -> None:
+        keyids = _keyids_json(read.keyids)
+        verified = _check_needed(kind, entry, read, self.needs)
+        if kind == VSA:
+            result = _text(p.get("verificationResult"))
+            self.vsa.extend(
+                (index, leaf.hex(), sha, name, result, keyids, verified) for name, sha in read.subjects
+            )
+        elif len(read.subjects) == 1:
+            name, sha = read.subjects[0]
+            self.tuf.append((index, leaf.hex(), name, sha, _text(p.get("role")), keyids, verified))
 
 
 def bundle_entries(client: LogClient, bundle: int, tree_size: int) -> Iterator[tuple[int, bytes]]:
@@ -371,14 +386,21 @@ def bundle_entries(client: LogClient, bundle: int, tree_size: int) -> Iterator[t
 
 def read_bundle(
     client: LogClient, bundle: int, tree_size: int, needs: Needs, *, start: int = 0
-) -> tuple[list[bytes], list[Facts]]:
-    """The leaf hash of every entry of ``bundle`` from index ``start`` on, and the facts of each."""
-    leaves: list[bytes] = []
-    facts: list[Facts] = []
-    for index, entry in bundle_entries(client, bundle, tree_size):
-        if index < start:
-            continue
-        leaf = leaf_hash(entry)
-        leaves.append(leaf)
-        facts.append(facts_of(index, entry, needs, leaf=leaf))
-    return leaves, facts
+) -> BundleFacts:
+    """The leaf hashes (or subtree root) and the facts of every entry of ``bundle`` from index ``start`` on."""
+    entries = [(i, e) for i, e in bundle_entries(client, bundle, tree_size) if i >= start]
+    leaves = [leaf_hash(e) for _, e in entries]
+    out = _Collector(needs)
+    for (index, entry), leaf in zip(entries, leaves, strict=True):
+        out.add(index, entry, leaf)
+    whole = len(leaves) == TILE_WIDTH
+    return BundleFacts(
+        number=bundle,
+        first=entries[0][0] if entries else max(start, bundle * TILE_WIDTH),
+        entry_count=len(entries),
+        root=subtree_root(leaves) if whole else None,
+        leaves=[] if whole else leaves,
+        vsa=out.vsa,
+        tuf=out.tuf,
+        judged=out.judged,
+    )

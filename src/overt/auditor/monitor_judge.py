@@ -11,7 +11,8 @@ Alert kinds (docs/operations.md, Monitoring the log):
 ``builder-registry``    provenance from a builder not registered (at that point of the log) to the key's
                         jurisdiction
 ``rotation-unsigned``   a key-rotation/v1 statement not signed by the old key it names (or not a valid one)
-``forged-entry``        an entry naming a known key whose signature does not verify (it counts for nothing)
+``forged-entry``        an entry naming a known key whose signature does not verify, or that overt's strict
+                        parser refuses (the message says which; it counts for nothing)
 
 Every alert about an entry rests on a verified signature: the judge checks the signature of the key the
 entry names (its record: pinned in the auditor home, published on the vendor's site, or introduced by a
@@ -33,16 +34,17 @@ from securesystemslib.signer import Key
 
 from overt.auditor.monitor_entries import (
     AUDIT,
+    OTHER,
     PROVENANCE,
     REGISTRY,
     ROTATION,
-    TUF,
-    VSA,
     WAIVER,
+    BundleFacts,
     Facts,
+    SignerCounts,
     envelope_statement,
+    named_keys,
     signed_by,
-    verified_signers,
 )
 from overt.auditor.monitor_state import MonitorState
 from overt.errors import Error, FormatError, VerificationError
@@ -111,17 +113,24 @@ class Judge:
         return record
 
     def _verified(self, db: sqlite3.Connection, f: Facts, record: KeyRecord) -> bool:
-        """Whether ``record``'s key signed the entry; a signature naming it that does not verify is alerted."""
+        """Whether ``record``'s key signed the entry; an entry naming it that overt's strict parser refuses,
+        or whose signature by it does not verify, is alerted (``forged-entry``, saying which)."""
         assert f.entry is not None
-        if verified_signers(f.entry, [record.key]):
-            return True
+        try:
+            envelope, _ = envelope_statement(f.entry)
+        except FormatError as e:
+            why = f"overt's strict parser refuses it ({e}), so no signature over it is checked"
+        else:
+            if signed_by(envelope, named_keys(envelope, [record.key])):
+                return True
+            why = "its signature does not verify"
         self.alert(
             db,
             "forged-entry",
             f.log_index,
             f"key {record.keyid[:16]}",
-            f"a {f.kind} entry names key {record.keyid[:16]} ({record.role.value}, {record.jurisdiction}) but its "
-            "signature does not verify: it counts for nothing",
+            f"a {f.kind} entry names key {record.keyid[:16]} ({record.role.value}, {record.jurisdiction}) but "
+            f"{why}: it counts for nothing",
         )
         return False
 
@@ -130,45 +139,41 @@ class Judge:
 
     # --- entries, in log order ----------------------------------------------------------------------
 
-    def judge(self, db: sqlite3.Connection, facts: Iterable[Facts]) -> None:
-        vsa: list[tuple[object, ...]] = []
-        tuf: list[tuple[object, ...]] = []
-        for f in facts:
-            if f.kind == VSA or f.kind == TUF:
-                self._row(f, vsa if f.kind == VSA else tuf)
-            signers = [r for k in dict.fromkeys(f.keyids) if (r := self.key(db, k)) is not None]
-            if not signers:
-                self.unknown_signers += f.kind != "other" and bool(f.keyids)
-                if f.kind == ROTATION:
-                    self._rotation(db, f)
-                continue
-            if f.claims:
-                for record in signers:
-                    self._jurisdiction(db, f, record)
+    def judge(self, db: sqlite3.Connection, bundle: BundleFacts) -> None:
+        """Judge a bundle's entries in log order, and store its VSA and tuf-metadata rows."""
+        for item in bundle.judged:
+            if isinstance(item, Facts):
+                self._entry(db, item)
+            else:
+                self._count_signers(db, item)
+        db.executemany("INSERT OR REPLACE INTO vsa VALUES (?, ?, ?, ?, ?, ?, ?)", bundle.vsa)
+        db.executemany("INSERT OR REPLACE INTO tuf VALUES (?, ?, ?, ?, ?, ?, ?)", bundle.tuf)
+
+    def _count_signers(self, db: sqlite3.Connection, counts: SignerCounts) -> None:
+        """Entries judged by their signers only: those by no key this monitor knows are counted."""
+        for (keyids, known_kind), n in counts.items():
+            records = [self.key(db, k) for k in keyids]
+            if known_kind and all(r is None for r in records):
+                self.unknown_signers += n
+
+    def _entry(self, db: sqlite3.Connection, f: Facts) -> None:
+        signers = [r for k in dict.fromkeys(f.keyids) if (r := self.key(db, k)) is not None]
+        if not signers:
+            self.unknown_signers += f.kind != OTHER and bool(f.keyids)
             if f.kind == ROTATION:
                 self._rotation(db, f)
-            elif f.kind == REGISTRY:
-                self._registry(db, f, signers)
-            elif f.kind == PROVENANCE:
-                self._provenance(db, f, signers)
-            elif f.kind in (AUDIT, WAIVER):
-                self._avdb(db, f, signers)
-        db.executemany("INSERT OR REPLACE INTO vsa VALUES (?, ?, ?, ?, ?, ?, ?)", vsa)
-        db.executemany("INSERT OR REPLACE INTO tuf VALUES (?, ?, ?, ?, ?, ?, ?)", tuf)
-
-    @staticmethod
-    def _row(f: Facts, rows: list[tuple[object, ...]]) -> None:
-        """The stored form of a VSA (a row per subject) or a tuf-metadata statement (of one subject)."""
-        keyids = json.dumps(f.keyids)
-        verified = None if f.verified is None else json.dumps(f.verified)
-        if f.kind == VSA:
-            rows.extend(
-                (f.log_index, f.leaf, sha, name, f.detail.get("result"), keyids, verified)
-                for name, sha in f.subjects
-            )
-        elif len(f.subjects) == 1:
-            name, sha = f.subjects[0]
-            rows.append((f.log_index, f.leaf, name, sha, f.detail.get("role"), keyids, verified))
+            return
+        if f.claims:
+            for record in signers:
+                self._jurisdiction(db, f, record)
+        if f.kind == ROTATION:
+            self._rotation(db, f)
+        elif f.kind == REGISTRY:
+            self._registry(db, f, signers)
+        elif f.kind == PROVENANCE:
+            self._provenance(db, f, signers)
+        elif f.kind in (AUDIT, WAIVER):
+            self._avdb(db, f, signers)
 
     def _jurisdiction(self, db: sqlite3.Connection, f: Facts, record: KeyRecord) -> None:
         foreign = [(where, value) for where, value in f.claims if value != record.jurisdiction]
@@ -199,7 +204,17 @@ class Judge:
                 "which is neither pinned, published on the vendor's site nor introduced by a rotation",
             )
             return
-        envelope, statement = envelope_statement(f.entry)
+        try:
+            envelope, statement = envelope_statement(f.entry)
+        except FormatError as e:
+            self.alert(
+                db,
+                "rotation-unsigned",
+                f.log_index,
+                subject,
+                f"overt's strict parser refuses the statement ({e}): it introduces no key",
+            )
+            return
         if not signed_by(envelope, [old.key]):
             self.alert(
                 db,

@@ -12,11 +12,13 @@ process).
 
 :func:`discover` fetches the log's checkpoint and verifies it (log signature, witness quorum of the pinned
 policy, consistency with the last one this home trusted, kept in ``state/log``: a rollback is refused), reads
-the entries from the saved position on, keeps the provenances signed by a pinned vendor builder key
-(:func:`overt.auditor.reproduce.read_provenance`; each one's inclusion under the checkpoint verified) and
-records them as jobs together with the new position, in one transaction. It returns every job without a
-logged verdict: the new ones, a FAIL waiting for its retry, a job whose run was killed. Nothing is lost if the
-process dies at any point, and nothing is read twice.
+the entries from the saved position on through the monitor's tree-checked reader
+(:func:`overt.auditor.monitor_read.checked_entries`: every entry folded into the tree and the tree matched
+with the checkpoint's root, so a tile server cannot hide or change an entry), keeps the provenances signed
+by a pinned vendor builder key (:func:`overt.auditor.reproduce.read_provenance`) and records them as jobs
+together with the new position, in one transaction, only once the whole range proved the log's. It returns
+every job without a logged verdict: the new ones, a FAIL waiting for its retry, a job whose run was killed.
+Nothing is lost if the process dies at any point, and nothing is read twice.
 
 :func:`run_job` is idempotent and safe to call twice at once from two processes:
 
@@ -52,6 +54,7 @@ from securesystemslib.signer import Key
 from overt.attest.dsse import Envelope
 from overt.attest.statement import Statement, format_timestamp
 from overt.auditor.home import AuditorHome
+from overt.auditor.monitor_read import checked_entries
 from overt.auditor.reproduce import LoggedProvenance, Reproduction, Skipped, read_provenance, reproduce
 from overt.auditor.site import EscrowCache, Site
 from overt.auditor.summary import publish_reports, publish_vsa, sign_verdict, verdict_statement
@@ -237,10 +240,10 @@ def scan_log(home: AuditorHome, follow: RebuildSettings) -> Discovery:
             )
         found: list[LoggedProvenance] = []
         skipped: list[Skipped] = []
-        for index, entry in s.client.iter_entries(size, start):
+        root = tree.checkpoint.checkpoint.root_hash
+        for index, entry in checked_entries(s.client, start=start, tree_size=size, root=root):
             read = read_provenance(entry, index, s.keys)
             if isinstance(read, LoggedProvenance):
-                s.client.verify_inclusion(entry, index, tree.checkpoint)
                 found.append(read)
             elif isinstance(read, Skipped):
                 skipped.append(read)
