@@ -34,7 +34,7 @@ from overt.distribute.checks import ReleaseContext
 from overt.distribute.databases import release_database
 from overt.distribute.endpoint import INSTALLED, REFUSED, EndpointUpdate, update_endpoint
 from overt.distribute.release import ProductRelease, ReleasedTarget, release_product
-from overt.distribute.testbed import init_tuf
+from overt.distribute.testbed import init_tuf, trust_policy_text
 from overt.home import Home
 from tests.build.test_recipes_doc import examples
 from tests.conftest import CORPUS
@@ -103,11 +103,11 @@ def pin_endpoint(world: RebuildWorld, auditors: list[Auditor], tmp: Path) -> Pat
     shutil.copy(h.paths.public / "tuf" / "metadata" / "1.root.json", customer / "root.json")
     shutil.copy(world.handout.policy, customer / "log.policy")
     keys = [shutil.copy(a.public_key_file, customer / f"auditor-{i}.json") for i, a in enumerate(auditors)]
-    text = testbed.endpoint_policy_text(
+    text = trust_policy_text(
         h,
         url=world.site,
         root=customer / "root.json",
-        auditor_keys=[Path(k) for k in keys],
+        auditors=[Path(k) for k in keys],
         threshold=2,
         follow=[("product", "sample-agent"), ("product", "tomli"), ("product", "idna"), ("database", "demo")],
     )

@@ -37,6 +37,7 @@ from overt.auditor.testbed import SIMPLE_RECIPE, RebuildWorld, make_world
 from overt.avdb.release import AvdbStore, Released, release
 from overt.build.environment import ENVIRONMENT_FILE, ENVIRONMENT_NAME, Environment, Package
 from overt.build.publish import Publication
+from overt.build.run import load_recipe
 from overt.distribute import testbed
 from overt.home import Home
 from overt.keys.registry import KeyRecord, Role
@@ -154,6 +155,7 @@ def forge(
         entry = h.escrow.get(source)
         digest = {"sha256": entry.sha256, "dirHash": entry.dir_hash}
         external["source"] = {"name": entry.name, "uri": f"escrow/{entry.sha256}", "digest": digest}
+        external["recipe"] = load_recipe(h.escrow.read(entry)).to_dict()  # as the conveyor records it
         deps = (
             ResourceDescriptor(name=entry.name, uri=f"escrow/{entry.sha256}", digest=digest),
             *(d for d in deps if d.digest.get("sha256") != pub.result.source.sha256),
@@ -306,14 +308,23 @@ def test_a_failing_rebuild_is_fail_retried_to_its_own_limit_apart_from_bad(world
     assert rebuild_pass(world.auditor, follow).outcomes == ()
 
 
-def test_an_escrow_object_missing_on_the_site_is_fail(world: RebuildWorld) -> None:
+def test_an_escrow_object_missing_on_the_site_leaves_the_job_pending(world: RebuildWorld) -> None:
+    # A 404 is the site not answering with the object: it says nothing about the build (a broken proxy
+    # answers so too), so it uses no attempt and logs no verdict; the pass says so and exits 2.
     pub = world.build({"hello.txt": "hello auditor\n"})
-    (world.conveyor.paths.public / "escrow" / pub.result.source.sha256).unlink()
-    (fail,) = rebuild_pass(world.auditor, world.follow(max_fail_attempts=1)).outcomes
-    assert (fail.verdict, fail.vsa_result) == ("FAIL", FAILED)
-    assert (
-        "the inputs could not be fetched or verified: GET " in fail.reason and "answered 404" in fail.reason
-    )
+    escrowed = world.conveyor.paths.public / "escrow" / pub.result.source.sha256
+    kept = escrowed.read_bytes()
+    escrowed.unlink()
+    follow = world.follow(max_fail_attempts=1)
+    done = rebuild_pass(world.auditor, follow)
+    assert done.outcomes == () and done.exit_code == 2
+    (error,) = done.errors
+    assert error.job.provenance_sha256 == hashlib.sha256(pub.signed.entry).hexdigest()
+    assert "GET " in str(error.error) and "answered 404" in str(error.error)
+    assert world.verdicts() == []
+    escrowed.write_bytes(kept)
+    (good,) = rebuild_pass(world.auditor, follow).outcomes
+    assert (good.verdict, good.vsa_result, good.attempts) == ("GOOD", PASSED, 1)
 
 
 # --- 5. restarts --------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 One run (:func:`monitor_once`), in this order:
 
 1. read the TUF repository (:mod:`overt.auditor.monitor_repo`) before the log's checkpoint, so every file it
-   serves was logged before the checkpoint the run reads;
+   serves was logged before the checkpoint the run reads (a repository that cannot be read is reported, and
+   the log is still checked);
 2. fetch the checkpoint and verify it: the log's signature, the witness quorum of the trust policy's log
    policy, and consistency with the last checkpoint this monitor trusted
    (:class:`~overt.tlog.client.LogClient` with a state directory);
@@ -16,14 +17,18 @@ One run (:func:`monitor_once`), in this order:
 5. POST each alert not yet delivered to the webhook (a failure is reported; the alert is kept and resent);
 6. report the alerts no run reported yet, and the releases still inside their verdict deadline.
 
-Exit codes (:attr:`MonitorReport.exit_code`): 0 no alert, 1 alerts, 2 a usage, configuration, state or
-repository error (raised, as every overt command raises them) or an undelivered webhook, :data:`LOG_FAILED`
-(3) the log itself: inconsistent (a fork, a rollback, entries that are not what its tree commits to, a
-checkpoint without its signature or witness quorum) or unreachable. The log's failure is not raised but
-reported (:attr:`MonitorReport.log_error`, an error of its usual family: a
-:class:`~overt.errors.VerificationError` or a :class:`~overt.errors.TransportError`), with the alerts the run
-committed before it, so cron and CI can tell "the log lied or is gone" from "the log says something is
-wrong" and lose no alert either way.
+Exit codes (:attr:`MonitorReport.exit_code`), the highest that applies: :data:`LOG_FAILED` (3) the log
+itself: inconsistent (a fork, a rollback, entries that are not what its tree commits to, a checkpoint without
+its signature or witness quorum) or unreachable; 2 a usage, configuration or state error (raised, as every
+overt command raises them), the vendor's site failing to serve the repository or a key record a judgement
+needs (:attr:`MonitorReport.error`; the position does not move past what was judged without it), or alerts
+the webhook did not take; 1 alerts; 0 none. The log's failure is not raised but reported
+(:attr:`MonitorReport.log_error`, an error of its usual family: a :class:`~overt.errors.VerificationError` or
+a :class:`~overt.errors.TransportError`), with the alerts the run committed before it, so cron and CI can
+tell "the log lied or is gone" from "the log says something is wrong" and lose no alert either way.
+
+Every HTTP response must arrive whole within :data:`~overt.auditor.monitor_http.REQUEST_DEADLINE` seconds
+(:mod:`overt.auditor.monitor_http`): a server trickling bytes fails the run, it does not hold it.
 """
 
 from __future__ import annotations
@@ -40,15 +45,23 @@ from typing import Any
 import httpx
 
 from overt.auditor.monitor_entries import BundleFacts, Needs
-from overt.auditor.monitor_judge import Judge
+from overt.auditor.monitor_http import monitor_fetcher, not_found
+from overt.auditor.monitor_judge import Judge, KeyUnavailable
 from overt.auditor.monitor_read import PrefixCheck, default_workers, read_range
 from overt.auditor.monitor_repo import RepositoryView, read_repository
 from overt.auditor.monitor_state import Alert, MonitorState
 from overt.auditor.monitor_verdicts import Pending, judge_repository
 from overt.distribute.trust import TrustPolicy
-from overt.errors import ConsistencyError, Error, FormatError, TransportError, VerificationError
+from overt.errors import (
+    ConsistencyError,
+    Error,
+    FormatError,
+    TransportError,
+    UsageError,
+    VerificationError,
+)
 from overt.keys.registry import KeyRecord
-from overt.tlog.client import LogClient, VerifiedTree, check_http_url, fetcher_for
+from overt.tlog.client import Fetch, LogClient, VerifiedTree, check_http_url
 from overt.tlog.merkle import leaf_hash
 from overt.tlog.tiles import TILE_WIDTH
 from overt.tlog.trust import default_state_dir
@@ -57,6 +70,7 @@ LOG_FAILED = 3
 COMMIT_BUNDLES = 64  # 16,384 entries between commits (each commit proves the prefix read)
 DEFAULT_DEADLINE = timedelta(hours=24)
 DEFAULT_INTERVAL = 300.0
+MAX_HOURS = 24 * 366 * 10  # the longest --verdict-deadline: ten years
 WEBHOOK_TIMEOUT = 10.0
 
 
@@ -116,7 +130,7 @@ class MonitorReport:
     """One run: the tree it checked, how much it read, its alerts and what is still pending."""
 
     log: str
-    tree_size: int
+    tree_size: int | None  # the verified checkpoint's (None: no checkpoint was verified)
     previous_size: int
     entries_read: int
     alerts: tuple[Alert, ...]
@@ -124,6 +138,12 @@ class MonitorReport:
     webhook: Delivery | None = None
     unknown_signers: int = 0
     log_error: Error | None = None  # the log is inconsistent (VerificationError) or unreachable
+    error: Error | None = None  # the vendor's site (repository, key records) or the state failed
+
+    @property
+    def position(self) -> int:
+        """Entries read and judged so far, over every run (where the next run starts)."""
+        return self.previous_size + self.entries_read
 
     @property
     def log_unreachable(self) -> bool:
@@ -131,11 +151,19 @@ class MonitorReport:
 
     @property
     def exit_code(self) -> int:
+        """3 > 2 > 1 > 0: the log failed; the site, the state or the webhook failed; alerts; none."""
         if self.log_error is not None:
             return LOG_FAILED
-        if self.alerts:
-            return 1
-        return 2 if self.webhook is not None and self.webhook.undelivered else 0
+        if self.error is not None or (self.webhook is not None and self.webhook.undelivered):
+            return 2
+        return 1 if self.alerts else 0
+
+    @classmethod
+    def failed(cls, log: str, error: Error) -> MonitorReport:
+        """The report of a run that could not start (its state, say): the error alone."""
+        return cls(
+            log=log, tree_size=None, previous_size=0, entries_read=0, alerts=(), pending=(), error=error
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,14 +171,18 @@ class MonitorReport:
             "tree_size": self.tree_size,
             "previous_size": self.previous_size,
             "entries_read": self.entries_read,
+            "position": self.position,
             "alerts": [a.to_dict() for a in self.alerts],
             "pending": [p.to_dict() for p in self.pending],
             "webhook": None if self.webhook is None else self.webhook.to_dict(),
             "unknown_signers": self.unknown_signers,
-            "log_error": None
-            if self.log_error is None
-            else {"error": type(self.log_error).__name__, "message": str(self.log_error)},
+            "log_error": _error_dict(self.log_error),
+            "error": _error_dict(self.error),
         }
+
+
+def _error_dict(error: Error | None) -> dict[str, str] | None:
+    return None if error is None else {"error": type(error).__name__, "message": str(error)}
 
 
 @contextmanager
@@ -166,14 +198,37 @@ def _log_errors(log_url: str) -> Iterator[None]:
         raise _LogFailed(TransportError(f"the log at {log_url} is unreachable: {e}", **e.evidence)) from e
 
 
-def _fetch_or_none(fetch: Callable[[str], bytes], rel: str) -> bytes | None:
+def _key_record(fetch: Fetch, keys_url: str, keyid: str) -> bytes | None:
+    """The vendor's key file for ``keyid``; None when the site answers 404 (not published). Any other
+    failure stops the run (:class:`~overt.auditor.monitor_judge.KeyUnavailable`): a judgement without the
+    record would be wrong, and the position must not move past it."""
     try:
-        return fetch(rel)
-    except TransportError:
-        return None
+        return fetch(f"{keyid}.json")
+    except TransportError as e:
+        if not_found(e):
+            return None
+        raise KeyUnavailable(
+            TransportError(
+                f"the vendor's key record {keys_url}/{keyid}.json could not be fetched ({e}); the entries "
+                "that need it are judged by the next run",
+                keyid=keyid,
+            )
+        ) from e
 
 
-def _needs(config: MonitorConfig, view: RepositoryView) -> Needs:
+def _served_file(fetch: Fetch, name: str) -> bytes | None:
+    """The repository's ``metadata/<name>``; None when it answers 404."""
+    try:
+        return fetch(f"metadata/{name}")
+    except TransportError as e:
+        if not_found(e):
+            return None
+        raise
+
+
+def _needs(config: MonitorConfig, view: RepositoryView | None) -> Needs:
+    if view is None:
+        return Needs(auditor_keys=config.trust.auditor_keys)
     return Needs(
         auditor_keys=config.trust.auditor_keys,
         releases=frozenset(r.sha256 for r in view.releases),
@@ -188,17 +243,19 @@ class _Run:
         self.config = config
         self.state = state
         self.client = LogClient(
-            fetcher_for(config.log_url), config.trust.log_policy, config.state_dir / "checkpoints"
+            monitor_fetcher(config.log_url), config.trust.log_policy, config.state_dir / "checkpoints"
         )
-        keys_fetch = fetcher_for(config.keys_url)
+        keys_fetch = monitor_fetcher(config.keys_url)
+        trust = config.trust
         self.judge = Judge(
             state=state,
-            fetch_key=lambda keyid: _fetch_or_none(keys_fetch, f"{keyid}.json"),
+            fetch_key=lambda keyid: _key_record(keys_fetch, config.keys_url, keyid),
             fetch_entry=self.entry,
-            auditors=config.trust.auditor_keys,
-            threshold=config.trust.auditor_threshold,
+            auditors=trust.auditor_keys,
+            threshold=trust.auditor_threshold,
             deadline=config.verdict_deadline,
             now=config.now(),
+            known=frozenset(k.keyid for k in (*trust.auditor_keys, *trust.builder_keys)),
         )
         self.tree: VerifiedTree | None = None
 
@@ -303,43 +360,59 @@ def monitor_once(config: MonitorConfig) -> MonitorReport:
     try:
         started = state.position()[0]
         run = _Run(config, state)
+        if config.pinned_keys:
+            run.judge.pin(config.pinned_keys)
+        log_error: Error | None = None
+        error: Error | None = None
+        view: RepositoryView | None = None
+        pending: tuple[Pending, ...] = ()
         try:
-            return _steps(config, state, run)
+            view, error = _repository(config, state)
+            if view is not None:  # the TUF role keys the repository names (root's offline keys too) are known
+                run.judge.known |= {k.keyid for f in view.files for k in f.keys}
+            run.update()
+            run.read(_needs(config, view))
+            if view is not None:
+                pending = tuple(judge_repository(run.judge, view, _served_fetch(config)))
         except _LogFailed as failed:
-            delivery = None if config.webhook is None else deliver(state, config.webhook, config.log_url)
-            return MonitorReport(
-                log=config.log_url,
-                tree_size=0 if run.tree is None else run.tree_size,
-                previous_size=started,
-                entries_read=state.position()[0] - started,  # what the commits before the failure read
-                alerts=tuple(state.take_unreported()),
-                pending=(),
-                webhook=delivery,
-                unknown_signers=run.judge.unknown_signers,
-                log_error=failed.error,
-            )
+            log_error = failed.error
+        except KeyUnavailable as unavailable:
+            error = error or unavailable.error  # a repository that could not be read says why first
+        except TransportError as e:  # the repository failed while it was judged
+            error = TransportError(f"the repository at {config.repository_url} failed: {e}", **e.evidence)
+        delivery = None if config.webhook is None else deliver(state, config.webhook, config.log_url)
+        return MonitorReport(
+            log=config.log_url,
+            tree_size=None if run.tree is None else run.tree_size,
+            previous_size=started,
+            entries_read=state.position()[0] - started,  # what this run committed
+            alerts=tuple(state.take_unreported()),
+            pending=pending,
+            webhook=delivery,
+            unknown_signers=run.judge.unknown_signers,
+            log_error=log_error,
+            error=error,
+        )
     finally:
         state.close()
 
 
-def _steps(config: MonitorConfig, state: MonitorState, run: _Run) -> MonitorReport:
-    if config.pinned_keys:
-        run.judge.pin(config.pinned_keys)
-    view = read_repository(fetcher_for(config.repository_url), seen=state.get("tuf_versions", {}))
-    run.update()
-    previous, read = run.read(_needs(config, view))
-    pending = judge_repository(run.judge, view)
-    delivery = None if config.webhook is None else deliver(state, config.webhook, config.log_url)
-    return MonitorReport(
-        log=config.log_url,
-        tree_size=run.tree_size,
-        previous_size=previous,
-        entries_read=read,
-        alerts=tuple(state.take_unreported()),
-        pending=tuple(pending),
-        webhook=delivery,
-        unknown_signers=run.judge.unknown_signers,
-    )
+def _served_fetch(config: MonitorConfig) -> Callable[[str], bytes | None]:
+    fetch = monitor_fetcher(config.repository_url)
+    return lambda name: _served_file(fetch, name)
+
+
+def _repository(config: MonitorConfig, state: MonitorState) -> tuple[RepositoryView | None, Error | None]:
+    """Step 1: the repository as served, or the error that kept it from being read (the log is still
+    checked: a fork behind a broken repository is the log's failure first)."""
+    try:
+        return read_repository(
+            monitor_fetcher(config.repository_url), seen=state.get("tuf_versions", {})
+        ), None
+    except Error as e:
+        return None, type(e)(
+            f"the repository at {config.repository_url} could not be read: {e}", **e.evidence
+        )
 
 
 def follow(
@@ -384,6 +457,10 @@ def monitor_config(
     from overt.auditor.home import AuditorHome
 
     check_http_url(log_url)
+    if not 0 <= verdict_deadline_hours <= MAX_HOURS:  # also refuses nan
+        raise UsageError(
+            f"--verdict-deadline {verdict_deadline_hours:g} is not between 0 and {MAX_HOURS} hours (ten years)"
+        )
     if webhook is not None:
         check_http_url(webhook)
     trust = TrustPolicy.from_file(policy)

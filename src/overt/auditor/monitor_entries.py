@@ -16,7 +16,9 @@ even JSON of a DSSE envelope of an in-toto statement is of kind ``other`` and na
 Signatures are checked here only where the caller says a decision will rest on the entry (:class:`Needs`): a
 VSA about a released artifact by a trusted auditor key, a ``tuf-metadata/v1`` statement about a served
 metadata file. Every other signature is left to the judge, which checks it only before an entry counts or
-raises an alert (a signature costs ~60 µs; the monitor reads tens of thousands of entries a second).
+raises an alert (a signature costs ~60 µs; the monitor reads tens of thousands of entries a second). A FAILED
+VSA naming a trusted auditor key (or no key) is rare and always an alert or a forgery: it crosses to the judge
+as :class:`Facts` with its bytes, whatever it is about.
 
 Jurisdiction claims are :mod:`overt.auditor.monitor_claims`'s.
 """
@@ -37,7 +39,7 @@ from overt.attest.dsse import MAX_ENVELOPE, PAYLOAD_TYPE_IN_TOTO, Envelope, b64d
 from overt.attest.provenance import SLSA_PROVENANCE_V1
 from overt.attest.statement import MAX_STATEMENT, STATEMENT_TYPE_V1, Statement
 from overt.attest.verify import key_identity, verify_envelope
-from overt.attest.vsa import VSA_V1
+from overt.attest.vsa import FAILED, VSA_V1
 from overt.auditor.monitor_claims import claims_of
 from overt.errors import Error, FormatError
 from overt.keys.jurisdiction import (
@@ -97,6 +99,10 @@ class Needs:
     auditor_keys: tuple[Key, ...] = ()
     releases: frozenset[str] = frozenset()
     served: Mapping[str, tuple[str, tuple[Key, ...]]] = field(default_factory=dict)
+
+    def names_auditor(self, keyids: Sequence[str]) -> bool:
+        """Whether a signature naming ``keyids`` may be by a trusted auditor key (named, or naming none)."""
+        return any(k == "" or any(a.keyid == k for a in self.auditor_keys) for k in keyids)
 
     def to_wire(self) -> dict[str, Any]:
         """A picklable form for worker processes (keys as their TUF dicts)."""
@@ -204,7 +210,7 @@ def _detail(kind: str, p: Mapping[str, Any]) -> dict[str, Any]:
         definition = p.get("buildDefinition")
         params = definition.get("externalParameters") if isinstance(definition, dict) else None
         out: dict[str, Any] = {"builder": builder.get("id") if isinstance(builder, dict) else None}
-        if isinstance(params, dict) and isinstance(params.get("database"), str):
+        if isinstance(params, dict) and "database" in params:  # an AV-database build (judged as released)
             out |= {"database": params["database"], "version": params.get("version")}
         return out
     if kind == AUDIT:
@@ -214,6 +220,8 @@ def _detail(kind: str, p: Mapping[str, Any]) -> dict[str, Any]:
         return {"database": p.get("database"), "finding": p.get("findingId"), "reason": p.get("reason")}
     if kind == ROTATION:
         return {"old": p.get("oldKeyid")}
+    if kind == VSA:
+        return {"result": p.get("verificationResult")}
     return {}
 
 
@@ -341,7 +349,10 @@ class _Collector:
         p: Mapping[str, Any] = predicate if isinstance(predicate, dict) else {}
         if kind in (VSA, TUF):
             self._row(kind, index, entry, leaf, read, p)
-        if kind in KEEP_ENTRY or claims:
+        failed = (
+            kind == VSA and p.get("verificationResult") == FAILED and self.needs.names_auditor(read.keyids)
+        )
+        if kind in KEEP_ENTRY or claims or failed:
             self.judged.append(
                 Facts(
                     log_index=index,

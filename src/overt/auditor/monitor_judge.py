@@ -3,22 +3,32 @@
 Alert kinds (docs/operations.md, Monitoring the log):
 
 ``release-unverified``  a release without k PASSED VSAs by distinct trusted auditor keys within the deadline
-``release-failed``      a trusted auditor key FAILED a released artifact
+``release-failed``      a trusted auditor key FAILED a released artifact (whenever the verdict arrives)
+``verdict-failed``      a trusted auditor key FAILED a build, released or not (the provenance it names)
 ``duplicate-version``   two artifacts or provenances for one (product, version) or (database, version)
+``malformed-version``   an AV-database provenance whose database name or version no release could have
 ``unlogged-metadata``   a served TUF metadata file no tuf-metadata/v1 statement by its role's key logs
+``metadata-withheld``   a targets metadata file a statement by its role's key logs that the repository
+                        does not serve (nobody can check what it listed)
 ``avdb-findings``       an AV-database audit report with findings; ``avdb-waiver``: a waiver of one
 ``jurisdiction``        a key signed a statement naming another jurisdiction than its record's
 ``builder-registry``    provenance from a builder not registered (at that point of the log) to the key's
                         jurisdiction
 ``rotation-unsigned``   a key-rotation/v1 statement not signed by the old key it names (or not a valid one)
-``forged-entry``        an entry naming a known key whose signature does not verify, or that overt's strict
-                        parser refuses (the message says which; it counts for nothing)
+``forged-entry``        an entry whose signature does not verify, or that overt's strict parser refuses (the
+                        message says which; it counts for nothing), among those whose signature is checked:
+                        an entry by a known vendor key that would raise an alert or change the monitor's
+                        state, a FAILED VSA naming a trusted auditor key, a VSA naming a trusted auditor
+                        key about a released artifact
 
 Every alert about an entry rests on a verified signature: the judge checks the signature of the key the
 entry names (its record: pinned in the auditor home, published on the vendor's site, or introduced by a
-logged rotation) before it alerts, and an entry by a key it does not know is counted, never judged. A VSA
-counts toward a release, and a tuf-metadata statement for a served file, only once its signature verified
-(by a worker as it was read, or here, fetching the entry again by index, checked against its leaf hash).
+logged rotation; a trusted auditor key, for a verdict) before it alerts, and an entry by a key it does not
+know is counted, never judged (a key of the trust policy's ``[auditors]`` or ``[builders]``, or one the
+repository's TUF metadata names for a role, counts as known). A key record the vendor's site fails to serve (other than a 404: not published) stops the run
+(:class:`KeyUnavailable`) before anything judged without it commits. A VSA counts toward a release, and a
+tuf-metadata statement for a served file, only once its signature verified (by a worker as it was read, or
+here, fetching the entry again by index, checked against its leaf hash).
 """
 
 from __future__ import annotations
@@ -32,12 +42,15 @@ from typing import Any
 
 from securesystemslib.signer import Key
 
+from overt.attest.verify import key_identity
+from overt.attest.vsa import FAILED, VerificationSummary
 from overt.auditor.monitor_entries import (
     AUDIT,
     OTHER,
     PROVENANCE,
     REGISTRY,
     ROTATION,
+    VSA,
     WAIVER,
     BundleFacts,
     Facts,
@@ -46,6 +59,7 @@ from overt.auditor.monitor_entries import (
     named_keys,
     signed_by,
 )
+from overt.auditor.monitor_repo import avdb_name, avdb_version
 from overt.auditor.monitor_state import MonitorState
 from overt.errors import Error, FormatError, VerificationError
 from overt.keys.builders import BuilderRegistry
@@ -55,6 +69,15 @@ from overt.keys.rotation import introduced_key
 # fetch(keyid) -> the vendor's public key file for it, or None; entry(index, leaf hash) -> that entry's bytes.
 KeyFetch = Callable[[str], bytes | None]
 EntryFetch = Callable[[int, str], bytes]
+
+
+class KeyUnavailable(Exception):
+    """The vendor's site failed to serve a key record a judgement needs (not a 404): the run stops, and what
+    it judged since its last commit is judged again by the next run."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(slots=True, kw_only=True)
@@ -68,6 +91,7 @@ class Judge:
     threshold: int
     deadline: timedelta
     now: datetime
+    known: frozenset[str] = frozenset()  # keyids of the trust policy's own keys (auditors, builders)
     keys: dict[str, KeyRecord | None] = field(default_factory=dict)
     unknown_signers: int = 0
     _builders: dict[str, Any] | None = (
@@ -134,32 +158,108 @@ class Judge:
         )
         return False
 
-    def alert(self, db: sqlite3.Connection, kind: str, index: int | None, subject: str, message: str) -> None:
-        self.state.alert(db, kind=kind, index=index, subject=subject, message=message, now=self.stamp)
+    # --- auditors' verdicts ---------------------------------------------------------------------------
+
+    def forged_verdict(self, db: sqlite3.Connection, index: int, key: Key, why: str) -> None:
+        """A VSA at ``index`` names trusted auditor ``key`` but is not signed by it (``why``)."""
+        self.alert(
+            db,
+            "forged-entry",
+            index,
+            f"key {key.keyid[:16]}",
+            f"a vsa entry names trusted auditor key {key.keyid[:16]} but {why}: it counts for nothing",
+        )
+
+    def verdict_signers(
+        self, db: sqlite3.Connection, index: int, entry: bytes, keyids: Sequence[str]
+    ) -> list[Key]:
+        """The trusted auditor keys that signed the VSA ``entry`` at ``index``; each trusted key its signatures
+        name but that did not sign it is alerted (``forged-entry``, saying why)."""
+        named = [k for k in self.auditors if k.keyid in keyids]
+        try:
+            envelope, _ = envelope_statement(entry)
+        except FormatError as e:
+            for key in named:
+                self.forged_verdict(
+                    db,
+                    index,
+                    key,
+                    f"overt's strict parser refuses it ({e}), so no signature over it is checked",
+                )
+            return []
+        signers = signed_by(envelope, named_keys(envelope, self.auditors))
+        for key in named:
+            if all(s.keyid != key.keyid for s in signers):
+                self.forged_verdict(db, index, key, "its signature does not verify")
+        return signers
+
+    def _failed_verdict(self, db: sqlite3.Connection, f: Facts) -> None:
+        """A FAILED VSA naming a trusted auditor key: ``verdict-failed`` once its signature verified, about
+        the build it judged (the provenance its ``inputAttestations`` name) whether or not it is released."""
+        assert f.entry is not None
+        signers = self.verdict_signers(db, f.log_index, f.entry, f.keyids)
+        identities = [key_identity(k).hex() for k in signers]
+        db.execute("UPDATE vsa SET verified = ? WHERE idx = ?", (json.dumps(identities), f.log_index))
+        if not signers:
+            return
+        statement = envelope_statement(f.entry)[1]
+        try:
+            inputs = VerificationSummary.from_statement(statement).input_attestations
+            named = [str(a.digest.get("sha256")) for a in inputs if a.digest.get("sha256")]
+            build = f"the build of provenance {', '.join(n[:16] for n in named)}" if named else "a build"
+        except FormatError as e:
+            build = f"a build (its VSA predicate is malformed: {e})"
+        keys = ", ".join(k.keyid[:16] for k in signers)
+        for name, sha in f.subjects:
+            self.alert(
+                db,
+                "verdict-failed",
+                f.log_index,
+                f"{json.dumps(name)[:120]} (sha256 {sha[:16]})",
+                f"trusted auditor key {keys} FAILED {build}: subject {json.dumps(name)[:120]} sha256 {sha}",
+                distinct=sha,
+            )
+
+    def alert(
+        self,
+        db: sqlite3.Connection,
+        kind: str,
+        index: int | None,
+        subject: str,
+        message: str,
+        *,
+        distinct: str = "",
+    ) -> None:
+        self.state.alert(
+            db, kind=kind, index=index, subject=subject, message=message, now=self.stamp, distinct=distinct
+        )
 
     # --- entries, in log order ----------------------------------------------------------------------
 
     def judge(self, db: sqlite3.Connection, bundle: BundleFacts) -> None:
-        """Judge a bundle's entries in log order, and store its VSA and tuf-metadata rows."""
+        """Store a bundle's VSA and tuf-metadata rows, and judge its entries in log order."""
+        db.executemany("INSERT OR REPLACE INTO vsa VALUES (?, ?, ?, ?, ?, ?, ?)", bundle.vsa)
+        db.executemany("INSERT OR REPLACE INTO tuf VALUES (?, ?, ?, ?, ?, ?, ?)", bundle.tuf)
         for item in bundle.judged:
             if isinstance(item, Facts):
                 self._entry(db, item)
             else:
                 self._count_signers(db, item)
-        db.executemany("INSERT OR REPLACE INTO vsa VALUES (?, ?, ?, ?, ?, ?, ?)", bundle.vsa)
-        db.executemany("INSERT OR REPLACE INTO tuf VALUES (?, ?, ?, ?, ?, ?, ?)", bundle.tuf)
 
     def _count_signers(self, db: sqlite3.Connection, counts: SignerCounts) -> None:
         """Entries judged by their signers only: those by no key this monitor knows are counted."""
         for (keyids, known_kind), n in counts.items():
             records = [self.key(db, k) for k in keyids]
-            if known_kind and all(r is None for r in records):
+            if known_kind and all(r is None for r in records) and not self.known.intersection(keyids):
                 self.unknown_signers += n
 
     def _entry(self, db: sqlite3.Connection, f: Facts) -> None:
+        if f.kind == VSA and f.detail.get("result") == FAILED:
+            self._failed_verdict(db, f)
         signers = [r for k in dict.fromkeys(f.keyids) if (r := self.key(db, k)) is not None]
         if not signers:
-            self.unknown_signers += f.kind != OTHER and bool(f.keyids)
+            known = bool(self.known.intersection(f.keyids))
+            self.unknown_signers += f.kind != OTHER and bool(f.keyids) and not known
             if f.kind == ROTATION:
                 self._rotation(db, f)
             return
@@ -270,13 +370,28 @@ class Judge:
                     f"builder {json.dumps(builder)[:120]}",
                     f"key {record.keyid[:16]} signed provenance whose builder {json.dumps(builder)[:120]} {why}",
                 )
-        database, version = f.detail.get("database"), f.detail.get("version")
-        if isinstance(database, str) and f.subjects:
-            self._avdb_version(db, f, signers, database, str(version))
+        if "database" in f.detail and f.subjects:
+            self._avdb_version(db, f, signers)
 
-    def _avdb_version(
-        self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord], database: str, version: str
-    ) -> None:
+    def _avdb_version(self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord]) -> None:
+        """One artifact per (database, version), both read as the release check reads them
+        (:func:`~overt.auditor.monitor_repo.avdb_version`); a name or version no release could have is an
+        alert of its own, never another version."""
+        raw_name, raw_version = f.detail.get("database"), f.detail.get("version")
+        database, number = avdb_name(raw_name), avdb_version(raw_version)
+        if database is None or number is None:
+            if any(self._verified(db, f, r) for r in signers):
+                self.alert(
+                    db,
+                    "malformed-version",
+                    f.log_index,
+                    f"avdb {json.dumps(raw_name)[:80]} {json.dumps(raw_version)[:40]}",
+                    f"provenance of an AV database names database {json.dumps(raw_name)[:80]} version "
+                    f"{json.dumps(raw_version)[:40]}, which no 'overt avdb release' could have (a database name "
+                    "of letters, digits, '-', '_' and '.', and a positive integer version)",
+                )
+            return
+        version = str(number)
         artifact = f.subjects[0][1]
         row = db.execute(
             "SELECT artifact, idx FROM avdb WHERE database = ? AND version = ?", (database, version)
@@ -292,6 +407,7 @@ class Judge:
                 f"avdb {database} {version}",
                 f"provenance for database {database} version {version} names artifact {artifact[:16]}; the "
                 f"provenance at log index {row[1]} named {row[0][:16]}",
+                distinct=artifact,
             )
 
     def _avdb(self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord]) -> None:

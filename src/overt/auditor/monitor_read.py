@@ -4,7 +4,9 @@
 :class:`~overt.auditor.monitor_entries.BundleFacts` of the entries ``[start, end)``. Past :data:`POOL_MIN`
 entries it reads through worker processes (each with its own HTTP client; ``spawn``: a forked worker would
 inherit the monitor's SQLite connection, its state lock and the pool's pipes, and outlive a killed monitor
-holding the lock), a bounded number of bundles ahead; below that, in this process.
+holding the lock), a bounded number of bundles ahead; below that, in this process. A worker ends itself
+when the monitor that started it is gone (a thread watching its parent's pid): a monitor killed with SIGKILL
+leaves no worker behind, nor, once its workers are gone, multiprocessing's resource tracker.
 
 :class:`PrefixCheck` folds the leaf hashes (a whole bundle's subtree root at once) into the right edge of the
 tree (a :class:`~overt.tlog.merkle.CompactRange`, kept in the monitor's state), checks that each bundle holds
@@ -20,13 +22,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from overt.auditor.monitor_entries import BundleFacts, Needs, bundle_entries, read_bundle
+from overt.auditor.monitor_http import monitor_fetcher
 from overt.errors import ConsistencyError
-from overt.tlog.client import LogClient, fetcher_for
+from overt.tlog.client import LogClient
 from overt.tlog.merkle import (
     CompactRange,
     consistency_ranges,
@@ -51,11 +56,22 @@ def default_workers() -> int:
 # --- worker processes ---------------------------------------------------------------------------------
 
 _WORKER: tuple[LogClient, Needs] | None = None
+ORPHAN_CHECK = 0.5  # seconds between a worker's looks at its parent
 
 
-def _init_worker(source: str, policy: bytes, needs: dict[str, object]) -> None:
+def _exit_when_orphaned(parent: int) -> None:
+    """End this process once ``parent`` is no longer its parent (it died; the process was reparented)."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK)
+    os._exit(1)
+
+
+def _init_worker(source: str, policy: bytes, needs: dict[str, object], parent: int) -> None:
     global _WORKER
-    _WORKER = (LogClient(fetcher_for(source), Policy.from_bytes(policy)), Needs.from_wire(needs))
+    if os.getppid() != parent:
+        os._exit(1)  # the monitor died before this worker started
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    _WORKER = (LogClient(monitor_fetcher(source), Policy.from_bytes(policy)), Needs.from_wire(needs))
 
 
 def _work(bundle: int, tree_size: int, start: int) -> BundleFacts:
@@ -75,7 +91,7 @@ def read_range(
             yield read_bundle(client, b, end, needs, start=start)
         return
     context = multiprocessing.get_context("spawn")
-    args = (source, client.policy.to_bytes(), needs.to_wire())
+    args = (source, client.policy.to_bytes(), needs.to_wire(), os.getpid())
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=args)
     pending: deque[Future[BundleFacts]] = deque()
     b = first

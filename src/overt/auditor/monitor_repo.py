@@ -8,12 +8,15 @@ Reads the repository over HTTP(S) (or a directory) with overt's own fetcher (len
 2. every older version of each targets role (``N.release.json``, ``N.bin-XX.json``, ``N.targets.json``) not
    read by an earlier run: a version a targeted update served for an hour stays on a consistent-snapshot
    repository, and two versions may name two artifacts for one release;
-3. the role keys: for root, targets, snapshot and timestamp those of every root version; for ``release``
-   those ``targets`` delegates to; for a hash bin those ``release`` delegates to.
+3. the role keys: for root, targets, snapshot and timestamp those of every root version; for a delegated
+   role (``release``, a hash bin, any other) those every targets file read that delegates to it names.
 
 Releases are targets whose ``custom.overt`` (:func:`overt.distribute.release.overt_custom`) is a product or an
-AV database. It does not verify the TUF chain (an endpoint's job, :mod:`overt.distribute.endpoint`): it only
-reads what is served, and the monitor checks the log holds it.
+AV database, listed by any role that can list targets: the top-level ``targets`` role and every delegation
+(an endpoint's TUF client resolves a target through all of them). It does not verify the TUF chain (an
+endpoint's job, :mod:`overt.distribute.endpoint`): it only reads what is served, and the monitor checks the
+log holds it. A product version is compared as ``overt release`` compares it (PEP 440 equality: ``1.0`` and
+``1.0.0`` are one version, ``1.1+local`` is another than ``1.1``).
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from securesystemslib.signer import Key
 from tuf.api.exceptions import RepositoryError
 from tuf.api.metadata import Metadata, Root, Targets
 
+from overt.avdb.release import _check_name
 from overt.distribute.evidence import served_metadata
 from overt.distribute.release import AVDB, PRODUCT, overt_custom
-from overt.errors import FormatError, TransportError
+from overt.errors import ConfigError, FormatError, TransportError
 from overt.tlog.client import Fetch
 
 TOP_ROLES = ("root", "targets", "snapshot", "timestamp")
+NOT_TARGETS = ("root", "snapshot", "timestamp")  # every other role can list targets
 
 
 def role_of(name: str) -> str:
@@ -70,6 +75,29 @@ class RepositoryView:
     files: tuple[ServedFile, ...]
     releases: tuple[Release, ...]
     versions: Mapping[str, int]  # the newest version read of each targets role
+
+
+def avdb_version(value: object) -> int | None:
+    """The AV-database version ``value`` stands for, as the release check compares it
+    (:mod:`overt.distribute.databases`: equal to the positive integer ``overt avdb release`` was given, so
+    ``7.0`` is version 7 and ``true`` version 1); None for a value no release can have (a string such as
+    ``"07"``, a fraction, a number below 1): a malformed version, never silently another one."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 1 else None
+
+
+def avdb_name(value: object) -> str | None:
+    """``value`` if it is a database name ``overt avdb`` accepts (:func:`overt.avdb.release._check_name`'s
+    rule, exact: names differing in case are two databases), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return _check_name(value)
+    except ConfigError:
+        return None
 
 
 def _parse(data: bytes, name: str) -> Metadata[Any]:
@@ -111,23 +139,25 @@ def read_repository(fetch: Fetch, *, seen: Mapping[str, int]) -> RepositoryView:
         files.append((name, data))
         parsed[name] = _parse(data, name)
     roots = [md.signed for n, md in parsed.items() if role_of(n) == "root"]
-    newest = {role_of(n): md for n, md in parsed.items() if md.signed.version == current.get(role_of(n))}
+    delegators = [
+        md.signed
+        for n, md in parsed.items()
+        if isinstance(md.signed, Targets) and md.signed.version == current.get(role_of(n))
+    ]
     served, releases = [], []
     for name, data in files:
         role = role_of(name)
         if role in TOP_ROLES:
             keys = [k for root in roots for k in _keys_of(root, role)]
-        elif role == "release":
-            keys = _keys_of(newest["targets"].signed, role) if "targets" in newest else []
         else:
-            keys = _keys_of(newest["release"].signed, role) if "release" in newest else []
+            keys = [k for d in delegators for k in _keys_of(d, role)]
         unique = {k.keyid: k for k in keys}
         served.append(
             ServedFile(
                 name=name, sha256=hashlib.sha256(data).hexdigest(), role=role, keys=tuple(unique.values())
             )
         )
-        if role not in TOP_ROLES:
+        if role not in NOT_TARGETS:
             releases.extend(_releases(parsed[name], name))
     return RepositoryView(files=tuple(served), releases=tuple(releases), versions=current)
 
@@ -143,6 +173,7 @@ def _releases(md: Metadata[Any], name: str) -> list[Release]:
             continue
         label = o.get("product") if kind == PRODUCT else o.get("database")
         version = str(o.get("version"))
+        number = avdb_version(o.get("version")) if kind == AVDB else None
         provenance = o.get("provenance")
         prov = provenance if isinstance(provenance, dict) else {}
         index = prov.get("logIndex")
@@ -151,7 +182,9 @@ def _releases(md: Metadata[Any], name: str) -> list[Release]:
                 kind=kind,
                 name=str(label),
                 version=version,
-                version_key=canonicalize_version(version) if kind == PRODUCT else version,
+                version_key=canonicalize_version(version)
+                if kind == PRODUCT
+                else (version if number is None else str(number)),
                 path=path,
                 sha256=info.hashes["sha256"],
                 provenance=prov.get("sha256") if isinstance(prov.get("sha256"), str) else None,

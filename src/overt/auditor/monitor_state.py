@@ -9,7 +9,9 @@ What it keeps, so a restart never re-reads the log::
     avdb       (database, version) -> artifact of every AV-database provenance read
     releases   every release the repository named: its artifact, provenance, when first seen, its status
     metadata   every served metadata file judged (name, sha256)
-    alerts     every alert, once: (kind, index, subject) is unique; delivered (webhook) and reported flags
+    vsa_binds  whether a rebuilder's VSA names a release's provenance (decided once, by the endpoint's rule)
+    alerts     every alert, once: (kind, index, subject, distinct) is unique, ``distinct`` being what tells two
+               alerts about one subject apart (an artifact's or a file's sha256); delivered and reported flags
 
 The position, the tree edge and everything read up to it commit in one transaction with the alerts they
 raised (:meth:`MonitorState.transaction`): a monitor killed mid-run re-reads from the last commit, and an alert
@@ -48,9 +50,23 @@ CREATE TABLE IF NOT EXISTS releases (kind TEXT NOT NULL, name TEXT NOT NULL, ver
     shown TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, provenance TEXT, log_index INTEGER,
     first_seen REAL NOT NULL, status TEXT NOT NULL, PRIMARY KEY (kind, name, version));
 CREATE TABLE IF NOT EXISTS metadata (name TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (name, sha256));
+CREATE TABLE IF NOT EXISTS vsa_binds (idx INTEGER NOT NULL, subject TEXT NOT NULL, provenance TEXT NOT NULL,
+    binds INTEGER NOT NULL, PRIMARY KEY (idx, subject, provenance));
 CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, idx INTEGER NOT NULL,
     subject TEXT NOT NULL, message TEXT NOT NULL, created REAL NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
-    reported INTEGER NOT NULL DEFAULT 0, UNIQUE (kind, idx, subject));
+    reported INTEGER NOT NULL DEFAULT 0, distinct_on TEXT NOT NULL DEFAULT '',
+    UNIQUE (kind, idx, subject, distinct_on));
+"""
+# A state written before alerts had ``distinct_on``: its rows move to the table above, unchanged.
+_MIGRATE_ALERTS = """
+ALTER TABLE alerts RENAME TO alerts_old;
+CREATE TABLE alerts (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, idx INTEGER NOT NULL,
+    subject TEXT NOT NULL, message TEXT NOT NULL, created REAL NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER NOT NULL DEFAULT 0, distinct_on TEXT NOT NULL DEFAULT '',
+    UNIQUE (kind, idx, subject, distinct_on));
+INSERT INTO alerts (id, kind, idx, subject, message, created, delivered, reported)
+    SELECT id, kind, idx, subject, message, created, delivered, reported FROM alerts_old;
+DROP TABLE alerts_old;
 """
 NO_INDEX = -1  # an alert about the repository, not about one log entry
 
@@ -81,6 +97,13 @@ class Alert:
         return f"{self.kind}: {self.subject} ({where}): {self.message}"
 
 
+def _unusable(directory: Path) -> str:
+    """How the state directory fails: unwritable (a read-only directory or database) or unreadable."""
+    database = directory / DATABASE
+    writable = os.access(directory, os.W_OK) and (not database.exists() or os.access(database, os.W_OK))
+    return "unreadable" if writable else "unwritable"
+
+
 class MonitorState:
     """The state directory's database, opened (and locked) by one monitor at a time."""
 
@@ -100,9 +123,14 @@ class MonitorState:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(alerts)")}
+            if "distinct_on" not in columns:
+                self.db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_ALERTS} COMMIT;")
         except sqlite3.Error as e:
             os.close(self._lock)
-            raise StorageError(f"the monitor state {directory / DATABASE} is unreadable: {e}") from e
+            raise StorageError(
+                f"the monitor state {directory / DATABASE} is {_unusable(directory)}: {e}"
+            ) from e
 
     def close(self) -> None:
         self.db.close()
@@ -152,12 +180,20 @@ class MonitorState:
 
     @staticmethod
     def alert(
-        db: sqlite3.Connection, *, kind: str, index: int | None, subject: str, message: str, now: float
+        db: sqlite3.Connection,
+        *,
+        kind: str,
+        index: int | None,
+        subject: str,
+        message: str,
+        now: float,
+        distinct: str = "",
     ) -> None:
-        """Record an alert unless this (kind, index, subject) was alerted before."""
+        """Record an alert unless this (kind, index, subject, distinct) was alerted before."""
         db.execute(
-            "INSERT OR IGNORE INTO alerts (kind, idx, subject, message, created) VALUES (?, ?, ?, ?, ?)",
-            (kind, NO_INDEX if index is None else index, subject, message, now),
+            "INSERT OR IGNORE INTO alerts (kind, idx, subject, message, created, distinct_on) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, NO_INDEX if index is None else index, subject, message, now, distinct),
         )
 
     def alerts(self, where: str) -> list[Alert]:

@@ -24,7 +24,16 @@ from typing import Any
 from overt.auditor.home import AuditorHome
 from overt.auditor.queue import DeferResult, QueuedJob, QueueSettings, defer_jobs
 from overt.auditor.queue_worker import Echo, JobResult, Runner, serve_queue
-from overt.auditor.rebuild import Discovery, Outcome, RebuildJob, RebuildSettings, run_job, scan_log
+from overt.auditor.rebuild import (
+    Discovery,
+    Outcome,
+    RebuildJob,
+    RebuildSession,
+    RebuildSettings,
+    open_session,
+    run_job,
+    scan_log,
+)
 from overt.errors import ConfigError, TransportError, UsageError
 
 _POSTGRES = ("postgresql://", "postgres://")
@@ -95,8 +104,30 @@ def follow_queue(
         stop.wait(interval)
 
 
+class _Sessions(threading.local):
+    """Each worker thread's :class:`~overt.auditor.rebuild.RebuildSession`, kept across its jobs while they
+    carry the same settings (one HTTP client, one store connection, the checkpoint verified once per size);
+    dropped after a job that raised, so a broken connection is not reused."""
+
+    session: RebuildSession | None = None
+
+    def get(self, home: AuditorHome, follow: RebuildSettings) -> RebuildSession:
+        if self.session is not None and self.session.follow != follow:
+            self.drop()
+        if self.session is None:
+            self.session = open_session(home, follow)
+        return self.session
+
+    def drop(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
+
+
 def rebuild_runner(home: AuditorHome) -> Runner:
-    """The worker's job function: the rebuilder's ``run_job`` with the settings the job carries."""
+    """The worker's job function: the rebuilder's ``run_job`` with the settings the job carries, in the
+    thread's session."""
+    sessions = _Sessions()
 
     def run(job: QueuedJob) -> JobResult:
         follow = RebuildSettings.from_dict(dict(job.follow))
@@ -105,7 +136,12 @@ def rebuild_runner(home: AuditorHome) -> Runner:
                 f"job for log entry {job.log_index} keeps verdicts in {follow.store or 'the home'}, not in a "
                 "PostgreSQL database every worker shares: it is not run"
             )
-        outcome = run_job(home, follow, RebuildJob(job.log_index, job.provenance_sha256))
+        session = sessions.get(home, follow)
+        try:
+            outcome = run_job(home, follow, RebuildJob(job.log_index, job.provenance_sha256), session=session)
+        except BaseException:
+            sessions.drop()
+            raise
         return JobResult(summary=describe(outcome), outcome=outcome.to_dict(), final=outcome.final)
 
     return run
@@ -114,7 +150,9 @@ def rebuild_runner(home: AuditorHome) -> Runner:
 def describe(o: Outcome) -> str:
     """One line per verdict, as ``overt auditor rebuild`` prints it (the CLI makes it printable)."""
     if o.final:
-        tail = f"{o.vsa_result} VSA at log index {o.vsa_index}" + ("" if o.rebuilt else " (decided before)")
+        tail = f"{o.vsa_result} VSA at log index {o.vsa_index}" + (
+            " (decided before)" if o.decided_before else ""
+        )
     else:
         tail = f"attempt {o.attempts} of {o.limit}, deferred again by the next discovery; no VSA yet"
     return f"{o.job.log_index}  {o.artifact}  {o.verdict}  {o.reason}  {tail}"

@@ -10,20 +10,32 @@ Nothing the site says is trusted: not the escrow's ``.json`` metadata, not a fil
 names the digest it expects, taken from a provenance it verified in the log (signature by a pinned vendor key,
 inclusion under a witnessed checkpoint), and :class:`Site` hands back only bytes with that digest (a source
 snapshot also with its ``dirHash``) or raises :class:`~overt.errors.VerificationError` naming both digests.
-Every download has a length limit. Paths are built from checked path segments only.
+Every download has a length limit. Paths are built from checked path segments only. Two error families, as
+python-tuf has them: :class:`~overt.errors.TransportError` when the site could not be reached or read (a
+connection refused, a status other than 200, a redirect, a body over its limit, a timeout), which says
+nothing about the build; :class:`~overt.errors.VerificationError` when it answered with other bytes than the
+digest names (the vendor's site, or someone between it and the rebuilder, served wrong bytes).
 
 :class:`EscrowCache` keeps what was fetched in the auditor home (``state/escrow``), laid out as a conveyor's
 escrow (:class:`overt.source.escrow.Escrow`), so the conveyor's own build code (:func:`overt.build.run.run_and_
 compare`) reads it unchanged. Its metadata is written by the rebuilder from the provenance, never copied from
-the site.
+the site. An object is streamed into a temporary file in the cache directory while it is hashed, never held in
+memory whole, and cut off at :data:`~overt.source.escrow.MAX_OBJECT` or at the size the site's ``.json``
+metadata gives it, if smaller (the metadata only lowers the cap; a wrong size makes the download fail, never
+pass); it is renamed into the cache only once its digest matched. An object already cached is never fetched
+again (:meth:`Escrow.read` checks its bytes at each build).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -32,12 +44,13 @@ from overt import jsonio
 from overt.atomic import atomic_write
 from overt.attest.statement import ResourceDescriptor
 from overt.build.environment import ENVIRONMENT_FILE, MAX_DOCUMENT_BYTES, Environment
-from overt.errors import FormatError, VerificationError
+from overt.errors import FormatError, TransportError, VerificationError
 from overt.source.escrow import INPUT, MAX_OBJECT, SOURCE, Escrow, EscrowEntry, snapshot_files
 from overt.source.snapshot import FILE, check_member_path, dir_hash
 from overt.tlog.client import get_bounded
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_METADATA_BYTES = 1 << 16  # an escrow object's .json (EscrowEntry.from_bytes refuses more)
 _BUILD_ID = re.compile(r"[0-9a-f]{16}")
 
 
@@ -86,23 +99,53 @@ class Site:
             )
         return data
 
-    def escrow_object(self, descriptor: ResourceDescriptor) -> bytes:
-        """The escrow object ``descriptor`` names, checked against its sha256 and, if it gives one, its
-        dirHash (the in-toto digest of the snapshot's files)."""
+    def stream(self, rel: str, out: BinaryIO, *, limit: int, why: str = "") -> str:
+        """Write the body of ``<site>/<rel>`` to ``out`` as it arrives; its SHA-256. TransportError unless it
+        answers 200 within ``limit`` bytes (``why`` says where the limit comes from)."""
+        url = f"{self.url}/{rel}"
+        digest, size = hashlib.sha256(), 0
+        try:
+            with self.http.stream("GET", url) as r:
+                if r.status_code != 200:
+                    raise TransportError(f"GET {url} answered {r.status_code}", url=url, status=r.status_code)
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise TransportError(f"GET {url} returned more than {limit} bytes{why}", url=url)
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
+            raise TransportError(f"GET {url} failed: {e}", url=url) from e
+        return digest.hexdigest()
+
+    def escrow_limit(self, sha256: str) -> tuple[int, str]:
+        """The most bytes escrow object ``sha256`` may have: :data:`MAX_OBJECT`, or the size the site's
+        ``.json`` gives it if that is smaller (unreadable metadata lowers nothing); and why, for a message."""
+        try:
+            claimed = EscrowEntry.from_bytes(
+                self.get(_path("escrow", f"{sha256}.json"), limit=MAX_METADATA_BYTES)
+            )
+        except (TransportError, FormatError):
+            return MAX_OBJECT, ", the escrow's limit"
+        if claimed.sha256 != sha256 or claimed.size >= MAX_OBJECT:
+            return MAX_OBJECT, ", the escrow's limit"
+        return claimed.size, f", the size the site's {sha256[:16]}.json gives the object"
+
+    def escrow_object(self, descriptor: ResourceDescriptor, out: BinaryIO) -> None:
+        """The escrow object ``descriptor`` names, written to ``out`` (a file in the cache's directory) and
+        checked against its sha256; the dirHash is the caller's to check (it needs the bytes)."""
         sha256 = check_sha256(descriptor.digest.get("sha256"), f"escrow object {descriptor.name!r}")
-        what = f"escrow object {descriptor.name} (sha256 {sha256[:16]})"
-        data = self.verified(_path("escrow", sha256), sha256=sha256, limit=MAX_OBJECT, what=what)
-        expected = descriptor.digest.get("dirHash")
-        if expected:
-            try:
-                got = dir_hash(snapshot_files(data))
-            except FormatError as e:
-                raise VerificationError(f"{what} is not a source snapshot: {e}") from e
-            if got != expected:
-                raise VerificationError(
-                    f"{what} has dirHash {got}, the provenance names {expected}", expected=expected, got=got
-                )
-        return data
+        rel = _path("escrow", sha256)
+        limit, why = self.escrow_limit(sha256)
+        got = self.stream(rel, out, limit=limit, why=why)
+        if got != sha256:
+            raise VerificationError(
+                f"{_escrow_what(descriptor, sha256)} from the site ({self.url}/{rel}) does not match its digest: "
+                f"sha256 {got}, the provenance names {sha256}",
+                url=f"{self.url}/{rel}",
+                expected=sha256,
+                got=got,
+            )
 
     def build_file(self, build_id: str, name: str, *, sha256: str) -> bytes:
         """A published file of build ``build_id`` (an output, by its path), checked against ``sha256``."""
@@ -146,45 +189,68 @@ class EscrowCache:
 
     def ensure(self, site: Site, descriptor: ResourceDescriptor, *, kind: str) -> EscrowEntry:
         """The cached object ``descriptor`` names (``kind`` source or input), fetched and checked first if
-        it is not cached yet. A cached object is re-read and checked by :meth:`Escrow.read` at each build."""
+        it is not cached yet (module doc). A cached object is not read here: :meth:`Escrow.read` checks its
+        bytes at each build.
+
+        Raises:
+            TransportError: the site could not be reached or read, or the object is over its limit.
+            VerificationError: the site served other bytes than the digests name.
+        """
         sha256 = check_sha256(descriptor.digest.get("sha256"), f"escrow object {descriptor.name!r}")
-        escrow = self.escrow
         meta = self.directory / f"{sha256}.json"
         if meta.exists() and (self.directory / sha256).exists():
             entry = EscrowEntry.from_bytes(meta.read_bytes())
             if entry.kind == kind and entry.dir_hash == descriptor.digest.get("dirHash", entry.dir_hash):
-                escrow.read(entry)  # still the bytes it was: raises if the cache was damaged
                 return entry
-        data = site.escrow_object(descriptor)
-        entry = _entry(descriptor, data, kind=kind)
-        # The object first, then the metadata that marks it usable.
-        atomic_write(self.directory / sha256, data)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{sha256}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                site.escrow_object(descriptor, out)
+                size = out.tell()
+                out.flush()
+                os.fsync(out.fileno())
+            entry = _entry(descriptor, Path(tmp), sha256=sha256, size=size, kind=kind)
+            os.chmod(tmp, 0o644)
+            # The object first, then the metadata that marks it usable.
+            os.replace(tmp, self.directory / sha256)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         atomic_write(meta, jsonio.dump(entry.to_dict()) + b"\n")
         return entry
 
 
-def _entry(descriptor: ResourceDescriptor, data: bytes, *, kind: str) -> EscrowEntry:
-    """The metadata of a verified object, from what the provenance says of it (never from the site's .json)."""
+def _escrow_what(descriptor: ResourceDescriptor, sha256: str) -> str:
+    return f"escrow object {descriptor.name} (sha256 {sha256[:16]})"
+
+
+def _entry(descriptor: ResourceDescriptor, path: Path, *, sha256: str, size: int, kind: str) -> EscrowEntry:
+    """The metadata of the verified object at ``path``, from what the provenance says of it (never from the
+    site's .json); a source's dirHash checked against the provenance's first."""
     if kind not in (SOURCE, INPUT):
         raise ValueError(f"escrow kind {kind!r}")
     index = descriptor.annotations.get("escrowLogIndex", 0)
-    sha256 = hashlib.sha256(data).hexdigest()
+    log_index = index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else 0
     if kind == SOURCE:
-        files = snapshot_files(data)
+        what = _escrow_what(descriptor, sha256)
+        try:
+            files = snapshot_files(path.read_bytes())  # its sha256 matched: the vendor's own object's size
+        except FormatError as e:
+            raise VerificationError(f"{what} is not a source snapshot: {e}") from e
+        got, expected = dir_hash(files), descriptor.digest.get("dirHash")
+        if expected and got != expected:
+            raise VerificationError(
+                f"{what} has dirHash {got}, the provenance names {expected}", expected=expected, got=got
+            )
         return EscrowEntry(
             sha256=sha256,
             kind=SOURCE,
             name=descriptor.name or sha256[:16],
-            size=len(data),
-            log_index=index if isinstance(index, int) and index >= 0 else 0,
-            dir_hash=dir_hash(files),
+            size=size,
+            log_index=log_index,
+            dir_hash=got,
             files=sum(1 for f in files if f.kind == FILE),
         )
     name = descriptor.name if descriptor.name and "/" not in descriptor.name else sha256[:16]
-    return EscrowEntry(
-        sha256=sha256,
-        kind=INPUT,
-        name=name,
-        size=len(data),
-        log_index=index if isinstance(index, int) and index >= 0 else 0,
-    )
+    return EscrowEntry(sha256=sha256, kind=INPUT, name=name, size=size, log_index=log_index)

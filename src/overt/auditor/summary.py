@@ -2,8 +2,9 @@
 
 The statement (``https://slsa.dev/verification_summary/v1``, :class:`overt.attest.vsa.VerificationSummary`):
 
-- ``subject``: the provenance's subjects, names and digests as the vendor signed them;
-- ``verifier.id``: ``https://<auditor name>/rebuilder`` (the name the home was made with), version overt's;
+- ``subject``: the provenance's subjects, each by name and sha256 only: what was compared (any other digest
+  the vendor gave a subject was not checked, so the VSA does not repeat it);
+- ``verifier.id``: ``https://<auditor name>`` (the name the home was made with, as it is), version overt's;
 - ``resourceUri``: where a reader fetches the artifact judged on the vendor's site;
 - ``policy``: the rebuild policy applied: ``uri`` the log followed, ``digest`` the SHA-256 of the pinned
   log policy, ``annotations`` the rule and the pinned vendor keys (keyid and SHA-256 of each pinned file);
@@ -13,7 +14,9 @@ The statement (``https://slsa.dev/verification_summary/v1``, :class:`overt.attes
 - ``verificationResult``: PASSED for GOOD, FAILED for BAD and for a FAIL past its retry limit;
   ``verifiedLevels``: :data:`REPRODUCED` when PASSED, none when FAILED;
 - ``rebuild`` (a predicate field of overt's, beside the VSA's own): ``verdict`` GOOD/BAD/FAIL, ``reason``,
-  ``attempts``, ``differing``, and ``environment`` (recorded and own digests, ``same``, the text).
+  ``attempts``, ``differing``, and ``environment`` (recorded and own digests, ``same``, the text:
+  :meth:`overt.auditor.reproduce.EnvironmentCheck.to_dict`; ``recorded`` and ``same`` null when the
+  provenance recorded no environment, so none was compared).
 
 It is judged as any signature an overt key makes (:func:`overt.keys.jurisdiction.check`, under the auditor's
 jurisdiction: a statement naming another is refused), signed by the auditor's own key through its signer URI
@@ -80,9 +83,7 @@ def verdict_statement(
     """The VSA statement on ``prov`` for what was ``found`` (see the module doc)."""
     passed = found.verdict == GOOD
     summary = VerificationSummary(
-        verifier=VsaVerifier(
-            id=f"https://{home.config.auditor.name}/rebuilder", version={"overt": __version__}
-        ),
+        verifier=VsaVerifier(id=f"https://{home.config.auditor.name}", version={"overt": __version__}),
         time_verified=format_timestamp(now),
         resource_uri=found.resource_uri,
         policy=policy_descriptor(home, log_url),
@@ -99,7 +100,9 @@ def verdict_statement(
         ),
     )
     predicate = summary.to_dict() | {"rebuild": _rebuild_field(found, attempts, reports)}
-    subject = tuple(ResourceDescriptor(name=s.name, digest=dict(s.digest)) for s in prov.subjects)
+    subject = tuple(
+        ResourceDescriptor(name=s.name, digest={"sha256": s.digest["sha256"]}) for s in prov.subjects
+    )  # read_provenance skips a provenance with a subject lacking a sha256
     return Statement(subject=subject, predicate_type=VSA_V1, predicate=predicate)
 
 
@@ -112,9 +115,7 @@ def _rebuild_field(
         "reason": found.reason,
         "attempts": attempts,
         "differing": list(found.differing),
-        "environment": None
-        if env is None
-        else {"recorded": env.recorded_sha256, "own": env.own_sha256, "same": env.same, "text": env.text()},
+        "environment": None if env is None else env.to_dict(),
         "reports": [r.uri for r in reports],
     }
 

@@ -11,8 +11,9 @@
   idna 3.7 from their sdists with their pinned flit_core wheel escrowed as the only toolchain input, the
   files given by the caller, who fetched and checked them), and the demo's AV database
   (:func:`release_demo_database`).
-- The endpoint's side: :func:`publish_verdict` (``overt tuf add-verdict`` of an auditor's published VSA) and
-  :func:`endpoint_policy_text` (a customer's trust policy naming independent auditors' public key files).
+- The endpoint's side: :func:`publish_verdict` (``overt tuf add-verdict`` of an auditor's published VSA); a
+  customer's trust policy naming independent auditors' public key files is
+  :func:`overt.distribute.testbed.trust_policy_text` given their paths.
 
 Every key made here is a test key (software keys; the witnesses' seeds are
 :data:`overt.distribute.testbed.TEST_WITNESS_SEEDS`). Nothing here is used by a conveyor or an auditor in
@@ -21,7 +22,6 @@ operation. Deliberately not here: the checks themselves, which the tests make.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -415,21 +415,3 @@ def publish_verdict(conveyor: Home, auditor: Auditor, target: ReleasedTarget) ->
     names."""
     envelope = auditor.vsa(provenance_of(target)).read_bytes()
     return add_verdict(ReleaseContext.of_home(Home(conveyor.path)), envelope, target=target.path)
-
-
-def endpoint_policy_text(
-    h: Home,
-    *,
-    url: str,
-    root: Path,
-    auditor_keys: Sequence[Path],
-    threshold: int,
-    follow: Sequence[tuple[str, str]],
-) -> str:
-    """:func:`overt.distribute.testbed.trust_policy_text` for independent auditors: ``[auditors]`` names the
-    public key files ``auditor_keys`` (as a customer got them from each auditor), not keys of ``h``'s."""
-    text = testbed.trust_policy_text(h, url=url, root=root, auditors=(), threshold=threshold, follow=follow)
-    empty = "[auditors]\nkeys = []\n"
-    if empty not in text:
-        raise RuntimeError("trust_policy_text no longer writes an [auditors] section this can fill in")
-    return text.replace(empty, f"[auditors]\nkeys = {json.dumps([str(p) for p in auditor_keys])}\n", 1)

@@ -153,13 +153,13 @@ class VerdictStore:
         try:
             return list(self._db.execute(self._sql(sql), tuple(params)).fetchall())
         except self._error as e:
-            raise StorageError(f"the verdict store ({self.where}) failed: {e}") from e
+            raise StorageError(f"the verdict store ({self.where}) failed: {_one_line(e)}") from e
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
         try:
             self._db.execute(self._sql(sql), tuple(params))
         except self._error as e:
-            raise StorageError(f"the verdict store ({self.where}) failed: {e}") from e
+            raise StorageError(f"the verdict store ({self.where}) failed: {_one_line(e)}") from e
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -176,7 +176,7 @@ class VerdictStore:
                 raise
             self._db.execute("COMMIT")
         except self._error as e:
-            raise StorageError(f"the verdict store ({self.where}) failed: {e}") from e
+            raise StorageError(f"the verdict store ({self.where}) failed: {_one_line(e)}") from e
 
     # --- position and jobs -----------------------------------------------------------------------------
 
@@ -283,6 +283,11 @@ def _job(row: Sequence[Any]) -> JobState:
     )
 
 
+def _one_line(e: BaseException) -> str:
+    """A database error's message on one line (PostgreSQL's span lines, with tabs)."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def _open_sqlite(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,7 +296,7 @@ def _open_sqlite(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_DDL.format(int="INTEGER", blob="BLOB"))
     except (sqlite3.Error, OSError) as e:
-        raise StorageError(f"cannot open the verdict store {path}: {e}") from e
+        raise StorageError(f"cannot open the verdict store {path}: {_one_line(e)}") from e
     return db
 
 
@@ -307,5 +312,5 @@ def _open_postgres(dsn: str) -> tuple[Any, type[Exception]]:
             db.execute(f"SET search_path TO {SCHEMA}")
             db.execute(_DDL.format(int="BIGINT", blob="BYTEA"))
     except psycopg.Error as e:
-        raise StorageError(f"cannot open the PostgreSQL verdict store: {e}") from e
+        raise StorageError(f"cannot open the PostgreSQL verdict store: {_one_line(e)}") from e
     return db, psycopg.Error

@@ -80,9 +80,11 @@ outside their jurisdiction or the builder registry, rotations not signed by the 
 Its position is kept (in the auditor home's state/, --state, or $XDG_STATE_HOME/overt/monitor): a restart
 reads only new entries, and an alert is raised once.
 
-Exit codes: 0 no alert; 1 alerts; 2 a usage, configuration, state or repository error, or alerts the webhook
-did not take (kept and resent next run); 3 the log itself is inconsistent (fork, rollback, entries not those
-its tree commits to, checkpoint signature or witness quorum missing) or unreachable."""
+Exit codes, the highest that applies: 3 the log itself is inconsistent (fork, rollback, entries not those
+its tree commits to, checkpoint signature or witness quorum missing) or unreachable; 2 a usage,
+configuration or state error, the vendor's site failing to serve the repository or a key record (the log is
+still checked; the position stops before what needed the key), or alerts the webhook did not take (kept and
+resent next run); 1 alerts; 0 none. Every HTTP response must arrive whole within 60 s."""
 
 
 @app.command(help=MONITOR_HELP)
@@ -112,20 +114,29 @@ def monitor(
     ] = None,
     json: JsonOpt = False,
 ) -> None:
-    from overt.auditor.monitor import follow, monitor_config, monitor_once
+    from overt.auditor.monitor import MAX_HOURS, MonitorReport, follow, monitor_config, monitor_once
+    from overt.errors import Error, UsageError
 
-    config = monitor_config(
-        log_url,
-        policy=policy,
-        home=home,
-        state=state,
-        repository=repository,
-        webhook=webhook,
-        verdict_deadline_hours=verdict_deadline,
-        workers=workers,
-    )
-    if once:
-        report = monitor_once(config)
+    try:
+        if not 1.0 <= interval <= MAX_HOURS * 3600:
+            raise UsageError(f"--interval {interval:g} is not between 1 and {MAX_HOURS * 3600} seconds")
+        config = monitor_config(
+            log_url,
+            policy=policy,
+            home=home,
+            state=state,
+            repository=repository,
+            webhook=webhook,
+            verdict_deadline_hours=verdict_deadline,
+            workers=workers,
+        )
+        report = monitor_once(config) if once else None
+    except Error as e:
+        if not json:
+            raise
+        _render_report(MonitorReport.failed(log_url, e), json=True)  # --json: one object, with the error
+        raise typer.Exit(e.exit_code) from e
+    if report is not None:
         _render_report(report, json=json)
         raise typer.Exit(report.exit_code)
     last = follow(
@@ -138,8 +149,9 @@ def monitor(
 
 
 def _render_report(report: Any, *, json: bool) -> None:
-    if report.log_error is not None:
-        print_error(report.log_error, json)
+    for error in (report.log_error, report.error):
+        if error is not None:
+            print_error(error, json)
     if json:
         emit_json_line(report.to_dict())
         return
@@ -154,9 +166,31 @@ def _render_report(report: Any, *, json: bool) -> None:
             f"webhook: {report.webhook.undelivered} alert(s) not delivered, kept for the next run: "
             f"{report.webhook.error}"
         )
-    console.print(
-        f"checked {report.log} up to size {report.tree_size}: {report.entries_read} new entries, "
-        f"{len(report.alerts)} alert(s), {len(report.pending)} release(s) pending"
+    if report.unknown_signers:
+        console.print(
+            f"unknown signers: {report.unknown_signers} new entries are signed by no key this monitor knows "
+            "(not pinned, not published on the vendor's site, not introduced by a logged rotation, not in the "
+            "trust policy): they were hashed into the tree but not judged"
+        )
+    console.print(_summary_line(report))
+
+
+def _summary_line(report: Any) -> str:
+    """What the run did, truly: a run the log or the site stopped says where it stopped."""
+    counts = f"{len(report.alerts)} alert(s), {len(report.pending)} release(s) pending"
+    if report.log_error is None and report.error is None:
+        return (
+            f"checked {report.log} up to size {report.tree_size}: {report.entries_read} new entries, {counts}"
+        )
+    checkpoint = (
+        "no checkpoint verified"
+        if report.tree_size is None
+        else f"checkpoint of size {report.tree_size} verified"
+    )
+    what = "the log" if report.log_error is not None else "the vendor's site"
+    return (
+        f"stopped: {what} failed (error above); {checkpoint}; {report.entries_read} new entries read and "
+        f"committed before that (position {report.position}, where the next run starts), {counts}"
     )
 
 
@@ -220,10 +254,12 @@ def rebuild(
     `overt auditor worker` processes to run (the verdict store then lives in that database, shared by all).
 
     One line per verdict: log index, artifact, GOOD (rebuilt bit for bit, PASSED VSA), BAD (a subject
-    differs, FAILED VSA with a diffoscope report), FAIL (could not be built or verified: retried, a FAILED VSA
-    past --max-fail-attempts), the reason and the VSA's log index. Without --once it runs until SIGINT or
-    SIGTERM, finishing the job at hand. Exit status: 0 every verdict GOOD, 1 some BAD or FAIL, 2 a usage,
-    configuration or transport error (docs/operations.md, Independent auditors).
+    differs, or the provenance is not the build rebuilt: FAILED VSA, a diffoscope report on a mismatch), FAIL
+    (the build failed, or the site served bytes that do not match: retried, a FAILED VSA past
+    --max-fail-attempts), the reason and the VSA's log index. A site or log that cannot be reached or read
+    uses no attempt: the job stays pending. Without --once it runs until SIGINT or SIGTERM, finishing the job
+    at hand. Exit status: 0 every verdict GOOD, 1 some BAD or FAIL, 2 a usage, configuration or transport
+    error, or a job left pending (docs/operations.md, Independent auditors).
     """
     import signal
     import threading
@@ -235,7 +271,7 @@ def rebuild(
 
     found = AuditorHome.open(home)
     settings = RebuildSettings.of(
-        follow or found.config.log.url,
+        found.config.log.url if follow is None else follow,  # an empty --follow is refused, not defaulted
         site=site,
         submit=submit,
         store=store,
@@ -244,7 +280,13 @@ def rebuild(
         workdir=None if workdir is None else str(workdir),
     )
 
-    def started(job: RebuildJob) -> None:
+    def started(job: RebuildJob, decided: bool) -> None:
+        if decided:
+            err_console.print(
+                f"log entry {job.log_index} (provenance sha256 {job.provenance_sha256}): already decided, "
+                "submitting its stored verdict"
+            )
+            return
         err_console.print(f"rebuilding log entry {job.log_index} (provenance sha256 {job.provenance_sha256})")
 
     worst = [0]
@@ -283,7 +325,7 @@ def _print_pass(done: Any) -> None:
     for o in done.outcomes:
         if o.final:
             tail = f"{o.vsa_result} VSA at log index {o.vsa_index}" + (
-                "" if o.rebuilt else " (decided before)"
+                " (decided before)" if o.decided_before else ""
             )
         else:
             tail = f"attempt {o.attempts} of {o.limit}, tried again on the next pass; no VSA yet"
