@@ -495,3 +495,48 @@ def test_discovery_refuses_a_bundle_that_hides_or_changes_a_provenance(world: Re
     path.write_bytes(served)  # the real bundle: the provenance was never skipped, it is found now
     job = RebuildJob(index, hashlib.sha256(pub.signed.entry).hexdigest())
     assert discover(world.auditor, world.follow()) == [job]
+
+
+def test_a_swapped_artifact_gets_a_failed_vsa_that_the_monitor_flags(
+    world: RebuildWorld, tmp_path: Path
+) -> None:
+    """The issue's Acceptance end to end: a conveyor build whose artifact was swapped after the build gets a
+    FAILED VSA from the rebuilder, and a customer's monitor (its own process, the trust policy naming this
+    auditor) flags it: verdict-failed, at the VSA's log index, naming the swapped bytes."""
+    require(shutil.which("diffoscope") is not None, "diffoscope not installed (Debian package diffoscope)")
+    h = world.conveyor
+    testbed.init_tuf(h, tmp_path / "root-keys")
+    pub = world.build({"hello.txt": "hello auditor\n"})
+    swapped = forge(world, pub, outputs={"out/hello.txt": b"hello auditor, with a backdoor\n"})
+    done = rebuild_pass(world.auditor, world.follow(max_bad_attempts=1))
+    bad = outcome_for(done, swapped)
+    assert (bad.verdict, bad.vsa_result) == ("BAD", FAILED) and bad.vsa_index is not None
+
+    customer = tmp_path / "customer"
+    customer.mkdir()
+    shutil.copy(h.paths.public / "tuf" / "metadata" / "1.root.json", customer / "root.json")
+    (customer / "log.policy").write_bytes(h.log.policy().to_bytes())
+    key = world.auditor.paths.public_keys / f"{world.auditor.key.keyid}.json"
+    text = testbed.trust_policy_text(
+        h,
+        url=world.site,
+        root=customer / "root.json",
+        auditors=[key],
+        threshold=1,
+        follow=[("product", "hello")],
+    )
+    (customer / "policy.toml").write_text(text)
+    args = [
+        "--policy",
+        str(customer / "policy.toml"),
+        "--state",
+        str(tmp_path / "monitor"),
+        "--once",
+        "--json",
+    ]
+    r = overt("auditor", "monitor", world.log_url, *args)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    alerts = [a for a in json.loads(r.stdout)["alerts"] if a["kind"] == "verdict-failed"]
+    backdoor = hashlib.sha256(b"hello auditor, with a backdoor\n").hexdigest()
+    assert {a["index"] for a in alerts} == {bad.vsa_index}, alerts  # one alert per subject the VSA names
+    assert [a for a in alerts if backdoor in a["message"]], alerts
