@@ -497,3 +497,15 @@ def test_text_output_says_how_many_entries_no_known_key_signed(world: World, tmp
     done = _cli(world, tmp_path / "m")
     assert done.returncode == 0, done.stderr
     assert "unknown signers: 1 new entries are signed by no key this monitor knows" in done.stdout
+
+
+def test_every_log_client_gives_up_on_a_response_trickling_in() -> None:
+    """The same deadline bounds overt's own log fetcher (log verify, the endpoint's log reads, the rebuilder)."""
+    from overt.tlog.client import http_fetcher
+
+    server = TricklingServer()
+    try:
+        with pytest.raises(TransportError, match="took more than 1 s"):
+            http_fetcher(server.url + "/log", deadline=1.0)("checkpoint")
+    finally:
+        server.stop()

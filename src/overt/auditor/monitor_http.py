@@ -14,15 +14,21 @@ both. :func:`not_found` tells a 404 (the resource does not exist) from every oth
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 
 from overt.errors import TransportError
-from overt.tlog.client import MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, Fetch, directory_fetcher
+from overt.tlog.client import (
+    MAX_BUNDLE_BYTES,
+    MAX_CHECKPOINT_BYTES,
+    RESPONSE_DEADLINE,
+    Fetch,
+    directory_fetcher,
+    get_bounded,
+)
 
-REQUEST_DEADLINE = 60.0  # seconds one response may take, first byte to last
+REQUEST_DEADLINE = RESPONSE_DEADLINE  # seconds one response may take, first byte to last
 READ_TIMEOUT = 30.0
 
 
@@ -31,26 +37,6 @@ def not_found(error: TransportError) -> bool:
     return error.evidence.get("status") == 404 or (
         "path" in error.evidence and str(error).endswith("does not exist")
     )
-
-
-def _get(http: httpx.Client, url: str, *, limit: int, deadline: float) -> bytes:
-    started = time.monotonic()
-    try:
-        with http.stream("GET", url) as r:
-            if r.status_code != 200:
-                raise TransportError(f"GET {url} answered {r.status_code}", url=url, status=r.status_code)
-            out = bytearray()
-            for chunk in r.iter_bytes():
-                out += chunk
-                if len(out) > limit:
-                    raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
-                if time.monotonic() - started > deadline:
-                    raise TransportError(
-                        f"GET {url} took more than {deadline:g} s (it had sent {len(out)} bytes)", url=url
-                    )
-            return bytes(out)
-    except (httpx.HTTPError, httpx.InvalidURL) as e:
-        raise TransportError(f"GET {url} failed: {e}", url=url) from e
 
 
 def monitor_fetcher(source: str, *, deadline: float = REQUEST_DEADLINE) -> Fetch:
@@ -65,7 +51,7 @@ def monitor_fetcher(source: str, *, deadline: float = REQUEST_DEADLINE) -> Fetch
     def fetch(rel: str) -> bytes:
         limit = MAX_CHECKPOINT_BYTES if rel == "checkpoint" else MAX_BUNDLE_BYTES
         try:
-            data = _get(http, base + rel, limit=limit, deadline=deadline)
+            data = get_bounded(http, base + rel, limit=limit, deadline=deadline)
         except TransportError as e:
             partial = partial_failures.pop(rel, None)
             if ".p/" in rel and not not_found(e):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,9 +102,15 @@ def directory_fetcher(root: Path) -> Fetch:
     return fetch
 
 
-def get_bounded(http: httpx.Client, url: str, *, limit: int) -> bytes:
+RESPONSE_DEADLINE = 60.0  # seconds a checkpoint or tile may take to arrive, first byte to last
+
+
+def get_bounded(http: httpx.Client, url: str, *, limit: int, deadline: float | None = None) -> bytes:
     """The body of ``GET url``: TransportError unless it answers 200 within ``limit`` bytes (read as it
-    arrives, so an endless body is cut off at the limit)."""
+    arrives, so an endless body is cut off at the limit) and, with ``deadline``, within that many seconds
+    from first byte to last (httpx's timeouts bound each read, so a server trickling a byte a second would
+    otherwise hold the request for ever)."""
+    started = time.monotonic()
     try:
         with http.stream("GET", url) as r:
             if r.status_code != 200:
@@ -113,18 +120,25 @@ def get_bounded(http: httpx.Client, url: str, *, limit: int) -> bytes:
                 out += chunk
                 if len(out) > limit:
                     raise TransportError(f"GET {url} returned more than {limit} bytes", url=url)
+                if deadline is not None and time.monotonic() - started > deadline:
+                    raise TransportError(
+                        f"GET {url} took more than {deadline:g} s (it had sent {len(out)} bytes)", url=url
+                    )
             return bytes(out)
     except (httpx.HTTPError, httpx.InvalidURL) as e:
         raise TransportError(f"GET {url} failed: {e}", url=url) from e
 
 
-def http_fetcher(prefix: str, client: httpx.Client | None = None) -> Fetch:
+def http_fetcher(
+    prefix: str, client: httpx.Client | None = None, *, deadline: float = RESPONSE_DEADLINE
+) -> Fetch:
+    """Fetch ``<prefix>/<rel>``: a checkpoint or a tile, each within its size limit and ``deadline`` seconds."""
     http = client or httpx.Client(timeout=30.0, headers={"Accept-Encoding": "gzip, identity"})
     base = prefix.rstrip("/") + "/"
 
     def fetch(rel: str) -> bytes:
         limit = MAX_CHECKPOINT_BYTES if rel == "checkpoint" else MAX_BUNDLE_BYTES
-        return get_bounded(http, base + rel, limit=limit)
+        return get_bounded(http, base + rel, limit=limit, deadline=deadline)
 
     return fetch
 
