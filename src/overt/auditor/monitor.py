@@ -442,6 +442,23 @@ def follow(
     return last
 
 
+def number_option(
+    text: str, option: str, low: float, high: float, unit: str, *, integer: bool = False
+) -> float:
+    """The value of a numeric command-line option, given as text so that overt, not the option parser,
+    refuses a bad one (and ``--json`` still prints its object): a decimal number (a whole one if
+    ``integer``) from ``low`` to ``high`` (no nan, no infinity, no hexadecimal), the text as given in the
+    message."""
+    try:
+        value = float(int(text)) if integer else float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also refuses nan
+        what = "a whole number" if integer else "a number"
+        raise UsageError(f"{option} {text!r} is not {what} between {low:.15g} and {high:.15g}{unit}")
+    return value
+
+
 def monitor_config(
     log_url: str,
     *,
@@ -459,7 +476,7 @@ def monitor_config(
     check_http_url(log_url)
     if not 0 <= verdict_deadline_hours <= MAX_HOURS:  # also refuses nan
         raise UsageError(
-            f"--verdict-deadline {verdict_deadline_hours:g} is not between 0 and {MAX_HOURS} hours (ten years)"
+            f"--verdict-deadline {verdict_deadline_hours!r} is not between 0 and {MAX_HOURS} hours (ten years)"
         )
     if webhook is not None:
         check_http_url(webhook)

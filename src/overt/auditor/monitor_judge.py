@@ -3,10 +3,13 @@
 Alert kinds (docs/operations.md, Monitoring the log):
 
 ``release-unverified``  a release without k PASSED VSAs by distinct trusted auditor keys within the deadline
-``release-failed``      a trusted auditor key FAILED a released artifact (whenever the verdict arrives)
+``release-failed``      a trusted auditor key FAILED a released artifact (whenever the verdict arrives; each
+                        artifact listed for a version; the message names the provenance the verdict judged)
 ``verdict-failed``      a trusted auditor key FAILED a build, released or not (the provenance it names)
 ``duplicate-version``   two artifacts or provenances for one (product, version) or (database, version)
-``malformed-version``   an AV-database provenance whose database name or version no release could have
+``target-changed``      a release target path listed with other bytes than an earlier metadata version gave it
+``malformed-version``   an AV-database provenance whose database name or version no release could have, or a
+                        release target whose version none could have (or, a product's, that its path denies)
 ``unlogged-metadata``   a served TUF metadata file no tuf-metadata/v1 statement by its role's key logs
 ``metadata-withheld``   a targets metadata file a statement by its role's key logs that the repository
                         does not serve (nobody can check what it listed)

@@ -15,13 +15,15 @@ Releases are targets whose ``custom.overt`` (:func:`overt.distribute.release.ove
 AV database, listed by any role that can list targets: the top-level ``targets`` role and every delegation
 (an endpoint's TUF client resolves a target through all of them). It does not verify the TUF chain (an
 endpoint's job, :mod:`overt.distribute.endpoint`): it only reads what is served, and the monitor checks the
-log holds it. A product version is compared as ``overt release`` compares it (PEP 440 equality: ``1.0`` and
+log holds it. Files are returned oldest metadata version first, whatever the order they were read in, so a
+monitor started late judges a role's history as one that ran all along did. A product version is compared as ``overt release`` compares it (PEP 440 equality: ``1.0`` and
 ``1.0.0`` are one version, ``1.1+local`` is another than ``1.1``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +35,8 @@ from tuf.api.metadata import Metadata, Root, Targets
 
 from overt.avdb.release import _check_name
 from overt.distribute.evidence import served_metadata
-from overt.distribute.release import AVDB, PRODUCT, overt_custom
-from overt.errors import ConfigError, FormatError, TransportError
+from overt.distribute.release import AVDB, PRODUCT, overt_custom, parse_version
+from overt.errors import ConfigError, FormatError, TransportError, UsageError
 from overt.tlog.client import Fetch
 
 TOP_ROLES = ("root", "targets", "snapshot", "timestamp")
@@ -68,6 +70,7 @@ class Release:
     provenance: str | None
     log_index: int | None
     listed_in: str  # the metadata file that names it
+    problem: str | None = None  # why no release could have this version (``malformed-version``), if so
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +90,26 @@ def avdb_version(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return value if isinstance(value, int) and value >= 1 else None
+
+
+def version_problem(kind: str, path: str, value: object) -> str | None:
+    """Why no release could have the custom ``version`` ``value`` of the target at ``path``, or None: a
+    product's must be a PEP 440 version in its normal spelling (:func:`overt.distribute.release.parse_version`,
+    as ``overt release`` requires) and equal to the version segment of its path
+    (``products/<product>/<version>/<file>``); an AV database's a positive integer (:func:`avdb_version`)."""
+    shown = json.dumps(value)[:40] if value is not None else "(none)"
+    if kind == AVDB:
+        return None if avdb_version(value) is not None else f"version {shown} is not a positive integer"
+    if not isinstance(value, str):
+        return f"version {shown} is not a PEP 440 version string"
+    try:
+        parse_version(value)
+    except UsageError:
+        return f"version {shown} is not a PEP 440 version in its normal spelling"
+    segments = path.split("/")
+    if len(segments) == 4 and segments[0] == "products" and segments[2] != value:
+        return f"its path names version {json.dumps(segments[2])[:40]} but its custom version is {shown}"
+    return None
 
 
 def avdb_name(value: object) -> str | None:
@@ -145,7 +168,7 @@ def read_repository(fetch: Fetch, *, seen: Mapping[str, int]) -> RepositoryView:
         if isinstance(md.signed, Targets) and md.signed.version == current.get(role_of(n))
     ]
     served, releases = [], []
-    for name, data in files:
+    for name, data in sorted(files, key=lambda f: _order(f[0], parsed[f[0]])):
         role = role_of(name)
         if role in TOP_ROLES:
             keys = [k for root in roots for k in _keys_of(root, role)]
@@ -162,6 +185,12 @@ def read_repository(fetch: Fetch, *, seen: Mapping[str, int]) -> RepositoryView:
     return RepositoryView(files=tuple(served), releases=tuple(releases), versions=current)
 
 
+def _order(name: str, md: Metadata[Any]) -> tuple[int, str]:
+    """Files in metadata-version order, oldest first (per role; roles of one version by name), so every
+    monitor, whenever started, meets a role's releases in the order the repository published them."""
+    return (md.signed.version, role_of(name))
+
+
 def _releases(md: Metadata[Any], name: str) -> list[Release]:
     if not isinstance(md.signed, Targets):
         return []
@@ -173,6 +202,7 @@ def _releases(md: Metadata[Any], name: str) -> list[Release]:
             continue
         label = o.get("product") if kind == PRODUCT else o.get("database")
         version = str(o.get("version"))
+        problem = version_problem(kind, path, o.get("version"))
         number = avdb_version(o.get("version")) if kind == AVDB else None
         provenance = o.get("provenance")
         prov = provenance if isinstance(provenance, dict) else {}
@@ -190,6 +220,7 @@ def _releases(md: Metadata[Any], name: str) -> list[Release]:
                 provenance=prov.get("sha256") if isinstance(prov.get("sha256"), str) else None,
                 log_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
                 listed_in=name,
+                problem=problem,
             )
         )
     return out

@@ -7,7 +7,8 @@ What it keeps, so a restart never re-reads the log::
     vsa        every VSA read: entry index and leaf hash, subject, result, the keyids it names, who signed it
     tuf        every tuf-metadata/v1 statement read: entry, file name and sha256, role, who signed it
     avdb       (database, version) -> artifact of every AV-database provenance read
-    releases   every release the repository named: its artifact, provenance, when first seen, its status
+    artifacts  every released artifact the repository named, in the order first met (oldest metadata
+               version first): its (kind, name, version), path, provenance, when first seen, its status
     metadata   every served metadata file judged (name, sha256)
     vsa_binds  whether a rebuilder's VSA names a release's provenance (decided once, by the endpoint's rule)
     alerts     every alert, once: (kind, index, subject, distinct) is unique, ``distinct`` being what tells two
@@ -46,9 +47,12 @@ CREATE TABLE IF NOT EXISTS tuf (idx INTEGER PRIMARY KEY, leaf TEXT NOT NULL, nam
 CREATE INDEX IF NOT EXISTS tuf_name ON tuf (name, digest);
 CREATE TABLE IF NOT EXISTS avdb (database TEXT NOT NULL, version TEXT NOT NULL, artifact TEXT NOT NULL,
     idx INTEGER NOT NULL, PRIMARY KEY (database, version));
-CREATE TABLE IF NOT EXISTS releases (kind TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
-    shown TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, provenance TEXT, log_index INTEGER,
-    first_seen REAL NOT NULL, status TEXT NOT NULL, PRIMARY KEY (kind, name, version));
+CREATE TABLE IF NOT EXISTS artifacts (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+    version TEXT NOT NULL, shown TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, provenance TEXT,
+    log_index INTEGER, first_seen REAL NOT NULL, status TEXT NOT NULL, listed_in TEXT NOT NULL DEFAULT '',
+    UNIQUE (kind, name, version, sha256));
+CREATE INDEX IF NOT EXISTS artifacts_sha256 ON artifacts (sha256);
+CREATE INDEX IF NOT EXISTS artifacts_path ON artifacts (path);
 CREATE TABLE IF NOT EXISTS metadata (name TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (name, sha256));
 CREATE TABLE IF NOT EXISTS vsa_binds (idx INTEGER NOT NULL, subject TEXT NOT NULL, provenance TEXT NOT NULL,
     binds INTEGER NOT NULL, PRIMARY KEY (idx, subject, provenance));
@@ -67,6 +71,13 @@ CREATE TABLE alerts (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, idx INTEGER NOT
 INSERT INTO alerts (id, kind, idx, subject, message, created, delivered, reported)
     SELECT id, kind, idx, subject, message, created, delivered, reported FROM alerts_old;
 DROP TABLE alerts_old;
+"""
+# A state written when only the first artifact of each (kind, name, version) was kept: its rows move over.
+_MIGRATE_RELEASES = """
+INSERT OR IGNORE INTO artifacts (kind, name, version, shown, path, sha256, provenance, log_index, first_seen,
+    status) SELECT kind, name, version, shown, path, sha256, provenance, log_index, first_seen, status
+    FROM releases ORDER BY rowid;
+DROP TABLE releases;
 """
 NO_INDEX = -1  # an alert about the repository, not about one log entry
 
@@ -126,6 +137,11 @@ class MonitorState:
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(alerts)")}
             if "distinct_on" not in columns:
                 self.db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_ALERTS} COMMIT;")
+            tables = {
+                row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if "releases" in tables:
+                self.db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_RELEASES} COMMIT;")
         except sqlite3.Error as e:
             os.close(self._lock)
             raise StorageError(

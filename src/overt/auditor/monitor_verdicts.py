@@ -74,25 +74,57 @@ def judge_repository(judge: Judge, view: RepositoryView, fetch_file: FileFetch) 
 
 
 def _release_seen(judge: Judge, db: sqlite3.Connection, r: Release) -> None:
+    """Record a released artifact (every one: two artifacts of one version are both released, and each is
+    judged); alert a version no release could have, a second artifact or provenance for a version, and a
+    target path that names other bytes than it did. ``view.releases`` comes oldest metadata version first,
+    so "the release" is the one published first, whenever this monitor started."""
+    subject = f"{r.kind} {r.name} {r.version}"
+    if r.problem is not None:
+        judge.alert(
+            db,
+            "malformed-version",
+            None,
+            subject,
+            f"{r.listed_in} lists {r.path} (sha256 {r.sha256[:16]}) as a {r.kind} release, but {r.problem}: "
+            "no release could have that version",
+            distinct=r.sha256,
+        )
+    first = db.execute(
+        "SELECT sha256, listed_in FROM artifacts WHERE path = ? ORDER BY seq LIMIT 1", (r.path,)
+    ).fetchone()
+    if first is not None and first[0] != r.sha256:
+        judge.alert(
+            db,
+            "target-changed",
+            None,
+            r.path,
+            f"{r.listed_in} lists {r.path} with sha256 {r.sha256[:16]} (as {subject}); "
+            f"{first[1] or 'an earlier version'} listed it with sha256 {first[0][:16]}: a target path names one "
+            "artifact for good",
+            distinct=r.sha256,
+        )
     row = db.execute(
-        "SELECT sha256, provenance, path FROM releases WHERE kind = ? AND name = ? AND version = ?",
+        "SELECT sha256, provenance, path FROM artifacts WHERE kind = ? AND name = ? AND version = ? "
+        "ORDER BY seq LIMIT 1",
         (r.kind, r.name, r.version_key),
     ).fetchone()
+    db.execute(
+        "INSERT OR IGNORE INTO artifacts (kind, name, version, shown, path, sha256, provenance, log_index, "
+        "first_seen, status, listed_in) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+        (
+            r.kind,
+            r.name,
+            r.version_key,
+            r.version,
+            r.path,
+            r.sha256,
+            r.provenance,
+            r.log_index,
+            judge.stamp,
+            r.listed_in,
+        ),
+    )
     if row is None:
-        db.execute(
-            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-            (
-                r.kind,
-                r.name,
-                r.version_key,
-                r.version,
-                r.path,
-                r.sha256,
-                r.provenance,
-                r.log_index,
-                judge.stamp,
-            ),
-        )
         return
     sha, provenance, path = row
     if sha != r.sha256 or (provenance and r.provenance and provenance != r.provenance):
@@ -102,7 +134,7 @@ def _release_seen(judge: Judge, db: sqlite3.Connection, r: Release) -> None:
             db,
             "duplicate-version",
             None,
-            f"{r.kind} {r.name} {r.version}",
+            subject,
             f"{r.listed_in} lists {r.path} with {what} {listed[:16]}; "
             f"it was released as {path} with {(sha if what == 'artifact' else provenance)[:16]}",
             distinct=f"{r.sha256} {r.provenance or ''}",
@@ -123,13 +155,20 @@ def _identities(
 
 
 def _failed(judge: Judge, db: sqlite3.Connection) -> None:
-    """``release-failed`` for every verified FAILED VSA by a trusted key on a released artifact's sha256."""
+    """``release-failed`` for every verified FAILED VSA by a trusted key on a released artifact's sha256
+    (every released artifact, whichever of two artifacts of one version it is), naming the provenance the
+    verdict judged."""
     trusted = _trusted(judge)
     rows = db.execute(
-        "SELECT r.kind, r.name, r.version, r.path, r.sha256, v.idx, v.leaf, v.keyids, v.verified "
-        "FROM releases r JOIN vsa v ON v.subject = r.sha256 WHERE v.result = 'FAILED' ORDER BY v.idx"
+        "SELECT a.seq, a.path, a.sha256, a.provenance, v.idx, v.leaf, v.keyids, v.verified "
+        "FROM artifacts a JOIN vsa v ON v.subject = a.sha256 WHERE v.result = 'FAILED' ORDER BY v.idx, a.seq"
     ).fetchall()
-    for kind, name, version, path, sha, idx, leaf, keyids, verified in rows:
+    for seq, path, sha, provenance, idx, leaf, keyids, verified in rows:
+        if db.execute(
+            "SELECT 1 FROM alerts WHERE kind = 'release-failed' AND idx = ? AND subject = ? AND distinct_on = ?",
+            (idx, path, sha),
+        ).fetchone():
+            continue
         signers = [
             trusted[i] for i in _identities(judge, db, idx, leaf, sha, keyids, verified) if i in trusted
         ]
@@ -140,22 +179,38 @@ def _failed(judge: Judge, db: sqlite3.Connection) -> None:
             "release-failed",
             idx,
             path,
-            f"trusted auditor key {signers[0].keyid[:16]} FAILED {path} (sha256 {sha[:16]})",
+            f"trusted auditor key {signers[0].keyid[:16]} FAILED {path} (sha256 {sha[:16]}): "
+            f"{_judged(judge, idx, leaf, provenance)}",
             distinct=sha,
         )
-        db.execute(
-            "UPDATE releases SET status = 'failed' WHERE kind = ? AND name = ? AND version = ?",
-            (kind, name, version),
-        )
+        db.execute("UPDATE artifacts SET status = 'failed' WHERE seq = ?", (seq,))
+
+
+def _judged(judge: Judge, idx: int, leaf: str, provenance: str | None) -> str:
+    """Which build the FAILED VSA at ``idx`` judged (the provenance its ``inputAttestations`` name), and
+    whether it is the provenance the release names."""
+    released = (
+        f"the release names provenance {provenance[:16]}" if provenance else "the release names no provenance"
+    )
+    try:
+        summary = VerificationSummary.from_statement(envelope_statement(judge.fetch_entry(idx, leaf))[1])
+    except FormatError as e:
+        return f"its VSA predicate is malformed ({e}); {released}"
+    named = [str(a.digest["sha256"]) for a in summary.input_attestations if a.digest.get("sha256")]
+    if not named:
+        return f"the verdict names no provenance; {released}"
+    which = ", ".join(n[:16] for n in named)
+    same = "the released build" if provenance in named else "another build of these bytes"
+    return f"the verdict judged provenance {which} ({same}); {released}"
 
 
 def _verdicts(judge: Judge, db: sqlite3.Connection) -> list[Pending]:
     trusted = _trusted(judge)
     pending = []
     rows = db.execute(
-        "SELECT kind, name, version, path, sha256, provenance, first_seen FROM releases WHERE status = 'pending'"
+        "SELECT seq, path, sha256, provenance, first_seen FROM artifacts WHERE status = 'pending' ORDER BY seq"
     ).fetchall()
-    for kind, name, version, path, sha, provenance, first_seen in rows:
+    for seq, path, sha, provenance, first_seen in rows:
         passed = _count(judge, db, sha, path, provenance, trusted)
         status = "pending"
         if len(passed) >= judge.threshold:
@@ -184,10 +239,7 @@ def _verdicts(judge: Judge, db: sqlite3.Connection) -> list[Pending]:
                     )
                 )
         if status != "pending":
-            db.execute(
-                "UPDATE releases SET status = ? WHERE kind = ? AND name = ? AND version = ?",
-                (status, kind, name, version),
-            )
+            db.execute("UPDATE artifacts SET status = ? WHERE seq = ?", (status, seq))
     return pending
 
 

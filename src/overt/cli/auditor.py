@@ -74,7 +74,8 @@ MONITOR_HELP = """Follow a vendor's log and TUF repository, and alert on what a 
 
 Checks every checkpoint (log signature, witness quorum, consistency with the last one trusted) and every entry
 against the tree, then flags: a release without k PASSED VSAs by distinct trusted auditor keys within
---verdict-deadline hours (a younger one is pending), a FAILED verdict, two artifacts for one version, a served
+--verdict-deadline hours (a younger one is pending), a FAILED verdict, two artifacts for one version, a target
+path listed with other bytes, a version no release could have, a served
 metadata file no statement by its role's key logs, AV-database audit findings and waivers, keys signing
 outside their jurisdiction or the builder registry, rotations not signed by the old key, forged entries.
 Its position is kept (in the auditor home's state/, --state, or $XDG_STATE_HOME/overt/monitor): a restart
@@ -103,23 +104,33 @@ def monitor(
     once: Annotated[
         bool, typer.Option("--once", help="one run, then exit with its code (for cron and CI)")
     ] = False,
-    interval: Annotated[float, typer.Option(min=1.0, help="seconds between runs without --once")] = 300.0,
+    interval: Annotated[
+        str, typer.Option(metavar="SECONDS", help="seconds between runs without --once")
+    ] = "300",
     webhook: Annotated[str | None, typer.Option(help="POST each new alert here as JSON")] = None,
     verdict_deadline: Annotated[
-        float, typer.Option(min=0.0, help="hours a release may wait for k PASSED VSAs")
-    ] = 24.0,
+        str, typer.Option(metavar="HOURS", help="hours a release may wait for k PASSED VSAs")
+    ] = "24",
     repository: Annotated[str | None, typer.Option(help="the TUF repository (default: the policy's)")] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="processes reading the log (default: 2 at most)")
+        str | None, typer.Option(metavar="N", help="processes reading the log (default: 2 at most)")
     ] = None,
     json: JsonOpt = False,
 ) -> None:
-    from overt.auditor.monitor import MAX_HOURS, MonitorReport, follow, monitor_config, monitor_once
-    from overt.errors import Error, UsageError
+    from overt.auditor.monitor import (
+        MAX_HOURS,
+        MonitorReport,
+        follow,
+        monitor_config,
+        monitor_once,
+        number_option,
+    )
+    from overt.errors import Error
 
     try:
-        if not 1.0 <= interval <= MAX_HOURS * 3600:
-            raise UsageError(f"--interval {interval:g} is not between 1 and {MAX_HOURS * 3600} seconds")
+        seconds = number_option(interval, "--interval", 1.0, MAX_HOURS * 3600, " seconds")
+        hours = number_option(verdict_deadline, "--verdict-deadline", 0.0, MAX_HOURS, " hours (ten years)")
+        count = None if workers is None else int(number_option(workers, "--workers", 1, 64, "", integer=True))
         config = monitor_config(
             log_url,
             policy=policy,
@@ -127,8 +138,8 @@ def monitor(
             state=state,
             repository=repository,
             webhook=webhook,
-            verdict_deadline_hours=verdict_deadline,
-            workers=workers,
+            verdict_deadline_hours=hours,
+            workers=count,
         )
         report = monitor_once(config) if once else None
     except Error as e:
@@ -141,7 +152,7 @@ def monitor(
         raise typer.Exit(report.exit_code)
     last = follow(
         config,
-        interval=interval,
+        interval=seconds,
         on_report=lambda r: _render_report(r, json=json),
         on_error=lambda e: print_error(e, json),
     )
