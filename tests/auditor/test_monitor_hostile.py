@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from overt.keys.registry import Role
 from overt.keys.rotation import rotation_statement
 from overt.tlog.tiles import TILE_WIDTH, entries_path
 from tests.auditor.monitor_world import LATER, NOW, config, current, kinds, log_signed, run, world
+from tests.auditor.sites import LoopbackSite
 from tests.auditor.test_monitor_runs import StallingLog
 from tests.distribute.world import World
 
@@ -180,30 +180,17 @@ def test_a_logged_targets_version_the_repository_deleted_is_alerted(world: World
 # --- key records ----------------------------------------------------------------------------------------------
 
 
-class FailingSite:
+class FailingSite(LoopbackSite):
     """``public/`` served on 127.0.0.1, except that every path starting with ``fail`` answers 500."""
 
     def __init__(self, root: Path, fail: str) -> None:
-        class Handler(SimpleHTTPRequestHandler):
-            def __init__(self, *args: Any, **kw: Any) -> None:
-                super().__init__(*args, directory=str(root), **kw)
+        def intercept(h: SimpleHTTPRequestHandler, path: str) -> bool:
+            if path.startswith(fail):
+                h.send_error(500)
+                return True
+            return False
 
-            def do_GET(self) -> None:
-                if self.path.lstrip("/").startswith(fail):
-                    self.send_error(500)
-                    return
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(root, intercept)
 
 
 @pytest.fixture
@@ -395,33 +382,22 @@ def test_a_monitor_killed_with_sigkill_leaves_no_worker_behind(world: World, tmp
         served.stop()
 
 
-class TricklingServer:
+class TricklingServer(LoopbackSite):
     """Answers every GET with a 200 whose body arrives one byte every 0.2 s, for ever."""
 
     def __init__(self) -> None:
-        class Handler(SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.end_headers()
-                try:
-                    while True:
-                        self.wfile.write(b"x")
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                except OSError:
-                    return
+        def intercept(h: SimpleHTTPRequestHandler, path: str) -> bool:
+            h.send_response(200)
+            h.end_headers()
+            try:
+                while True:
+                    h.wfile.write(b"x")
+                    h.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                return True
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(None, intercept)
 
 
 def test_a_response_trickling_in_fails_at_the_deadline() -> None:
@@ -436,35 +412,22 @@ def test_a_response_trickling_in_fails_at_the_deadline() -> None:
         server.stop()
 
 
-class TruncatingLog:
+class TruncatingLog(LoopbackSite):
     """``public/`` on 127.0.0.1, except that ``path`` is cut short: its Content-Length promised more."""
 
     def __init__(self, root: Path, path: str) -> None:
-        class Handler(SimpleHTTPRequestHandler):
-            def __init__(self, *args: Any, **kw: Any) -> None:
-                super().__init__(*args, directory=str(root), **kw)
+        def intercept(h: SimpleHTTPRequestHandler, asked: str) -> bool:
+            if asked != path:
+                return False
+            data = (root / path).read_bytes()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data[: len(data) // 2])
+            h.close_connection = True
+            return True
 
-            def do_GET(self) -> None:
-                if self.path.lstrip("/") == path:
-                    data = (root / path).read_bytes()
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data[: len(data) // 2])
-                    self.close_connection = True
-                    return
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(root, intercept)
 
 
 def test_a_truncated_partial_tile_is_named_not_hidden_behind_the_full_tiles_404(

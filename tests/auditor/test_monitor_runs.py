@@ -12,9 +12,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,6 +23,7 @@ from overt.keys.jurisdiction import KEY_ROTATION_V1
 from overt.keys.registry import Role
 from overt.tlog.tiles import TILE_WIDTH, entries_path
 from tests.auditor.monitor_world import current, log_signed, provenance, run, world
+from tests.auditor.sites import LoopbackSite
 from tests.distribute.world import World
 
 __all__ = ["world"]
@@ -240,38 +240,27 @@ def _position(state: Path) -> int:
     return 0 if row is None else int(row[0])
 
 
-class StallingLog:
+class StallingLog(LoopbackSite):
     """The log's ``public/`` directory served on 127.0.0.1, except that a request for ``stall`` is held until
     :meth:`stop`: a reader that asks for it has done everything before it, and can go no further."""
 
     def __init__(self, root: Path, stall: str) -> None:
         self.reached = threading.Event()
         self.released = threading.Event()
-        log = self
 
-        class Handler(SimpleHTTPRequestHandler):
-            def __init__(self, *args: Any, **kw: Any) -> None:
-                super().__init__(*args, directory=str(root), **kw)
+        def intercept(h: SimpleHTTPRequestHandler, path: str) -> bool:
+            if path != stall:
+                return False
+            self.reached.set()
+            self.released.wait(120)
+            h.send_error(503)
+            return True
 
-            def do_GET(self) -> None:
-                if self.path.lstrip("/") == stall:
-                    log.reached.set()
-                    log.released.wait(120)
-                    self.send_error(503)
-                    return
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(root, intercept)
 
     def stop(self) -> None:
         self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
 
 def test_sigkill_mid_run_skips_nothing_and_alerts_nothing_twice(world: World, tmp_path: Path) -> None:
