@@ -42,32 +42,27 @@ from typing import Any
 # The monitor's worker processes are spawned: each imports this module again (as ``__mp_main__``). They need
 # none of it, and a user's monitor (``python -m overt``) makes them import nothing of the kind: skip it there.
 if multiprocessing.parent_process() is None:
+    from benchmarks.update import start_witnesses
     from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
     from overt.attest.statement import ResourceDescriptor, Statement
     from overt.attest.vsa import PASSED, VerificationSummary, VsaVerifier
     from overt.auditor.monitor import monitor_config, monitor_once
     from overt.distribute.repository import NewTarget, Repository, RepositoryContext
     from overt.distribute.testbed import (
-        TEST_WITNESS_SEEDS,
         add_key,
         conveyor_home,
         init_tuf,
         sample_provenance,
         trust_policy_text,
-        witness_with_test_key,
-        witnessed_policy,
     )
     from overt.home import Home
     from overt.keys.jurisdiction import SOURCE_ESCROW_V1, TUF_METADATA_V1
     from overt.keys.registry import KeyRecord, Role
     from overt.keys.signers import KeySigner
     from overt.server.nginx import nginx_binary, nginx_server
-    from overt.server.runner import BackgroundServer
     from overt.server.static import StaticSite
-    from overt.server.witness import create_app
     from overt.tlog.client import LogClient, http_fetcher
     from overt.tlog.merkle import leaf_hash
-    from overt.tlog.policy import PolicyWitness
 
 GENERATOR = 1  # bump when the entries change: the cache key includes it
 RELEASE_EVERY = 1000  # one provenance in this many is released
@@ -147,16 +142,6 @@ def _chunk(bounds: tuple[int, int]) -> list[bytes]:
     return [_entry(i) for i in range(*bounds)]
 
 
-def _start_witnesses(h: Home, state: Path, stack: ExitStack) -> None:
-    entries = []
-    for name in TEST_WITNESS_SEEDS:
-        witness = witness_with_test_key(name, h, state / name)
-        server = stack.enter_context(BackgroundServer(create_app(witness)))
-        entries.append(PolicyWitness(name=name, verifier=witness.signer.verifier(), url=server.url))
-    h.log.save_policy(witnessed_policy(h, entries, len(entries)))
-    assert h.log.publish().published
-
-
 def _releases(h: Home, first: int, count: int) -> None:
     """Release every RELEASE_EVERY-th build of the stream as one repository change (logged)."""
     targets = []
@@ -195,7 +180,7 @@ def generate(where: Path, entries: int) -> None:
     signers = {name: h.signer_for(r) for name, r in records.items()}
     _init(signers, sample_provenance(h))
     with ExitStack() as stack:
-        _start_witnesses(h, where / "witnesses", stack)
+        start_witnesses(h, where / "witnesses", stack)
         log = h.log.open(durable=False)
         try:
             first = log.tree_size

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from overt.attest.statement import format_timestamp
+from overt.auditor.home import AuditorHome
 from overt.build.sandbox import check_sandbox
 from overt.demo.auditor_stage import auditor_homes
 from overt.demo.claims import Claim, Promise, Stage, Status
@@ -46,7 +47,7 @@ from overt.distribute.verdicts import add_verdict
 from overt.errors import Error, VerificationError
 from overt.home import Home
 from overt.keys.lifecycle import generate_key
-from overt.keys.registry import KeyRecord, Role
+from overt.keys.registry import Role
 from overt.server.nginx import nginx_binary, nginx_server
 from overt.server.static import StaticSite
 
@@ -101,7 +102,7 @@ class _Distribution:
 
     ctx: DemoContext
     root_keys: RootKeys
-    auditors: tuple[KeyRecord, ...]
+    auditors: tuple[AuditorHome, ...]  # the independent auditors' homes, read once
     product: ReleasedTarget | str  # the release, or why there is none
     databases: dict[int, ReleasedTarget] = field(default_factory=dict)
 
@@ -123,7 +124,7 @@ class _Distribution:
     def release_database(self, version: int) -> ReleasedTarget:
         """``overt release --avdb demo --version N``, then each auditor's verdict on its build published."""
         released = release_database(self.release_context(), name=DATABASE_NAME, version=version)
-        publish_verdicts(self.ctx, released)
+        publish_verdicts(self.ctx, self.auditors, released)
         self.databases[version] = released
         return released
 
@@ -160,20 +161,12 @@ def _new_repository(ctx: DemoContext) -> RootKeys:
     return keys
 
 
-def _auditor_keys(ctx: DemoContext) -> tuple[KeyRecord, ...]:
-    """The independent auditors' public keys, as each publishes it (``public/keys/<keyid>.json``)."""
-    return tuple(
-        KeyRecord.from_bytes((h.paths.public_keys / f"{h.key.keyid}.json").read_bytes())
-        for h in auditor_homes(ctx)
-    )
-
-
-def publish_verdicts(ctx: DemoContext, released: ReleasedTarget) -> None:
+def publish_verdicts(ctx: DemoContext, homes: Sequence[AuditorHome], released: ReleasedTarget) -> None:
     """``overt tuf add-verdict`` of each auditor's VSA on the build ``released`` names (its provenance), from
     the auditor's ``public/vsa/``: the vendor publishes verdicts it did not write and cannot change."""
     provenance = released.custom["overt"]["provenance"]["sha256"]
-    for home in auditor_homes(ctx):
-        vsa = home.paths.public / "vsa" / f"{provenance}.dsse.json"
+    for home in homes:
+        vsa = home.paths.vsa(provenance)
         if not vsa.is_file():
             raise VerificationError(
                 f"auditor {home.config.auditor.name} published no verdict on {released.path}"
@@ -181,7 +174,7 @@ def publish_verdicts(ctx: DemoContext, released: ReleasedTarget) -> None:
         add_verdict(ReleaseContext.of_home(Home(ctx.home.path)), vsa.read_bytes(), target=released.path)
 
 
-def _release_product(ctx: DemoContext) -> ReleasedTarget | str:
+def _release_product(ctx: DemoContext, homes: Sequence[AuditorHome]) -> ReleasedTarget | str:
     """``overt release`` of the build stage's output, with the provenance it logged; or why there is none."""
     builds = ctx.home.paths.builds
     found = sorted(builds.glob(f"*/dist/{ARTIFACT}"))
@@ -200,7 +193,7 @@ def _release_product(ctx: DemoContext) -> ReleasedTarget | str:
         provenance=build_provenance(artifact, builds).read_bytes(),
     )
     released = release_product(ReleaseContext.of_home(Home(ctx.home.path)), request)
-    publish_verdicts(ctx, released)
+    publish_verdicts(ctx, homes, released)
     return released
 
 
@@ -215,7 +208,7 @@ def _pin(d: _Distribution, site: _Site) -> TrustPolicy:
     follow = [("database", DATABASE_NAME)]
     if isinstance(d.product, ReleasedTarget):
         follow.insert(0, ("product", PRODUCT))
-    auditors = [h.paths.public_keys / f"{h.key.keyid}.json" for h in auditor_homes(d.ctx)]
+    auditors = [h.paths.public_keys / f"{h.key.keyid}.json" for h in d.auditors]
     text = trust_policy_text(
         d.ctx.home, url=site.url, root=root, auditors=auditors, threshold=AUDITORS_NEEDED, follow=follow
     )
@@ -257,7 +250,7 @@ def _first_update(d: _Distribution, site: _Site, trust: TrustPolicy) -> Claim:
     for o in update.outcomes:
         if o.status != INSTALLED or o.record is None:
             raise VerificationError(f"the endpoint did not install {o.follow.label}: {o.status}: {o.error}")
-        if set(o.record.auditors) != {a.keyid for a in d.auditors}:
+        if set(o.record.auditors) != {a.key.keyid for a in d.auditors}:
             raise VerificationError(f"{o.follow.label} was trusted on auditors {o.record.auditors}")
         records.append(o.record)
     asked = site.requested()
@@ -495,10 +488,9 @@ def _database_claim(d: _Distribution) -> Claim:
 
 
 def distribute_stage(ctx: DemoContext) -> Stage:
+    homes = auditor_homes(ctx)
     root_keys = _new_repository(ctx)
-    d = _Distribution(
-        ctx=ctx, root_keys=root_keys, auditors=_auditor_keys(ctx), product=_release_product(ctx)
-    )
+    d = _Distribution(ctx=ctx, root_keys=root_keys, auditors=homes, product=_release_product(ctx, homes))
     d.release_database(1)
     with _serving(ctx) as site:
         trust = _pin(d, site)
