@@ -20,7 +20,7 @@ from tests.avdb.conftest import entries
 from tests.avdb.samples import EICAR_RULE, eicar, hdb, rule, ruleset
 
 HUNTER = rule("Memo_Hunt", "OVT-0666", '    $m = "TOP SECRET"', "$m")
-FINDING_KEYS = {"id", "ruleId", "rule", "file", "check", "message", "evidence"}
+FINDING_KEYS = {"id", "ruleId", "rule", "file", "check", "severity", "message", "evidence"}
 
 
 def rule_tree(tmp_path: Path, files: dict[str, str]) -> Path:

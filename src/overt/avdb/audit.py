@@ -34,7 +34,9 @@ from typing import Any
 import yara_x
 
 from overt.avdb.canary import Canary, corpus
+from overt.avdb.findings import Finding, make_finding
 from overt.avdb.rules import EXTERNALS, HashSignature, RuleSet, YaraRule, new_compiler
+from overt.avdb.yarasource import PatternSource, condition_tokens
 
 DEFAULT_MARKINGS = (
     "TOP SECRET",
@@ -116,28 +118,6 @@ SOURCE_PROBLEMS = frozenset({"include", "unknown-module", "compile", "missing-me
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
-    id: str
-    rule_id: str
-    rule: str
-    file: str
-    check: str
-    message: str
-    evidence: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "id": self.id,
-            "ruleId": self.rule_id,
-            "rule": self.rule,
-            "file": self.file,
-            "check": self.check,
-            "message": self.message,
-            "evidence": self.evidence,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RuleAuditReport:
     findings: tuple[Finding, ...]
     rules_audited: int
@@ -156,9 +136,8 @@ class RuleAuditReport:
 def _finding(
     rule_id: str, rule: str, file: str, check: str, message: str, evidence: str, digest: str
 ) -> Finding:
-    fid = hashlib.sha256("\0".join((check, rule_id, digest, evidence)).encode()).hexdigest()[:16]
-    return Finding(
-        id=fid, rule_id=rule_id, rule=rule, file=file, check=check, message=message, evidence=evidence
+    return make_finding(
+        rule_id=rule_id, rule=rule, file=file, digest=digest, check=check, message=message, evidence=evidence
     )
 
 
@@ -227,15 +206,15 @@ def _embedded(text: str) -> Iterable[bytes]:
         yield bytes.fromhex(compact)
 
 
-def candidate_texts(string: dict[str, Any]) -> Iterable[str]:
+def candidate_texts(pattern: PatternSource) -> Iterable[str]:
     """Every reading of one rule pattern the marking check looks at."""
-    kind, value = string.get("type"), str(string.get("value", ""))
+    kind, value = pattern.kind, pattern.value
     if kind == "text":
-        raw = unescape_text(value)
+        raw = pattern.text_bytes()
         yield from _texts_from_bytes(raw)
         for hidden in _embedded(raw.decode("latin-1")):
             yield from _texts_from_bytes(hidden)
-    elif kind == "byte":
+    elif kind == "hex":
         for run in hex_runs(value):
             yield from _texts_from_bytes(run)
             for key in range(1, 256):
@@ -253,9 +232,9 @@ def candidate_texts(string: dict[str, Any]) -> Iterable[str]:
 def check_markings(rule: YaraRule, markings: Sequence[str]) -> list[Finding]:
     wanted = [(m, normalise(m)) for m in markings]
     found: list[Finding] = []
-    for s in rule.strings:
+    for s in rule.source.patterns:
         hits: set[str] = set()
-        for text in candidate_texts(dict(s)):
+        for text in candidate_texts(s):
             norm = normalise(text)
             hits.update(m for m, nm in wanted if nm in norm)
         for marking in sorted(hits):
@@ -265,8 +244,8 @@ def check_markings(rule: YaraRule, markings: Sequence[str]) -> list[Finding]:
                     rule.name,
                     rule.file,
                     "sensitive-marking",
-                    f"pattern {s.get('name')} matches the marking {marking!r}",
-                    f"{s.get('name')}:{marking}",
+                    f"pattern {s.name} matches the marking {marking!r}",
+                    f"{s.name}:{marking}",
                     rule.digest,
                 )
             )
@@ -279,9 +258,9 @@ def _is_natural_language(text: str) -> bool:
 
 
 def check_document_only(rule: YaraRule) -> list[Finding]:
-    condition = " ".join(rule.condition_terms).lower()
-    strings = [dict(s) for s in rule.strings]
-    values = [str(s.get("value", "")) for s in strings]
+    condition = " ".join(condition_tokens(rule.source.condition)).lower()
+    strings = rule.source.patterns
+    values = [s.value for s in strings]
     targets_document = (
         any(m.lower() in v.lower() for v in values for m in DOCUMENT_MAGIC)
         or any(h.lower() in v.lower() for v in values for h in DOCUMENT_HEX)
@@ -295,10 +274,9 @@ def check_document_only(rule: YaraRule) -> list[Finding]:
     ):
         return []
     texts = [
-        unescape_text(str(s.get("value", ""))).decode("latin-1")
+        s.text_bytes().decode("latin-1")
         for s in strings
-        if s.get("type") == "text"
-        and not any(m.lower() in str(s.get("value", "")).lower() for m in DOCUMENT_MAGIC)
+        if s.kind == "text" and not any(m.lower() in s.value.lower() for m in DOCUMENT_MAGIC)
     ]
     if not texts or not all(_is_natural_language(t) for t in texts):
         return []
@@ -316,7 +294,7 @@ def check_document_only(rule: YaraRule) -> list[Finding]:
 
 
 def check_targeting(rule: YaraRule) -> list[Finding]:
-    used = sorted({t for t in rule.condition_terms if t in EXTERNALS})
+    used = sorted({t for t in condition_tokens(rule.source.condition) if t in EXTERNALS})
     return [
         _finding(
             rule.id,

@@ -3,8 +3,8 @@
 A rule tree is a directory (escrowed like any source) holding ``.yar``, ``.hdb`` and ``.hsb`` files anywhere.
 
 * Every YARA rule carries ``meta`` fields ``id``, ``version``, ``author``, ``date``, ``description``,
-  ``reference``. Rules are split out of their file by plyara's line ranges, so each rule's digest covers its
-  exact source text; the whole file is compiled by yara-x to prove it is valid.
+  ``reference``. Rules are split out of their file by :mod:`overt.avdb.yarasource`, so each rule's digest covers
+  its exact source text (CRLF line endings included); the whole file is compiled by yara-x to prove it is valid.
 * Hash signature files use ClamAV's line formats (``hash:size:name``, MD5 in ``.hdb``; SHA-1 or SHA-256 in
   ``.hsb``). Their metadata comes from ``# key: value`` header lines at the top of the file (overt's source
   convention; the database ships the lines without them). Each signature's id is its name.
@@ -20,10 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import plyara
-import plyara.exceptions
 import yara_x
 
+from overt.avdb.yarasource import RuleSource, split_rules
 from overt.errors import FormatError
 from overt.source.snapshot import FILE, SnapshotFile
 
@@ -44,8 +43,7 @@ class YaraRule:
     file: str
     text: str  # the rule's exact source lines
     meta: Mapping[str, Any]
-    strings: tuple[Mapping[str, Any], ...] = ()
-    condition_terms: tuple[str, ...] = ()
+    source: RuleSource
     tags: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()
     includes: tuple[str, ...] = ()
@@ -107,14 +105,6 @@ class RuleSet:
         return out
 
 
-def _meta_dict(rule: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in rule.get("metadata", []):
-        for k, v in item.items():
-            out.setdefault(k, v)
-    return out
-
-
 def new_compiler() -> yara_x.Compiler:
     compiler = yara_x.Compiler()
     for name in EXTERNALS:
@@ -158,46 +148,37 @@ def parse_yara_file(
             problems.append(
                 Problem(file=path, rule="", check=check, message=f"does not compile: {first[:300]}")
             )
-    parser = plyara.Plyara()
     try:
-        parsed = parser.parse_string(text)
-    except (
-        plyara.exceptions.ParseError,
-        plyara.exceptions.ParseTypeError,
-        plyara.exceptions.ParseValueError,
-    ) as e:
-        problems.append(Problem(file=path, rule="", check="compile", message=f"cannot parse: {e}"))
-        parsed = []
-    lines = text.splitlines(keepends=True)
-    imports = tuple(getattr(parser, "imports", ()) or ())
+        imports, _, parsed = split_rules(text, where=path)
+    except FormatError as e:
+        problems.append(Problem(file=path, rule="", check="unparsed", message=f"cannot be read: {e}"))
+        imports, parsed = (), []
     out = []
     for r in parsed:
-        meta = _meta_dict(r)
+        meta = r.meta_dict()
         missing = tuple(k for k in REQUIRED_META if k not in meta or meta[k] in ("", None))
         if missing:
             problems.append(
                 Problem(
                     file=path,
-                    rule=r["rule_name"],
+                    rule=r.name,
                     check="missing-metadata",
                     message=f"lacks metadata {', '.join(missing)}",
                 )
             )
-        start, stop = int(r["start_line"]), int(r["stop_line"])
         out.append(
             YaraRule(
-                id=str(meta.get("id") or f"{path}:{r['rule_name']}"),
-                name=r["rule_name"],
+                id=str(meta.get("id") or f"{path}:{r.name}"),
+                name=r.name,
                 file=path,
-                text="".join(lines[start - 1 : stop]),
+                text=r.text,
                 meta=meta,
-                strings=tuple(r.get("strings", [])),
-                condition_terms=tuple(r.get("condition_terms", [])),
-                tags=tuple(r.get("tags", [])),
-                imports=tuple(r.get("imports", imports)),
+                source=r,
+                tags=r.tags,
+                imports=imports,
                 includes=includes,
                 missing_meta=missing,
-                lines=(start, stop),
+                lines=(r.line, r.line + r.text.count("\n")),
             )
         )
     warnings = [
