@@ -126,10 +126,11 @@ def _issue(world: World, predicate_type: str, subject: str, predicate: dict[str,
 
 
 def test_av_database_findings_and_waivers_are_alerted(world: World, tmp_path: Path) -> None:
-    _issue(world, AVDB_AUDIT_V1, "avdb-main-rules", {"database": "main", "findings": []})
+    # The statement counts the findings of the report it names by digest: advisory ones alone do not alert.
+    _issue(world, AVDB_AUDIT_V1, "avdb-main-rules", {"database": "main", "findings": 0, "blocking": 0})
+    _issue(world, AVDB_AUDIT_V1, "avdb-main-rules-1", {"database": "main", "findings": 4, "blocking": 0})
     assert run(world, tmp_path / "m").alerts == ()
-    finding = {"id": "f1", "ruleId": "r", "rule": "r", "file": "a.yar", "check": "markings", "message": "m"}
-    _issue(world, AVDB_AUDIT_V1, "avdb-main-rules-2", {"database": "main", "findings": [finding]})
+    _issue(world, AVDB_AUDIT_V1, "avdb-main-rules-2", {"database": "main", "findings": 5, "blocking": 1})
     _issue(
         world, AVDB_WAIVER_V1, "finding:f1", {"database": "main", "findingId": "f1", "reason": "a test rule"}
     )

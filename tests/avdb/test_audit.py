@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from overt.avdb.audit import audit, candidate_texts, hex_runs
+from overt.avdb.audit import HUNTING_CHECKS, audit
+from overt.avdb.findings import ADVISORY, BLOCKING
 from tests.avdb.samples import EICAR_RULE, rule, ruleset
 
 
@@ -66,6 +67,7 @@ def test_configurable_word_list():
     text = rule("Code_Name", "OVT-0102", '    $a = "operation nightfall"', "$a")
     assert "sensitive-marking" not in checks_of(text)
     assert "sensitive-marking" in checks_of(text, markings=("OPERATION NIGHTFALL",))
+    assert audit(ruleset({"r.yar": text}), markings=("OPERATION NIGHTFALL",)).markings == "word list"
 
 
 def test_document_only_rules():
@@ -134,8 +136,26 @@ def test_includes_unknown_modules_missing_metadata_and_performance():
     assert "missing-metadata" in checks_of(missing)
     assert "missing-metadata" not in checks_of(EICAR_RULE)
     slow = rule("Slow", "OVT-0503", "    $a = /a.*/", "$a")
-    assert any(c.startswith("performance:") for c in checks_of(slow))
-    assert not any(c.startswith("performance:") for c in checks_of(EICAR_RULE))
+    assert any(c.startswith("notice:") for c in checks_of(slow))
+    assert not any(c.startswith("notice:") for c in checks_of(EICAR_RULE))
+
+
+def test_notices_are_advisory_unless_the_tree_says_they_block():
+    slow = rule("Hex_As_Text", "OVT-0503", "    $a = { 71 78 7A 6B 71 }", "$a")
+    advisory = audit(ruleset({"r.yar": slow}))
+    assert {f.severity for f in advisory.findings if f.check.startswith("notice:")} == {ADVISORY}
+    assert not advisory.blocking
+    blocking = audit(ruleset({"r.yar": slow, "overt-audit.toml": "[notices]\nblocking = true\n"}))
+    assert {f.severity for f in blocking.findings if f.check.startswith("notice:")} == {BLOCKING}
+    assert blocking.blocking and blocking.to_predicate()["blocking"] == len(blocking.blocking)
+
+
+def test_every_document_hunting_check_and_source_problem_blocks():
+    text = rule("Doc_Hunt", "OVT-0100", '    $a = "TOP SECRET"', "$a") + 'include "x.yar"\n'
+    report = audit(ruleset({"r.yar": text}))
+    hunting = [f for f in report.findings if f.check in HUNTING_CHECKS | {"include"}]
+    assert {f.check for f in hunting} >= {"sensitive-marking", "include"}
+    assert all(f.severity == BLOCKING for f in hunting)
 
 
 def test_canaries_catch_rules_that_hit_documents_or_ordinary_files():
@@ -145,7 +165,7 @@ def test_canaries_catch_rules_that_hit_documents_or_ordinary_files():
         f for f in audit(ruleset({"r.yar": hits_memo + hits_exe})).findings if f.check == "canary-hit"
     ]
     assert {f.rule_id for f in canary_checks} == {"OVT-0600", "OVT-0601"}
-    assert any("memo-top-secret.txt" in f.message for f in canary_checks)
+    assert any("marked" in f.message for f in canary_checks if f.rule_id == "OVT-0600")
     assert "canary-hit" not in checks_of(EICAR_RULE)
 
 
@@ -160,8 +180,3 @@ def test_finding_ids_are_stable_and_distinct():
     a, b = audit(ruleset({"r.yar": text})), audit(ruleset({"r.yar": text}))
     assert [f.id for f in a.findings] == [f.id for f in b.findings]
     assert len({f.id for f in a.findings}) == len(a.findings)
-
-
-def test_decoders():
-    assert hex_runs("{ 41 42 ?? 43 [2-4] 44 45 ( 46 | 47 48 ) }") == [b"AB", b"C", b"DE", b"F", b"GH"]
-

@@ -12,7 +12,8 @@ import pytest
 from overt.attest.dsse import Envelope
 from overt.attest.statement import Statement
 from overt.avdb.install import install, installed
-from overt.avdb.release import AvdbStore, Refused, Released, release, waive
+from overt.avdb.package import read_database
+from overt.avdb.release import AvdbStore, Refused, Released, audit_rules, read_report, release, waive
 from overt.errors import (
     ConfigError,
     InclusionError,
@@ -75,7 +76,8 @@ def test_document_hunting_rule_blocks_release_until_waived(av, tmp_path):
     assert not (av.paths.public / "avdb" / "main" / "1.avdb").exists()
     # The audit that refused it is signed by the auditor key and logged.
     (report,) = statements(av, AVDB_AUDIT_V1)
-    assert {f["id"] for f in report.predicate["findings"]} == {f.id for f in refused.unwaived}
+    found = read_report(AvdbStore(av.paths.public), "main", report)
+    assert {f["id"] for f in found} == {f.id for f in refused.unwaived}
 
     for f in refused.unwaived:
         waive(
@@ -235,3 +237,58 @@ def test_a_version_that_can_never_be_released_is_refused_before_anything_is_escr
     with pytest.raises(PolicyError, match="monotonic: main is already at version 1"):
         do_release(av, tree(tmp_path, {"yara/eicar.yar": EICAR_RULE + "\n"}, "again"), 1)
     assert len(entries(av)) == released
+
+
+def test_a_tree_with_thousands_of_findings_audits_and_logs_its_report_by_digest(av, tmp_path):
+    """The statement used to carry every finding inline and failed beyond the log's 64 KiB entry limit (about
+    180 findings): now it names the published report by digest and carries only counts."""
+    bare = {
+        f"yara/f{n:02}.yar": "".join(f"rule R{n:02}_{i:03} {{ condition: false }}\n" for i in range(100))
+        for n in range(30)
+    }
+    store = AvdbStore(av.paths.public)
+    audited = audit_rules(
+        store, av.escrow, tree(tmp_path, bare), name="main", context=av.conveyor_context(auditor=True)
+    )
+    assert len(audited.report.findings) >= 3000
+    assert len(audited.signed.entry) < 64 << 10
+    (statement,) = statements(av, AVDB_AUDIT_V1)
+    p = statement.predicate
+    assert p["findings"] == len(audited.report.findings) and p["blocking"] == len(audited.unwaived)
+    report_file = av.paths.public / p["report"]
+    digest = hashlib.sha256(report_file.read_bytes()).hexdigest()
+    assert {s.name: s.digest["sha256"] for s in statement.subject}[p["report"]] == digest
+    assert len(read_report(store, "main", statement)) == len(audited.report.findings)
+
+
+def test_a_report_altered_after_signing_is_refused(av, tmp_path):
+    files = tree(tmp_path, {"yara/eicar.yar": EICAR_RULE, "yara/memo.yar": HUNTER})
+    refused = do_release(av, files, 1)
+    assert isinstance(refused, Refused)
+    (report_file,) = (av.paths.public / "avdb" / "main" / "audits").glob("*.report.json")
+    data = report_file.read_bytes()
+    report_file.write_bytes(data.replace(b"TOP SECRET", b"TOP SECRE7"))
+    size = len(entries(av))
+    with pytest.raises(VerificationError, match="is not the one its signed statement names"):
+        waive(
+            AvdbStore(av.paths.public),
+            name="main",
+            finding_id=refused.unwaived[0].id,
+            reason="x",
+            context=av.conveyor_context(auditor=True),
+        )
+    assert len(entries(av)) == size  # nothing signed or logged on the strength of an altered report
+
+
+def test_windows_line_endings_keep_each_rule_s_text_and_digest_exact_end_to_end(av, tmp_path):
+    crlf = EICAR_RULE.replace("\n", "\r\n").encode()
+    root = tmp_path / "crlf"
+    (root / "yara").mkdir(parents=True)
+    (root / "yara" / "eicar.yar").write_bytes(crlf)
+    released = do_release(av, read_directory(root), 1)
+    assert isinstance(released, Released), [f.message for f in released.unwaived]
+    db = read_database(released.path.read_bytes())
+    assert db.files["yara/yara/eicar.yar"] == crlf
+    (stored,) = db.rules().yara
+    assert stored.text.encode() == crlf.rstrip(b"\r\n")
+    assert stored.digest == hashlib.sha256(crlf.rstrip(b"\r\n")).hexdigest()

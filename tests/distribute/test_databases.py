@@ -99,14 +99,22 @@ def test_a_database_whose_audit_did_not_pass_is_refused(av: Repo, tmp_path: Path
     waiver.unlink()
     with pytest.raises(PolicyError, match=r"the audit did not pass: finding .* has no waiver"):
         release_database(av.release_ctx, name="main", version=1)
-    # An audit report that says "no findings", signed by the auditor key but never logged, does not count.
+    # The full report is published beside the statement, which names it by digest: altered, it is refused.
     waiver.write_bytes(kept)
+    report_file = next((store.root / "main" / "audits").glob("*.report.json"))
+    genuine = report_file.read_bytes()
+    report_file.write_bytes(genuine.replace(b'"severity":"blocking"', b'"severity":"advisory"'))
+    assert report_file.read_bytes() != genuine
+    with pytest.raises(PolicyError, match=r"is not the one its signed statement names: it was altered"):
+        release_database(av.release_ctx, name="main", version=1)
+    report_file.write_bytes(genuine)
+    # An audit report that says "no findings", signed by the auditor key but never logged, does not count.
     audit_file = next((store.root / "main" / "audits").glob("*.dsse.json"))
     report = Statement.from_bytes(Envelope.from_bytes(audit_file.read_bytes()).payload)
     clean = Statement(
         subject=report.subject,
         predicate_type=report.predicate_type,
-        predicate={**report.predicate, "findings": []},
+        predicate={**report.predicate, "findings": 0, "blocking": 0},
     )
     auditor = h.registry.current(Role.AUDITOR, datetime.now(UTC))
     audit_file.write_bytes(

@@ -214,8 +214,13 @@ def _detail(kind: str, p: Mapping[str, Any]) -> dict[str, Any]:
             out |= {"database": params["database"], "version": params.get("version")}
         return out
     if kind == AUDIT:
+        # Counts: the findings themselves are in the report file the statement names by digest.
         findings = p.get("findings")
-        return {"database": p.get("database"), "findings": len(findings) if isinstance(findings, list) else 0}
+        total = len(findings) if isinstance(findings, list) else findings if isinstance(findings, int) else 0
+        blocking = p.get("blocking")
+        # A count missing or malformed (or a report of the older inline form) alerts as if all blocked.
+        blocking = blocking if isinstance(blocking, int) and not isinstance(findings, list) else total
+        return {"database": p.get("database"), "findings": total, "blocking": blocking}
     if kind == WAIVER:
         return {"database": p.get("database"), "finding": p.get("findingId"), "reason": p.get("reason")}
     if kind == ROTATION:

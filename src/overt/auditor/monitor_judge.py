@@ -13,7 +13,7 @@ Alert kinds (docs/operations.md, Monitoring the log):
 ``unlogged-metadata``   a served TUF metadata file no tuf-metadata/v1 statement by its role's key logs
 ``metadata-withheld``   a targets metadata file a statement by its role's key logs that the repository
                         does not serve (nobody can check what it listed)
-``avdb-findings``       an AV-database audit report with findings; ``avdb-waiver``: a waiver of one
+``avdb-findings``       an AV-database audit report counting blocking findings; ``avdb-waiver``: a waiver
 ``jurisdiction``        a key signed a statement naming another jurisdiction than its record's
 ``builder-registry``    provenance from a builder not registered (at that point of the log) to the key's
                         jurisdiction
@@ -415,7 +415,7 @@ class Judge:
 
     def _avdb(self, db: sqlite3.Connection, f: Facts, signers: Sequence[KeyRecord]) -> None:
         database = f.detail.get("database")
-        if f.kind == AUDIT and not f.detail.get("findings"):
+        if f.kind == AUDIT and not f.detail.get("blocking"):
             return
         if not any(self._verified(db, f, r) for r in signers):
             return
@@ -425,7 +425,8 @@ class Judge:
                 "avdb-findings",
                 f.log_index,
                 f"avdb {database}",
-                f"the audit report of database {database}'s rules has {f.detail['findings']} finding(s)",
+                f"the audit report of database {database}'s rules has {f.detail['blocking']} blocking "
+                f"finding(s) of {f.detail['findings']}",
             )
         else:
             self.alert(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from overt import lazy_exports
 
 if TYPE_CHECKING:
-    from overt.avdb.audit import Finding, RuleAuditReport
+    from overt.avdb.audit import RuleAuditReport
     from overt.avdb.canary import Canary
     from overt.avdb.compile import compile_in_sandbox, compiled_if_deterministic
     from overt.avdb.delta import (
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         rule_diff,
         write_delta,
     )
+    from overt.avdb.findings import Finding
     from overt.avdb.install import Installed, Update, default_agent_dir, installed, update, verify_database
     from overt.avdb.package import Database, build_database, read_database
     from overt.avdb.release import Audited, AvdbStore, Refused, Released, Waived, audit_rules, waive
@@ -74,7 +75,8 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "audit": ("Finding", "RuleAuditReport"),
+    "audit": ("RuleAuditReport",),
+    "findings": ("Finding",),
     "canary": ("Canary",),
     "compile": ("compile_in_sandbox", "compiled_if_deterministic"),
     "delta": (

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from overt import jsonio
-from overt.avdb.audit import Finding, audit
+from overt.avdb.audit import audit
+from overt.avdb.findings import Finding
 from overt.avdb.package import COMPILED, Database, pack, read_database, serialise
 from overt.errors import FormatError, VerificationError
 

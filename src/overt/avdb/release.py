@@ -3,9 +3,14 @@
 In order:
 1. the rule tree is escrowed as a canonical snapshot (the escrow is logged, signed by the builder key);
 2. the auditor (:mod:`overt.avdb.audit`) runs over it, canaries on rules new or changed since the last
-   released version; the report is an ``avdb-audit/v1`` statement signed by the auditor key and logged;
-3. every finding needs a waiver: an ``avdb-waiver/v1`` statement signed by the auditor key, logged, naming
-   the finding id and the reason (``overt avdb waive``). Otherwise the release is refused;
+   released version. The full report (every finding) is a canonical JSON file published beside the
+   ``avdb-audit/v1`` statement signed by the auditor key and logged; the statement carries it by digest (its
+   subjects are the rule source and the report file, its predicate only counts), so a tree with thousands of
+   findings still fits the log's entry limit. Whoever reads the findings checks the file against the signed
+   digest first (:func:`read_report`);
+3. every *blocking* finding needs a waiver: an ``avdb-waiver/v1`` statement signed by the auditor key, logged,
+   naming the finding id and the reason (``overt avdb waive``). Otherwise the release is refused. Advisory
+   findings (compiler notices, ``self-name``) are reported and need none;
 4. versions are monotonic per database name;
 5. the database archive (:mod:`overt.avdb.package`) gets SLSA provenance signed by the builder key and
    logged, whose subject is the archive's SHA-256 (the only thing endpoints trust);
@@ -15,7 +20,8 @@ Layout under ``public/avdb/``::
 
     <name>/<version>.avdb                 the database
     <name>/<version>.provenance.dsse.json SLSA provenance (builder key), logged
-    <name>/audits/<source-sha256>.dsse.json   audit report (auditor key), logged
+    <name>/audits/<source-sha256>.dsse.json   audit statement (auditor key), logged
+    <name>/audits/<source-sha256>.report.json the full audit report, named by digest in that statement
     <name>/index.json                     released versions: version, digest, provenance log index
     waivers/<finding-id>.dsse.json        waivers (auditor key), logged
 """
@@ -32,11 +38,13 @@ from overt.atomic import atomic_write
 from overt.attest.dsse import Envelope
 from overt.attest.provenance import BuildDefinition, Builder, BuildMetadata, Provenance, RunDetails
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
-from overt.avdb.audit import DEFAULT_MARKINGS, SOURCE_PROBLEMS, Finding, RuleAuditReport, audit
+from overt.avdb.audit import SOURCE_PROBLEMS, RuleAuditReport, audit
 from overt.avdb.compile import compiled_if_deterministic
+from overt.avdb.findings import BLOCKING, Finding
+from overt.avdb.markings import Markings
 from overt.avdb.package import build_database, read_database, yara_x_version
 from overt.avdb.rules import load_rules
-from overt.errors import ConfigError, FormatError, PolicyError, UsageError
+from overt.errors import ConfigError, FormatError, PolicyError, StorageError, UsageError, VerificationError
 from overt.keys.context import ConveyorContext
 from overt.keys.jurisdiction import AVDB_AUDIT_V1, AVDB_WAIVER_V1, Issuer
 from overt.keys.signing import Signed
@@ -47,6 +55,7 @@ BUILD_TYPE = "https://overt.dev/avdb/build/v1"
 # Audit reports and waivers are issued here only, never signed on request (overt.keys.jurisdiction).
 _AUDIT_ISSUER = Issuer(AVDB_AUDIT_V1)
 _WAIVER_ISSUER = Issuer(AVDB_WAIVER_V1)
+MAX_REPORT = 256 << 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,7 +88,7 @@ class Released:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Audited:
     """An escrowed, audited rule tree: its escrow entry, the report, the logged report statement and the
-    findings no waiver covers yet (a release is refused while any remain)."""
+    blocking findings no waiver covers yet (a release is refused while any remain)."""
 
     source: EscrowEntry
     report: RuleAuditReport
@@ -93,6 +102,7 @@ class Audited:
             "source": self.source.sha256,
             "audit_log_index": self.signed.receipt.index,
             **self.report.to_predicate(),
+            "blocking": sum(f.severity == BLOCKING for f in self.report.findings),
             "unwaived": [f.id for f in self.unwaived],
         }
 
@@ -140,15 +150,65 @@ class AvdbStore:
         d = self.root / "waivers"
         return {p.name.removesuffix(".dsse.json") for p in d.glob("*.dsse.json")} if d.is_dir() else set()
 
+    def report_path(self, name: str, source_sha256: str) -> str:
+        """Where the full report of an audit of the rule tree ``source_sha256`` is, relative to ``public/``."""
+        return f"avdb/{name}/audits/{source_sha256}.report.json"
+
     def findings(self, name: str) -> dict[str, dict[str, Any]]:
-        """Every finding of every stored audit report of ``name``, by id."""
+        """Every finding of every stored audit report of ``name``, by id (each report checked against the
+        digest its stored statement names)."""
         out: dict[str, dict[str, Any]] = {}
         d = self.root / name / "audits"
         for p in sorted(d.glob("*.dsse.json")) if d.is_dir() else []:
             st = Statement.from_bytes(Envelope.from_bytes(p.read_bytes()).payload)
-            for f in st.predicate.get("findings", []):
+            for f in read_report(self, name, st):
                 out[f["id"]] = f
         return out
+
+
+def report_bytes(report: RuleAuditReport, *, name: str, source: EscrowEntry) -> bytes:
+    """The full audit report as published: canonical JSON, the same bytes for the same audit."""
+    document = {
+        "database": name,
+        "source": {"name": source.name, "sha256": source.sha256, "dirHash": source.dir_hash},
+        **report.to_predicate(),
+        "blocking": sum(f.severity == BLOCKING for f in report.findings),
+    }
+    return jsonio.dump(document) + b"\n"
+
+
+def read_report(store: AvdbStore, name: str, statement: Statement) -> tuple[dict[str, Any], ...]:
+    """The findings of the report an audit statement names, after checking the file against it.
+
+    1. the statement names the report file of its own rule source as a subject, with a SHA-256;
+    2. the published file has that SHA-256 (VerificationError otherwise: it was altered after signing);
+    3. its findings are a list of objects, and their numbers are the statement's counts.
+    """
+    p = statement.predicate
+    sources = [s.digest.get("sha256", "") for s in statement.subject if not s.name.endswith(".report.json")]
+    expected = {store.report_path(name, sha) for sha in sources if sha}
+    named = [s for s in statement.subject if s.name in expected and p.get("report") == s.name]
+    if len(named) != 1 or "sha256" not in named[0].digest:
+        raise VerificationError(f"the audit statement of {name} names no report file of its rule source")
+    subject = named[0]
+    path = store.root.parent / subject.name
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise StorageError(f"the audit report {path} cannot be read ({e.strerror})") from e
+    if hashlib.sha256(data).hexdigest() != subject.digest["sha256"]:
+        raise VerificationError(
+            f"the audit report {path} is not the one its signed statement names: it was altered after signing",
+            expected=subject.digest["sha256"],
+            got=hashlib.sha256(data).hexdigest(),
+        )
+    findings = jsonio.load_object(data, "audit report", max_size=MAX_REPORT).get("findings")
+    if not isinstance(findings, list) or not all(isinstance(f, dict) and "id" in f for f in findings):
+        raise VerificationError(f"the audit report {path} holds no list of findings")
+    blocking = sum(f.get("severity", BLOCKING) == BLOCKING for f in findings)
+    if (p.get("findings"), p.get("blocking")) != (len(findings), blocking):
+        raise VerificationError(f"the audit report {path} does not hold the findings its statement counts")
+    return tuple(findings)
 
 
 def _check_name(name: str) -> str:
@@ -174,7 +234,7 @@ def audit_rules(
     *,
     name: str,
     context: ConveyorContext,
-    markings: tuple[str, ...] = DEFAULT_MARKINGS,
+    markings: Markings | None = None,
 ) -> Audited:
     """Escrow the rule tree (builder key), audit it against the last released version, sign and log the
     report (auditor key); the findings no stored waiver covers are ``unwaived``."""
@@ -188,11 +248,14 @@ def audit_rules(
     if latest is not None:
         previous = read_database(store.database_path(name, latest["version"]).read_bytes()).rules()
     report = audit(rules, previous=previous, markings=markings)
+    full = report_bytes(report, name=name, source=source)
+    report_path = store.report_path(name, source.sha256)
     statement = Statement(
         subject=(
             ResourceDescriptor(
                 name=source.name, digest={"sha256": source.sha256, "dirHash": source.dir_hash}
             ),
+            ResourceDescriptor(name=report_path, digest={"sha256": hashlib.sha256(full).hexdigest()}),
         ),
         predicate_type=AVDB_AUDIT_V1,
         predicate={
@@ -200,13 +263,20 @@ def audit_rules(
             "jurisdiction": context.jurisdiction,
             "escrowLogIndex": source.log_index,
             "time": format_timestamp(service.now()),
-            **report.to_predicate(),
+            "rulesAudited": report.rules_audited,
+            "newOrChanged": report.new_or_changed,
+            "canaries": report.canaries,
+            "findings": len(report.findings),
+            "blocking": sum(f.severity == BLOCKING for f in report.findings),
+            "report": report_path,
         },
     )
     signed = service.issue(auditor, statement, issuer=_AUDIT_ISSUER)
+    # The report before its statement: a reader never finds a statement whose report is not there yet.
+    atomic_write(store.root.parent / report_path, full)
     atomic_write(store.root / name / "audits" / f"{source.sha256}.dsse.json", signed.entry)
     waivers = store.waiver_ids()
-    unwaived = tuple(f for f in report.findings if f.id not in waivers)
+    unwaived = tuple(f for f in report.findings if f.severity == BLOCKING and f.id not in waivers)
     return Audited(source=source, report=report, signed=signed, unwaived=unwaived)
 
 
@@ -226,7 +296,7 @@ def release(
     name: str,
     version: int,
     context: ConveyorContext,
-    markings: tuple[str, ...] = DEFAULT_MARKINGS,
+    markings: Markings | None = None,
 ) -> Released | Refused:
     """Audit, refuse unwaived findings, then build, sign (builder key), log and publish version ``version``.
 
@@ -241,7 +311,7 @@ def release(
     _check_version(store, name=name, version=version)  # a release made meanwhile moved the latest version
     data, compiled = build_archive(files, name=name, version=version)
     digest = hashlib.sha256(data).hexdigest()
-    waived = tuple(f.id for f in report.findings)
+    waived = tuple(f.id for f in report.findings if f.severity == BLOCKING)
     service = context.service
     now = service.now()
     prov = Provenance(

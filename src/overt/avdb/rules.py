@@ -5,6 +5,13 @@ A rule tree is a directory (escrowed like any source) holding ``.yar``, ``.hdb``
 * Every YARA rule carries ``meta`` fields ``id``, ``version``, ``author``, ``date``, ``description``,
   ``reference``. Rules are split out of their file by :mod:`overt.avdb.yarasource`, so each rule's digest covers
   its exact source text (CRLF line endings included); the whole file is compiled by yara-x to prove it is valid.
+* A YARA rule name is unique across the tree (the database compiles every file into one namespace): a second
+  rule of the same name is a ``duplicate-name`` problem.
+* The tree's audit settings live in ``overt-audit.toml`` at its root (:class:`TreeSettings`)::
+
+      [notices]
+      blocking = true   # yara-x compiler notices block a release (default: advisory)
+
 * Hash signature files use ClamAV's line formats (``hash:size:name``, MD5 in ``.hdb``; SHA-1 or SHA-256 in
   ``.hsb``). Their metadata comes from ``# key: value`` header lines at the top of the file (overt's source
   convention; the database ships the lines without them). Each signature's id is its name.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +42,35 @@ HASH = "hash"
 _HASH_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
 _SIG_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _HEADER = re.compile(r"#\s*([a-z_]+)\s*:\s*(.*)")
+SETTINGS_FILE = "overt-audit.toml"
+_SETTINGS_KEYS: dict[str, tuple[str, ...]] = {"notices": ("blocking",)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeSettings:
+    """How the auditor treats this tree: ``notices_block``, yara-x compiler notices block a release."""
+
+    notices_block: bool = False
+
+    @classmethod
+    def from_toml(cls, data: bytes, *, where: str = SETTINGS_FILE) -> TreeSettings:
+        """The settings of ``overt-audit.toml``; FormatError naming the file and the key for anything else."""
+        try:
+            doc = tomllib.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise FormatError(f"{where} is not valid TOML: {e}") from e
+        for table, value in doc.items():
+            if table not in _SETTINGS_KEYS or not isinstance(value, dict):
+                known = ", ".join(f"[{t}]" for t in _SETTINGS_KEYS)
+                raise FormatError(f"{where}: unknown setting {table!r}; the known tables are {known}")
+            for key in value:
+                if key not in _SETTINGS_KEYS[table]:
+                    keys = ", ".join(_SETTINGS_KEYS[table])
+                    raise FormatError(f"{where}: unknown setting {table}.{key}; [{table}] holds {keys}")
+        blocking = doc.get("notices", {}).get("blocking", False)
+        if not isinstance(blocking, bool):
+            raise FormatError(f"{where}: notices.blocking must be true or false, not {blocking!r}")
+        return cls(notices_block=blocking)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +135,7 @@ class RuleSet:
     yara_files: Mapping[str, str]  # path -> full text, as escrowed
     problems: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()  # yara-x compiler warnings (performance and the like)
+    settings: TreeSettings = field(default_factory=TreeSettings)
 
     def by_id(self) -> dict[str, YaraRule | HashSignature]:
         out: dict[str, YaraRule | HashSignature] = {r.id: r for r in self.yara}
@@ -247,7 +285,11 @@ def load_rules(files: Sequence[SnapshotFile], *, strict: bool = True) -> RuleSet
     yara_rules: list[YaraRule] = []
     hashes: list[HashSignature] = []
     yara_files: dict[str, str] = {}
+    settings = TreeSettings()
     for f in sorted((f for f in files if f.kind == FILE), key=lambda f: f.path):
+        if f.path == SETTINGS_FILE:
+            settings = TreeSettings.from_toml(f.data)
+            continue
         if not f.path.endswith((".yar", ".yara", ".hdb", ".hsb")):
             continue
         try:
@@ -262,6 +304,11 @@ def load_rules(files: Sequence[SnapshotFile], *, strict: bool = True) -> RuleSet
             warnings.extend(warns)
         else:
             hashes.extend(parse_hash_file(f.path, text))
+    duplicates = duplicate_names(yara_rules)
+    if strict and duplicates:
+        p = duplicates[0]
+        raise FormatError(f"{p.file}: rule {p.rule}: {p.message}")
+    problems.extend(duplicates)
     seen: dict[str, str] = {}
     every: list[YaraRule | HashSignature] = [*yara_rules, *hashes]
     for r in every:
@@ -276,4 +323,25 @@ def load_rules(files: Sequence[SnapshotFile], *, strict: bool = True) -> RuleSet
         yara_files=yara_files,
         problems=tuple(problems),
         warnings=tuple(warnings),
+        settings=settings,
     )
+
+
+def duplicate_names(rules: Sequence[YaraRule]) -> list[Problem]:
+    """A ``duplicate-name`` problem for every rule whose name an earlier rule of the tree (in path order)
+    already has: the database compiles every file into one namespace, where a name can be defined once."""
+    first: dict[str, YaraRule] = {}
+    out = []
+    for r in rules:
+        earlier = first.setdefault(r.name, r)
+        if earlier is not r:
+            where = "earlier in this file" if earlier.file == r.file else f"in {earlier.file}"
+            out.append(
+                Problem(
+                    file=r.file,
+                    rule=r.name,
+                    check="duplicate-name",
+                    message=f"rule name {r.name} is already defined {where} (line {earlier.lines[0]})",
+                )
+            )
+    return out

@@ -1,4 +1,4 @@
-"""``overt avdb ...`` (audit, build, waive, install, diff, delta, update) and ``overt scan``.
+"""``overt avdb ...`` (import, audit, build, waive, install, diff, delta, update) and ``overt scan``.
 
 Each command calls one function of :mod:`overt.avdb` and prints its result; ``--json`` is that result's
 ``to_dict()``."""
@@ -12,9 +12,11 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from overt.avdb.audit import Finding
 from overt.avdb.delta import diff_databases, write_delta
+from overt.avdb.findings import BLOCKING, Finding
+from overt.avdb.importer import DEFAULTS, import_tree
 from overt.avdb.install import default_agent_dir, install, installed, update
+from overt.avdb.local import audit_local
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, audit_rules, release, waive
 from overt.avdb.scan import scan_paths
@@ -35,7 +37,7 @@ from overt.cli.common import (
     status,
     styled,
 )
-from overt.errors import Error, PolicyError, StorageError
+from overt.errors import Error, PolicyError, StorageError, UsageError
 from overt.home import Home, resolve_home
 from overt.keys.registry import load_public_keys
 from overt.source.escrow import read_source
@@ -57,13 +59,88 @@ def agent_dir(path: Path | None) -> Path:
     return path if path is not None else default_agent_dir()
 
 
-def _findings_table(findings: tuple[Finding, ...], unwaived: tuple[Finding, ...]) -> Table:
+def _findings_table(findings: tuple[Finding, ...], unwaived: tuple[Finding, ...] | None) -> Table:
+    """Findings with their severity and, for a signed audit (``unwaived`` not None), whether each blocking
+    one is waived (advisory findings need no waiver)."""
     # The finding id is what 'overt avdb waive' takes: never cut.
-    table = Table(Column("finding", no_wrap=True), "rule", "check", "message", "waived")
-    open_ids = {f.id for f in unwaived}
+    columns = ["rule", "check", "severity", "message"] + ([] if unwaived is None else ["waived"])
+    table = Table(Column("finding", no_wrap=True), *columns)
+    open_ids = {f.id for f in unwaived or ()}
     for f in findings:
-        table.add_row(f.id, f.rule_id, f.check, f.message, styled("no", "red") if f.id in open_ids else "yes")
+        severity = styled(f.severity, "red" if f.severity == BLOCKING else "yellow")
+        row: list[str | Text] = [f.id, f.rule_id, f.check, severity, f.message]
+        if unwaived is not None:
+            waived = "-" if f.severity != BLOCKING else styled("no", "red") if f.id in open_ids else "yes"
+            row.append(waived)
+        table.add_row(*row)
     return table
+
+
+@app.command("import")
+def import_cmd(
+    src: Annotated[Path, typer.Argument(help="the collection: a directory of .yar/.yara files")],
+    dest: Annotated[Path, typer.Argument(help="the rule tree to write (a new or empty directory)")],
+    source: Annotated[str, typer.Option(help="the collection's name, used in ids and default metadata")],
+    json: JsonOpt = False,
+) -> None:
+    """Bring a third-party YARA collection into an overt rule tree, mapping its metadata to overt's.
+
+    Each rule is kept verbatim except its meta section, where overt's required fields are added (from the
+    collection's own keys, else stated defaults). Files of include lines only are skipped; rules needing a
+    module yara-x lacks, rules that do not compile, and second rules of one name are left out: all listed.
+    Exit 0: the tree was written (even if rules were left out; see the report); 2: bad input."""
+    with progress(json=json) as bar:
+        task = bar.add_task("importing", total=None)
+        report = import_tree(
+            src,
+            dest,
+            source=source,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if json:
+        emit_json(report.to_dict())
+        return
+    console.print(
+        f"imported {report.rules_written} of {report.rules_read} rules from {report.files_read} files "
+        f"into {report.dest} ({report.files_written} files)"
+    )
+    for name, n in sorted(report.defaults.items()):
+        console.print(f"  {name}: the default {DEFAULTS[name]} for {n} rule(s)")
+    for mapped, n in sorted(report.mapped.items()):
+        field, key = mapped.split("<-")
+        console.print(f"  {field}: taken from {key} for {n} rule(s)")
+    for s in report.skipped:
+        console.print(f"  skipped {s.file}: {s.message}")
+    for s in report.left_out:
+        console.print(
+            Text.assemble(
+                "  ", ("left out", "yellow"), f" {s.file}{' ' + s.rule if s.rule else ''}: {s.message}"
+            )
+        )
+
+
+def _audit_local(tree: Path, markings: Path | None, *, json: bool) -> None:
+    """``overt avdb audit --local``: the findings, and nothing signed, logged or written."""
+    if markings is None:
+        raise UsageError("--local needs --markings FILE: the marking list to audit with")
+    local = audit_local(tree, markings=markings)
+    report = local.report
+    if json:
+        emit_json(local.to_dict())
+    else:
+        console.print(
+            f"audited {report.rules_audited} rules of {local.tree} locally with {local.marking_count} markings "
+            f"from {local.markings}; nothing was signed, logged or written"
+        )
+        if report.findings:
+            console.print(_findings_table(report.findings, None))
+        console.print(
+            styled(f"{len(local.blocking)} blocking finding(s)", "red")
+            if local.blocking
+            else styled(f"no blocking finding ({len(report.findings)} advisory)", "green")
+        )
+    if local.blocking:
+        raise typer.Exit(1)
 
 
 AuditorKeyOpt = Annotated[
@@ -76,13 +153,36 @@ AuditorKeyOpt = Annotated[
 
 @app.command("audit")
 def audit_cmd(
-    rules: Annotated[Path, typer.Argument(help="rule tree (directory or tarball)")],
+    rules: Annotated[Path | None, typer.Argument(help="rule tree (directory or tarball)")] = None,
     name: NameOpt = "overt",
     home: HomeOpt = None,
     auditor_key: AuditorKeyOpt = None,
+    local: Annotated[
+        Path | None,
+        typer.Option(
+            help="audit this rule tree (directory, tarball or .avdb) here: no home, no keys; nothing is "
+            "signed, logged or written"
+        ),
+    ] = None,
+    markings: Annotated[
+        Path | None,
+        typer.Option(help="with --local: your marking list (markings.toml schema, or one marking per line)"),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Escrow and audit a rule tree; the signed report is logged. Exit 1 if there are unwaived findings."""
+    """Escrow and audit a rule tree; the signed report is logged. Exit 1 if blocking findings are unwaived.
+
+    With --local DIR --markings FILE: audit DIR with your own marking list, without a home or keys; exit 0 no
+    blocking finding, 1 blocking findings, 2 bad input."""
+    if local is not None:
+        if rules is not None:
+            raise UsageError("give the rule tree either as RULES or as --local DIR, not both")
+        _audit_local(local, markings, json=json)
+        return
+    if rules is None:
+        raise UsageError("missing the rule tree: overt avdb audit RULES (or --local DIR --markings FILE)")
+    if markings is not None:
+        raise UsageError("--markings is for --local audits; the signed audit uses the vendor's marking list")
     h = Home(resolve_home(home))
     audited = audit_rules(
         AvdbStore(h.paths.public),
@@ -103,6 +203,9 @@ def audit_cmd(
             console.print(_findings_table(report.findings, audited.unwaived))
         else:
             console.print(styled("no findings", "green"))
+        console.print(
+            f"the full report: {h.paths.public / AvdbStore(h.paths.public).report_path(name, audited.source.sha256)}"
+        )
     if audited.unwaived:
         raise typer.Exit(1)
 

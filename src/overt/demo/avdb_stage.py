@@ -11,8 +11,10 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+from overt.avdb.audit import audit
 from overt.avdb.delta import make_delta, rule_diff
 from overt.avdb.install import install, installed, update
+from overt.avdb.markings import load_markings
 from overt.avdb.package import read_database
 from overt.avdb.release import AvdbStore, Refused, Released, release
 from overt.avdb.scan import scan_paths
@@ -58,6 +60,10 @@ DROPPER_2 = _rule(
     version=2,
 )
 BETA = _rule("Dropper_Beta", "OVT-0003", '    $a = "beta-loader-stage2"', "$a")
+# Planted in v2 under a malware-sounding name: it hunts documents naming a project the vendor's marking list
+# does not know. The vendor's audit passes it; a customer's private codename list catches it.
+CODENAME = "BLUE HERON"
+PLANTED = _rule("Heron_Loader_Config", "OVT-0004", '    $a = "blue heron" nocase wide ascii', "$a")
 HUNTER = _rule(
     "Memo_Classified",
     "OVT-0666",
@@ -106,7 +112,7 @@ class _Releaser:
 
 
 def _clean(result: Released | Refused, version: int) -> Released:
-    if not isinstance(result, Released) or result.audit.findings:
+    if not isinstance(result, Released) or result.audit.blocking:
         raise VerificationError(f"the clean demo database v{version} was refused or has audit findings")
     return result
 
@@ -165,14 +171,14 @@ def _hunting_refused(r: _Releaser) -> Claim:
 def _diffed(r: _Releaser, v1: Released, v2: Released) -> Claim:
     changes = rule_diff(read_database(v1.path.read_bytes()), read_database(v2.path.read_bytes()))
     seen = [(c.change, c.rule_id, len(c.findings)) for c in changes]
-    if seen != [("changed", "OVT-0002", 0), ("added", "OVT-0003", 0)]:
+    if seen != [("changed", "OVT-0002", 0), ("added", "OVT-0003", 0), ("added", "OVT-0004", 0)]:
         raise VerificationError(f"the v1 → v2 diff shows {seen}")
     return Claim(
         id="avdb.diff-for-reviewers",
         promise=HUNTING,
         status=Status.PROVED,
-        check="reviewers see v1 → v2 rule by rule: OVT-0002 changed and OVT-0003 added, neither with an audit "
-        "finding, and no other rule touched",
+        check="reviewers see v1 → v2 rule by rule: OVT-0002 changed, OVT-0003 and OVT-0004 added, none with an "
+        "audit finding, and no other rule touched",
         evidence=r.ctx.rel(v2.path),
         recheck=r.ctx.overt("avdb", "diff", v1.path, v2.path),
         facts={"changes": [{"change": c, "rule_id": i} for c, i, _ in seen]},
@@ -249,16 +255,49 @@ def _scanned(r: _Releaser) -> Claim:
     )
 
 
+def _customer_codenames(r: _Releaser, v2: Released) -> Claim:
+    """A customer audits the published v2 database's rule sources against a codename list of their own."""
+    codenames = r.ctx.root / "customer" / "codenames.txt"
+    codenames.parent.mkdir(parents=True, exist_ok=True)
+    codenames.write_text(f"# the customer's own codenames: never sent to the vendor\n{CODENAME}\n")
+    rules = read_database(v2.path.read_bytes()).rules()
+    vendor = [f for f in v2.audit.blocking if f.rule_id == "OVT-0004"]
+    mine = [f for f in audit(rules, markings=load_markings(codenames)).blocking if f.rule_id == "OVT-0004"]
+    if vendor or not any(CODENAME in f.message for f in mine):
+        raise VerificationError(
+            f"the vendor's audit found {len(vendor)} and the customer's {len(mine)} findings on OVT-0004"
+        )
+    return Claim(
+        id="avdb.customer-codenames",
+        promise=HUNTING,
+        status=Status.PROVED,
+        check=f"a customer audited the rule sources inside the published v2 database on their own machine "
+        f"against a private codename list (nothing signed, logged or sent): rule OVT-0004 "
+        f"'Heron_Loader_Config', which the vendor's marking list passed, matches their codename "
+        f"({mine[0].check}: {mine[0].message})",
+        evidence=r.ctx.rel(v2.path),
+        recheck=r.ctx.overt("avdb", "audit", "--local", v2.path, "--markings", codenames, exit_code=1),
+        facts={"rule_id": "OVT-0004", "checks": sorted({f.check for f in mine}), "vendor_findings": 0},
+    )
+
+
 def avdb_stage(ctx: DemoContext) -> Stage:
     r = _Releaser(ctx)
     v1 = _clean(r.release("v1", EICAR_RULE + DROPPER, 1), 1)
     released = _released(r, v1)
     refused = _hunting_refused(r)
-    v2 = _clean(r.release("v2", EICAR_RULE + DROPPER_2 + BETA, 2), 2)
+    v2 = _clean(r.release("v2", EICAR_RULE + DROPPER_2 + BETA + PLANTED, 2), 2)
     return Stage(
         name="avdb",
         title="AV databases",
         setup="YARA rules and ClamAV hash signatures are audited, packed, signed and logged; an endpoint "
         "installs and scans with them",
-        claims=(released, refused, _diffed(r, v1, v2), _endpoint(r, v1, v2), _scanned(r)),
+        claims=(
+            released,
+            refused,
+            _diffed(r, v1, v2),
+            _endpoint(r, v1, v2),
+            _scanned(r),
+            _customer_codenames(r, v2),
+        ),
     )

@@ -9,8 +9,10 @@ audit passed, as the log shows it:
 2. the audit report for the rule tree it was built from (``audits/<source sha256>.dsse.json``) is signed by an
    auditor key of this home, is an ``avdb-audit/v1`` statement about that exact tree, and is in the log
    under the witness quorum;
-3. every finding of that report has a waiver (``waivers/<id>.dsse.json``) signed by an auditor key, naming
-   that finding, and in the log.
+3. the full report it names by digest (``audits/<source sha256>.report.json``) is that file byte for byte
+   (:func:`overt.avdb.release.read_report`), and every *blocking* finding of it has a waiver
+   (``waivers/<id>.dsse.json``) signed by an auditor key, naming that finding, and in the log. Advisory
+   findings need none.
 
 and unless N is greater than every released version of the database. The targets::
 
@@ -34,8 +36,9 @@ from overt.attest.provenance import Provenance
 from overt.attest.statement import Statement
 from overt.attest.verify import verify_statement
 from overt.avdb.delta import make_delta
+from overt.avdb.findings import BLOCKING
 from overt.avdb.package import read_database
-from overt.avdb.release import BUILD_TYPE, AvdbStore
+from overt.avdb.release import BUILD_TYPE, AvdbStore, read_report
 from overt.distribute.channels import CARRIES_AVDB, ChannelIndex
 from overt.distribute.checks import CheckedProvenance, ReleaseContext, check_provenance
 from overt.distribute.layout import avdb_path, delta_path
@@ -83,8 +86,14 @@ def check_audit(ctx: ReleaseContext, store: AvdbStore, name: str, provenance: Pr
     )
     if digest not in {s.digest.get("sha256") for s in audit.subject}:
         raise PolicyError(f"refused: {what} is about other rules", check="audit")
-    for finding in audit.predicate.get("findings", []):
-        fid = str(finding.get("id")) if isinstance(finding, dict) else ""
+    try:
+        findings = read_report(store, name, audit)
+    except Error as e:
+        raise PolicyError(f"refused: {what}: {e}", check="audit") from e
+    for finding in findings:
+        if finding.get("severity", BLOCKING) != BLOCKING:
+            continue
+        fid = str(finding.get("id"))
         shown = (
             f"finding {fid} ({finding.get('check')}: {finding.get('message')})"
             if fid

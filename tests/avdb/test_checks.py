@@ -1,0 +1,327 @@
+"""Per-rule checks: document-only, targeting, self-name and collection, each with rules that must be flagged and
+benign look-alikes of real malware rules that must not be."""
+
+from __future__ import annotations
+
+import pytest
+
+from overt.avdb.checks import check_rule
+from overt.avdb.findings import ADVISORY, BLOCKING, Finding
+from tests.avdb.samples import rule, ruleset
+
+
+def findings(text: str) -> list[Finding]:
+    (only,) = ruleset({"r.yar": text}).yara
+    return check_rule(only)
+
+
+def checks(text: str) -> set[str]:
+    return {f.check for f in findings(text)}
+
+
+def tagged(text: str, name: str, tags: str) -> str:
+    return text.replace(f"rule {name} {{", f"rule {name} : {tags} {{", 1)
+
+
+WORDS = '    $w1 = "annual budget" nocase\n    $w2 = "negotiating position" nocase'
+
+DOCUMENT_ONLY = [
+    ("uint32be", WORDS, "uint32be(0) == 0x25504446 and any of ($w*)"),
+    ("uint32 le", WORDS, "uint32(0) == 0x46445025 and all of them"),
+    ("decimal", WORDS, "(uint32(0) == 3759263696 or uint32(0) == 1178882085) and all of them"),
+    ("uint16 pair", WORDS, "uint16(0) == 0x5025 and uint16(2) == 0x4644 and $w1"),
+    ("uint8 bytes", WORDS, "uint8(0) == 0x7B and uint8(1) == 0x5C and uint8(2) == 0x72 and $w1"),
+    ("hex no spaces", "    $pdf = { 255044462D }\n" + WORDS, "$pdf at 0 and any of ($w*)"),
+    ("hex wildcard", "    $ole = { D0 CF 11 ?? A1 B1 1A E1 }\n" + WORDS, "$ole at 0 and any of ($w*)"),
+    ("rtf text", '    $rtf = "{\\\\rtf1"\n' + WORDS, "$rtf at 0 and any of ($w*)"),
+    ("ooxml part", '    $ct = "word/document.xml"\n' + WORDS, "uint32(0) == 0x04034b50 and $ct and $w1"),
+    ("regex magic", "    $pdf = /%PDF-1\\.[0-7]/\n" + WORDS, "$pdf in (0..1024) and $w2"),
+    ("hex-encoded words", "    $w = { 62 75 64 67 65 74 20 70 6C 61 6E }", "uint32(0) == 0xE011CFD0 and $w"),
+    ("format and size", "", "uint32be(0) == 0xD0CF11E0 and filesize > 200KB and filesize < 3MB"),
+    ("format and size, pdf", "", "uint32(0) == 0x46445025 and filesize < 800KB"),
+    ("zip and part only", '    $ct = "[Content_Types].xml"', "uint32(0) == 0x04034b50 and $ct"),
+    ("pdf structure", '    $x = "startxref"', "uint32(0) == 0x46445025 and $x"),
+]
+
+
+@pytest.mark.parametrize(("why", "strings", "condition"), DOCUMENT_ONLY, ids=[w for w, _, _ in DOCUMENT_ONLY])
+def test_document_only_in_every_spelling_of_the_magic(why, strings, condition):
+    found = [
+        f for f in findings(rule("Doc_Lure", "OVT-5000", strings, condition)) if f.check == "document-only"
+    ]
+    assert found, why
+    assert found[0].severity == BLOCKING
+
+
+BENIGN_DOCUMENTS = [
+    (
+        "OLE maldoc with AutoOpen and Shell",
+        '    $a = "AutoOpen" nocase\n    $s = "Shell" nocase\n    $w = "Please enable content"',
+        "uint32(0) == 0xE011CFD0 and all of them",
+    ),
+    (
+        "PDF with /JavaScript /OpenAction",
+        '    $pdf = "%PDF"\n    $js = "/JavaScript"\n    $oa = "/OpenAction"',
+        "$pdf at 0 and $js and $oa",
+    ),
+    (
+        "PDF actions without the slash",
+        '    $js = "JavaScript"\n    $oa = "OpenAction"\n    $w = "invoice"',
+        "uint32be(0) == 0x25504446 and all of them",
+    ),
+    (
+        "PDF action written with a name escape",
+        '    $js = "/J#61vaScript"\n    $w = "invoice"',
+        "uint32(0) == 0x46445025 and all of them",
+    ),
+    (
+        "DocuSign phishing PDF",
+        '    $d = "DocuSign" nocase\n    $r = "Review Document" nocase\n    $u = "/URI"',
+        "uint32(0) == 0x46445025 and all of them",
+    ),
+    (
+        "remote-template maldoc",
+        '    $rels = "word/_rels/settings.xml.rels"\n    $t = "attachedTemplate"\n'
+        '    $m = "TargetMode=\\"External\\""',
+        "uint32(0) == 0x04034b50 and all of them",
+    ),
+    (
+        "RTF equation exploit",
+        '    $r = "{\\\\rt"\n    $o = "objdata"\n    $e = "Equation.3"',
+        "$r at 0 and $o and $e",
+    ),
+    (
+        "embedded executable in base64",
+        '    $b = "TVqQAAMAAAAEAAAA"\n    $w = "invoice"',
+        "uint32(0) == 0x46445025 and all of them",
+    ),
+    (
+        "condition also admits PE",
+        WORDS,
+        "(uint32(0) == 0x46445025 or uint16(0) == 0x5A4D) and all of them",
+    ),
+    (
+        "PowerShell in a document",
+        '    $p = "powershell -nop -w hidden -enc"\n    $w = "invoice"',
+        "uint32(0) == 0xE011CFD0 and all of them",
+    ),
+    (
+        "JAR is zip, not a document",
+        '    $m = "META-INF/MANIFEST.MF"\n    $w = "Main-Class"',
+        "uint32(0) == 0x04034b50 and all of them",
+    ),
+    (
+        "APK is zip, not a document",
+        '    $d = "classes.dex"\n    $a = "AndroidManifest.xml"',
+        "uint32(0) == 0x04034b50 and all of them",
+    ),
+    ("malformed-PDF heuristic", "    $magic = { 25 50 44 46 }", "$magic in (5..1024) and #magic == 1"),
+    (
+        "PDF version heuristic",
+        "    $magic = { 25 50 44 46 }\n    $ver = /%PDF-1.\\d{1}/",
+        "$magic in (0..1024) and not $ver",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "strings", "condition"), BENIGN_DOCUMENTS, ids=[w for w, _, _ in BENIGN_DOCUMENTS]
+)
+def test_document_malware_rules_are_not_document_only(why, strings, condition):
+    assert "document-only" not in checks(rule("Maldoc", "OVT-5100", strings, condition)), why
+
+
+@pytest.mark.parametrize(
+    ("why", "strings"),
+    [
+        ("ransom note", '    $a = "YOUR FILES ARE ENCRYPTED" wide ascii\n    $b = "bitcoin"'),
+        ("German ransom note", '    $a = "Ihre Dateien wurden verschlüsselt"\n    $b = "geheimen Schlüssel"'),
+        ("mimikatz", '    $a = "lsadump::secrets" wide ascii\n    $b = "sekurlsa::logonpasswords"'),
+        ("GetSecretKey in a PE", '    $a = "GetSecretKey"\n    $b = "CryptEncrypt"'),
+        ("PowerShell downloader", '    $a = "powershell -enc SQBFAFgA"\n    $b = "DownloadString"'),
+    ],
+)
+def test_malware_rules_without_a_document_format_pass_every_check(why, strings):
+    assert checks(rule("Malware", "OVT-5200", strings, "any of them")) == set(), why
+
+
+def test_private_format_rule_reports_nothing_of_its_own():
+    text = rule("RTFFILE", "OVT-5201", "", "uint32be(0) == 0x7B5C7274").replace(
+        "rule RTFFILE", "private rule RTFFILE"
+    )
+    assert "document-only" not in checks(text)
+    assert "document-only" in checks(text.replace("private rule", "rule"))
+
+
+TARGETING = [
+    ("user path", '    $u = "\\\\Users\\\\a.petrov\\\\Documents\\\\" nocase wide', "any of them"),
+    ("xp profile", '    $u = "C:\\\\Documents and Settings\\\\jsmith\\\\My Documents"', "$u"),
+    ("linux home", '    $u = "/home/alice/projects/plan"', "$u"),
+    ("mac home", '    $u = "/Users/bob/Desktop/"', "$u"),
+    ("UNC share", '    $h = "\\\\\\\\FS01.mod.local\\\\Planning\\\\"', "$h"),
+    ("user path with a document", '    $u = "C:\\\\Users\\\\ivanov\\\\"', "uint32(0) == 0x46445025 and $u"),
+]
+
+
+@pytest.mark.parametrize(("why", "strings", "condition"), TARGETING, ids=[w for w, _, _ in TARGETING])
+def test_user_and_host_paths_are_targeting(why, strings, condition):
+    found = [f for f in findings(rule("Paths", "OVT-5300", strings, condition)) if f.check == "targeting"]
+    assert found and found[0].severity == BLOCKING, why
+
+
+BENIGN_PATHS = [
+    (
+        "PDB path of the malware's author",
+        '    $p = "C:\\\\Users\\\\admin\\\\Desktop\\\\x\\\\Release\\\\x.pdb"\n    $q = "C:\\\\Users\\\\Umut\\\\source\\\\repos\\\\a"',
+        "any of them",
+    ),
+    ("APPDATA drop path", '    $d = "%APPDATA%\\\\Microsoft\\\\svchost.exe"', "$d"),
+    ("templated profile path", '    $d = "C:\\\\Users\\\\%s\\\\AppData\\\\Roaming\\\\x.dat"', "$d"),
+    ("public profile", '    $d = "C:\\\\Users\\\\Public\\\\Libraries\\\\x.dll"', "$d"),
+    (
+        "PE gated developer path",
+        '    $d = "C:\\\\Users\\\\mlk\\\\"\n    $e = "cmd.exe /c"',
+        "uint16(0) == 0x5A4D and $d",
+    ),
+    ("pe module gate", '    $d = "/home/builder/out/"', "pe.number_of_sections > 2 and $d"),
+    ("SAM registry path", '    $d = "\\\\Domains\\\\Account\\\\Users\\\\Names\\\\"', "$d"),
+    ("lateral movement share template", '    $d = "\\\\\\\\%s\\\\ADMIN$"', "$d"),
+    ("usage text", '    $d = "usage: copy \\\\\\\\ip\\\\sharename"', "$d"),
+]
+
+
+@pytest.mark.parametrize(("why", "strings", "condition"), BENIGN_PATHS, ids=[w for w, _, _ in BENIGN_PATHS])
+def test_malware_paths_are_not_targeting(why, strings, condition):
+    imports = 'import "pe"\n' if "pe." in condition else ""
+    assert "targeting" not in checks(rule("Malware", "OVT-5400", strings, condition, imports=imports)), why
+
+
+def test_lnk_fields_that_identify_a_machine_or_folder_are_targeting():
+    text = rule(
+        "LNK_Shortcut",
+        "OVT-5500",
+        "",
+        'lnk.is_lnk and (lnk.local_base_path icontains "\\\\Negotiations\\\\" or '
+        'lnk.tracker_data.machine_id == "mfa-ws-0142")',
+        imports='import "lnk"\n',
+    )
+    evidence = {f.evidence for f in findings(text) if f.check == "targeting"}
+    assert evidence == {"lnk.local_base_path", "lnk.tracker_data.machine_id"}
+
+
+def test_lnk_malware_is_not_targeting():
+    dropper = rule(
+        "LNK_PowerShell_Dropper",
+        "OVT-5501",
+        "",
+        'lnk.is_lnk and lnk.cmd_line_args icontains "powershell -w hidden"',
+        imports='import "lnk"\n',
+    )
+    attributed = rule(
+        "LNK_Actor_Machine",
+        "OVT-5502",
+        "",
+        'lnk.is_lnk and lnk.cmd_line_args icontains "mshta" and lnk.tracker_data.machine_id == "desktop-q2"',
+        imports='import "lnk"\n',
+    )
+    assert "targeting" not in checks(dropper)
+    assert "targeting" not in checks(attributed)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        'filename == "ministry-report.docx"',
+        'filepath icontains "\\\\Finance\\\\Board\\\\"',
+        'extension == ".xlsx"',
+        'hostname == "mfa-ws-0142"',
+        'username == "apetrov"',
+        'customer == "ACME"',
+        'owner == "jsmith"',
+    ],
+)
+def test_externals_are_targeting(condition):
+    assert "targeting" in checks(rule("Ext", "OVT-5600", '    $a = "payload"', f"$a and {condition}"))
+
+
+def test_renamed_driver_is_advisory_self_name_only():
+    text = rule(
+        "Driver_Renamed_RTCore64",
+        "OVT-5700",
+        '    $a = "RTCore64.sys" wide',
+        'uint16(0) == 0x5A4D and pe.version_info["OriginalFilename"] == "RTCore64.sys" and '
+        'not filename iequals "RTCore64.sys" and not filename iequals pe.version_info["InternalName"]',
+        imports='import "pe"\n',
+    )
+    found = findings(text)
+    assert [(f.check, f.severity) for f in found] == [("self-name", ADVISORY)]
+
+
+def test_renamed_tool_named_by_its_own_pattern_is_self_name():
+    text = rule(
+        "Renamed_PsExec",
+        "OVT-5701",
+        '    $a = "PsExec Service Host" wide',
+        'uint16(0) == 0x5A4D and $a and not filename iendswith "psexec.exe"',
+    )
+    assert checks(text) == {"self-name"}
+
+
+def test_a_document_name_is_never_self_name():
+    text = rule(
+        "Budget_Doc",
+        "OVT-5702",
+        '    $a = "budget.docx"',
+        'uint16(0) == 0x5A4D and $a and filename == "budget.docx"',
+    )
+    assert "targeting" in checks(text)
+
+
+COLLECTION = [
+    ("meta key", {"upload_on_match": "true"}, ""),
+    ("meta action", {"action": "upload"}, ""),
+    ("meta purpose", {"purpose": "collect and submit matches"}, ""),
+    ("meta exfil", {"exfil": "yes"}, ""),
+    ("tag collect", {}, "collect"),
+    ("tag exfil", {}, "triage exfil"),
+    ("description uploads", {"description": "Uploads matching files to the vendor cloud"}, ""),
+    ("description collect", {"description": "Collect documents containing the project codename"}, ""),
+    (
+        "description sends",
+        {"description": "Sends a copy of every matching file to the cloud for analyst review"},
+        "",
+    ),
+    ("description on match", {"description": "On match, the rule uploads the file silently"}, ""),
+]
+
+
+@pytest.mark.parametrize(("why", "extra", "tags"), COLLECTION, ids=[w for w, _, _ in COLLECTION])
+def test_collection_from_meta_tags_and_description(why, extra, tags):
+    text = rule("Quiet_Rule", "OVT-5800", '    $a = "payload"', "$a", **extra)
+    if tags:
+        text = tagged(text, "Quiet_Rule", tags)
+    found = [f for f in findings(text) if f.check == "collection"]
+    assert found and found[0].severity == BLOCKING, why
+
+
+def test_collection_from_the_rule_name():
+    assert "collection" in checks(rule("Collect_Word_Files", "OVT-5801", '    $a = "payload"', "$a"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "tags"),
+    [
+        ({"description": "Detects a stealer that uploads browser data"}, ""),
+        ({"description": "Detects an infostealer which exfiltrates documents via Telegram"}, ""),
+        ({"description": "Malware collects files matching *.doc and sends them to its C2"}, ""),
+        ({"description": "Detects the upload module of the RAT"}, ""),
+        ({"upload_on_match": "false"}, ""),
+        ({"sample": "uploaded to VirusTotal"}, ""),
+        ({}, "stealer exfiltration_tool"),
+    ],
+)
+def test_malware_descriptions_are_not_collection(extra, tags):
+    text = rule("Win_Stealer", "OVT-5802", '    $a = "payload"', "$a", **extra)
+    if tags:
+        text = tagged(text, "Win_Stealer", tags)
+    assert "collection" not in checks(text)
