@@ -291,7 +291,7 @@ def hits(rules: RuleSet) -> list[Finding]:
     changed = {r.id for r in rules.yara} | {h.id for h in rules.hashes}
     findings, ran = check_canaries(rules, changed)
     assert ran == len(corpus())
-    assert all(f.check == "canary-hit" and f.blocking for f in findings)
+    assert all(f.check == "canary-hit" for f in findings)
     return findings
 
 
@@ -398,3 +398,12 @@ def test_a_rule_that_reads_nothing_of_the_file_is_a_constant_not_a_hit() -> None
     for gate in ("filesize < 10MB", "true", "filesize > 0 and true"):
         tree = ruleset({"gate.yar": "global " + rule("Size_Gate", "T-160", "", gate)})
         assert not hit_ids(tree), gate
+
+
+def test_a_hit_on_an_ordinary_file_that_is_no_document_is_advisory() -> None:
+    any_pe = rule("Any_Dos_Stub", "T-170", '    $a = "cannot be run in DOS mode"', "$a")
+    findings = hits(ruleset({"a.yar": any_pe}))
+    assert findings and {f.severity for f in findings} == {"advisory"}
+    assert all("ordinary" in f.message for f in findings)
+    hunting = hits(ruleset({"a.yar": HUNT}))
+    assert hunting and all(f.blocking for f in hunting)

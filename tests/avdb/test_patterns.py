@@ -225,3 +225,22 @@ def test_a_customers_codename_is_found(markings: Markings) -> None:
 def test_differences_are_xor_invariant() -> None:
     data = b"TOP SECRET"
     assert all(differences(bytes(b ^ k for b in data)) == differences(data) for k in range(256))
+
+
+@pytest.mark.parametrize(
+    ("strings", "marking"),
+    [
+        ('    $a = "TOP SE"\n    $b = "CRET//"', "TOP SECRET"),  # a piece carries text beyond the marking
+        ('    $a = "NOF"\n    $b = "ORN//X1"', "NOFORN"),
+        ('    $a = { 53 54 52 45 4E 47 20 }\n    $b = "GEHEIM Vermerk"', "STRENG GEHEIM"),
+    ],
+)
+def test_split_pieces_with_more_text_than_the_marking(markings: Markings, strings: str, marking: str) -> None:
+    case = (strings, "for any i in (1..#a) : ( $b at @a[i] + !a[i] )")
+    found = [f for f in check_patterns(rules_of({"s": case}), markings) if f.check == "split-marking"]
+    assert any(f.evidence.endswith(f":{marking}") for f in found), found
+
+
+def test_unrelated_pieces_make_no_split_marking(markings: Markings) -> None:
+    case = ('    $a = "vssadmin delete"\n    $b = "shadows /all /quiet"', "all of them")
+    assert not check_patterns(rules_of({"s": case}), markings)

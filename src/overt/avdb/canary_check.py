@@ -17,6 +17,10 @@ what it names) takes part:
 Many rules share one namespace when their names do not clash, so a 10,000-rule tree compiles in a few calls;
 a namespace that does not compile falls back to one per rule, and a rule that does not compile alone is
 skipped here (the ``compile`` check reports it). Hash signatures are checked against the canaries' digests.
+
+A hit on a marked canary or on any ordinary document blocks; a hit on an ordinary file that is no document (an
+executable, an image, a config, a script) is advisory: the rule is broad, which is the vendor's false-positive
+problem, not a document hunt.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from dataclasses import dataclass, field
 import yara_x
 
 from overt.avdb.canary import Canary, corpus
-from overt.avdb.findings import Finding, finding
+from overt.avdb.findings import ADVISORY, BLOCKING, Finding, finding
 from overt.avdb.rules import RuleSet, YaraRule, new_compiler
 from overt.avdb.yarasource import rule_text
 
 CHECK = "canary-hit"
+# A hit on one of these ordinary files says a rule is broad, not that it hunts documents: advisory.
+NOT_DOCUMENTS = frozenset({"pe", "elf", "png", "json", "sh"})
 CHUNK = 400  # rules per shared namespace
 _LEX = re.compile(
     r"(?P<skip>\s+|//[^\n]*|/\*.*?\*/)"
@@ -334,7 +340,15 @@ def _yara_hits(
                 if hit is not None:
                     rule, lifted = hit
                     how = "compiled alone, its filesize bounds lifted" if lifted else "compiled alone"
-                    found.append(finding(rule, CHECK, f"{how}, it matches {canary.describe()}", canary.name))
+                    found.append(
+                        finding(
+                            rule,
+                            CHECK,
+                            f"{how}, it matches {canary.describe()}",
+                            canary.name,
+                            severity=ADVISORY if canary.format in NOT_DOCUMENTS else BLOCKING,
+                        )
+                    )
     return found
 
 

@@ -49,7 +49,7 @@ import yara_x
 
 from overt.avdb.rules import new_compiler
 from overt.avdb.scan import Progress
-from overt.avdb.yarasource import RuleSource, _Lexer, _meta, _section_ahead, split_rules
+from overt.avdb.yarasource import RuleSource, split_rules
 from overt.errors import FormatError, UsageError
 
 RULE_SUFFIXES = (".yar", ".yara")
@@ -430,35 +430,14 @@ def _indent_of(text: str, at: int) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def _body(rule: RuleSource) -> _Lexer:
-    """A lexer over the rule's text, at the first section after its opening brace."""
-    lx = _Lexer(rule.text, "")
-    lx.i = rule.keyword_at + len("rule")
-    while lx.peek() != "{":
-        lx.i += 1
-    lx.i += 1
-    lx.skip()
-    return lx
-
-
 def meta_span(rule: RuleSource) -> tuple[int, int, int] | None:
     """Offsets in the rule's text of its ``meta`` keyword, just past its ``:``, and its first entry (or None)."""
-    lx = _body(rule)
-    if _section_ahead(lx) != "meta":
-        return None
-    keyword = lx.i
-    lx.word()
-    lx.expect(":")
-    colon = lx.i
-    _meta(lx)  # only to be sure the section lexes as the lexer read it
-    lx.i = colon
-    lx.skip()
-    return keyword, colon, lx.i
+    return next(((k, c, f) for name, k, c, f in rule.sections if name == "meta"), None)
 
 
 def section_at(rule: RuleSource) -> int:
-    """Offset in the rule's text of its first section keyword (``strings`` or ``condition``)."""
-    return _body(rule).i
+    """Offset in the rule's text of its first section keyword."""
+    return rule.sections[0][1]
 
 
 def _write_tree(dest: Path, files: Mapping[str, bytes]) -> None:

@@ -88,7 +88,7 @@ def check_patterns(rules: Sequence[YaraRule], markings: Markings) -> list[Findin
     """``sensitive-marking`` and ``split-marking`` findings on the rules' patterns, one per pattern and marking."""
     result = probe(rules, markings)
     nd = needles(markings)
-    literal = [h for r in rules for h in literal_hits(r, nd)]
+    literal = [h for r in rules for h in (*literal_hits(r, nd), *split_literal_hits(r, nd))]
     unique: dict[str, Finding] = {}
     for h in (*result.hits, *literal):
         f = h.to_finding()
@@ -253,6 +253,7 @@ class Needles:
     plain: dict[bytes, tuple[Form, ...]]  # first two bytes -> forms
     folded: dict[bytes, tuple[tuple[bytes, Form], ...]]  # ASCII-lowered
     xor: dict[bytes, tuple[tuple[bytes, Form], ...]]  # first four neighbour differences -> forms
+    heads: frozenset[bytes]  # every proper prefix (2 bytes or more) of every form, as written and lowered
 
 
 _NEEDLES: dict[Markings, Needles] = {}
@@ -264,7 +265,9 @@ def needles(markings: Markings) -> Needles:
         plain: dict[bytes, list[Form]] = defaultdict(list)
         folded: dict[bytes, list[tuple[bytes, Form]]] = defaultdict(list)
         xor: dict[bytes, list[tuple[bytes, Form]]] = defaultdict(list)
+        heads: set[bytes] = set()
         for f in markings.forms():
+            heads.update(d[:k] for d in (f.data, f.data.lower()) for k in range(2, len(d)))
             plain[f.data[:2]].append(f)
             low = f.data.lower()
             folded[low[:2]].append((low, f))
@@ -275,6 +278,7 @@ def needles(markings: Markings) -> Needles:
             plain={k: tuple(v) for k, v in plain.items()},
             folded={k: tuple(dict(v).items()) for k, v in folded.items()},
             xor={k: tuple(v) for k, v in xor.items()},
+            heads=frozenset(heads),
         )
     return _NEEDLES[markings]
 
@@ -297,6 +301,46 @@ def literal_hits(rule: YaraRule, nd: Needles) -> list[Hit]:
                                                        form=form, how=how))  # fmt: skip
         hits += best.values()
     return hits
+
+
+SPLIT_PATTERNS = 64  # rules with more literal patterns than this get the yara-x split layer only
+EDGE = 96  # bytes of each piece's end looked at: longer than any marking form
+
+
+def split_literal_hits(rule: YaraRule, nd: Needles) -> list[Hit]:
+    """Markings that two literal patterns make only when one follows the other (``"TOP SE"`` + ``"CRET//"``):
+    the pair's joined edges hold a form that neither piece holds alone. The yara-x layer finds split markings
+    whose pieces lie inside the marking; this finds them when a piece carries more text than the marking."""
+    pieces = [
+        (p.name, c)
+        for p in rule.source.patterns
+        for c in candidates(p)
+        if c.how in ("text", "hex") and len(c.data) >= 2
+    ][: SPLIT_PATTERNS + 1]
+    if not 2 <= len(pieces) <= SPLIT_PATTERNS:
+        return []
+    alone = {id(c): {f.marking.text for f, _ in search(c, nd)} for _, c in pieces}
+    best: dict[str, Hit] = {}
+    for a_name, a in pieces:
+        if not _ends_a_marking_start(a, nd):
+            continue
+        for b_name, b in pieces:
+            if a_name == b_name:
+                continue
+            joined = LiteralRun(data=a.data[-EDGE:] + b.data[:EDGE], nocase=a.nocase and b.nocase, how="split",
+                                min_len=4)  # fmt: skip
+            for form, _how in search(joined, nd):
+                text = form.marking.text
+                if text not in alone[id(a)] | alone[id(b)] and text not in best:
+                    best[text] = Hit(rule=rule, patterns=(a_name, b_name), check=SPLIT, form=form,
+                                     how=f"{a_name} then {b_name} joined, {form.encoding}")  # fmt: skip
+    return list(best.values())
+
+
+def _ends_a_marking_start(c: LiteralRun, nd: Needles) -> bool:
+    """Whether the piece ends with the start of some form: only then can a following piece complete one."""
+    data = c.data[-EDGE:]
+    return any(d[-k:] in nd.heads for d in {data, data.lower()} for k in range(2, len(d) + 1))
 
 
 def search(c: LiteralRun, nd: Needles) -> Iterator[tuple[Form, str]]:

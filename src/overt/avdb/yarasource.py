@@ -63,6 +63,8 @@ class RuleSource:
     line: int
     keyword_at: int  # offset of the 'rule' keyword in text
     condition_span: tuple[int, int]  # offsets of condition in text
+    # each section's name, and offsets in text of its keyword, just past its ':' and of its first token
+    sections: tuple[tuple[str, int, int, int], ...] = ()
 
     def meta_dict(self) -> dict[str, str | int | float | bool]:
         """Meta fields by key; the first of a repeated key wins."""
@@ -329,12 +331,18 @@ def _rule(lx: _Lexer, start: int, modifiers: list[str]) -> RuleSource:
     meta: list[tuple[str, str | int | float | bool]] = []
     patterns: list[PatternSource] = []
     span: tuple[int, int] | None = None
+    sections: list[tuple[str, int, int, int]] = []
     while span is None:
         section = _section_ahead(lx)
         if not section:
             raise lx.fail(f"rule {name}: expected meta:, strings: or condition:")
+        lx.skip()
+        keyword = lx.i
         lx.word()
         lx.expect(":")
+        colon = lx.i
+        lx.skip()
+        sections.append((section, keyword - start, colon - start, lx.i - start))
         if section == "meta":
             meta += _meta(lx)
         elif section == "strings":
@@ -357,6 +365,7 @@ def _rule(lx: _Lexer, start: int, modifiers: list[str]) -> RuleSource:
         line=lx.t.count("\n", 0, start) + 1,
         keyword_at=keyword_at - start,
         condition_span=(span[0] - start, span[1] - start),
+        sections=tuple(sections),
     )
 
 

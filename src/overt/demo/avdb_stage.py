@@ -28,6 +28,7 @@ from overt.source.snapshot import SnapshotFile
 
 HUNTING = Promise.NO_DOCUMENT_HUNTING
 NAME = "demo"
+REGIONAL = "regional"
 # The EICAR test file, assembled here (reversed) so that no file of overt contains it whole.
 EICAR = "*H+H$!ELIF-TSET-SURIVITNA-DRADNATS-RACIE$}7)CC7)^P(45XZP\\4[PA@%P!O5X"[::-1].encode()
 MEMO = b"%PDF-1.4\n1 0 obj << /Title (Memo) >> endobj\nTOP SECRET - for the ministry only\n%%EOF\n"
@@ -60,8 +61,9 @@ DROPPER_2 = _rule(
     version=2,
 )
 BETA = _rule("Dropper_Beta", "OVT-0003", '    $a = "beta-loader-stage2"', "$a")
-# Planted in v2 under a malware-sounding name: it hunts documents naming a project the vendor's marking list
-# does not know. The vendor's audit passes it; a customer's private codename list catches it.
+# Planted in a second database, "regional", under a malware-sounding name: it hunts documents naming a project
+# the vendor's marking list does not know. The vendor's audit passes it; a customer's private codename list
+# catches it before anyone installs that database.
 CODENAME = "BLUE HERON"
 PLANTED = _rule("Heron_Loader_Config", "OVT-0004", '    $a = "blue heron" nocase wide ascii', "$a")
 HUNTER = _rule(
@@ -90,13 +92,13 @@ class _Releaser:
             (d / rel).write_text(text)
         return read_directory(d)
 
-    def release(self, name: str, rules: str, version: int) -> Released | Refused:
+    def release(self, name: str, rules: str, version: int, database: str = NAME) -> Released | Refused:
         h = self.ctx.home
         return release(
             self.store,
             h.escrow,
             self.tree(name, rules),
-            name=NAME,
+            name=database,
             version=version,
             context=h.conveyor_context(auditor=True),
         )
@@ -171,14 +173,14 @@ def _hunting_refused(r: _Releaser) -> Claim:
 def _diffed(r: _Releaser, v1: Released, v2: Released) -> Claim:
     changes = rule_diff(read_database(v1.path.read_bytes()), read_database(v2.path.read_bytes()))
     seen = [(c.change, c.rule_id, len(c.findings)) for c in changes]
-    if seen != [("changed", "OVT-0002", 0), ("added", "OVT-0003", 0), ("added", "OVT-0004", 0)]:
+    if seen != [("changed", "OVT-0002", 0), ("added", "OVT-0003", 0)]:
         raise VerificationError(f"the v1 → v2 diff shows {seen}")
     return Claim(
         id="avdb.diff-for-reviewers",
         promise=HUNTING,
         status=Status.PROVED,
-        check="reviewers see v1 → v2 rule by rule: OVT-0002 changed, OVT-0003 and OVT-0004 added, none with an "
-        "audit finding, and no other rule touched",
+        check="reviewers see v1 → v2 rule by rule: OVT-0002 changed and OVT-0003 added, neither with an audit "
+        "finding, and no other rule touched",
         evidence=r.ctx.rel(v2.path),
         recheck=r.ctx.overt("avdb", "diff", v1.path, v2.path),
         facts={"changes": [{"change": c, "rule_id": i} for c, i, _ in seen]},
@@ -256,27 +258,33 @@ def _scanned(r: _Releaser) -> Claim:
 
 
 def _customer_codenames(r: _Releaser, v2: Released) -> Claim:
-    """A customer audits the published v2 database's rule sources against a codename list of their own."""
-    codenames = r.ctx.root / "customer" / "codenames.txt"
+    """A customer audits a released database's rule sources against a codename list of their own."""
+    regional = _clean(r.release("regional-v1", EICAR_RULE + PLANTED, 1, database=REGIONAL), 1)
+    codenames = r.ctx.root / "customer-audit" / "codenames.txt"
     codenames.parent.mkdir(parents=True, exist_ok=True)
     codenames.write_text(f"# the customer's own codenames: never sent to the vendor\n{CODENAME}\n")
-    rules = read_database(v2.path.read_bytes()).rules()
-    vendor = [f for f in v2.audit.blocking if f.rule_id == "OVT-0004"]
+    rules = read_database(regional.path.read_bytes()).rules()
+    vendor = [f for f in regional.audit.blocking if f.rule_id == "OVT-0004"]
     mine = [f for f in audit(rules, markings=load_markings(codenames)).blocking if f.rule_id == "OVT-0004"]
     if vendor or not any(CODENAME in f.message for f in mine):
         raise VerificationError(
             f"the vendor's audit found {len(vendor)} and the customer's {len(mine)} findings on OVT-0004"
         )
+    shown = next((f for f in mine if f.check == "sensitive-marking"), mine[0])
+    installed_rules = read_database(v2.path.read_bytes()).rules()
+    if audit(installed_rules, markings=load_markings(codenames)).blocking:
+        raise VerificationError(f"the customer's codename list flags {NAME} v2 too")
     return Claim(
         id="avdb.customer-codenames",
         promise=HUNTING,
         status=Status.PROVED,
-        check=f"a customer audited the rule sources inside the published v2 database on their own machine "
-        f"against a private codename list (nothing signed, logged or sent): rule OVT-0004 "
-        f"'Heron_Loader_Config', which the vendor's marking list passed, matches their codename "
-        f"({mine[0].check}: {mine[0].message})",
-        evidence=r.ctx.rel(v2.path),
-        recheck=r.ctx.overt("avdb", "audit", "--local", v2.path, "--markings", codenames, exit_code=1),
+        check=f"the vendor released a second database, {REGIONAL} v1, whose audit with the vendor's marking list "
+        f"passed; a customer audited the rule sources inside the published database on their own machine "
+        f"against a private codename list (nothing signed, logged or sent) and found that rule OVT-0004 "
+        f"'Heron_Loader_Config' hunts their codename ({shown.check}: {shown.message}), so they can refuse "
+        f"to install it; the same audit of {NAME} v2, the database endpoints install, finds nothing",
+        evidence=r.ctx.rel(regional.path),
+        recheck=r.ctx.overt("avdb", "audit", "--local", regional.path, "--markings", codenames, exit_code=1),
         facts={"rule_id": "OVT-0004", "checks": sorted({f.check for f in mine}), "vendor_findings": 0},
     )
 
@@ -286,7 +294,7 @@ def avdb_stage(ctx: DemoContext) -> Stage:
     v1 = _clean(r.release("v1", EICAR_RULE + DROPPER, 1), 1)
     released = _released(r, v1)
     refused = _hunting_refused(r)
-    v2 = _clean(r.release("v2", EICAR_RULE + DROPPER_2 + BETA + PLANTED, 2), 2)
+    v2 = _clean(r.release("v2", EICAR_RULE + DROPPER_2 + BETA, 2), 2)
     return Stage(
         name="avdb",
         title="AV databases",
