@@ -244,3 +244,43 @@ def test_split_pieces_with_more_text_than_the_marking(markings: Markings, string
 def test_unrelated_pieces_make_no_split_marking(markings: Markings) -> None:
     case = ('    $a = "vssadmin delete"\n    $b = "shadows /all /quiet"', "all of them")
     assert not check_patterns(rules_of({"s": case}), markings)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "marking"),
+    [
+        ('$a = "OP SECRE"', "TOP SECRET"),
+        ('$a = "ДЛЯ СЛУЖЕБНОГО ПОЛЬЗОВАН"', "ДЛЯ СЛУЖЕБНОГО ПОЛЬЗОВАНИЯ"),
+        ('$a = "ONFIDENTIA" nocase', "CONFIDENTIAL"),
+        ("$a = { 56 53 2D 56 45 52 54 52 41 55 }", "VS-VERTRAULICH"),
+    ],
+)
+def test_a_truncated_marking_is_still_the_marking(markings: Markings, pattern: str, marking: str) -> None:
+    found = check_patterns(rules_of({"t": (f"    {pattern}", "$a")}), markings)
+    assert any(f.evidence == f"$a:{marking}" and "most of it" in f.message for f in found), found
+
+
+@pytest.mark.parametrize("pattern", ['$a = "confide"', '$a = "secretary"', '$a = "Classic"', '$a = "GEHEIMEN"'])
+def test_a_short_piece_of_a_marking_is_not(markings: Markings, pattern: str) -> None:
+    assert not check_patterns(rules_of({"t": (f"    {pattern}", "$a")}), markings)
+
+
+CONDITION_SPELLS = {
+    "uint32be": "for any i in (0..filesize) : (uint32be(i) == 0x544F5020 and uint32be(i + 4) == 0x53454352 "
+    "and uint16be(i + 8) == 0x4554)",
+    "uint32 little-endian": "for any i in (0..filesize) : (uint32(i) == 0x20504F54 and uint32(i + 4) == "
+    "0x52434553 and uint16(i + 8) == 0x5445)",
+    "uint8 decimals": "for any i in (0..filesize) : (uint8(i) == 78 and uint8(i + 1) == 79 and uint8(i + 2) == 70 "
+    "and uint8(i + 3) == 79 and uint8(i + 4) == 82 and uint8(i + 5) == 78)",
+}
+
+
+@pytest.mark.parametrize("condition", CONDITION_SPELLS.values(), ids=CONDITION_SPELLS.keys())
+def test_a_condition_that_spells_a_marking_in_integers(markings: Markings, condition: str) -> None:
+    found = check_patterns(rules_of({"c": ("", condition)}), markings)
+    assert [f.evidence for f in found] in (["condition:TOP SECRET"], ["condition:NOFORN"]), found
+
+
+def test_format_magic_in_a_condition_is_no_marking(markings: Markings) -> None:
+    case = ("", "uint32(0) == 0x46445025 and uint32be(4) == 0x2D312E34 and uint16(0) == 0x5A4D")
+    assert not check_patterns(rules_of({"c": case}), markings)

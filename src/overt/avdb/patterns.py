@@ -38,7 +38,7 @@ import yara_x
 from overt.avdb.findings import Finding, finding
 from overt.avdb.markings import NONE, Corpus, Form, Markings, Span
 from overt.avdb.rules import YaraRule
-from overt.avdb.yarasource import HEX, REGEX, TEXT, PatternSource
+from overt.avdb.yarasource import HEX, REGEX, TEXT, PatternSource, unescape
 
 SENSITIVE = "sensitive-marking"
 SPLIT = "split-marking"
@@ -70,6 +70,8 @@ class Hit:
         shown = self.form.spelling.replace("\n", "\\n")
         if self.check == SPLIT:
             what = f"patterns {', '.join(self.patterns)} together match the marking"
+        elif self.patterns == (CONDITION,):
+            what = "the condition compares the file with the marking"
         else:
             what = f"pattern {names} matches the marking"
         message = f"{what} {self.form.marking.text!r} (as {shown!r}, {self.how})"
@@ -88,7 +90,9 @@ def check_patterns(rules: Sequence[YaraRule], markings: Markings) -> list[Findin
     """``sensitive-marking`` and ``split-marking`` findings on the rules' patterns, one per pattern and marking."""
     result = probe(rules, markings)
     nd = needles(markings)
-    literal = [h for r in rules for h in (*literal_hits(r, nd), *split_literal_hits(r, nd))]
+    literal = [
+        h for r in rules for h in (*literal_hits(r, nd), *split_literal_hits(r, nd), *condition_hits(r, nd))
+    ]
     unique: dict[str, Finding] = {}
     for h in (*result.hits, *literal):
         f = h.to_finding()
@@ -196,14 +200,37 @@ def _rule_hits(rule: YaraRule, by_pattern: dict[int, list[tuple[int, int]]], cor
                 else:
                     pieces[i].append((max(a, s.start), min(b, s.end), k))
         whole[k] = {key for key in real if key not in decoys}
-        best: dict[str, Span] = {}
+        best: dict[str, tuple[Span, str]] = {}
         for key, s in real.items():
             if key not in decoys:
-                best.setdefault(s.form.marking.text, s)
-        hits += [Hit(rule=rule, patterns=(names[k],), check=SENSITIVE, form=s.form, how=s.label)
-                 for s in best.values()]  # fmt: skip
+                best.setdefault(s.form.marking.text, (s, s.label))
+        for s in () if best else _truncated(corpus, spans, generic[k]):  # only when it matches no whole form
+            best.setdefault(s.form.marking.text, (s, f"{s.label}, most of it"))
+        hits += [
+            Hit(rule=rule, patterns=(names[k],), check=SENSITIVE, form=s.form, how=how)
+            for s, how in best.values()
+        ]
     hits += _split_hits(rule, names, corpus, pieces, whole, generic)
     return hits
+
+
+TRUNCATED_SHARE = 0.6  # a match of this much of a marking form, inside it, hunts the marking (``"P SECRE"``)
+TRUNCATED_MIN = 6  # bytes
+
+
+def _truncated(corpus: Corpus, spans: list[tuple[int, int]], generic: set[int]) -> Iterator[Span]:
+    """Real forms a pattern matches most of from within (a truncated marking), never touching their decoys."""
+    for a, b in spans:
+        for _, s in _touched(corpus, a, b):
+            inside = min(b, s.end) - max(a, s.start)
+            if (
+                not s.decoy
+                and s.key not in generic
+                and s.outer[0] <= a
+                and b <= s.outer[1]
+                and inside >= max(TRUNCATED_MIN, TRUNCATED_SHARE * (s.end - s.start))
+            ):
+                yield s
 
 
 def _split_hits(
@@ -297,8 +324,9 @@ def literal_hits(rule: YaraRule, nd: Needles) -> list[Hit]:
         best: dict[str, Hit] = {}
         for c in candidates(p):
             for form, how in search(c, nd):
-                best.setdefault(form.marking.text, Hit(rule=rule, patterns=(p.name,), check=SENSITIVE,
-                                                       form=form, how=how))  # fmt: skip
+                best.setdefault(
+                    form.marking.text, Hit(rule=rule, patterns=(p.name,), check=SENSITIVE, form=form, how=how)
+                )
         hits += best.values()
     return hits
 
@@ -327,14 +355,67 @@ def split_literal_hits(rule: YaraRule, nd: Needles) -> list[Hit]:
         for b_name, b in pieces:
             if a_name == b_name:
                 continue
-            joined = LiteralRun(data=a.data[-EDGE:] + b.data[:EDGE], nocase=a.nocase and b.nocase, how="split",
-                                min_len=4)  # fmt: skip
+            joined = LiteralRun(
+                data=a.data[-EDGE:] + b.data[:EDGE], nocase=a.nocase and b.nocase, how="split", min_len=4
+            )
             for form, _how in search(joined, nd):
                 text = form.marking.text
                 if text not in alone[id(a)] | alone[id(b)] and text not in best:
-                    best[text] = Hit(rule=rule, patterns=(a_name, b_name), check=SPLIT, form=form,
-                                     how=f"{a_name} then {b_name} joined, {form.encoding}")  # fmt: skip
+                    best[text] = Hit(
+                        rule=rule,
+                        patterns=(a_name, b_name),
+                        check=SPLIT,
+                        form=form,
+                        how=f"{a_name} then {b_name} joined, {form.encoding}",
+                    )
     return list(best.values())
+
+
+CONDITION = "condition"
+_READ = re.compile(r"\b(u?int)(8|16|32)(be)?\s*\(")
+_CONSTANT = re.compile(r"\s*==\s*(0x[0-9A-Fa-f]+|[0-9]+)\b")
+_CONSTANT_FIRST = re.compile(r"(0x[0-9A-Fa-f]+|[0-9]+)\s*==\s*$")
+_CONDITION_TEXT = re.compile(r'(i?)(?:contains|equals|startswith|endswith|matches)?\s*"((?:[^"\\\n]|\\.)*)"')
+
+
+def condition_hits(rule: YaraRule, nd: Needles) -> list[Hit]:
+    """Markings the condition itself spells: integers compared with the file's bytes (``uint32be(i) ==
+    0x544F5020 and uint32be(i + 4) == 0x53454352``, read in order) and texts it compares (``contains``)."""
+    condition = _strip_comments(rule.source.condition)
+    runs = [
+        LiteralRun(data=_read_bytes(condition), nocase=False, how="integers the condition reads", min_len=4)
+    ]
+    for m in _CONDITION_TEXT.finditer(condition):
+        runs.append(
+            LiteralRun(data=unescape(m.group(2)), nocase=bool(m.group(1)), how="a text of the condition")
+        )
+    best: dict[str, Hit] = {}
+    for run in runs:
+        for form, how in search(run, nd):
+            best.setdefault(
+                form.marking.text, Hit(rule=rule, patterns=(CONDITION,), check=SENSITIVE, form=form, how=how)
+            )
+    return list(best.values())
+
+
+def _read_bytes(condition: str) -> bytes:
+    """The constants compared with ``uintN[be](...)`` reads, as the bytes they stand for, in order."""
+    out = bytearray()
+    for m in _READ.finditer(condition):
+        depth, i = 1, m.end()
+        while i < len(condition) and depth:
+            depth += {"(": 1, ")": -1}.get(condition[i], 0)
+            i += 1
+        after = _CONSTANT.match(condition, i)
+        before = _CONSTANT_FIRST.search(condition, 0, m.start())
+        constant = after.group(1) if after else before.group(1) if before else None
+        if constant is None:
+            continue
+        width = int(m.group(2)) // 8
+        value = int(constant, 0)
+        if value < 1 << (8 * width):
+            out += value.to_bytes(width, "big" if m.group(3) or width == 1 else "little")
+    return bytes(out)
 
 
 def _ends_a_marking_start(c: LiteralRun, nd: Needles) -> bool:
@@ -436,8 +517,9 @@ def candidates(p: PatternSource) -> Iterator[LiteralRun]:
     elif p.kind == REGEX:
         body, _, flags = p.value[1:].rpartition("/")
         for run, left, right in regex_runs(body):
-            yield LiteralRun(data=run, nocase=nocase or "i" in flags, how="regex", open_left=left,
-                            open_right=right)  # fmt: skip
+            yield LiteralRun(
+                data=run, nocase=nocase or "i" in flags, how="regex", open_left=left, open_right=right
+            )
 
 
 def _embedded(data: bytes, where: str) -> Iterator[LiteralRun]:
@@ -455,8 +537,12 @@ def _embedded(data: bytes, where: str) -> Iterator[LiteralRun]:
                 data=decoded, nocase=False, how=f"base64 written in a {where} pattern", min_len=4
             )
     for m in _HEX_TEXT.finditer(data):
-        yield LiteralRun(data=bytes.fromhex(m.group().decode()), nocase=False,
-                        how=f"hex written in a {where} pattern", min_len=4)  # fmt: skip
+        yield LiteralRun(
+            data=bytes.fromhex(m.group().decode()),
+            nocase=False,
+            how=f"hex written in a {where} pattern",
+            min_len=4,
+        )
 
 
 def _strip_comments(source: str) -> str:
