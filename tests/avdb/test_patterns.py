@@ -260,7 +260,9 @@ def test_a_truncated_marking_is_still_the_marking(markings: Markings, pattern: s
     assert any(f.evidence == f"$a:{marking}" and "most of it" in f.message for f in found), found
 
 
-@pytest.mark.parametrize("pattern", ['$a = "confide"', '$a = "secretary"', '$a = "Classic"', '$a = "GEHEIMEN"'])
+@pytest.mark.parametrize(
+    "pattern", ['$a = "confide"', '$a = "secretary"', '$a = "Classic"', '$a = "GEHEIMEN"']
+)
 def test_a_short_piece_of_a_marking_is_not(markings: Markings, pattern: str) -> None:
     assert not check_patterns(rules_of({"t": (f"    {pattern}", "$a")}), markings)
 
