@@ -74,8 +74,20 @@ def test_a_clean_tree_exits_0_and_bad_input_exits_2(tmp_path: Path) -> None:
     for args, message in (
         (("--local", str(tree), "--markings", str(empty)), "the marking list is empty"),
         (("--local", str(tree), "--markings", str(tmp_path / "missing.txt")), "cannot read the marking list"),
-        (("--local", str(tree)), "--local needs --markings FILE"),
         (("--local", str(tmp_path / "nowhere"), "--markings", str(markings)), "does not exist"),
     ):
         r = run_local(tmp_path, *args)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+
+
+def test_the_packaged_list_is_audited_beside_the_customers(tmp_path: Path) -> None:
+    hunting = rule("Memo_Hunt", "OVT-0900", '    $a = "TOP SECRET"', "$a")
+    tree = write_tree(tmp_path / "rules", {"yara/eicar.yar": EICAR_RULE, "yara/memo.yar": hunting})
+    markings = tmp_path / "codenames.txt"
+    markings.write_text("MARLIN\n")
+    for extra in ((), ("--markings", str(markings))):
+        r = run_local(tmp_path, "--local", str(tree), *extra, "--json")
+        out = json.loads(r.stdout)
+        assert r.returncode == 1 and out["blocking"] >= 1, (extra, r.stderr)
+        assert out["markings"].startswith("packaged markings.toml")
+        assert {f["ruleId"] for f in out["findings"] if f["check"] == "sensitive-marking"} == {"OVT-0900"}

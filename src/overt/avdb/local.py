@@ -15,7 +15,7 @@ from typing import Any
 
 from overt.avdb.audit import RuleAuditReport, audit
 from overt.avdb.findings import BLOCKING, Finding
-from overt.avdb.markings import load_markings
+from overt.avdb.markings import combined, load_markings
 from overt.avdb.package import MAX_DATABASE, read_database
 from overt.avdb.rules import RuleSet, load_rules
 from overt.errors import UsageError
@@ -28,7 +28,7 @@ class LocalAudit:
     """The report of a local audit: what was audited, with which list, and the findings."""
 
     tree: str
-    markings: str  # the marking list's origin (its path)
+    markings: str  # the marking lists' origins (the packaged list, and the user's path)
     marking_count: int
     report: RuleAuditReport
 
@@ -57,9 +57,11 @@ def _rules(tree: Path) -> RuleSet:
     return load_rules(read_source(tree), strict=False)
 
 
-def audit_local(tree: Path, *, markings: Path) -> LocalAudit:
-    """Audit ``tree`` with the marking list at ``markings``; every rule counts as new (canaries run on all)."""
-    wanted = load_markings(markings)
+def audit_local(tree: Path, *, markings: Path | None) -> LocalAudit:
+    """Audit ``tree`` with the packaged marking list and the one at ``markings`` (if given); every rule counts
+    as new (canaries run on all)."""
+    packaged = load_markings()
+    wanted = packaged if markings is None else combined(packaged, load_markings(markings))
     report = audit(_rules(tree), markings=wanted)
     return LocalAudit(
         tree=str(tree), markings=wanted.origin, marking_count=len(wanted.entries), report=report

@@ -173,6 +173,15 @@ def load_markings(path: Path | None = None) -> Markings:
     return parse_markings(data, origin=str(path), toml=None if path.suffix != ".toml" else True)
 
 
+def combined(first: Markings, *more: Markings) -> Markings:
+    """One list of several (the packaged list and a customer's own); the first spelling of a text wins."""
+    entries: dict[str, Marking] = {}
+    for m in (first, *more):
+        for e in m.entries:
+            entries.setdefault(e.text, e)
+    return Markings(entries=tuple(entries.values()), origin=" + ".join(m.origin for m in (first, *more)))
+
+
 def parse_markings(data: bytes, *, origin: str, toml: bool | None = None) -> Markings:
     """A marking list from bytes; ``toml`` None decides by content (a ``[[marking]]`` table means TOML)."""
     if len(data) > MAX_FILE:

@@ -121,8 +121,6 @@ def import_cmd(
 
 def _audit_local(tree: Path, markings: Path | None, *, json: bool) -> None:
     """``overt avdb audit --local``: the findings, and nothing signed, logged or written."""
-    if markings is None:
-        raise UsageError("--local needs --markings FILE: the marking list to audit with")
     local = audit_local(tree, markings=markings)
     report = local.report
     if json:
@@ -166,14 +164,17 @@ def audit_cmd(
     ] = None,
     markings: Annotated[
         Path | None,
-        typer.Option(help="with --local: your marking list (markings.toml schema, or one marking per line)"),
+        typer.Option(
+            help="with --local: your own marking list, audited with the packaged one (markings.toml schema, or "
+            "one marking per line)"
+        ),
     ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Escrow and audit a rule tree; the signed report is logged. Exit 1 if blocking findings are unwaived.
 
-    With --local DIR --markings FILE: audit DIR with your own marking list, without a home or keys; exit 0 no
-    blocking finding, 1 blocking findings, 2 bad input."""
+    With --local DIR [--markings FILE]: audit DIR here with the packaged marking list and your own, without a
+    home or keys; exit 0 no blocking finding, 1 blocking findings, 2 bad input."""
     if local is not None:
         if rules is not None:
             raise UsageError("give the rule tree either as RULES or as --local DIR, not both")
