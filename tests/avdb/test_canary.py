@@ -323,7 +323,7 @@ def test_filesize_bounds_in_the_hunting_rule_are_lifted(condition: str) -> None:
         ruleset({"a.yar": rule("Bounded_Hunt", "T-110", '    $a = "TOP SECRET"', condition), **BENIGN})
     )
     assert {f.rule_id for f in found} == {"T-110"}
-    assert all("filesize bounds lifted" in f.message for f in found)
+    assert all("its bounds on filesize, the clock or whole-file statistics lifted" in f.message for f in found)
 
 
 def test_a_duplicate_rule_name_in_a_second_file_hides_neither_rule() -> None:
@@ -407,3 +407,18 @@ def test_a_hit_on_an_ordinary_file_that_is_no_document_is_advisory() -> None:
     assert all("ordinary" in f.message for f in findings)
     hunting = hits(ruleset({"a.yar": HUNT}))
     assert hunting and all(f.blocking for f in hunting)
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [
+        "time.now() > 1893456000",
+        "time.now() % 1000 == 7",
+        "math.entropy(0, filesize) > 7.0",
+        "not (math.mean(0, filesize) < 200)",
+    ],
+)
+def test_clock_and_whole_file_statistics_gates_are_lifted(gate: str) -> None:
+    imports = 'import "time"\nimport "math"\n'
+    hunt = rule("Gated_Hunt", "T-180", '    $a = "TOP SECRET"', f"{gate} and $a", imports=imports)
+    assert hit_ids(ruleset({"a.yar": hunt, **BENIGN})) == {"T-180"}

@@ -195,3 +195,20 @@ def test_cli_import_reports_in_json_and_exits_2_on_bad_input(tmp_path: Path) -> 
     assert {x["check"] for x in out["leftOut"]} == {"unknown-module", "compile", "duplicate-name"}
     r = _overt("avdb", "import", str(src), str(tmp_path / "tree"), "--source", "acme")
     assert r.returncode == 2 and "is not an empty directory" in r.stderr
+
+
+def test_symlinks_a_bom_and_include_lines_are_reported_not_silent(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bom.yar").write_bytes(b'\xef\xbb\xbfrule Bom_Rule { strings: $a = "bom-marker" condition: $a }\n')
+    (src / "inc.yar").write_text(
+        'include "other.yar"\nrule Inc_Rule { strings: $a = "inc-marker" condition: $a }\n'
+    )
+    (tmp_path / "outside.yar").write_text('rule Outside { strings: $a = "out-marker" condition: $a }\n')
+    (src / "link.yar").symlink_to(tmp_path / "outside.yar")
+    report = import_tree(src, tmp_path / "dest", source="acme")
+    assert [(s.file, s.check) for s in report.skipped] == [("link.yar", "symlink")]
+    assert sorted((c.file, c.check) for c in report.changed) == [("bom.yar", "bom"), ("inc.yar", "include")]
+    assert not (tmp_path / "dest" / "bom.yar").read_bytes().startswith(b"\xef\xbb\xbf")
+    rules = load_rules(read_directory(tmp_path / "dest"), strict=True)  # the imported tree compiles
+    assert {r.name for r in rules.yara} == {"Bom_Rule", "Inc_Rule"}

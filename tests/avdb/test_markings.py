@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,17 @@ def test_toml_shaped_input_loads_or_is_a_format_error(entries: list[dict[str, ob
         return
     assert len(m.entries) == len(entries)
     m.corpus()
+
+
+def test_a_named_fifo_is_refused_at_once_but_a_pipe_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "codenames.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="not a regular file"):
+        load_markings(fifo)
+    r, w = os.pipe()
+    os.write(w, b"MARLIN\n")
+    os.close(w)
+    try:
+        assert [m.text for m in load_markings(Path(f"/dev/fd/{r}")).entries] == ["MARLIN"]
+    finally:
+        os.close(r)

@@ -286,3 +286,20 @@ def test_a_condition_that_spells_a_marking_in_integers(markings: Markings, condi
 def test_format_magic_in_a_condition_is_no_marking(markings: Markings) -> None:
     case = ("", "uint32(0) == 0x46445025 and uint32be(4) == 0x2D312E34 and uint16(0) == 0x5A4D")
     assert not check_patterns(rules_of({"c": case}), markings)
+
+
+def test_one_whole_word_of_a_longer_marking_is_not_a_truncated_marking(markings: Markings) -> None:
+    # "secret" is most of "Trèssecret" (TRÈS SECRET DÉFENSE without its gaps), but it is one ordinary word
+    case = (
+        '    $a = "Runtime.getRuntime().exec(request.getParameter(" ascii\n    $c = "secret" ascii',
+        "$a and $c",
+    )
+    assert not check_patterns(rules_of({"jsp": case}), markings)
+
+
+def test_a_marking_the_condition_only_excludes_is_no_hunt(markings: Markings) -> None:
+    strings = '    $a = "GetSecretKey" ascii\n    $b = "Confidential" ascii'
+    assert not check_patterns(rules_of({"x": (strings, "$a and not $b")}), markings)
+    assert check_patterns(rules_of({"y": (strings, "$a and $b")}), markings)
+    assert check_patterns(rules_of({"z": (strings, "$a and not $b or $b at 0")}), markings)
+    assert check_patterns(rules_of({"w": (strings, "$a and not not $b")}), markings)

@@ -124,7 +124,38 @@ def _operand(tokens: Sequence[_Token], at: int, step: int) -> int:
 
 
 def _arith(t: _Token) -> bool:
-    return t.kind == "num" or t.text == "filesize" or (t.kind == "op" and t.text in _ARITH)
+    return t.kind in ("num", GATE) or t.text == "filesize" or (t.kind == "op" and t.text in _ARITH)
+
+
+GATE = "gate"  # a value that says nothing of what the file holds: the clock, or a statistic of a fixed range
+
+
+def _merge_gates(tokens: Sequence[_Token]) -> list[_Token]:
+    """``time.now()`` and ``math.entropy(0, filesize)`` (any math statistic over a range of numbers and
+    filesize) as one token each, so that a comparison of them with a number is lifted like a filesize bound:
+    a rule gated on the date or on the whole file's entropy must still meet the canaries."""
+    out: list[_Token] = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t.text in ("time", "math") and i + 3 < len(tokens) and tokens[i + 1].text == ".":
+            close = _matching(tokens, i + 3, 1) if tokens[i + 3].text == "(" else -1
+            args = tokens[i + 4 : close] if close > 0 else ()
+            known = (t.text == "time" and tokens[i + 2].text == "now") or (
+                t.text == "math" and tokens[i + 2].text in _MATH_STATS
+            )
+            if known and close > 0 and all(_arith(a) or a.text in ("(", ")", ",") for a in args):
+                out.append(_Token(GATE, "filesize", t.start, tokens[close].end))
+                i = close + 1
+                continue
+        out.append(t)
+        i += 1
+    return out
+
+
+_MATH_STATS = frozenset(
+    {"entropy", "mean", "deviation", "serial_correlation", "monte_carlo_pi", "count", "percentage", "mode"}
+)
 
 
 def _negated(tokens: Sequence[_Token], lo: int, hi: int) -> bool:
@@ -150,11 +181,12 @@ def _negated(tokens: Sequence[_Token], lo: int, hi: int) -> bool:
 
 
 def lift_filesize(condition: str, tokens: Sequence[_Token] | None = None) -> str:
-    """``condition`` with every bound of filesize by a number replaced by ``true`` (``false`` if negated).
+    """``condition`` with every bound of filesize by a number replaced by ``true`` (``false`` if negated), and
+    likewise every comparison of the clock or of a whole-range statistic (:func:`_merge_gates`).
 
     ``tokens``: the condition's :func:`_tokens`, if the caller has them already.
     """
-    tokens = _tokens(condition) if tokens is None else tokens
+    tokens = _merge_gates(_tokens(condition) if tokens is None else tokens)
     spans: list[tuple[int, int, str]] = []
     for k, t in enumerate(tokens):
         if t.kind != "op" or t.text not in _COMPARE or (spans and spans[-1][1] > t.start):
@@ -339,7 +371,11 @@ def _yara_hits(
                 hit = compiled.targets.get((m.namespace, m.identifier))
                 if hit is not None:
                     rule, lifted = hit
-                    how = "compiled alone, its filesize bounds lifted" if lifted else "compiled alone"
+                    how = (
+                        "compiled alone, its bounds on filesize, the clock or whole-file statistics lifted"
+                        if lifted
+                        else "compiled alone"
+                    )
                     found.append(
                         finding(
                             rule,

@@ -82,7 +82,8 @@ class LeftOut:
 
     file: str
     rule: str  # "" for a whole file
-    check: str  # include-only, empty, not-utf8, unparsed, unknown-module, compile, duplicate-name
+    check: str  # include-only, empty, symlink, not-utf8, unparsed, unknown-module, compile, duplicate-name;
+    # for a changed file: bom, include
     message: str
 
     def to_dict(self) -> dict[str, str]:
@@ -106,6 +107,7 @@ class ImportReport:
     left_out: tuple[LeftOut, ...]  # files and rules that could not be imported
     missing_modules: Mapping[str, int] = field(default_factory=dict)  # module: rules left out for it
     licences: tuple[str, ...] = ()
+    changed: tuple[LeftOut, ...] = ()  # files imported with more than meta changed: a BOM, include lines
 
     def to_dict(self) -> dict[str, Any]:
         """What ``overt avdb import --json`` prints."""
@@ -122,6 +124,7 @@ class ImportReport:
             "missingModules": dict(sorted(self.missing_modules.items())),
             "skipped": [s.to_dict() for s in self.skipped],
             "leftOut": [s.to_dict() for s in self.left_out],
+            "changed": [s.to_dict() for s in self.changed],
             "licences": list(self.licences),
         }
 
@@ -133,6 +136,7 @@ class _Tally:
     modules: Counter[str] = field(default_factory=Counter)
     skipped: list[LeftOut] = field(default_factory=list)
     left_out: list[LeftOut] = field(default_factory=list)
+    changed: list[LeftOut] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # rule name -> the file that has it
     rules_read: int = 0
     rules_written: int = 0
@@ -166,15 +170,19 @@ def import_tree(src: Path, dest: Path, *, source: str, progress: Progress | None
         raise UsageError(f"{src} is not a directory of YARA rules")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{dest} exists and is not an empty directory; import into a new one")
-    paths = sorted(
+    found = sorted(
         (p.relative_to(src).as_posix(), p)
         for p in src.rglob("*")
-        if p.is_file() and not p.is_symlink() and p.suffix in RULE_SUFFIXES
+        if p.suffix in RULE_SUFFIXES and (p.is_symlink() or p.is_file())
     )
+    paths = [(rel, p) for rel, p in found if not p.is_symlink()]
     if not paths:
         raise FormatError(f"{src} holds no .yar or .yara file")
     ids = _source_ids(paths)
     tally = _Tally()
+    for rel, _ in (x for x in found if x[1].is_symlink()):
+        message = "a symbolic link: only regular files of the collection are imported"
+        tally.skipped.append(LeftOut(file=rel, rule="", check="symlink", message=message))
     out: dict[str, bytes] = {}
     for n, (rel, path) in enumerate(paths, 1):
         text = _import_file(rel, path.read_bytes(), source=source, ids=ids, tally=tally)
@@ -202,6 +210,7 @@ def import_tree(src: Path, dest: Path, *, source: str, progress: Progress | None
         left_out=tuple(tally.left_out),
         missing_modules=dict(tally.modules),
         licences=tuple(licences),
+        changed=tuple(tally.changed),
     )
 
 
@@ -213,6 +222,11 @@ def _lex(rel: str, data: bytes, tally: _Tally) -> _Lexed | None:
             LeftOut(file=rel, rule="", check="not-utf8", message=f"not UTF-8 (byte {e.start})")
         )
         return None
+    if text.startswith("\ufeff"):  # yara-x does not take a byte-order mark
+        text = text[1:]
+        tally.changed.append(
+            LeftOut(file=rel, rule="", check="bom", message="its UTF-8 byte-order mark removed")
+        )
     try:
         imports, includes, rules = split_rules(text, where=rel)
     except FormatError as e:
@@ -223,6 +237,10 @@ def _lex(rel: str, data: bytes, tally: _Tally) -> _Lexed | None:
         message = f"holds only include lines ({len(includes)})" if includes else "holds no rule"
         tally.skipped.append(LeftOut(file=rel, rule="", check=what, message=message))
         return None
+    if includes:
+        shown = ", ".join(includes[:3]) + (" ..." if len(includes) > 3 else "")
+        message = f"its include lines dropped ({shown}): sources must be self-contained"
+        tally.changed.append(LeftOut(file=rel, rule="", check="include", message=message))
     return _Lexed(path=rel, text=text, imports=imports, includes=includes, rules=rules)
 
 

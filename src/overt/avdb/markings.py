@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +32,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from overt.errors import FormatError
+from overt.errors import FormatError, UsageError
+from overt.files import read_regular_file
 
 WORD = "word"
 USER = "user"  # the class of a plain-text list's markings
@@ -165,11 +168,7 @@ def load_markings(path: Path | None = None) -> Markings:
     if path is None:
         data = resources.files("overt.avdb").joinpath("markings.toml").read_bytes()
         return parse_markings(data, origin="packaged markings.toml", toml=True)
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE + 1)
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read the marking list: {e.strerror or e}") from e
+    data = _read_list(path)
     return parse_markings(data, origin=str(path), toml=None if path.suffix != ".toml" else True)
 
 
@@ -180,6 +179,24 @@ def combined(first: Markings, *more: Markings) -> Markings:
         for e in m.entries:
             entries.setdefault(e.text, e)
     return Markings(entries=tuple(entries.values()), origin=" + ".join(m.origin for m in (first, *more)))
+
+
+def _read_list(path: Path) -> bytes:
+    """A regular file, or a pipe handed over as ``/dev/fd/N`` (``--markings <(pass show codenames)``, so the list
+    need not be on disk); a named FIFO or a device would block or never end, so it is refused."""
+    try:
+        piped = str(path).startswith(("/dev/fd/", "/proc/self/fd/", "/dev/stdin")) and stat.S_ISFIFO(
+            os.stat(path).st_mode
+        )
+        if piped:
+            with path.open("rb") as f:
+                return f.read(MAX_FILE + 1)
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read the marking list: {e.strerror or e}") from e
+    try:
+        return read_regular_file(path, limit=MAX_FILE + 1)
+    except UsageError as e:
+        raise FormatError(f"cannot read the marking list: {e}") from e
 
 
 def parse_markings(data: bytes, *, origin: str, toml: bool | None = None) -> Markings:

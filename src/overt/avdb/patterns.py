@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import yara_x
 
 from overt.avdb.findings import Finding, finding
-from overt.avdb.markings import NONE, Corpus, Form, Markings, Span
+from overt.avdb.markings import NONE, Corpus, Form, Markings, Span, encode
 from overt.avdb.rules import YaraRule
-from overt.avdb.yarasource import HEX, REGEX, TEXT, PatternSource, unescape
+from overt.avdb.yarasource import HEX, REGEX, TEXT, PatternSource, condition_tokens, unescape
 
 SENSITIVE = "sensitive-marking"
 SPLIT = "split-marking"
@@ -94,10 +94,30 @@ def check_patterns(rules: Sequence[YaraRule], markings: Markings) -> list[Findin
         h for r in rules for h in (*literal_hits(r, nd), *split_literal_hits(r, nd), *condition_hits(r, nd))
     ]
     unique: dict[str, Finding] = {}
+    excluded = {r.id: only_excluded(r) for r in rules}
     for h in (*result.hits, *literal):
+        if h.patterns != (CONDITION,) and set(h.patterns) <= excluded[h.rule.id]:
+            continue  # the rule matches only files WITHOUT the marking: no hunt
         f = h.to_finding()
         unique.setdefault(f.id, f)
     return list(unique.values())
+
+
+def only_excluded(rule: YaraRule) -> set[str]:
+    """Patterns the condition names only as ``not $x``: files holding them are excluded, never sought."""
+    tokens = condition_tokens(rule.source.condition)
+    if any(t == "them" or t.endswith("*") for t in tokens):
+        return set()
+    negated: set[str] = set()
+    sought: set[str] = set()
+    for i, t in enumerate(tokens):
+        if t[:1] in "$#@!" and len(t) > 1:
+            name = "$" + t[1:]
+            nots = 0
+            while nots < i and tokens[i - 1 - nots] == "not":
+                nots += 1
+            (negated if nots % 2 == 1 and t[0] == "$" else sought).add(name)
+    return negated - sought
 
 
 # --- yara-x layer ------------------------------------------------------------------------------------------
@@ -229,8 +249,21 @@ def _truncated(corpus: Corpus, spans: list[tuple[int, int]], generic: set[int]) 
                 and s.outer[0] <= a
                 and b <= s.outer[1]
                 and inside >= max(TRUNCATED_MIN, TRUNCATED_SHARE * (s.end - s.start))
+                and not _one_word(corpus.data[max(a, s.start) : min(b, s.end)], s.form)
             ):
                 yield s
+
+
+def _one_word(data: bytes, form: Form) -> bool:
+    """Whether ``data`` is just one whole word of the marking (``secret`` of TRÈS SECRET): an ordinary word."""
+    words = {w for spelling in form.marking.spellings() for w in re.split(r"[\W_]+", spelling) if w}
+    low = data.lower()
+    for w in words:
+        for variant in (w, w.lower()):
+            encoded = encode(variant, form.encoding)
+            if encoded is not None and encoded.lower() == low:
+                return True
+    return False
 
 
 def _split_hits(

@@ -160,7 +160,7 @@ def parse_yara_file(
     """
     problems: list[Problem] = []
     raw_warnings: list[tuple[int, str, str]] = []
-    includes = tuple(re.findall(r'^\s*include\s+"([^"]+)"', text, flags=re.M))
+    includes = tuple(re.findall(r'^[ \t]*include[ \t]+"([^"\n]+)"', text, flags=re.M))
     for inc in includes:
         problems.append(
             Problem(
@@ -181,6 +181,8 @@ def parse_yara_file(
         compiler.build()
     except yara_x.CompileError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "compile error"
+        if text.startswith("\ufeff"):
+            first = "it starts with a UTF-8 byte-order mark, which yara-x does not take (remove it)"
         check = "unknown-module" if "unknown module" in first else "compile"
         if not (includes and "include" in first):
             problems.append(

@@ -319,7 +319,7 @@ def _condition(lx: _Lexer) -> tuple[int, int]:
     raise lx.fail("the rule has no closing brace", start)
 
 
-def _rule(lx: _Lexer, start: int, modifiers: list[str]) -> RuleSource:
+def _rule(lx: _Lexer, start: int, modifiers: list[str], line: int) -> RuleSource:
     keyword_at = lx.i - len("rule")
     name = lx.word("a rule name")
     tags: list[str] = []
@@ -362,7 +362,7 @@ def _rule(lx: _Lexer, start: int, modifiers: list[str]) -> RuleSource:
         text=text,
         start=start,
         end=lx.i,
-        line=lx.t.count("\n", 0, start) + 1,
+        line=line,
         keyword_at=keyword_at - start,
         condition_span=(span[0] - start, span[1] - start),
         sections=tuple(sections),
@@ -375,6 +375,7 @@ def split_rules(text: str, *, where: str = "") -> tuple[tuple[str, ...], tuple[s
     imports: list[str] = []
     includes: list[str] = []
     rules: list[RuleSource] = []
+    counted, line = 0, 1  # lines are counted once, from one rule to the next
     while not lx.at_end():
         start = lx.i
         word = lx.word("'rule', 'import' or 'include'")
@@ -389,7 +390,9 @@ def split_rules(text: str, *, where: str = "") -> tuple[tuple[str, ...], tuple[s
             word = lx.word("'rule'")
         if word != "rule":
             raise lx.fail(f"expected 'rule', found {word!r}", start)
-        rules.append(_rule(lx, start, modifiers))
+        line += lx.t.count("\n", counted, start)
+        counted = start
+        rules.append(_rule(lx, start, modifiers, line))
     return tuple(imports), tuple(includes), rules
 
 

@@ -111,12 +111,18 @@ def import_cmd(
         console.print(f"  {field}: taken from {key} for {n} rule(s)")
     for s in report.skipped:
         console.print(f"  skipped {s.file}: {s.message}")
+    for s in report.changed:
+        console.print(f"  changed {s.file}: {s.message}")
     for s in report.left_out:
         console.print(
             Text.assemble(
                 "  ", ("left out", "yellow"), f" {s.file}{' ' + s.rule if s.rule else ''}: {s.message}"
             )
         )
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _audit_local(tree: Path, markings: Path | None, *, json: bool) -> None:
@@ -127,7 +133,8 @@ def _audit_local(tree: Path, markings: Path | None, *, json: bool) -> None:
         emit_json(local.to_dict())
     else:
         console.print(
-            f"audited {report.rules_audited} rules of {local.tree} locally with {local.marking_count} markings "
+            f"audited {_count(report.rules_audited, 'rule')} of {local.tree} locally with "
+            f"{_count(local.marking_count, 'marking')} "
             f"from {local.markings}; nothing was signed, logged or written"
         )
         if report.findings:
@@ -178,6 +185,8 @@ def audit_cmd(
     if local is not None:
         if rules is not None:
             raise UsageError("give the rule tree either as RULES or as --local DIR, not both")
+        if home is not None or auditor_key is not None:
+            raise UsageError("--local uses no home and no keys: leave out --home and --auditor-key")
         _audit_local(local, markings, json=json)
         return
     if rules is None:
@@ -197,7 +206,8 @@ def audit_cmd(
         emit_json(audited.to_dict())
     else:
         console.print(
-            f"audited {report.rules_audited} rules ({report.new_or_changed} new or changed, {report.canaries} canaries); "
+            f"audited {_count(report.rules_audited, 'rule')} ({report.new_or_changed} new or changed, "
+            f"{_count(report.canaries, 'canary', 'canaries')}); "
             f"report {logged_at(audited.signed.receipt.index)}"
         )
         if report.findings:
