@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +79,25 @@ def test_updates_move_forward_keep_the_previous_version_and_a_no_op_checks_fresh
     fetched = world.site.requested[before:]
     assert not [p for p in fetched if "/targets/" in p]  # nothing downloaded again
     assert "/log/checkpoint" in fetched  # but the log's head was checked
+
+
+def test_init_makes_the_directories_an_update_writes_in(world: World) -> None:
+    world.pin()
+    for d in ("tuf/downloads", "log", "trusted", "products/demo/stable"):
+        assert (world.agent / d).is_dir(), d
+
+
+def test_an_update_needs_no_temporary_directory(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TUF client's downloads are held in memory, not in a temporary file: an endpoint whose temporary
+    directory is gone or full still updates (and the download is not written to disk twice)."""
+    world.release("1.0")
+    world.pin()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    o = world.outcome()
+    assert o.status == INSTALLED, o.error
+    assert world.installed() == "1.0"
 
 
 def test_one_agent_at_a_time(world: World) -> None:

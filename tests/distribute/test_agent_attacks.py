@@ -132,6 +132,15 @@ def test_an_artifact_altered_after_signing_is_refused(world: World) -> None:
     refused(world, "tuf", "LengthOrHashMismatchError")
 
 
+def test_an_artifact_served_longer_than_signed_is_refused_while_it_downloads(world: World) -> None:
+    """The agent's fetcher holds a download in memory; it stops at the signed length as the stock one does."""
+    installed_1_0(world)
+    v2 = world.release("2.0")
+    served = world.repo.public / "targets" / "products" / "demo" / "2.0" / f"{v2.sha256}.demo.tar.gz"
+    served.write_bytes(served.read_bytes() + b"x")
+    refused(world, "tuf", "more bytes than the signed metadata allows")
+
+
 def test_a_rollback_to_an_older_version_is_refused(world: World) -> None:
     installed_1_0(world)
     old = copy_public(world, "old-mirror")  # the repository as it was with 1.0

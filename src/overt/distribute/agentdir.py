@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Any
 from overt import jsonio
 from overt.atomic import atomic_write
 from overt.avdb.install import default_agent_dir
-from overt.distribute.trust import Follow, TrustPolicy
+from overt.distribute.trust import PRODUCT, Follow, TrustPolicy
 from overt.errors import ConfigError, Error, FormatError, StorageError
 from overt.writerlock import lock_directory
 
@@ -122,7 +123,21 @@ def pin_policy(layout: AgentLayout, source: Path) -> PinnedTrust:
                 before = "unreadable"
             replaced = before if before != policy.sha256 else None
         atomic_write(layout.policy, policy.to_pinned_bytes())
+        make_directories(layout, policy)
     return PinnedTrust(policy=policy, path=layout.policy, replaced=replaced)
+
+
+def make_directories(layout: AgentLayout, policy: TrustPolicy) -> None:
+    """The directories an update writes in, made when the policy is pinned rather than during the first
+    update (an update still makes any that are missing)."""
+    try:
+        for directory in (layout.downloads, layout.log_state, layout.records):
+            directory.mkdir(parents=True, exist_ok=True)
+        for follow in policy.follows:
+            if follow.kind == PRODUCT:
+                layout.product_dir(follow).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot make the agent's directories in {layout.root}: {e.strerror or e}") from e
 
 
 # The holder's pid is written over the same bytes every time, never after truncating the file: on ext4,
@@ -263,6 +278,42 @@ def read_record(layout: AgentLayout, follow: Follow) -> TrustRecord | None:
 
 def write_record(layout: AgentLayout, record: TrustRecord) -> None:
     atomic_write(layout.record(record.follow), record.to_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class StagedRecord:
+    """A trust record written and synced under a temporary name beside its own (:func:`stage_record`): an
+    install writes it while the installed file syncs, and renames it into place once the file is there."""
+
+    record: TrustRecord
+    path: Path
+    tmp: Path
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        """Remove the temporary file, if it was not committed."""
+        remove_quietly(self.tmp)
+
+
+def stage_record(layout: AgentLayout, record: TrustRecord) -> StagedRecord:
+    """``record`` written and fsynced to a temporary name in ``trusted/``; nothing reads it until committed."""
+    path = layout.record(record.follow)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(record.to_bytes())
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError:
+        remove_quietly(tmp)
+        raise
+    finally:
+        os.close(fd)
+    return StagedRecord(record=record, path=path, tmp=tmp)
 
 
 def file_sha256(path: Path) -> str | None:

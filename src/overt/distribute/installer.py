@@ -1,8 +1,13 @@
 """Step 6 of an agent update: install what every check passed, atomically, then run the post-install hook.
 
 * A product version goes to ``products/<product>/<channel>/<version>/<file>`` (the verified download,
-  synced and renamed into place), then the ``current`` symlink is replaced by a rename, so a reader sees the old version or the
-  new one, never a mix. The previous version's directory is kept (a hook may roll back to it); older ones go.
+  synced and renamed into place), then the ``current`` symlink is replaced by a rename, so a reader sees the
+  old version or the new one, never a mix. The previous version's directory is kept (a hook may roll back to
+  it); older ones go.
+* Durability, in the order a crash can rely on: the download's own fsync (:func:`sync_file`, started as soon
+  as it is downloaded; its result decides) and the trust record's, written to a temporary name meanwhile,
+  come before any rename; then the renames (the file, ``current``, the record), then an fsync of each
+  directory they changed.
 * An AV database is installed as ``overt avdb install`` installs it (:func:`overt.avdb.install.write_installed`),
   so ``overt scan`` uses it; the package must be the database and version its target says.
 * Then the trust record (:class:`~overt.distribute.agentdir.TrustRecord`) says why it was trusted.
@@ -19,7 +24,9 @@ import hashlib
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+import threading
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +35,13 @@ from overt.atomic import fsync_dirs
 from overt.attest.statement import format_timestamp
 from overt.avdb.install import installed_record, write_installed
 from overt.avdb.package import read_database
-from overt.distribute.agentdir import AgentLayout, TrustRecord, file_stat, write_record
+from overt.distribute.agentdir import (
+    AgentLayout,
+    TrustRecord,
+    file_stat,
+    stage_record,
+    write_record,
+)
 from overt.distribute.assurance import Assurance
 from overt.distribute.evidence import refused
 from overt.distribute.trust import DATABASE, Follow, TrustPolicy
@@ -69,25 +82,77 @@ def product_intact(record: TrustRecord) -> bool:
     return digest.hexdigest() == record.sha256
 
 
-def _install_product(layout: AgentLayout, follow: Follow, version: str, file_name: str, source: Path) -> Path:
-    base = layout.product_dir(follow)
-    target = base / version / file_name
+def sync_file(path: Path, started: threading.Event | None = None) -> OSError | None:
+    """fsync the downloaded file at ``path`` (``started`` is set as the fsync begins, or fails to). Its
+    result decides whether the file is durable: a second fsync after a failed one may succeed without the
+    data being written, so the install raises this one's error rather than trying again."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        return e
+    finally:
+        if started is not None:
+            started.set()
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        return e
+    finally:
+        os.close(fd)
+    return None
+
+
+def start_sync(pool: Executor, path: Path, *, wait: float = 0.05) -> Future[OSError | None]:
+    """:func:`sync_file` of ``path`` on ``pool``, so that its data reaches the disk while its evidence is
+    checked; returned once the fsync is under way (or after ``wait`` seconds). Waiting here matters: a
+    worker woken while this thread runs Python (the checks) waits for the interpreter's lock, up to its
+    switch interval, before it can start the fsync that the install will wait for."""
+    started = threading.Event()
+    synced = pool.submit(sync_file, path, started)
+    started.wait(wait)
+    return synced
+
+
+def _installed_path(layout: AgentLayout, follow: Follow, file_name: str) -> Path:
+    return layout.product_dir(follow) / CURRENT / file_name
+
+
+def _install_product(
+    layout: AgentLayout,
+    record: TrustRecord,
+    *,
+    source: Path,
+    synced: Future[OSError | None] | None,
+) -> TrustRecord:
+    """The verified download ``source`` moved into place under ``current``, and ``record`` (which names it
+    there, with the file's stat: a rename keeps its inode and times) made what the agent trusts."""
+    base = layout.product_dir(record.follow)
+    target = base / record.version / Path(record.installed).name
     target.parent.mkdir(parents=True, exist_ok=True)
-    with source.open("rb") as f:
-        os.fsync(f.fileno())
-    os.replace(source, target)  # the downloads directory is in the agent directory: same filesystem
-    link = base / CURRENT
-    previous = os.readlink(link) if link.is_symlink() else None
-    tmp = base / f".{CURRENT}.{os.getpid()}.tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(version, tmp)
-    os.replace(tmp, link)
-    fsync_dirs([target.parent, base])
+    staged = stage_record(layout, record)  # while the file syncs, if it was started earlier
+    try:
+        failed = sync_file(source) if synced is None else synced.result()
+        if failed is not None:
+            raise failed
+        os.replace(source, target)  # the downloads directory is in the agent directory: same filesystem
+        link = base / CURRENT
+        previous = os.readlink(link) if link.is_symlink() else None
+        tmp = base / f".{CURRENT}.{os.getpid()}.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(record.version, tmp)
+        os.replace(tmp, link)
+        if file_stat(target) != record.file_stat:  # not expected of a rename; the record must say what holds
+            staged.discard()
+            staged = stage_record(layout, replace(record, file_stat=file_stat(target)))
+        staged.commit()
+    finally:
+        staged.discard()  # left only if a step above failed
+    fsync_dirs([target.parent, base, staged.path.parent])
     for child in base.iterdir():
-        if child.is_dir() and not child.is_symlink() and child.name not in (version, previous):
+        if child.is_dir() and not child.is_symlink() and child.name not in (record.version, previous):
             shutil.rmtree(child, ignore_errors=True)
-    return link / file_name
+    return staged.record
 
 
 def _install_database(layout: AgentLayout, follow: Follow, assurance: Assurance, data: bytes) -> Path:
@@ -103,6 +168,32 @@ def _install_database(layout: AgentLayout, follow: Follow, assurance: Assurance,
     return layout.root / "avdb" / f"{db.name}.avdb"
 
 
+def _record(
+    trust: TrustPolicy, assurance: Assurance, path: Path, *, via_delta: bool, now: datetime
+) -> TrustRecord:
+    """Why the agent trusts ``assurance``'s target, installed at ``path`` (whose stat it records)."""
+    candidate = assurance.candidate
+    cp = assurance.checkpoint.checkpoint
+    return TrustRecord(
+        follow=Follow(kind=candidate.kind, name=candidate.name, channel=candidate.channel),
+        version=candidate.version,
+        target=candidate.path,
+        sha256=candidate.sha256,
+        length=candidate.length,
+        installed=str(path),
+        provenance_index=assurance.provenance_index,
+        metadata=assurance.metadata,
+        auditors=assurance.auditors,
+        checkpoint={"origin": cp.origin, "tree_size": cp.tree_size, "root_hash": cp.root_hash.hex()},
+        cosigners=assurance.cosigners,
+        cosigned_at=format_timestamp(assurance.cosigned_at),
+        installed_at=format_timestamp(now),
+        policy_sha256=trust.sha256,
+        via_delta=via_delta,
+        file_stat=file_stat(path),
+    )
+
+
 def install_target(
     layout: AgentLayout,
     trust: TrustPolicy,
@@ -111,40 +202,27 @@ def install_target(
     source: Path,
     via_delta: bool,
     now: datetime,
+    synced: Future[OSError | None] | None = None,
 ) -> TrustRecord:
     """Install the file ``source`` (the verified target of ``assurance``, moved into place) and record why it
-    was trusted."""
+    was trusted. ``synced`` is :func:`sync_file` of ``source`` started earlier (:func:`start_sync`), whose
+    result the install waits for; without it, the install syncs the file itself."""
     candidate = assurance.candidate
     follow = Follow(kind=candidate.kind, name=candidate.name, channel=candidate.channel)
     try:
         if follow.kind == DATABASE:
             path = _install_database(layout, follow, assurance, source.read_bytes())
-        else:
-            name = candidate.path.rpartition("/")[2]
-            path = _install_product(layout, follow, candidate.version, name, source)
-        cp = assurance.checkpoint.checkpoint
-        record = TrustRecord(
-            follow=follow,
-            version=candidate.version,
-            target=candidate.path,
-            sha256=candidate.sha256,
-            length=candidate.length,
-            installed=str(path),
-            provenance_index=assurance.provenance_index,
-            metadata=assurance.metadata,
-            auditors=assurance.auditors,
-            checkpoint={"origin": cp.origin, "tree_size": cp.tree_size, "root_hash": cp.root_hash.hex()},
-            cosigners=assurance.cosigners,
-            cosigned_at=format_timestamp(assurance.cosigned_at),
-            installed_at=format_timestamp(now),
-            policy_sha256=trust.sha256,
-            via_delta=via_delta,
-            file_stat=file_stat(path),
+            record = _record(trust, assurance, path, via_delta=via_delta, now=now)
+            write_record(layout, record)
+            return record
+        name = candidate.path.rpartition("/")[2]
+        installed = _installed_path(layout, follow, name)
+        record = replace(
+            _record(trust, assurance, source, via_delta=via_delta, now=now), installed=str(installed)
         )
-        write_record(layout, record)
+        return _install_product(layout, record, source=source, synced=synced)
     except OSError as e:
         raise StorageError(f"cannot install {candidate.path} in {layout.root}: {e.strerror or e}") from e
-    return record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
