@@ -325,3 +325,183 @@ def test_malware_descriptions_are_not_collection(extra, tags):
     if tags:
         text = tagged(text, "Win_Stealer", tags)
     assert "collection" not in checks(text)
+
+
+# --- round 2: the hostile tester's misses and false flags ---------------------------------------------------
+
+TARGETING_DISGUISED = [
+    (
+        "regex user wildcard into Desktop",
+        "    $a = /[A-Za-z]:\\\\Users\\\\[^\\\\]{1,40}\\\\Desktop\\\\/ nocase",
+        "$a",
+    ),
+    ("regex separator classes", "    $a = /[\\\\\\/]Users[\\\\\\/]jdoe[\\\\\\/]/ nocase", "$a"),
+    (
+        "UTF-16LE hex",
+        "    $a = { 5C 00 55 00 73 00 65 00 72 00 73 00 5C 00 6D 00 6B 00 6F 00 77 00 61 00 6C 00 73 00"
+        " 6B 00 69 00 5C 00 }",
+        "$a",
+    ),
+    (
+        "split over two patterns",
+        '    $a = "\\\\Users\\\\" nocase\n    $b = "\\\\Documents\\\\Finance\\\\" nocase',
+        "$a and $b",
+    ),
+    ("USERPROFILE into Documents", '    $a = "%USERPROFILE%\\\\Documents\\\\" nocase wide ascii', "$a"),
+    ("OneDrive variable", '    $a = "%OneDriveCommercial%\\\\Board\\\\"', "$a"),
+    ("UNC share with $", '    $a = "\\\\\\\\FILESRV01\\\\finance$\\\\" nocase', "$a"),
+    ("generated desktop name", '    $a = "DESKTOP-7K2L9QA" nocase wide ascii', "$a"),
+    ("generated laptop name", '    $a = "laptop-q8r2m4z" nocase', "$a"),
+    ("generated server name", '    $a = "WIN-4J8NQ2LKP0R"', "$a"),
+    ("machine name split", '    $a = "DESKTOP-"\n    $b = "7K2L9QA"', "$b at @a + 8"),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "strings", "condition"), TARGETING_DISGUISED, ids=[w for w, _, _ in TARGETING_DISGUISED]
+)
+def test_disguised_user_paths_and_machine_names_are_targeting(why, strings, condition):
+    found = [f for f in findings(rule("Paths", "OVT-5310", strings, condition)) if f.check == "targeting"]
+    assert found and found[0].severity == BLOCKING, why
+
+
+BENIGN_PATHS_2 = [
+    ("APPDATA drop via USERPROFILE", '    $d = "%USERPROFILE%\\\\AppData\\\\Roaming\\\\svc.exe"', "$d"),
+    ("TEMP drop", '    $d = "%TEMP%\\\\Documents.exe"', "$d"),
+    (
+        "anti-sandbox host list in an executable",
+        '    $h1 = "DESKTOP-7K2L9QA" wide\n    $h2 = "WIN-5E07COS9ALR" wide\n    $h3 = "WIN-4J8NQ2LKP0R" wide',
+        "uint16(0) == 0x5A4D and 2 of them",
+    ),
+    (
+        "regex PDB path under Desktop",
+        "    $p = /\\\\Users\\\\[^\\\\]{1,30}\\\\Desktop\\\\[^\\\\]{1,40}\\\\Release\\\\[a-z]{3,20}\\.pdb/ nocase",
+        "$p",
+    ),
+    (
+        "stealer reading the Desktop, in a PE",
+        '    $a = "%USERPROFILE%\\\\Desktop\\\\*.txt" wide\n    $b = "wallet.dat"',
+        "uint16(0) == 0x5A4D and all of them",
+    ),
+    ("a word that is not a machine name", '    $a = "DESKTOP-SHORTCUT"', "$a"),
+    (
+        "a split that is a drop path",
+        '    $a = "\\\\Users\\\\"\n    $b = "\\\\AppData\\\\Local\\\\Temp\\\\"',
+        "$a and $b",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "strings", "condition"), BENIGN_PATHS_2, ids=[w for w, _, _ in BENIGN_PATHS_2]
+)
+def test_drop_paths_build_paths_and_sandbox_lists_are_not_targeting(why, strings, condition):
+    assert "targeting" not in checks(rule("Malware", "OVT-5410", strings, condition)), why
+
+
+def test_a_targeting_message_shows_the_user_name_as_text():
+    text = rule("Paths", "OVT-5311", '    $a = "C:\\\\Users\\\\Иванов\\\\" wide ascii', "$a")
+    (found,) = [f for f in findings(text) if f.check == "targeting"]
+    assert "C:\\Users\\Иванов" in found.message
+    assert "Ð" not in found.message + found.evidence
+
+
+@pytest.mark.parametrize(
+    ("why", "strings", "condition"),
+    [
+        (
+            "filename regex naming the rule's own program",
+            '    $a = "PsExec" wide',
+            "uint16(0) == 0x5A4D and $a and not filename matches /psexec(64)?\\.exe/i",
+        ),
+        ("an executable's own name", '    $a = "MZ"', 'filename iequals "svch0st.exe" and $a at 0'),
+    ],
+)
+def test_renamed_programs_are_self_name_not_targeting(why, strings, condition):
+    assert checks(rule("Renamed", "OVT-5710", strings, condition)) == {"self-name"}, why
+
+
+@pytest.mark.parametrize(
+    ("strings", "condition"),
+    [
+        ('    $a = "MZ"', 'uint16(0) == 0x5A4D and $a and filename iequals "report.pdf"'),
+        ('    $a = "MZ"', 'uint16(0) == 0x5A4D and $a and filepath contains "\\\\Users\\\\jdoe\\\\"'),
+        ('    $a = "Operation NIGHTFALL"', '$a and filename iequals "svch0st.exe"'),
+    ],
+)
+def test_document_names_user_paths_and_unguarded_names_stay_targeting(strings, condition):
+    assert "targeting" in checks(rule("Named", "OVT-5711", strings, condition))
+
+
+def test_the_filetype_external_names_a_document_format():
+    text = rule("Doc", "OVT-5010", '    $k = "Operation NIGHTFALL"', 'filetype == "PDF" and $k')
+    (found,) = [f for f in findings(text) if f.check == "document-only"]
+    assert "PDF" in found.message
+    exe = rule("Exe", "OVT-5011", '    $k = "Operation NIGHTFALL"', 'filetype == "PE" and $k')
+    assert "document-only" not in checks(exe)
+
+
+@pytest.mark.parametrize(
+    ("why", "strings", "condition"),
+    [
+        (
+            "phishing PDF with a URL regex",
+            '    $a = "DocuSign" nocase\n    $b = "Please review and sign" nocase\n'
+            "    $u = /https?:\\/\\/[a-z0-9.-]{4,40}\\.(xyz|top|ru|icu)\\//",
+            "uint32(0) == 0x46445025 and filesize < 400KB and all of them",
+        ),
+        (
+            "XLM macro sheets",
+            '    $a = "xl/macrosheets/" ascii\n    $b = "xl/workbook.xml" ascii',
+            "uint32be(0) == 0x504B0304 and all of them",
+        ),
+        (
+            "package part paths",
+            '    $ct = "[Content_Types].xml"\n    $p = "customXml/item1.xml"',
+            "uint32(0) == 0x04034b50 and all of them",
+        ),
+    ],
+)
+def test_links_macro_sheets_and_part_paths_are_not_document_hunting(why, strings, condition):
+    assert "document-only" not in checks(rule("Maldoc", "OVT-5110", strings, condition)), why
+
+
+COLLECTION_2 = [
+    ("camelCase key", {"uploadOnMatch": "true"}),
+    ("PascalCase key", {"UploadOnMatch": "true"}),
+    ("submission key", {"sample_submission": "always"}),
+    ("action value", {"on_hit": "retrieve_file"}),
+    ("German", {"description": "bei einem Treffer wird die Datei vollständig hochgeladen und gesichert"}),
+    ("French", {"description": "en cas de correspondance, le fichier est envoyé au serveur d'analyse"}),
+    ("Spanish", {"description": "en caso de coincidencia, el archivo se envía a la nube para su revisión"}),
+    ("Russian", {"description": "при срабатывании правила файл целиком копируется на сервер"}),
+]
+
+
+@pytest.mark.parametrize(("why", "extra"), COLLECTION_2, ids=[w for w, _ in COLLECTION_2])
+def test_collection_in_any_key_spelling_and_language(why, extra):
+    found = [
+        f
+        for f in findings(rule("Quiet", "OVT-5810", '    $a = "payload"', "$a", **extra))
+        if f.check == "collection"
+    ]
+    assert found and found[0].severity == BLOCKING, why
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Erkennt einen Stealer, der bei einem Treffer die Datei hochlädt und an den C2 sendet",
+        "Schadsoftware, die gefundene Dateien hochlädt",
+        "Détecte un voleur qui envoie les fichiers trouvés au serveur C2",
+        "Detecta un troyano que envía los archivos encontrados al atacante",
+        "Обнаруживает троян, который отправляет найденные файлы на сервер злоумышленника",
+        "Обнаруживает загрузчик вредоносного ПО",
+        "Detects the MITRE tactic Collection",
+    ],
+)
+def test_malware_descriptions_in_any_language_are_not_collection(description):
+    text = rule(
+        "Stealer", "OVT-5811", '    $a = "payload"', "$a", description=description, tactic="Collection"
+    )
+    assert "collection" not in checks(text)

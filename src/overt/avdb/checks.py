@@ -11,14 +11,18 @@ the rule really matches nearly every document):
 * ``document-only`` (blocking): the rule names a document format (PDF, OLE2, OOXML/zip, RTF, ODF) by its magic
   in any spelling (a text, hex or regex pattern, ``uint32``/``uint32be``/``uint16``/``uint8`` comparisons in hex
   or decimal, ``vt.FileType``/``magic`` literals), and nothing it matches is code: no PE/ELF/Mach-O/dex gate or
-  module, no script (VBA, JScript, PowerShell, WScript), no PDF action (with or without ``/``), no OOXML template
-  injection, no embedded executable (MZ in hex or base64), no exploit marker, no JAR/APK marker; and its other
-  patterns are natural language, or there are none (a format-and-size rule matches every such document).
+  module, no script (VBA, JScript, PowerShell, WScript, XLM macro sheets), no PDF action (with or without
+  ``/``), no link (a URL in text or regex: phishing), no OOXML template injection, no embedded executable (MZ in
+  hex or base64), no exploit marker, no JAR/APK marker; and its other patterns are natural language (not a path
+  or package part name such as ``xl/macrosheets/``), or there are none (a format-and-size rule matches every
+  such document). ``filetype == "PDF"`` (the external compared with a document format) names a format too.
   Only what the rule *matches* counts: meta and names can say anything.
-* ``collection`` (blocking): meta keys that ask for matches to be kept or sent (``upload_on_match``,
-  ``collect``, ``exfil``, ``action = "upload"``...) unless set false, such tags, a ``Collect_``/``Upload_``...
-  rule name, and a description that says the *rule* sends matches ("uploads matching files", "collect documents
-  containing ..."), not what malware does ("a stealer that uploads browser data").
+* ``collection`` (blocking): meta keys in any spelling (``upload_on_match``, ``uploadOnMatch``,
+  ``sample_submission``, ``collect``, ``exfil``) unless set false, action keys whose value is a verb of sending
+  (``action = "upload"``, ``on_hit = "retrieve_file"``), such tags, a ``Collect_``/``Upload_``... rule name,
+  and a description that says the *rule* sends matches ("uploads matching files", "collect documents
+  containing ...", and the same in German, French, Spanish and Russian: "bei einem Treffer wird die Datei
+  hochgeladen"), not what malware does ("a stealer that uploads browser data", "ein Stealer, der ...").
 """
 
 from __future__ import annotations
@@ -41,11 +45,28 @@ _PDF_STRUCTURE = re.compile(
 )
 
 
+# A path or part name with no space (``xl/macrosheets/``, ``word/media/image1.png``): a file's structure.
+_PATH_LIKE = re.compile(r"^\S*[\\/]\S*$|^\S+\.(?:xml|rels|bin|dat|png|jpe?g|gif|emf|wmf)$", re.I)
+# A link: a URL (in text or as a regex) or a PDF link action. Phishing, not document hunting.
+_LINK = re.compile(r"\bh(?:tt|xx)ps?\??:(?:\\?/){2}|\bwww\.[\w-]+\.|/URI\b", re.I)
+
+
 def _natural(p: PatternSource) -> bool:
-    """Words a document says, not a program's strings or a file structure."""
+    """Words a document says, not a program's strings, a file structure or a path."""
     text = " ".join(t.replace("\0", " ") for t in readings(p)[:1]).strip()
     letters = sum(ch.isalpha() for ch in text)
-    return len(text) >= 3 and letters >= 0.6 * len(text) and not _CODE_PUNCTUATION.search(text)
+    return (
+        len(text) >= 3
+        and letters >= 0.6 * len(text)
+        and not _CODE_PUNCTUATION.search(text)
+        and not _PATH_LIKE.search(text)
+    )
+
+
+def _link(p: PatternSource) -> str:
+    """The URL or link action a pattern matches, or ''."""
+    m = next((m for t in (p.value, *readings(p)) if (m := _LINK.search(t))), None)
+    return m.group() if m else ""
 
 
 def _gate_atom(view: RuleView, gates: set[str], atom: list[str]) -> bool:
@@ -72,7 +93,7 @@ def check_document_only(view: RuleView) -> list[Finding]:
         return []
     formats = condition_formats(view.tokens)
     formats += [fmt for p in view.source.patterns if (fmt := pattern_format(p))]
-    if not formats or view.any_code():
+    if not formats or view.any_code() or any(_link(p) for p in view.source.patterns):
         return []
     gates = {
         p.name
@@ -99,9 +120,31 @@ def check_document_only(view: RuleView) -> list[Finding]:
 
 _COLLECT_WORDS = frozenset(
     {"upload", "uploads", "collect", "collection", "exfil", "exfiltrate", "exfiltration", "harvest"}
-    | {"submit", "grab", "siphon", "retrieve", "gather", "capture", "send"}
+    | {"submit", "submission", "submissions", "grab", "siphon", "retrieve", "retrieval", "gather", "capture"}
+    | {"send"}
 )
-_ACTION_KEYS = frozenset({"action", "on_match", "onmatch", "mode", "purpose", "intent", "task", "response"})
+# Verbs a meta value gives as what to do on a match (``on_hit = "retrieve_file"``, ``action = "upload"``).
+_COLLECT_VERBS = frozenset(
+    {"upload", "uploads", "collect", "exfil", "exfiltrate", "harvest", "submit", "grab", "siphon", "retrieve"}
+    | {"gather", "capture", "send", "forward", "transmit"}
+)
+# Words of a meta key that asks what to do on a match (``action``, ``on_hit``, ``onMatch``, ``response``).
+_ACTION_WORDS = frozenset(
+    {
+        "action",
+        "actions",
+        "hit",
+        "hits",
+        "match",
+        "matched",
+        "matches",
+        "onmatch",
+        "mode",
+        "purpose",
+        "intent",
+    }
+    | {"task", "response", "policy", "disposition", "handling", "behavior", "behaviour", "trigger", "then"}
+)
 _COLLECT_TAGS = frozenset(
     {"collect", "collection", "exfil", "exfiltrate", "exfiltration", "upload", "harvest", "grab", "siphon"}
     | {"gather", "retrieve", "autoupload", "auto_upload", "upload_on_match"}
@@ -137,6 +180,73 @@ def _description_collects(text: str) -> str:
     return ""
 
 
+# The same sentence in German, French, Spanish and Russian: "on a hit" or "this rule", a verb of sending or
+# keeping, the file as its object, and no malware as its subject ("ein Stealer, der Dateien hochlädt").
+_FOREIGN_TRIGGER = re.compile(
+    r"\bbei (?:einem |jedem )?(?:Treffer|Fund|Übereinstimmung|Match)|\bwenn (?:die |diese )?Regel|\bdiese Regel"
+    r"|\b(?:passende|übereinstimmende|gefundene|getroffene|erkannte)n? Dateien"
+    r"|\ben cas de (?:correspondance|détection|match|concordance)|\blors d'une (?:détection|correspondance)"
+    r"|\bcette règle|\bsi la règle|\bfichiers? (?:correspondants?|détectés?|trouvés?)"
+    r"|\ben caso de (?:coincidencia|detección)|\bal (?:coincidir|detectar)|\bcuando (?:la regla )?coincid"
+    r"|\besta regla|\bsi (?:la regla )?coincide|\barchivos? (?:coincidentes?|detectados?|encontrados?)"
+    r"|при (?:срабатывании|совпадении|обнаружении)|(?:это|данное|этим|данным) правил|если правило"
+    r"|(?:совпавш|найденн|обнаруженн)\w* файл",
+    re.I,
+)
+_FOREIGN_VERB = re.compile(
+    r"hochgeladen|hochladen|lädt\b.*\bhoch|übertragen|übermittelt|gesendet|versendet|geschickt|gesichert"
+    r"|gesammelt|eingesammelt|kopiert|envoy|téléversé|transmis|transmet|collect|récupér|copi[eé]|exfiltr"
+    r"|\bsub(?:e|en|ido|ida|ir)\b|\benv(?:ía|ia|ían|iado|iada|iar)\b|recopil|transmit|recolect|\bcopia"
+    r"|загруж|выгруж|отправл|пересыл|собира|собран|копиру|переда[её]т|передан|сохраня",
+    re.I,
+)
+_FOREIGN_OBJECT = re.compile(r"Datei|Dokument|fichier|document|archivo|fichero|documento|файл|документ", re.I)
+_FOREIGN_MALWARE = re.compile(
+    r"Schadsoftware|Schadprogramm|Malware|Trojaner|Stealer|Backdoor|Hintertür|\bRAT\b|Angreifer|Implantat"
+    r"|,\s*(?:der|die|das|welche[rs]?)\b|logiciel malveillant|maliciel|cheval de Troie|voleur|porte dérobée"
+    r"|attaquant|\bqui\b|troyano|ladrón|puerta trasera|atacante|programa malicioso|\bque\b"
+    r"|вредонос|троян|стилер|бэкдор|злоумышленник|котор",
+    re.I,
+)
+
+
+def _foreign_collects(text: str) -> str:
+    """A German, French, Spanish or Russian sentence that says the rule sends or keeps the matched file."""
+    for sentence in re.split(r"(?<=[.;!?])\s+|\n", text):
+        if (
+            _FOREIGN_TRIGGER.search(sentence)
+            and _FOREIGN_VERB.search(sentence)
+            and _FOREIGN_OBJECT.search(sentence)
+            and not _FOREIGN_MALWARE.search(sentence)
+        ):
+            return sentence.strip()[:160]
+    return ""
+
+
+def _key_words(key: str) -> set[str]:
+    """A meta key's words, in any spelling: ``upload_on_match``, ``uploadOnMatch``, ``Upload-On-Match``."""
+    return set(re.split(r"[_\-.\s]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower())) - {""}
+
+
+_DESCRIPTION_KEYS = frozenset({"description", "desc", "beschreibung", "описание", "descripción"})
+
+
+def _meta_collects(key: str, value: object) -> str:
+    """Why one meta entry asks for matches to be kept or sent, or ''."""
+    if str(value).lower().strip() in _FALSE:
+        return ""
+    words = _key_words(key)
+    values = {w for part in _key_words(str(value)) for w in re.findall(r"[a-z]+", part)}
+    if words & _COLLECT_WORDS or (words & _ACTION_WORDS and values & _COLLECT_VERBS):
+        return f"meta {key} = {value}"
+    text = str(value)
+    if key.lower() in _DESCRIPTION_KEYS and (
+        sentence := _description_collects(text) or _foreign_collects(text)
+    ):
+        return f"description: {sentence}"
+    return ""
+
+
 def check_collection(view: RuleView) -> list[Finding]:
     reasons = []
     if _COLLECT_NAME.match(view.source.name):
@@ -145,16 +255,8 @@ def check_collection(view: RuleView) -> list[Finding]:
         if tag.lower() in _COLLECT_TAGS:
             reasons.append(f"tag {tag}")
     for key, value in view.source.meta:
-        words = set(re.split(r"[_\-.\s]+", key.lower()))
-        shown = str(value).lower()
-        if shown.strip() in _FALSE:
-            continue
-        if words & _COLLECT_WORDS or (
-            key.lower() in _ACTION_KEYS and set(re.findall(r"[a-z]+", shown)) & _COLLECT_WORDS
-        ):
-            reasons.append(f"meta {key} = {value}")
-        elif key.lower() == "description" and (sentence := _description_collects(str(value))):
-            reasons.append(f"description: {sentence}")
+        if reason := _meta_collects(key, value):
+            reasons.append(reason)
     return [
         finding(view.rule, "collection", f"implies silent collection or upload: {r}", r)
         for r in dict.fromkeys(reasons)

@@ -3,10 +3,11 @@
 Every check reads the rule as :mod:`overt.avdb.yarasource` lexes it (patterns, the verbatim condition and its
 tokens, meta, tags), never plyara's view. This module owns the readings the checks share:
 
-* every text reading of a pattern (text as Latin-1 and UTF-8, hex runs also as UTF-16LE, a regex as text);
+* every text reading of a pattern (text as Latin-1 and UTF-8, hex runs also as UTF-16LE, a regex as text,
+  a class of path separators as a backslash), and the one reading a person sees (:func:`text_readings`);
 * the document format (PDF, OLE2, OOXML/zip, RTF, ODF) a pattern names by its magic in any spelling (text, hex
   or regex) or a condition names by ``uint32``/``uint32be``/``uint16``/``uint8`` comparisons in hex or
-  decimal, ``vt.FileType`` or ``magic`` literals;
+  decimal, ``vt.FileType`` or ``magic`` literals, or the ``filetype`` external compared with a format;
 * the code a pattern or condition names: an executable gate or module, script, PDF action (with or without
   ``/``), template injection, embedded executable (MZ in hex or base64), exploit, JAR or APK marker;
 * whether a condition *requires* an atom (every way it can be true goes through one), and
@@ -85,6 +86,7 @@ _CODE = re.compile(
     r"|/JavaScript|/JS\b|/OpenAction|/AA\b|/Launch|/EmbeddedFile|/RichMedia|/SubmitForm|/ImportData|/GoTo[ER]"
     r"|/URI\b|/XFA\b|\bJavaScript|OpenAction|EmbeddedFile|RichMedia|\bhttps?://[a-z0-9-]+\.[a-z0-9.-]+"
     r"|attachedTemplate|TargetMode|oleObject|\bobj(?:data|update|emb|link|autlink|ocx|class)\b"
+    r"|macrosheets?\b|\bExcel ?4\.0|\bXLM macro|intlMacro|\bEXEC\(|\bCALL\(|\bREGISTER\(|\bFORMULA\("
     r"|Equation\.\d|EQNEDT|Microsoft Equation|OLE2Link|StdOleLink|DDEAUTO|\bDDE\b|ms-msdt|mhtml:"
     r"|search-ms:|\bCVE-\d|\bexploit|heap ?spray|META-INF/|classes\.dex|AndroidManifest|\.class\b"
     r"|\.(?:exe|dll|scr|vbs|js|jse|hta|ps1|bat|cmd|lnk|jar)\b",
@@ -130,8 +132,13 @@ def _concrete(run: Sequence[tuple[int, int]]) -> list[bytes]:
     return out
 
 
+# A regex class of path separators only (``[\\\/]``, ``[/\\]``): read as one backslash.
+_SEPARATOR_CLASS = re.compile(r"(?:\\\\|\\/|/)+")
+
+
 def _regex_literal(value: str) -> str:
-    """A regex read as text: escapes resolved, classes and wildcards as NUL, grouping dropped."""
+    """A regex read as text: escapes resolved, a class of path separators as a backslash, other classes and
+    wildcards as NUL, grouping dropped."""
     body = value[1 : value.rfind("/")]
     out, i = [], 0
     while i < len(body):
@@ -146,7 +153,8 @@ def _regex_literal(value: str) -> str:
             i += 2
         elif c == "[":
             close = body.find("]", i + 2)
-            out.append("\0")
+            members = body[i + 1 : close] if close > 0 else ""
+            out.append("\\" if members and _SEPARATOR_CLASS.fullmatch(members) else "\0")
             i = len(body) if close < 0 else close + 1
         elif c == "{" and re.match(r"\{\d*,?\d*\}", body[i:]):
             i = body.find("}", i) + 1
@@ -154,6 +162,9 @@ def _regex_literal(value: str) -> str:
             out.append({".": "\0", "|": "\0"}.get(c, "" if c in "()*+?^$" else c))
             i += 1
     return "".join(out)
+
+
+regex_text = _regex_literal
 
 
 @lru_cache(maxsize=8192)
@@ -176,6 +187,29 @@ def readings(p: PatternSource) -> tuple[str, ...]:
             except UnicodeDecodeError:
                 continue
     return tuple(out)
+
+
+def _decoded(data: bytes, *, utf16: bool) -> str:
+    if utf16 and len(data) % 2 == 0 and data[1::2].count(0) * 2 >= len(data) // 2:
+        try:
+            return data.decode("utf-16-le")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+@lru_cache(maxsize=8192)
+def text_readings(p: PatternSource) -> tuple[str, ...]:
+    """A pattern as a person reads it, one text per run: UTF-16LE for hex that is mostly UTF-16, else UTF-8
+    where it decodes, else Latin-1; a regex as text. (``C:\\Users\\Иванов``, not its UTF-8 bytes.)"""
+    if p.kind == TEXT:
+        return (_decoded(p.text_bytes(), utf16=False),)
+    if p.kind == HEX:
+        return tuple(_decoded(b, utf16=True) for run in _hex_runs(p.value) for b in _concrete(run))
+    return (_regex_literal(p.value),)
 
 
 def _hex_magic(p: PatternSource) -> str:
@@ -275,7 +309,28 @@ def condition_formats(tokens: Sequence[str]) -> list[str]:
             found.append(tok)
         if tok == "FileType" and i + 2 < len(tokens) and _VT_DOCUMENT.match(tokens[i + 2]):
             found.append(f"vt.FileType.{tokens[i + 2]}")
+        if (kind := _filetype(tokens, i)) and _VT_DOCUMENT.match(kind.upper().lstrip(".")):
+            found.append(kind.upper().lstrip("."))
     return found
+
+
+_FILETYPE_EXTERNALS = frozenset(
+    {"filetype", "file_type", "FileType", "filetype_ext", "mime_type", "mimetype"}
+)
+_FILETYPE_COMPARE = frozenset(
+    {"==", "iequals", "contains", "icontains", "startswith", "istartswith", "matches"}
+)
+
+
+def _filetype(tokens: Sequence[str], i: int) -> str:
+    """The format an external such as ``filetype`` is compared with (``filetype == "PDF"``), or ''."""
+    if tokens[i] not in _FILETYPE_EXTERNALS or (i and tokens[i - 1] == ".") or i + 2 >= len(tokens):
+        return ""
+    if tokens[i + 1] not in _FILETYPE_COMPARE or tokens[i + 2][:1] not in ('"', "/"):
+        return ""
+    literal = tokens[i + 2]
+    text = literal[1:-1] if literal.startswith('"') else _regex_literal(literal).replace("\0", "")
+    return "PDF" if re.search(r"application/pdf", text, re.I) else text.strip("^$ ")
 
 
 def condition_code(tokens: Sequence[str]) -> str:
@@ -287,6 +342,10 @@ def condition_code(tokens: Sequence[str]) -> str:
             return f"{tok}."
         if tok == "FileType" and i + 2 < len(tokens) and _VT_CODE.match(tokens[i + 2]):
             return f"vt.FileType.{tokens[i + 2]}"
+        if (kind := _filetype(tokens, i)) and (
+            _VT_CODE.match(kind.upper()) or kind.upper() in ("EXE", "DLL")
+        ):
+            return f"{tok} {tokens[i + 1]} {tokens[i + 2]}"
         if tok.startswith('"') and (c := code_indicator(tok[1:-1])):
             return c
     return ""
