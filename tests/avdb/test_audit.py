@@ -180,3 +180,14 @@ def test_finding_ids_are_stable_and_distinct():
     a, b = audit(ruleset({"r.yar": text})), audit(ruleset({"r.yar": text}))
     assert [f.id for f in a.findings] == [f.id for f in b.findings]
     assert len({f.id for f in a.findings}) == len(a.findings)
+
+
+def test_a_marking_in_a_rule_that_matches_only_executables_is_advisory():
+    note = '    $a = "This message is for your eyes only" ascii wide nocase\n    $b = "bitcoin" nocase'
+    in_pe = audit(
+        ruleset({"r.yar": rule("Ransom_Pe", "OVT-0700", note, "uint16(0) == 0x5A4D and all of them")})
+    )
+    marking = [f for f in in_pe.findings if f.check == "sensitive-marking"]
+    assert marking and all(f.severity == ADVISORY and "only executables" in f.message for f in marking)
+    anywhere = audit(ruleset({"r.yar": rule("Ransom_Any", "OVT-0701", note, "all of them")}))
+    assert any(f.check == "sensitive-marking" and f.severity == BLOCKING for f in anywhere.findings)

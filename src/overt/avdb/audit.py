@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from overt.avdb.canary_check import check_canaries
@@ -27,6 +27,8 @@ from overt.avdb.findings import ADVISORY, BLOCKING, Finding, make_finding
 from overt.avdb.markings import Markings, load_markings, parse_markings
 from overt.avdb.patterns import check_patterns
 from overt.avdb.rules import HashSignature, RuleSet, YaraRule
+from overt.avdb.ruleview import condition_code, requires
+from overt.avdb.yarasource import condition_tokens
 
 SOURCE_PROBLEMS = frozenset(
     {"include", "unknown-module", "compile", "missing-metadata", "duplicate-name", "unparsed"}
@@ -36,6 +38,7 @@ HUNTING_CHECKS = frozenset(
     {"sensitive-marking", "split-marking", "document-only", "targeting", "collection", "canary-hit"}
 )
 NOTICE = "notice:"
+MARKING_CHECKS = frozenset({"sensitive-marking", "split-marking"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +109,27 @@ def _source_findings(rules: RuleSet) -> list[Finding]:
     return found
 
 
+def _in_executables(findings: list[Finding], rules: RuleSet) -> list[Finding]:
+    """Marking findings of rules whose every match needs an executable (``uint16(0) == 0x5A4D and ...``,
+    ``pe.is_pe and ...``) are advisory: such a rule cannot match a document, so a ransom note's "for your eyes
+    only" in a PE is no hunt. The canaries still run every such rule alone over the marked documents."""
+    needs_code = {
+        r.id
+        for r in rules.yara
+        if requires(condition_tokens(r.source.condition), lambda atom: bool(condition_code(atom)))
+    }
+    return [
+        replace(
+            f,
+            severity=ADVISORY,
+            message=f"{f.message}; advisory: the rule matches only executables, never a document",
+        )
+        if f.rule_id in needs_code and f.check in MARKING_CHECKS
+        else f
+        for f in findings
+    ]
+
+
 def changed_rules(rules: RuleSet, previous: RuleSet | None) -> set[str]:
     before: dict[str, str] = {}
     if previous is not None:
@@ -122,7 +146,7 @@ def audit(
 ) -> RuleAuditReport:
     """Every check over ``rules``; canaries run on rules new or changed since ``previous``."""
     marks = as_markings(markings)
-    findings = check_patterns(rules.yara, marks)
+    findings = _in_executables(check_patterns(rules.yara, marks), rules)
     for r in rules.yara:
         findings += check_rule(r)
     findings += _source_findings(rules)
