@@ -323,7 +323,9 @@ def test_filesize_bounds_in_the_hunting_rule_are_lifted(condition: str) -> None:
         ruleset({"a.yar": rule("Bounded_Hunt", "T-110", '    $a = "TOP SECRET"', condition), **BENIGN})
     )
     assert {f.rule_id for f in found} == {"T-110"}
-    assert all("its bounds on filesize, the clock or whole-file statistics lifted" in f.message for f in found)
+    assert all(
+        "its bounds on filesize, the clock or whole-file statistics lifted" in f.message for f in found
+    )
 
 
 def test_a_duplicate_rule_name_in_a_second_file_hides_neither_rule() -> None:

@@ -5,6 +5,8 @@ Each part owns its checks; this module runs them all and decides what blocks:
 * :mod:`overt.avdb.patterns`: ``sensitive-marking`` and ``split-marking``, decided by yara-x itself over a
   corpus of every marking of :mod:`overt.avdb.markings` in every form a document carries;
 * :mod:`overt.avdb.checks`: ``document-only``, ``targeting``, ``collection`` (and ``self-name``, advisory);
+  :mod:`overt.avdb.formatprobe`: ``document-only`` for format tests yara-x alone can read (computed magic),
+  found by scanning small files of every format seeded with the rule's own strings;
 * :mod:`overt.avdb.canary_check`: ``canary-hit``, each new or changed rule alone over realistic documents;
 * source problems (``include``, ``unknown-module``, ``compile``, ``missing-metadata``, ``duplicate-name``,
   ``unparsed``), which block and which no waiver lifts: the database cannot be built from such a rule;
@@ -24,6 +26,7 @@ from typing import Any
 from overt.avdb.canary_check import check_canaries
 from overt.avdb.checks import check_rule
 from overt.avdb.findings import ADVISORY, BLOCKING, Finding, make_finding
+from overt.avdb.formatprobe import check_formats
 from overt.avdb.markings import Markings, load_markings, parse_markings
 from overt.avdb.patterns import check_patterns
 from overt.avdb.rules import HashSignature, RuleSet, YaraRule
@@ -149,6 +152,7 @@ def audit(
     findings = _in_executables(check_patterns(rules.yara, marks), rules)
     for r in rules.yara:
         findings += check_rule(r)
+    findings += check_formats(rules.yara)
     findings += _source_findings(rules)
     changed = changed_rules(rules, previous)
     canary_findings, canaries = check_canaries(rules, changed, markings=[m.text for m in marks.entries])

@@ -210,7 +210,7 @@ def lift_filesize(condition: str, tokens: Sequence[_Token] | None = None) -> str
 
 
 @dataclass(slots=True)
-class _Index:
+class RuleIndex:
     by_name: dict[str, list[YaraRule]]
     lifted: dict[str, str] = field(default_factory=dict)  # rule id -> its lifted text
     plain: dict[str, str] = field(default_factory=dict)  # rule id -> its text, modifiers dropped
@@ -218,7 +218,7 @@ class _Index:
     lexed: dict[str, list[_Token]] = field(default_factory=dict)  # rule id -> its condition's tokens
 
     @classmethod
-    def of(cls, rules: Sequence[YaraRule]) -> _Index:
+    def of(cls, rules: Sequence[YaraRule]) -> RuleIndex:
         by_name: dict[str, list[YaraRule]] = {}
         for r in rules:
             by_name.setdefault(r.name, []).append(r)
@@ -290,13 +290,13 @@ class _Unit:
             self.rules.setdefault(r.name, r)
         self.targets.append(target)
 
-    def source(self, index: _Index, *, lift: bool) -> str:
+    def source(self, index: RuleIndex, *, lift: bool) -> str:
         imports = dict.fromkeys(i for r in self.rules.values() for i in r.imports)
         head = "".join(f'import "{i}"\n' for i in imports)
         return head + "\n".join(index.text(r, lift=lift) for r in self.rules.values()) + "\n"
 
 
-def _units(targets: Sequence[YaraRule], index: _Index) -> list[_Unit]:
+def group_units(targets: Sequence[YaraRule], index: RuleIndex) -> list[_Unit]:
     units: list[_Unit] = []
     for target in targets:
         needed = index.needed(target)
@@ -326,7 +326,7 @@ def _add(compiler: yara_x.Compiler, namespace: str, source: str) -> bool:
     return True
 
 
-def _compile(units: Sequence[_Unit], index: _Index) -> list[_Compiled]:
+def compile_units(units: Sequence[_Unit], index: RuleIndex) -> list[_Compiled]:
     """The units compiled together; if the whole will not build, each unit on its own."""
     compiled = _compile_together(units, index)
     if compiled is not None:
@@ -335,7 +335,7 @@ def _compile(units: Sequence[_Unit], index: _Index) -> list[_Compiled]:
     return [c for c in alone if c is not None]
 
 
-def _compile_together(units: Sequence[_Unit], index: _Index) -> _Compiled | None:
+def _compile_together(units: Sequence[_Unit], index: RuleIndex) -> _Compiled | None:
     compiler = new_compiler()
     targets: dict[tuple[str, str], tuple[YaraRule, bool]] = {}
     for n, unit in enumerate(units):
@@ -361,9 +361,9 @@ def _yara_hits(
 ) -> list[Finding]:
     if not targets:
         return []
-    index = _Index.of(rules)
+    index = RuleIndex.of(rules)
     found = []
-    for compiled in _compile(_units(targets, index), index):
+    for compiled in compile_units(group_units(targets, index), index):
         scanner = yara_x.Scanner(compiled.rules)
         scanner.fast_scan(True)
         for canary in canaries:
@@ -421,7 +421,7 @@ def targets(rules: Sequence[YaraRule], changed: set[str]) -> list[YaraRule]:
     (directly or through other rules). A private rule reports no match of its own, so it runs inside the
     public rules that use it. A rule whose lifted condition reads nothing of the file (a ``global`` size gate,
     ``condition: true``) is a constant, not a detection: it is skipped."""
-    index = _Index.of(rules)
+    index = RuleIndex.of(rules)
     out = []
     for r in rules:
         if "private" in r.source.modifiers or _constant(

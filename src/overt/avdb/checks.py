@@ -40,7 +40,7 @@ from overt.avdb.yarasource import PatternSource
 # What a pattern of natural language may not contain.
 _CODE_PUNCTUATION = re.compile(r"[(){};=<>$\\|]|^/|<<|>>")
 # Keywords every PDF carries: a pattern of them says "this is a PDF", like the magic.
-_PDF_STRUCTURE = re.compile(
+PDF_STRUCTURE = re.compile(
     r"(?:%%EOF|trailer|startxref|xref|endobj|(?:\d+ \d+ )?obj|endstream|stream)\s*", re.I
 )
 
@@ -51,7 +51,7 @@ _PATH_LIKE = re.compile(r"^\S*[\\/]\S*$|^\S+\.(?:xml|rels|bin|dat|png|jpe?g|gif|
 _LINK = re.compile(r"\bh(?:tt|xx)ps?\??:(?:\\?/){2}|\bwww\.[\w-]+\.|/URI\b", re.I)
 
 
-def _natural(p: PatternSource) -> bool:
+def is_natural(p: PatternSource) -> bool:
     """Words a document says, not a program's strings, a file structure or a path."""
     text = " ".join(t.replace("\0", " ") for t in readings(p)[:1]).strip()
     letters = sum(ch.isalpha() for ch in text)
@@ -98,10 +98,10 @@ def check_document_only(view: RuleView) -> list[Finding]:
     gates = {
         p.name
         for p in view.source.patterns
-        if pattern_format(p) or any(_PDF_STRUCTURE.fullmatch(t.strip()) for t in readings(p)[:1])
+        if pattern_format(p) or any(PDF_STRUCTURE.fullmatch(t.strip()) for t in readings(p)[:1])
     }
     others = [p for p in view.source.patterns if p.name not in gates]
-    if not all(_natural(p) for p in others):
+    if not all(is_natural(p) for p in others):
         return []
     shown = "/".join(sorted(set(formats)))
     if not others:

@@ -88,10 +88,10 @@ def write_pdf(doc: Doc, *, compress: bool) -> bytes:
             b"/Contents %d 0 R >>" % (7 + 2 * i)
         )
         objects.append(head % len(content) + b"\nstream\n" + content + b"\nendstream")
-    return _pdf_file(objects, seed=doc.title)
+    return pdf_file(objects, seed=doc.title)
 
 
-def _pdf_file(objects: Sequence[bytes], *, seed: str) -> bytes:
+def pdf_file(objects: Sequence[bytes], *, seed: str) -> bytes:
     """Objects 1..n with an exact cross-reference table; object 1 is the catalog and object 5 the Info."""
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []

@@ -29,7 +29,7 @@ from overt.avdb.yarasource import HEX, TEXT, PatternSource, condition_tokens
 # --- document formats -------------------------------------------------------------------------------------
 
 # Binary magics, matched in hex patterns byte by byte (wildcards allowed) and in text and regex readings.
-_BINARY_MAGIC = (
+BINARY_MAGIC = (
     ("PDF", b"%PDF"),
     ("OLE2", b"\xd0\xcf\x11\xe0"),
     ("RTF", b"{\\rt"),
@@ -214,7 +214,7 @@ def text_readings(p: PatternSource) -> tuple[str, ...]:
 
 def _hex_magic(p: PatternSource) -> str:
     for run in _hex_runs(p.value):
-        for fmt, magic in _BINARY_MAGIC:
+        for fmt, magic in BINARY_MAGIC:
             need = max(3, len(magic) - len(magic) // 4)
             for j in range(len(run) - len(magic) + 1):
                 window = run[j : j + len(magic)]
@@ -233,7 +233,7 @@ def pattern_format(p: PatternSource) -> str:
     for text in readings(p):
         if m := _TEXT_MAGIC.search(text):
             found = m.group().lower()
-            return next((f for f, b in _BINARY_MAGIC if b.decode("latin-1").lower() in found), "OOXML")
+            return next((f for f, b in BINARY_MAGIC if b.decode("latin-1").lower() in found), "OOXML")
     return ""
 
 
