@@ -324,7 +324,7 @@ def test_filesize_bounds_in_the_hunting_rule_are_lifted(condition: str) -> None:
     )
     assert {f.rule_id for f in found} == {"T-110"}
     assert all(
-        "its bounds on filesize, the clock or whole-file statistics lifted" in f.message for f in found
+        "its bounds on size, position, the clock or whole-file statistics lifted" in f.message for f in found
     )
 
 
@@ -424,3 +424,19 @@ def test_clock_and_whole_file_statistics_gates_are_lifted(gate: str) -> None:
     imports = 'import "time"\nimport "math"\n'
     hunt = rule("Gated_Hunt", "T-180", '    $a = "TOP SECRET"', f"{gate} and $a", imports=imports)
     assert hit_ids(ruleset({"a.yar": hunt, **BENIGN})) == {"T-180"}
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [
+        "defined uint8(8000000)",
+        "uint32(6000000) != 0x12345678",
+        "$a at 6000000",
+        "#a > 2000",
+        "for any i in (1..#a) : (@a[i] > 5500000)",
+        "$a in (6MB..filesize)",
+    ],
+)
+def test_gates_on_where_in_a_big_file_something_lies_are_lifted(gate: str) -> None:
+    hunt = rule("Far_Hunt", "T-190", '    $a = "TOP SECRET"', f"$a and {gate}")
+    assert hit_ids(ruleset({"a.yar": hunt, **BENIGN})) == {"T-190"}

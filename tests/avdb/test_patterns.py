@@ -303,3 +303,31 @@ def test_a_marking_the_condition_only_excludes_is_no_hunt(markings: Markings) ->
     assert check_patterns(rules_of({"y": (strings, "$a and $b")}), markings)
     assert check_patterns(rules_of({"z": (strings, "$a and not $b or $b at 0")}), markings)
     assert check_patterns(rules_of({"w": (strings, "$a and not not $b")}), markings)
+
+
+MAIL_AND_WEB = {
+    "lower-case phrase": ('    $a = "top secret"', "TOP SECRET"),
+    "lower-case Russian": ('    $a = "совершенно секретно"', "СОВЕРШЕННО СЕКРЕТНО"),
+    "quoted-printable": ('    $a = "=D0=A1=D0=95=D0=9A=D0=A0=D0=95=D0=A2=D0=9D=D0=9E"', "СЕКРЕТНО"),
+    "HTML decimal": ('    $a = "&#1057;&#1045;&#1050;&#1056;&#1045;&#1058;&#1053;&#1054;"', "СЕКРЕТНО"),
+    "HTML hex": ('    $a = "&#x421;&#x415;&#x41a;&#x420;&#x415;&#x422;&#x41d;&#x41e;" nocase', "СЕКРЕТНО"),
+    "business variant": ('    $a = "Strictly Confidential"', "CONFIDENTIAL"),
+}
+
+
+@pytest.mark.parametrize(("strings", "marking"), MAIL_AND_WEB.values(), ids=MAIL_AND_WEB.keys())
+def test_markings_as_mail_and_web_pages_carry_them(markings: Markings, strings: str, marking: str) -> None:
+    found = check_patterns(rules_of({"m": (strings, "$a")}), markings)
+    assert any(f.evidence == f"$a:{marking}" for f in found), found
+
+
+@pytest.mark.parametrize(
+    "strings",
+    [
+        '    $a = "あなたのファイルは暗号化されました"\n    $b = "秘密鍵"',  # Japanese: "private key"
+        '    $a = "YOUR FILES ARE ENCRYPTED"\n    $b = "YOUR SECRET KEY:"',
+        '    $a = "内部错误" wide',  # Chinese: "internal error"
+    ],
+)
+def test_ordinary_words_in_prose_are_not_markings(markings: Markings, strings: str) -> None:
+    assert not check_patterns(rules_of({"p": (strings, "all of them")}), markings)

@@ -206,6 +206,48 @@ def lift_filesize(condition: str, tokens: Sequence[_Token] | None = None) -> str
     return condition
 
 
+_NUM = r"(0x[0-9A-Fa-f]+|\d+(?:KB|MB)?)"
+_READ_AT = r"\bu?int(?:8|16|32)(?:be)?\s*\(\s*" + _NUM + r"\s*\)"
+FAR = 64 << 10  # an offset this far into a file: only big files have it (the canaries stop at 5 MB)
+MANY = 100  # this many occurrences of a pattern: only big files have them
+
+
+def _number(text: str) -> int:
+    if text.endswith(("KB", "MB")):
+        return int(text[:-2]) << (10 if text.endswith("KB") else 20)
+    return int(text, 0)
+
+
+def lift_positions(condition: str) -> str:
+    """``condition`` without its gates on where in a big file something lies, which canaries (at most 5 MB,
+    their markings near the top) cannot meet: ``defined uint8(8000000)``, a read at a far constant offset
+    compared with anything, ``$a at 6000000`` and ``$a in (6000000..filesize)`` (then just ``$a``), ``@a[i] >
+    5500000``, and ``#a > 2000`` (then ``$a``)."""
+    rewrites = (
+        (r"\bdefined\s+" + _READ_AT, lambda m: "true"),
+        (
+            _READ_AT + r"\s*(?:==|!=|<=|>=|<|>)\s*" + _NUM,
+            lambda m: "true" if _number(m.group(1)) >= FAR else m.group(0),
+        ),
+        (r"(\$\w*)\s+at\s+" + _NUM, lambda m: m.group(1) if _number(m.group(2)) >= FAR else m.group(0)),
+        (
+            r"(\$\w*)\s+in\s*\(\s*" + _NUM + r"\s*\.\.[^)]*\)",
+            lambda m: m.group(1) if _number(m.group(2)) >= FAR else m.group(0),
+        ),
+        (
+            r"@\w*(?:\[[^\]]*\])?\s*(?:>|>=)\s*" + _NUM,
+            lambda m: "true" if _number(m.group(1)) >= FAR else m.group(0),
+        ),
+        (
+            r"#(\w*)\s*(?:>|>=)\s*" + _NUM,
+            lambda m: f"${m.group(1)}" if _number(m.group(2)) >= MANY else m.group(0),
+        ),
+    )
+    for pattern, to in rewrites:
+        condition = re.sub(pattern, to, condition)
+    return condition
+
+
 # --- which rules compile together -----------------------------------------------------------------------
 
 
@@ -227,7 +269,9 @@ class RuleIndex:
     def text(self, rule: YaraRule, *, lift: bool) -> str:
         cache = self.lifted if lift else self.plain
         if rule.id not in cache:
-            condition = lift_filesize(rule.source.condition, self.tokens(rule)) if lift else None
+            condition = (
+                lift_positions(lift_filesize(rule.source.condition, self.tokens(rule))) if lift else None
+            )
             cache[rule.id] = rule_text(rule.source, condition=condition, drop=("global", "private"))
         return cache[rule.id]
 
@@ -372,7 +416,7 @@ def _yara_hits(
                 if hit is not None:
                     rule, lifted = hit
                     how = (
-                        "compiled alone, its bounds on filesize, the clock or whole-file statistics lifted"
+                        "compiled alone, its bounds on size, position, the clock or whole-file statistics lifted"
                         if lifted
                         else "compiled alone"
                     )

@@ -42,7 +42,7 @@ BOUNDARIES = (WORD, NONE)
 MAX_FILE = 1 << 20
 MAX_MARKINGS = 10_000
 MAX_TEXT = 200
-_KEYS = {"text", "language", "class", "variants", "boundary", "title"}
+_KEYS = {"text", "language", "class", "variants", "boundary", "title", "ordinary"}
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?")
 # Word gaps inside a spelling (space, hyphen, " - "); slashes and dots are part of a marking ("TS//SCI").
 _GAP = re.compile(r"(?<=\w)(?:\s+-\s+|\s+|-)(?=\w)")
@@ -78,6 +78,9 @@ class Marking:
     variants: tuple[str, ...] = ()
     boundary: str = WORD
     title: bool | None = None  # None: Title Case for spellings of more than one word
+    # an ordinary word of its language too (SECRET, CONFIDENTIAL): inside longer text ("YOUR SECRET KEY:") it
+    # is prose, so the literal layer counts it only where it is most of the pattern
+    ordinary: bool = False
 
     def __post_init__(self) -> None:
         for s in (self.text, *self.variants):
@@ -270,6 +273,9 @@ def _toml_marking(entry: Any) -> Marking:
         raise FormatError("'boundary' must be 'word' or 'none'")
     if title is not None and not isinstance(title, bool):
         raise FormatError("'title' must be true or false")
+    ordinary = entry.get("ordinary", False)
+    if not isinstance(ordinary, bool):
+        raise FormatError("'ordinary' must be true or false")
     return Marking(
         text=entry["text"],
         language=entry["language"],
@@ -277,6 +283,7 @@ def _toml_marking(entry: Any) -> Marking:
         variants=tuple(variants),
         boundary=boundary,
         title=title,
+        ordinary=ordinary,
     )
 
 
@@ -299,6 +306,8 @@ def cased(marking: Marking, spelling: str) -> tuple[str, ...]:
     out = [spelling, spelling.upper()]
     if title or marking.klass == USER:
         out.append(title_case(spelling))
+    if words > 1:  # "top secret", "совершенно секретно": a phrase in lower case is still the marking
+        out.append(spelling.lower())
     if marking.klass == USER:  # a codename is written however its authors like
         out.append(spelling.lower())
     return tuple(dict.fromkeys(out))
@@ -371,6 +380,20 @@ def _base64_core(prefix: int, n: int) -> tuple[int, int]:
     return -(-8 * prefix // 6), (8 * (prefix + n)) // 6
 
 
+def _mail_and_web(text: str) -> Iterator[tuple[str, bytes]]:
+    """A non-ASCII spelling as mail and web pages carry it: quoted-printable UTF-8 (``=D0=A1``) and HTML
+    numeric character references, decimal (``&#1057;``) and hexadecimal (``&#x421;``)."""
+    yield (
+        "quoted-printable of UTF-8",
+        "".join(f"={b:02X}" if b >= 0x80 or b == 0x3D else chr(b) for b in text.encode()).encode(),
+    )
+    yield "HTML entities (decimal)", "".join(f"&#{ord(c)};" if ord(c) > 127 else c for c in text).encode()
+    yield (
+        "HTML entities (hexadecimal)",
+        "".join(f"&#x{ord(c):X};" if ord(c) > 127 else c for c in text).encode(),
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def _corpus(markings: Markings) -> Corpus:
     blob = bytearray()
@@ -408,4 +431,8 @@ def _corpus(markings: Markings) -> Corpus:
                 if form.encoding in ("ASCII", "UTF-8"):
                     put(b64.decode().encode("utf-16-le"), b"\n\x00", (2 * lo, 2 * hi), form,
                         f"base64 of {form.encoding} in UTF-16LE at offset {prefix}", decoy)  # fmt: skip
+        if form.encoding == "UTF-8" and not form.spelling.isascii():
+            for text, decoy in ((form.spelling, False), (decoy_text(form.spelling), True)):
+                for label, written in _mail_and_web(text):
+                    put(written, b"\n", (0, len(written)), form, label, decoy)
     return Corpus(data=bytes(blob), spans=tuple(spans), starts=tuple(s.start for s in spans))

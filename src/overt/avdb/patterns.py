@@ -255,13 +255,16 @@ def _truncated(corpus: Corpus, spans: list[tuple[int, int]], generic: set[int]) 
 
 
 def _one_word(data: bytes, form: Form) -> bool:
-    """Whether ``data`` is just one whole word of the marking (``secret`` of TRÈS SECRET): an ordinary word."""
-    words = {w for spelling in form.marking.spellings() for w in re.split(r"[\W_]+", spelling) if w}
+    """Whether ``data`` lies inside one word of a marking of several words (``secret`` or ``restrict`` of EU
+    RESTRICTED, TRÈS SECRET): an ordinary word, not a piece of the marking. A piece of a marking of one word
+    (``ONFIDENTIA``) still counts."""
+    spellings = form.marking.spellings()
+    words = {w for spelling in spellings for w in re.split(r"[\W_]+", spelling) if w} - set(spellings)
     low = data.lower()
     for w in words:
         for variant in (w, w.lower()):
             encoded = encode(variant, form.encoding)
-            if encoded is not None and encoded.lower() == low:
+            if encoded is not None and low in encoded.lower():
                 return True
     return False
 
@@ -357,6 +360,12 @@ def literal_hits(rule: YaraRule, nd: Needles) -> list[Hit]:
         best: dict[str, Hit] = {}
         for c in candidates(p):
             for form, how in search(c, nd):
+                if (
+                    form.marking.ordinary
+                    and len(form.spelling.split()) == 1
+                    and 2 * len(form.data) < len(c.data)
+                ):
+                    continue  # an ordinary word inside prose ("YOUR SECRET KEY:"), not a banner
                 best.setdefault(
                     form.marking.text, Hit(rule=rule, patterns=(p.name,), check=SENSITIVE, form=form, how=how)
                 )
