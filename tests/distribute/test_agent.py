@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tuf.api.exceptions import DownloadLengthMismatchError
 
 from overt.distribute.agent import agent_status, run_agent
 from overt.distribute.agentdir import agent_lock
-from overt.distribute.endpoint import CURRENT, FAILED, INSTALLED, NOTHING, REFUSED, EndpointUpdate
+from overt.distribute.endpoint import CURRENT, FAILED, INSTALLED, NOTHING, REFUSED, EndpointUpdate, _Fetcher
 from overt.distribute.offline import verify_offline
 from overt.distribute.trust import TrustPolicy
 from overt.errors import ConfigError, Error, PolicyError, UsageError, VerificationError
@@ -395,3 +396,32 @@ def test_a_rebuilders_verdict_counts_for_the_build_it_names_never_for_another(wo
     o = world.outcome()
     assert o.status == INSTALLED, o.error
     assert o.record is not None and sorted(o.record.auditors) == sorted(a.keyid for a in world.auditors[:2])
+
+
+def test_the_fetcher_writes_a_download_as_it_arrives_and_says_so_before_it_is_checked(
+    world: World, tmp_path: Path
+) -> None:
+    """The agent's fetcher, asked to spool, writes the download it holds in memory to a file chunk by chunk,
+    and calls back once all of it is there (the agent starts its fsync then, while the TUF client hashes it):
+    the file holds exactly the bytes the client is given. Only the next download on that thread is spooled,
+    and one longer than the signed length is never reported written."""
+    released = world.release("1.0")
+    name = f"products/demo/1.0/{released.sha256}.demo.tar.gz"
+    data = (world.repo.public / "targets" / name).read_bytes()
+    url = f"{world.site.url}/tuf/targets/{name}"
+    fetcher, out, seen = _Fetcher(), tmp_path / "spooled", []
+    with fetcher.spooling(out, lambda p: seen.append(p.read_bytes())):
+        with fetcher.download_file(url, len(data)) as held:
+            assert seen == [data]  # written before the client reads what it holds
+            assert held.read() == data
+        with fetcher.download_file(url, len(data)) as held:
+            assert held.read() == data
+    assert seen == [data] and out.read_bytes() == data
+    seen.clear()
+    with (
+        fetcher.spooling(out, lambda p: seen.append(p.read_bytes())),
+        pytest.raises(DownloadLengthMismatchError),
+        fetcher.download_file(url, len(data) - 1),
+    ):
+        pass
+    assert seen == []

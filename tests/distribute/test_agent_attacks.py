@@ -9,12 +9,17 @@ own keys used without ``overt release`` (a compromised or careless operator) and
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import lzma
 import re
 import shutil
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import tomli_w
 
 from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
 from overt.attest.statement import ResourceDescriptor
@@ -515,3 +520,18 @@ def test_a_database_installed_by_another_tool_is_checked_under_the_policy_not_ta
     db = world.update().outcomes[1]
     assert db.status == REFUSED and db.check == "verdicts", (db.status, db.error)
     assert "1 of the 2 distinct trusted auditors" in str(db.error)
+
+
+def test_a_pinned_root_that_its_own_keys_did_not_sign_is_refused_by_the_tuf_client(world: World) -> None:
+    """Loading the pinned copy does not check its root's signatures again (they were checked when it was
+    pinned); the TUF client checks them on every update, and a pinned copy whose root was edited since (its
+    digest edited to match) is refused there, the installed version kept."""
+    installed_1_0(world)
+    doc = tomllib.loads(world.layout.policy.read_text())
+    root = json.loads(base64.b64decode(doc["repository"]["root_base64"]))
+    root["signed"]["expires"] = "2099-01-01T00:00:00Z"
+    data = json.dumps(root).encode()
+    doc["repository"]["root_base64"] = base64.b64encode(data).decode()
+    doc["repository"]["root_sha256"] = hashlib.sha256(data).hexdigest()
+    world.layout.policy.write_text(tomli_w.dumps(doc))
+    refused(world, "tuf", "root|signature|threshold")

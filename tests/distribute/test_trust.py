@@ -3,6 +3,7 @@ ConfigError naming it, and no input (fuzzed with Hypothesis) gives any other exc
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -258,3 +259,13 @@ def test_fuzzed_fields_parse_or_are_config_errors(files: Files, path: str, value
 def test_fuzzed_bytes_are_config_errors(data: bytes) -> None:
     with pytest.raises(ConfigError):
         TrustPolicy.from_toml(data, source="fuzz", base=None)
+
+
+def test_a_pinned_copy_holds_its_root_as_a_literal_string(files: Files) -> None:
+    """The root's base64 is written as a TOML literal string (read with one search, not a loop over each
+    character, on every update); it reads back as the same root."""
+    policy = TrustPolicy.from_file(files.write())
+    pinned = policy.to_pinned_bytes()
+    literal = f"root_base64 = '{base64.b64encode(policy.root).decode()}'\n".encode()
+    assert pinned.count(literal) == 1
+    assert TrustPolicy.from_toml(pinned, source="pinned", base=None).root == policy.root

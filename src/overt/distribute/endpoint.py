@@ -29,10 +29,11 @@ import io
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ from overt.distribute.agentdir import (
     remove_quietly,
 )
 from overt.distribute.assurance import (
+    Assurance,
     Candidate,
     LogHead,
     Passed,
@@ -87,6 +89,7 @@ from overt.distribute.installer import (
     product_intact,
     run_hook,
     start_sync,
+    sync_file,
 )
 from overt.distribute.layout import channel_path, database_channel_path, delta_path, metadata_name
 from overt.distribute.release import AVDB, AVDB_DELTA, PRODUCT, overt_custom
@@ -145,6 +148,7 @@ class Timings:
     tuf_ms: float = 0.0
     evidence_ms: float = 0.0
     install_ms: float = 0.0
+    evidence_work_ms: float = 0.0  # how long the evidence checks ran, in the background or not
 
     @contextmanager
     def measure(self, part: str) -> Iterator[None]:
@@ -156,7 +160,9 @@ class Timings:
             setattr(self, name, getattr(self, name) + (time.perf_counter() - start) * 1000)
 
     def to_dict(self) -> dict[str, float]:
-        return {k: round(getattr(self, k), 3) for k in ("tuf_ms", "evidence_ms", "install_ms")}
+        return {
+            k: round(getattr(self, k), 3) for k in ("tuf_ms", "evidence_ms", "install_ms", "evidence_work_ms")
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,7 +252,24 @@ class _Fetcher(Urllib3Fetcher):
     artifact the temporary file's writes and reads were about a quarter of that download's processor time
     (measured with ``python -m benchmarks.update``; the target's file is still synced). The same limit is
     enforced as :meth:`~tuf.ngclient.FetcherInterface.download_file` enforces it, and every check of the
-    downloaded bytes is still the client's own."""
+    downloaded bytes is still the client's own.
+
+    Inside :meth:`spooling`, the next download held in memory on that thread is also written, chunk by
+    chunk as it arrives, to a file (the very bytes the client then checks, in the same order), and a
+    callback is told once all of them are written: the agent starts the file's fsync then, while the client
+    hashes what it holds, instead of after the client has copied it out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._spool = threading.local()
+
+    @contextmanager
+    def spooling(self, path: Path, written: Callable[[Path], None]) -> Iterator[None]:
+        self._spool.to = (path, written)
+        try:
+            yield
+        finally:
+            self._spool.to = None
 
     @contextmanager
     def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
@@ -254,8 +277,11 @@ class _Fetcher(Urllib3Fetcher):
             with super().download_file(url, max_length) as on_disk:
                 yield on_disk
             return
+        spool: tuple[Path, Callable[[Path], None]] | None = getattr(self._spool, "to", None)
+        self._spool.to = None  # for one download only
         received = 0
-        with io.BytesIO() as held:
+        with io.BytesIO() as held, ExitStack() as files:
+            out = None if spool is None else files.enter_context(spool[0].open("wb"))
             for chunk in self.fetch(url):
                 received += len(chunk)
                 if received > max_length:
@@ -263,6 +289,11 @@ class _Fetcher(Urllib3Fetcher):
                         f"Downloaded {received} bytes exceeding the maximum allowed length of {max_length}"
                     )
                 held.write(chunk)
+                if out is not None:
+                    out.write(chunk)
+            if spool is not None:
+                files.close()  # written and closed: its fsync may start
+                spool[1](spool[0])
             held.seek(0)
             yield held
 
@@ -379,10 +410,11 @@ class _Session:
             self.get, log = fetcher_source(base, self.fetcher), _log_fetch(trust.log_url, self.fetcher)
         self.log = LogClient(_tiles_once(log), trust.log_policy, layout.log_state)
         # In the background: the log's head while TUF refreshes, the evidence files while the target
-        # downloads, the download's fsync while its evidence is checked.
-        self.pool = ThreadPoolExecutor(max_workers=3)
+        # downloads, the download's fsync and the evidence checks while the TUF client checks it.
+        self.pool = ThreadPoolExecutor(max_workers=4)
         self._refreshed: Error | bool = False
         self._head: Future[LogHead] | None = None
+        self._syncs: dict[Path, Future[OSError | None]] = {}
 
     def read_head_ahead(self) -> None:
         """Start reading the log's head (:meth:`head`) in the background."""
@@ -404,16 +436,41 @@ class _Session:
     def lookup(self, path: str) -> TargetFile | None:
         return _tuf(lambda: self.updater.get_targetinfo(path))
 
-    def download(self, info: TargetFile) -> Path:
+    def download(
+        self, info: TargetFile, *, sync: bool = False, arrived: Callable[[], None] | None = None
+    ) -> Path:
         """The target, downloaded and verified by the TUF client (``Updater.download_target``: at most the
-        signed length read, then the exact length and every signed hash), in ``tuf/downloads/<sha256>``."""
+        signed length read, then the exact length and every signed hash), in ``tuf/downloads/<sha256>``.
+
+        A target held in memory (:class:`_Fetcher`) is written there by the fetcher as it arrives, and the
+        client's own copy of what it verified goes to the null device: the file is the bytes it verified,
+        and is written once. With ``sync``, its fsync (:func:`sync_file`, whose result :meth:`synced`
+        gives) starts as soon as it is written, while the client checks it, and then ``arrived`` is
+        called; a download that fails removes the file."""
         where = self.layout.downloads / info.hashes["sha256"]
+        spooled = info.length <= MAX_IN_MEMORY
+
+        def written(path: Path) -> None:
+            if sync:
+                self._syncs[path] = self.pool.submit(sync_file, path)
+            if arrived is not None:
+                arrived()
+
         try:
-            _tuf(lambda: self.updater.download_target(info, filepath=str(where)))
+            with self.fetcher.spooling(where, written):
+                out = os.devnull if spooled else str(where)
+                _tuf(lambda: self.updater.download_target(info, filepath=out))
+            if not spooled:
+                written(where)
         except Error:
             remove_quietly(where)
+            self._syncs.pop(where, None)
             raise
         return where
+
+    def synced(self, path: Path) -> Future[OSError | None] | None:
+        """The fsync :meth:`download` started for ``path`` (None: none was)."""
+        return self._syncs.pop(path, None)
 
     def close(self) -> None:
         """Wait for the background work (the connections are the TUF client's, left to it as ngclient
@@ -549,12 +606,17 @@ def _delta_lookup(
 
 
 def _fetch(
-    session: _Session, candidate: Candidate, info: TargetFile, delta: tuple[str, TargetFile | None] | None
+    session: _Session,
+    candidate: Candidate,
+    info: TargetFile,
+    delta: tuple[str, TargetFile | None] | None,
+    arrived: Callable[[], None],
 ) -> tuple[Path, str]:
     """The target downloaded to ``tuf/downloads/``, through ``delta`` if one was found and rebuilds its exact
-    signed digest; (the file, how the delta went: "" none tried, "applied", or why it fell back)."""
+    signed digest; (the file, how the delta went: "" none tried, "applied", or why it fell back).
+    ``arrived`` is called once the full target's bytes are all here (:meth:`_Session.download`)."""
     if delta is None:
-        return session.download(info), ""
+        return session.download(info, sync=True, arrived=arrived), ""
     path, found = delta
     how = "no delta from the installed version"
     if found is not None:
@@ -577,7 +639,7 @@ def _fetch(
             return out, "applied"
         except (FormatError, VerificationError) as e:
             how = f"fell back to the full database: the delta {path} failed: {e}"
-    return session.download(info), how
+    return session.download(info, sync=True, arrived=arrived), how
 
 
 @dataclass(slots=True)
@@ -653,14 +715,50 @@ def _confirm(session: _Session, run: _Run, path: str, tuf: str, now: datetime) -
     )
 
 
+class _Checks:
+    """Steps 2-5 (:func:`~overt.distribute.assurance.assure`) for one candidate, on the session's pool: started
+    as the target's bytes have all arrived (:meth:`start`), so that they run while the TUF client hashes
+    them (hashing leaves the interpreter's lock free; the checks need it), or else when their result is
+    asked for. What they pass is kept in :attr:`passed`, apart from the run's checks until the TUF client
+    has accepted the target."""
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, read: Future[None], call: Callable[[list[Passed]], Assurance]
+    ) -> None:
+        self._pool = pool
+        self._read = read
+        self._call = call
+        self.passed: list[Passed] = []
+        self.work_ms = 0.0
+        self._future: Future[Assurance] | None = None
+
+    def start(self) -> None:
+        if self._future is None:
+            self._future = self._pool.submit(self._run)
+
+    def _run(self) -> Assurance:
+        self._read.result()  # the evidence files read ahead (each one's failure is raised where it is used)
+        start = time.perf_counter()
+        try:
+            return self._call(self.passed)
+        finally:
+            self.work_ms = (time.perf_counter() - start) * 1000
+
+    def result(self) -> Assurance:
+        self.start()
+        assert self._future is not None
+        return self._future.result()
+
+
 def _install_new(
     session: _Session, run: _Run, index: ChannelIndex, installed: tuple[str, str] | None, now: datetime
 ) -> FollowOutcome:
     """Steps 1 (the rest of it) to 6 for the version the channel index names. The log's head (read in the
     background since the run began) must verify before the download starts; the evidence files are read
     through their bundles (:mod:`overt.distribute.bundles`) in the background while the target downloads,
-    and checked after it, while the downloaded file is synced to disk (its install waits for that fsync,
-    and fails with it, before any rename). So a failure is reported in the order the steps are numbered."""
+    and checked (:class:`_Checks`) while the TUF client checks the target, while the downloaded file is
+    synced to disk (its install waits for that fsync, and fails with it, before any rename). A failure is
+    reported in the order the steps are numbered: the TUF client's before any of the evidence."""
     with run.timings.measure("tuf"):
         info = session.lookup(index.target)
         if info is None:
@@ -674,28 +772,30 @@ def _install_new(
     with run.timings.measure("evidence"):
         head = session.head()
     # The evidence files are read while the target downloads (network waits: checking them then would
-    # compete with the download for the processor), and checked after it.
+    # compete with the download for the processor), and checked once it has arrived.
     evidence = bundled_evidence(session.get, candidate, used, pool=session.pool)
     read = session.pool.submit(evidence.fetch_ahead, evidence_paths(candidate, used))
+    trust = session.trust
+    checking = _Checks(
+        session.pool,
+        read,
+        lambda passed: assure(
+            evidence, candidate, used, trust, head=head, installed=installed, now=now, checks=passed
+        ),
+    )
     with run.timings.measure("tuf"):
-        downloaded, how = _fetch(session, candidate, info, delta)
-    synced = start_sync(session.pool, downloaded)  # disk writes while the evidence is checked
+        downloaded, how = _fetch(session, candidate, info, delta, checking.start)
+    # disk writes while the evidence is checked (started as the download arrived, if the fetcher wrote it)
+    synced = session.synced(downloaded) or start_sync(session.pool, downloaded)
     try:
         tuf = f"{candidate.path} verified by the TUF client (sha256 {candidate.sha256})"
         run.checks.append(Passed(check="tuf", detail=tuf))
         with run.timings.measure("evidence"):
-            read.result()
-            trust = session.trust
-            assurance = assure(
-                evidence,
-                candidate,
-                used,
-                trust,
-                head=head,
-                installed=installed,
-                now=now,
-                checks=run.checks,
-            )
+            try:
+                assurance = checking.result()
+            finally:
+                run.checks.extend(checking.passed)
+                run.timings.evidence_work_ms += checking.work_ms
         with run.timings.measure("install"):
             run.record = install_target(
                 session.layout,
