@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from overt.avdb.checks import check_rule
+from overt.avdb.checks import check_rule, global_rules
 from overt.avdb.findings import ADVISORY, BLOCKING, Finding
 from tests.avdb.samples import rule, ruleset
 
@@ -505,3 +505,149 @@ def test_malware_descriptions_in_any_language_are_not_collection(description):
         "Stealer", "OVT-5811", '    $a = "payload"', "$a", description=description, tactic="Collection"
     )
     assert "collection" not in checks(text)
+
+
+# --- third hostile round: decoy code, global gates, words in any script, split and tenant paths, MITRE tags
+
+PDF_WORDS = (
+    '    $w1 = "Ministry of Defence" nocase wide ascii\n    $w2 = "procurement plan" nocase wide ascii'
+)
+PDF_AND_WORDS = "uint32be(0) == 0x25504446 and all of ($w*)"
+
+DECOY_CODE = [
+    ("count at least zero", '    $js = "/JavaScript"', "#js >= 0"),
+    ("tautology", '    $mz = "This program cannot be run in DOS mode"', "($mz or not $mz)"),
+    (
+        "count under a bound",
+        '    $v = "Attribute VB_Name"\n    $s = "Scripting.FileSystemObject"',
+        "#v + #s < 1000",
+    ),
+    ("explicitly not code", '    $js = "/JavaScript"', "not $js"),
+    ("none of the code", '    $js = "/JavaScript"\n    $aa = "/OpenAction"', "none of ($js, $aa)"),
+    ("link excluded", "    $u = /https?:\\/\\/[a-z]{4,20}\\.top\\//", "not $u"),
+]
+
+
+@pytest.mark.parametrize(("why", "strings", "condition"), DECOY_CODE, ids=[w for w, _, _ in DECOY_CODE])
+def test_code_the_condition_only_mentions_does_not_clear_document_only(why, strings, condition):
+    text = rule("Doc", "OVT-5900", strings + "\n" + PDF_WORDS, f"{PDF_AND_WORDS} and {condition}")
+    assert "document-only" in checks(text), why
+
+
+ADMITTED_CODE = [
+    ("code required", '    $js = "/JavaScript"', "$js"),
+    ("code counted", '    $js = "/JavaScript"', "#js > 2"),
+    ("any of code and words", '    $js = "/JavaScript"', "any of them"),
+    ("PE or PDF", '    $k = "kernel32"', "($k or uint16(0) == 0x5A4D)"),
+]
+
+
+@pytest.mark.parametrize(("why", "strings", "condition"), ADMITTED_CODE, ids=[w for w, _, _ in ADMITTED_CODE])
+def test_code_the_condition_admits_clears_document_only(why, strings, condition):
+    text = rule("Maldoc", "OVT-5901", strings + "\n" + PDF_WORDS, f"{PDF_AND_WORDS} and {condition}")
+    assert "document-only" not in checks(text), why
+
+
+def test_a_decoy_code_count_does_not_exempt_a_user_path():
+    strings = '    $mz = "This program cannot be run in DOS mode"\n    $p = "C:\\\\Users\\\\ipetrov\\\\"'
+    assert "targeting" in checks(rule("Path", "OVT-5902", strings, "$p and #mz >= 0"))
+
+
+GLOBAL_PDF = 'global private rule PdfOnly {\n  meta:\n    id = "OVT-5910"\n  condition:\n    uint32be(0) == 0x25504446\n}\n'
+
+
+@pytest.mark.parametrize("layout", ["same file", "another file"])
+def test_a_global_rule_with_the_magic_gates_every_rule_of_the_tree(layout):
+    words = rule("Words", "OVT-5911", PDF_WORDS, "all of them")
+    files = {"r.yar": GLOBAL_PDF + words} if layout == "same file" else {"g.yar": GLOBAL_PDF, "r.yar": words}
+    rs = ruleset(files)
+    (target,) = [r for r in rs.yara if r.name == "Words"]
+    assert "document-only" not in {f.check for f in check_rule(target)}
+    found = [f for f in check_rule(target, globals=global_rules(rs.yara)) if f.check == "document-only"]
+    assert found and found[0].severity == BLOCKING
+
+
+def test_a_global_executable_gate_keeps_a_tree_quiet():
+    gate = GLOBAL_PDF.replace("uint32be(0) == 0x25504446", "uint16(0) == 0x5A4D")
+    rs = ruleset({"g.yar": gate, "r.yar": rule("Words", "OVT-5912", PDF_WORDS, PDF_AND_WORDS)})
+    (target,) = [r for r in rs.yara if r.name == "Words"]
+    assert "document-only" not in {f.check for f in check_rule(target, globals=global_rules(rs.yara))}
+
+
+WORDS_ANY_SCRIPT = [
+    (
+        "Cyrillic wide and CP1251 hex",
+        '    $n = "Петров Иван" wide\n    $n2 = { CF E5 F2 F0 EE E2 20 C8 E2 E0 ED }',
+        "uint32be(0) == 0xD0CF11E0 and any of ($n*)",
+    ),
+    (
+        "PDF title and subject",
+        '    $t = "/Title (Procurement Plan"\n    $s = "/Subject (Defence"',
+        "uint32be(0) == 0x25504446 and ($t or $s)",
+    ),
+    (
+        "OOXML creator and title",
+        '    $c = "<dc:creator>Ivan Petrov</dc:creator>"\n    $t = "<dc:title>Annual budget"\n'
+        '    $d = "word/document.xml"',
+        "uint32(0) == 0x04034B50 and $d and ($c or $t)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "strings", "condition"), WORDS_ANY_SCRIPT, ids=[w for w, _, _ in WORDS_ANY_SCRIPT]
+)
+def test_words_in_any_script_and_document_metadata_are_natural_language(why, strings, condition):
+    assert "document-only" in checks(rule("Doc", "OVT-5920", strings, condition)), why
+
+
+SPLIT_AND_TENANT_PATHS = [
+    ("split, at", '    $a = "C:\\\\Users\\\\"\n    $b = "jdoe\\\\Documents\\\\"', "$b at @a[1] + !a[1]"),
+    (
+        "split, for loop",
+        '    $a = "\\\\Users\\\\" wide ascii nocase\n    $b = "i.petrov\\\\" wide ascii nocase',
+        "for any i in (1..#a): (for any j in (1..#b): (@b[j] == @a[i] + !a[i]))",
+    ),
+    ("regex alternation", "    $a = /\\\\(Users|home)\\\\(ipetrov|i\\.petrov)\\\\/ nocase wide ascii", "$a"),
+    (
+        "OneDrive tenant",
+        '    $a = "\\\\OneDrive - Contoso Ministry\\\\Documents\\\\" nocase wide ascii',
+        "$a",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "strings", "condition"), SPLIT_AND_TENANT_PATHS, ids=[w for w, _, _ in SPLIT_AND_TENANT_PATHS]
+)
+def test_split_alternated_and_tenant_paths_are_targeting(why, strings, condition):
+    assert "targeting" in checks(rule("Path", "OVT-5930", strings, condition)), why
+
+
+@pytest.mark.parametrize(
+    ("strings", "condition"),
+    [
+        ('    $a = "C:\\\\Users\\\\"\n    $b = "Public\\\\Downloads\\\\x.bin"', "$b at @a[1] + !a[1]"),
+        ("    $a = /C:\\\\Users\\\\(Public|Default)\\\\AppData\\\\/", "$a"),
+        ('    $a = "\\\\OneDrive - %s\\\\"', "$a"),
+    ],
+)
+def test_generic_accounts_split_or_alternated_are_not_targeting(strings, condition):
+    assert "targeting" not in checks(rule("Drop", "OVT-5931", strings, condition))
+
+
+def test_mitre_tactic_tags_are_not_collection():
+    text = tagged(
+        rule("Stealer_FileGrabber", "OVT-5940", '    $a = "FileGrabber" wide', "$a"),
+        "Stealer_FileGrabber",
+        "Collection Exfiltration T1005 T1041",
+    )
+    assert "collection" not in checks(text)
+    meta_only = rule("Grabber", "OVT-5941", '    $a = "FileGrabber" wide', "$a", mitre_tactic="Exfiltration")
+    assert "collection" not in checks(tagged(meta_only, "Grabber", "Collection"))
+
+
+@pytest.mark.parametrize("tags", ["collection T1005", "exfil T1041", "upload T1005", "Collection"])
+def test_lowercase_or_non_mitre_collection_tags_still_count(tags):
+    text = tagged(rule("Grabber", "OVT-5942", '    $a = "FileGrabber" wide', "$a"), "Grabber", tags)
+    assert "collection" in checks(text), tags

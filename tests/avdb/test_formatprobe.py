@@ -181,3 +181,26 @@ def test_hex_seeds_fill_wildcards_take_minimum_jumps_and_first_alternatives():
     (r,) = rules_of(rule("R", "OVT-7200", "    $h = { 41 ?? 4? [2-4] ( 42 | 43 44 ) ~45 [-] 46 }", "$h"))
     (h,) = r.source.patterns
     assert seed(h) == [bytes.fromhex("41 20 40 2020 42 BA 46")]
+
+
+@pytest.mark.parametrize(
+    "decoy",
+    ["not $js", "#js >= 0", "($js or not $js)"],
+)
+def test_code_a_computed_magic_rule_only_mentions_leaves_it_a_candidate(decoy):
+    strings = KEY + '\n    $js = "/JavaScript"'
+    condition = f"(uint32be(0) ^ 0x11111111) == 0x34415557 and $k and {decoy}"
+    (found,) = check_formats(rules_of(rule("Loader_Component", "OVT-7090", strings, condition)))
+    assert (found.check, found.message) == ("document-only", MESSAGE)
+
+
+def test_a_computed_magic_rule_that_admits_code_is_not_probed_as_document_only():
+    strings = KEY + '\n    $js = "/JavaScript"'
+    condition = "(uint32be(0) ^ 0x11111111) == 0x34415557 and ($k or $js)"
+    assert check_formats(rules_of(rule("Pdf_Js", "OVT-7091", strings, condition))) == []
+
+
+def test_a_global_rule_spelling_the_magic_is_not_probed_again():
+    gate = 'global private rule G {\n  meta:\n    id = "OVT-7092"\n  condition:\n    uint32be(0) == 0x25504446\n}\n'
+    rs = ruleset({"g.yar": gate, "r.yar": rule("R", "OVT-7093", KEY, "$k and uint8(4) == 0x2D")})
+    assert check_formats(list(rs.yara)) == []

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from overt.avdb.canary_check import check_canaries
-from overt.avdb.checks import check_rule
+from overt.avdb.checks import check_rule, global_rules
 from overt.avdb.findings import ADVISORY, BLOCKING, Finding, make_finding
 from overt.avdb.formatprobe import check_formats
 from overt.avdb.markings import Markings, load_markings, parse_markings
@@ -150,8 +150,9 @@ def audit(
     """Every check over ``rules``; canaries run on rules new or changed since ``previous``."""
     marks = as_markings(markings)
     findings = _in_executables(check_patterns(rules.yara, marks), rules)
+    tree_globals = global_rules(rules.yara)
     for r in rules.yara:
-        findings += check_rule(r)
+        findings += check_rule(r, globals=tree_globals)
     findings += check_formats(rules.yara)
     findings += _source_findings(rules)
     changed = changed_rules(rules, previous)

@@ -16,6 +16,11 @@ the rule really matches nearly every document):
   hex or base64), no exploit marker, no JAR/APK marker; and its other patterns are natural language (not a path
   or package part name such as ``xl/macrosheets/``), or there are none (a format-and-size rule matches every
   such document). ``filetype == "PDF"`` (the external compared with a document format) names a format too.
+  A code indicator clears the rule only where the condition can match on it (``$js``, ``any of them`` over
+  code and words, a PE alternative), not where it is only mentioned (``#js >= 0``, ``not $js``, ``$mz or not
+  $mz``, ``#v + #s < 1000``); the tree's ``global`` rules are part of every rule's condition (a global PDF gate
+  makes a rule of words document-only); words are natural in any script (UTF-8 read as text), and a PDF
+  ``/Title (...)`` or OOXML ``<dc:creator>...`` with words inside is a document's metadata.
   Only what the rule *matches* counts: meta and names can say anything.
 * ``collection`` (blocking): meta keys in any spelling (``upload_on_match``, ``uploadOnMatch``,
   ``sample_submission``, ``collect``, ``exfil``) unless set false, action keys whose value is a verb of sending
@@ -28,10 +33,19 @@ the rule really matches nearly every document):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from overt.avdb.findings import Finding, finding
 from overt.avdb.rules import YaraRule
-from overt.avdb.ruleview import INT_READ, RuleView, condition_formats, pattern_format, readings, referenced
+from overt.avdb.ruleview import (
+    INT_READ,
+    RuleView,
+    condition_formats,
+    pattern_format,
+    readings,
+    referenced,
+    text_readings,
+)
 from overt.avdb.targeting import check_targeting
 from overt.avdb.yarasource import PatternSource
 
@@ -51,9 +65,26 @@ _PATH_LIKE = re.compile(r"^\S*[\\/]\S*$|^\S+\.(?:xml|rels|bin|dat|png|jpe?g|gif|
 _LINK = re.compile(r"\bh(?:tt|xx)ps?\??:(?:\\?/){2}|\bwww\.[\w-]+\.|/URI\b", re.I)
 
 
+# Document metadata with words inside: a PDF's ``/Title (...)``, an OOXML ``<dc:creator>...</dc:creator>``.
+_METADATA = re.compile(
+    r"^(?:<<\s*)?/(?:Title|Subject|Author|Keywords)\s*[(<]\s*(?P<pdf>[^()<>]*?)\s*[)>]?\s*(?:>>)?$"
+    r"|^<(?P<tag>(?:dc|cp|dcterms):(?:creator|title|subject|description|keywords|lastModifiedBy))>"
+    r"(?P<xml>[^<>]*?)(?:</(?P=tag)>)?$",
+    re.I,
+)
+
+
+def _words(p: PatternSource) -> str:
+    """A pattern as the words a person reads (UTF-8 where it decodes, any script), metadata keys dropped."""
+    text = " ".join(t.replace("\0", " ") for t in text_readings(p)[:1]).strip()
+    m = _METADATA.match(text)
+    return (m.group("pdf") if m.group("pdf") is not None else m.group("xml")).strip() if m else text
+
+
 def is_natural(p: PatternSource) -> bool:
-    """Words a document says, not a program's strings, a file structure or a path."""
-    text = " ".join(t.replace("\0", " ") for t in readings(p)[:1]).strip()
+    """Words a document says (in any script, or as a document's title, subject, author or keywords), not a
+    program's strings, a file structure or a path."""
+    text = _words(p)
     letters = sum(ch.isalpha() for ch in text)
     return (
         len(text) >= 3
@@ -88,28 +119,61 @@ def _format_alone(view: RuleView, gates: set[str]) -> bool:
     return _gate_atom(view, gates, [t for t in view.tokens if t not in ("(", ")", "and", "or")])
 
 
-def check_document_only(view: RuleView) -> list[Finding]:
-    if "private" in view.source.modifiers:  # a private rule reports no match of its own
-        return []
-    formats = condition_formats(view.tokens)
-    formats += [fmt for p in view.source.patterns if (fmt := pattern_format(p))]
-    if not formats or view.any_code() or any(_link(p) for p in view.source.patterns):
-        return []
-    gates = {
+def _formats(view: RuleView) -> list[str]:
+    return [
+        *condition_formats(view.tokens),
+        *(fmt for p in view.source.patterns if (fmt := pattern_format(p))),
+    ]
+
+
+def _gates(view: RuleView) -> set[str]:
+    return {
         p.name
         for p in view.source.patterns
         if pattern_format(p) or any(PDF_STRUCTURE.fullmatch(t.strip()) for t in readings(p)[:1])
     }
-    others = [p for p in view.source.patterns if p.name not in gates]
+
+
+def _clears(view: RuleView) -> str:
+    """The code, exploit or link indicator the condition can match on, or '' (one only mentioned, as in
+    ``#js >= 0``, ``not $js`` or ``$mz or not $mz``, clears nothing)."""
+    links = frozenset(p.name for p in view.source.patterns if _link(p))
+    return view.admits_code(also=links)
+
+
+def _others(view: RuleView, gates: set[str]) -> list[PatternSource]:
+    """The patterns that are neither format nor a code indicator the condition only mentions."""
+    return [p for p in view.source.patterns if p.name not in gates and not view.code[p.name] and not _link(p)]
+
+
+def global_rules(rules: Sequence[YaraRule]) -> tuple[YaraRule, ...]:
+    """The ``global`` rules of a tree: their conditions are part of every rule's (pass to :func:`check_rule`)."""
+    return tuple(r for r in rules if "global" in r.source.modifiers)
+
+
+def check_document_only(view: RuleView, globals: Sequence[RuleView] = ()) -> list[Finding]:
+    """``document-only`` on one rule; ``globals``: the tree's global rules, whose conditions every match of the
+    rule also meets (a global PDF magic gates every rule of the tree)."""
+    if "private" in view.source.modifiers:  # a private rule reports no match of its own
+        return []
+    scope = [
+        view,
+        *(g for g in globals if (g.source.name, g.rule.file) != (view.source.name, view.rule.file)),
+    ]
+    formats = [fmt for v in scope for fmt in _formats(v)]
+    if not formats or any(_clears(v) for v in scope):
+        return []
+    gates = {v: _gates(v) for v in scope}
+    others = [p for v in scope for p in _others(v, gates[v])]
     if not all(is_natural(p) for p in others):
         return []
     shown = "/".join(sorted(set(formats)))
     if not others:
-        if not _format_alone(view, gates):
+        if not all(_format_alone(v, gates[v]) for v in scope):
             return []
         message = f"matches {shown} documents on format (and size) alone, with no other strings and no code"
         return [finding(view.rule, "document-only", message, f"{shown}: format alone")]
-    words = sorted({readings(p)[0].replace("\0", " ").strip() for p in others})
+    words = sorted({_words(p) for p in others})
     message = (
         f"matches only {shown} documents, with natural-language strings and no code or exploit indicator"
     )
@@ -247,12 +311,25 @@ def _meta_collects(key: str, value: object) -> str:
     return ""
 
 
+# MITRE ATT&CK tactic names as tags, beside technique tags (``T1005``) or ``mitre_*`` meta: they say what the
+# malware does (its tactics), not what the rule does with a match.
+_MITRE_TACTICS = frozenset({"Collection", "Exfiltration"})
+_MITRE_TECHNIQUE = re.compile(r"^T[AS]?\d{4}(?:[._]\d{3})?$")
+
+
+def _mitre_tagged(view: RuleView) -> bool:
+    return any(_MITRE_TECHNIQUE.match(t) for t in view.source.tags) or any(
+        re.match(r"mitre|att(?:&|and)?ck", key, re.I) for key, _ in view.source.meta
+    )
+
+
 def check_collection(view: RuleView) -> list[Finding]:
     reasons = []
     if _COLLECT_NAME.match(view.source.name):
         reasons.append(f"name {view.source.name}")
+    mitre = _mitre_tagged(view)
     for tag in view.source.tags:
-        if tag.lower() in _COLLECT_TAGS:
+        if tag.lower() in _COLLECT_TAGS and not (mitre and tag in _MITRE_TACTICS):
             reasons.append(f"tag {tag}")
     for key, value in view.source.meta:
         if reason := _meta_collects(key, value):
@@ -263,7 +340,9 @@ def check_collection(view: RuleView) -> list[Finding]:
     ]
 
 
-def check_rule(rule: YaraRule) -> list[Finding]:
-    """``document-only``, ``targeting``, ``self-name`` and ``collection`` findings on one rule."""
+def check_rule(rule: YaraRule, globals: Sequence[YaraRule] = ()) -> list[Finding]:
+    """``document-only``, ``targeting``, ``self-name`` and ``collection`` findings on one rule; ``globals``: the
+    tree's global rules (:func:`global_rules`), whose conditions are part of this rule's."""
     view = RuleView(rule)
-    return [*check_document_only(view), *check_targeting(view), *check_collection(view)]
+    scope = [RuleView(g) for g in globals if g is not rule]
+    return [*check_document_only(view, scope), *check_targeting(view), *check_collection(view)]

@@ -46,12 +46,12 @@ import yara_x
 from overt.avdb.binaries import write_elf, write_pe, write_png
 from overt.avdb.canary_check import RuleIndex, compile_units, group_units
 from overt.avdb.cfb import cfb
-from overt.avdb.checks import PDF_STRUCTURE, check_document_only, is_natural
+from overt.avdb.checks import PDF_STRUCTURE, check_document_only, global_rules, is_natural
 from overt.avdb.docmodel import ordinary_doc
 from overt.avdb.findings import Finding, finding
 from overt.avdb.pdfdoc import pdf_file
 from overt.avdb.rules import YaraRule
-from overt.avdb.ruleview import BINARY_MAGIC, INT_READ, RuleView, condition_code, pattern_format, readings
+from overt.avdb.ruleview import BINARY_MAGIC, INT_READ, RuleView, pattern_code, pattern_format, readings
 from overt.avdb.yarasource import HEX, TEXT, PatternSource
 from overt.avdb.zipdocs import write_docx, write_odt, write_pptx, write_xlsx
 
@@ -155,8 +155,9 @@ def _is_gate(p: PatternSource) -> bool:
 
 
 def seed_block(rule: YaraRule) -> bytes:
-    """The rule's own strings as a document or a program would carry them, one per line."""
-    parts = [s for p in rule.source.patterns if not _is_gate(p) for s in seed(p)]
+    """The rule's own strings as a document or a program would carry them, one per line; code indicators left
+    out (a candidate only mentions them: ``not $js``), so that the files hold no code."""
+    parts = [s for p in rule.source.patterns if not _is_gate(p) and not pattern_code(p) for s in seed(p)]
     return b"\n" + b"\n".join(parts) + b"\n"
 
 
@@ -274,20 +275,20 @@ def _reads_position(rule: YaraRule, index: RuleIndex) -> bool:
     return False
 
 
-def _candidate(rule: YaraRule, index: RuleIndex) -> bool:
+def _candidate(rule: YaraRule, index: RuleIndex, globals: Sequence[RuleView]) -> bool:
     if "private" in rule.source.modifiers or not _reads_position(rule, index):
         return False
-    if not all(is_natural(p) or _is_gate(p) for p in rule.source.patterns):
-        return False
     view = RuleView(rule)
-    return not _code(view) and not check_document_only(view)
+    if not all(is_natural(p) or _is_gate(p) or view.code[p.name] for p in rule.source.patterns):
+        return False
+    return not _code(view) and not check_document_only(view, globals)
 
 
 def _code(view: RuleView) -> str:
-    """The code or exploit indicator the rule's patterns or condition carry, executable magic apart: whether
-    the format test admits executables is for yara-x to say (``not uint16(0) == 0x5A4D`` excludes them)."""
-    blind = ["" if INT_READ.match(t) else t for t in view.tokens]
-    return next((c for c in view.code.values() if c), "") or condition_code(blind)
+    """The code or exploit indicator the condition can match on (one only mentioned, ``#js >= 0`` or ``not
+    $js``, does not count), executable magic apart: whether the format test admits executables is for yara-x
+    to say (``not uint16(0) == 0x5A4D`` excludes them)."""
+    return view.admits_code(executables=False)
 
 
 # --- running them ---------------------------------------------------------------------------------------
@@ -322,7 +323,8 @@ def probe_formats(rules: Sequence[YaraRule]) -> dict[tuple[str, str], tuple[str,
     ``rules``: the whole tree (the rules a candidate names come from it). A candidate that does not compile
     is left out (the ``compile`` check reports it)."""
     index = RuleIndex.of(rules)
-    targets = [r for r in rules if _candidate(r, index)]
+    globals = [RuleView(r) for r in global_rules(rules)]
+    targets = [r for r in rules if _candidate(r, index, [g for g in globals if g.rule is not r])]
     out: dict[tuple[str, str], tuple[str, ...]] = {}
     if not targets:
         return out

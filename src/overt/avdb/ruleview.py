@@ -166,6 +166,64 @@ def _regex_literal(value: str) -> str:
 
 regex_text = _regex_literal
 
+_VARIANTS = 16  # the most alternatives a regex is read as; past that, it is read once, alternatives as NUL
+
+
+class _TooMany(Exception):
+    pass
+
+
+def _class_end(body: str, i: int) -> int:
+    """The index just past the character class opening at ``body[i]``."""
+    j = i + 1 + (body[i + 1 : i + 2] == "^")
+    j += body[j : j + 1] == "]"
+    while j < len(body) and body[j] != "]":
+        j += 2 if body[j] == "\\" else 1
+    return min(j + 1, len(body))
+
+
+def _alternation(body: str, i: int) -> tuple[list[str], int]:
+    """The alternatives of ``body`` from ``i`` to the ``)`` closing the group (or the end), and where it ends."""
+    done: list[str] = []
+    current = [""]
+    while i < len(body):
+        c = body[i]
+        if c == ")":
+            return done + current, i + 1
+        if c == "|":
+            done += current
+            current, i = [""], i + 1
+            continue
+        if c == "(":
+            i += 1
+            if body[i : i + 2] == "?:":
+                i += 2
+            inner, i = _alternation(body, i)
+            if body[i : i + 1] in ("?", "*"):
+                inner, i = [*inner, ""], i + 1 + (body[i + 1 : i + 2] == "?")
+            piece = inner
+        else:
+            end = _class_end(body, i) if c == "[" else i + 2 if c == "\\" else i + 1
+            piece, i = [body[i:end]], end
+        current = [v + x for v in current for x in piece]
+        if len(done) + len(current) > _VARIANTS:
+            raise _TooMany
+    return done + current, i
+
+
+@lru_cache(maxsize=8192)
+def regex_variants(value: str) -> tuple[str, ...]:
+    """A regex read as the texts of its alternatives (``/\\\\(Users|home)\\\\(a|b)/`` as four texts), up to
+    sixteen; a regex with more is read once, as :func:`regex_text` reads it."""
+    end = value.rfind("/")
+    try:
+        bodies, _ = _alternation(value[1:end], 0)
+    except _TooMany:
+        return (_regex_literal(value),)
+    return tuple(dict.fromkeys(_regex_literal("/" + b + value[end:]) for b in bodies if b)) or (
+        _regex_literal(value),
+    )
+
 
 @lru_cache(maxsize=8192)
 def readings(p: PatternSource) -> tuple[str, ...]:
@@ -204,12 +262,13 @@ def _decoded(data: bytes, *, utf16: bool) -> str:
 @lru_cache(maxsize=8192)
 def text_readings(p: PatternSource) -> tuple[str, ...]:
     """A pattern as a person reads it, one text per run: UTF-16LE for hex that is mostly UTF-16, else UTF-8
-    where it decodes, else Latin-1; a regex as text. (``C:\\Users\\Иванов``, not its UTF-8 bytes.)"""
+    where it decodes, else Latin-1; a regex as the text of each alternative. (``C:\\Users\\Иванов``, not its
+    UTF-8 bytes.)"""
     if p.kind == TEXT:
         return (_decoded(p.text_bytes(), utf16=False),)
     if p.kind == HEX:
         return tuple(_decoded(b, utf16=True) for run in _hex_runs(p.value) for b in _concrete(run))
-    return (_regex_literal(p.value),)
+    return regex_variants(p.value)
 
 
 def _hex_magic(p: PatternSource) -> str:
@@ -390,6 +449,67 @@ def requires(tokens: Sequence[str], atom: Callable[[list[str]], bool]) -> bool:
     return bool(body) and body[0] != "not" and atom(body)
 
 
+def _tautology(alternatives: Sequence[Sequence[str]]) -> bool:
+    """Whether a disjunction holds whatever the file (``$x or not $x``)."""
+    bodies = [_unwrap(a) for a in alternatives]
+    return any(b[:1] == ["not"] and _unwrap(b[1:]) in bodies for b in bodies)
+
+
+def admits(tokens: Sequence[str], atom: Callable[[list[str]], bool]) -> bool:
+    """Whether some way the condition can be true goes through an atom for which ``atom`` holds. A tautology
+    (``$x or not $x``) admits nothing: it holds with or without its atoms; ``not ...`` admits nothing either."""
+    body = _unwrap(tokens)
+    alternatives = _split(body, "or")
+    if len(alternatives) > 1:
+        return not _tautology(alternatives) and any(admits(a, atom) for a in alternatives)
+    conjuncts = _split(body, "and")
+    if len(conjuncts) > 1:
+        return any(admits(c, atom) for c in conjuncts)
+    return bool(body) and body[0] != "not" and atom(body)
+
+
+_COMPARE_AT_ZERO: dict[str, Callable[[int, int], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _sum_at_zero(tokens: Sequence[str]) -> int | None:
+    """The value of a sum of pattern counts and numbers (``#v + #s``, ``2 * #a - 1``) with every count zero,
+    or None for anything else."""
+    total, sign, term, expect_value = 0, 1, 1, True
+    for t in tokens:
+        value = 0 if t.startswith("#") and len(t) > 1 else _number(t)
+        if expect_value:
+            if value is None:
+                return None
+            term *= value
+        elif t in ("+", "-"):
+            total, sign, term = total + sign * term, 1 if t == "+" else -1, 1
+        elif t != "*":
+            return None
+        expect_value = not expect_value
+    return None if expect_value else total + sign * term
+
+
+def holds_without_matches(atom: Sequence[str]) -> bool:
+    """Whether an atom holds when the patterns it counts match nowhere (``#js >= 0``, ``#v + #s < 1000``,
+    ``none of ($c*)``, ``0 of them``, ``for all i in (1..#a): (...)``): it does not need them."""
+    if "of" in atom and atom[:1] in (["none"], ["0"]):
+        return True
+    if atom[:2] in (["for", "all"], ["for", "none"]) and any(t.startswith("#") for t in atom):
+        return atom[1] == "none" or "in" in atom[:6]
+    ops = [i for i, t in enumerate(atom) if t in _COMPARE_AT_ZERO]
+    if len(ops) != 1 or not any(t.startswith("#") and len(t) > 1 for t in atom):
+        return False
+    left, right = _sum_at_zero(atom[: ops[0]]), _sum_at_zero(atom[ops[0] + 1 :])
+    return left is not None and right is not None and _COMPARE_AT_ZERO[atom[ops[0]]](left, right)
+
+
 def referenced(tokens: Sequence[str], names: Sequence[str]) -> tuple[list[str], bool]:
     """The patterns an atom refers to, and whether it needs all of them (True) or may do with one."""
     if "of" in tokens:
@@ -419,10 +539,11 @@ class RuleView:
         return {p.name: pattern_code(p) for p in self.source.patterns}
 
     def code_atom(self, atom: list[str]) -> bool:
+        """Whether an atom holds only on code (a code pattern it needs, an executable gate, a code module)."""
         if condition_code(atom):
             return True
         picked, need_all = referenced(atom, list(self.patterns))
-        if not picked:
+        if not picked or holds_without_matches(atom):
             return False
         flags = [bool(self.code[n]) for n in picked]
         return any(flags) if need_all else all(flags)
@@ -432,3 +553,24 @@ class RuleView:
 
     def any_code(self) -> str:
         return condition_code(self.tokens) or next((c for c in self.code.values() if c), "")
+
+    def admits_code(self, *, also: frozenset[str] = frozenset(), executables: bool = True) -> str:
+        """The code indicator some way of the condition being true goes through, or '': a code pattern (or
+        one of ``also``) an atom can match on (``$js``, ``any of them`` over code and words, ``#js > 2``), an
+        executable gate (unless ``executables`` is false: yara-x then decides) or a code module or literal.
+        A code pattern only mentioned (``#js >= 0``, ``not $js``, ``$mz or not $mz``) admits nothing."""
+        found: list[str] = []
+
+        def atom(tokens: list[str]) -> bool:
+            read = tokens if executables else ["" if INT_READ.match(t) else t for t in tokens]
+            if code := condition_code(read):
+                found.append(code)
+                return True
+            picked, _ = referenced(tokens, list(self.patterns))
+            if holds_without_matches(tokens):
+                return False
+            here = [self.code[n] or n for n in picked if self.code[n] or n in also]
+            found.extend(here)
+            return bool(here)
+
+        return found[0] if admits(self.tokens, atom) and found else ""

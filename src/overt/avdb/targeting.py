@@ -70,6 +70,11 @@ _DOCUMENTS = re.compile(
     r"|%OneDrive\w*%(?=[\\/]|$)",
     re.I,
 )
+# A OneDrive for Business folder, named after its organisation (``\\OneDrive - Contoso Ministry\\``): where
+# that organisation's users keep their documents.
+_ONEDRIVE_TENANT = re.compile(
+    r"[\\/]OneDrive - ([^\\/\0\"<>|:*?\r\n]*[^\\/\0\"<>|:*?\r\n\s])(?=[\\/]|$)", re.I
+)
 # The names Windows generates for a machine at setup: DESKTOP-/LAPTOP- and seven, WIN- and eleven characters.
 _MACHINE_NAME = re.compile(
     r"(?<![\w-])(?:(?:DESKTOP|LAPTOP)-(?=[A-Z]*\d)[A-Z0-9]{7}|WIN-(?=[A-Z]*\d)[A-Z0-9]{11})(?![\w-])", re.I
@@ -135,6 +140,9 @@ def user_paths(text: str) -> list[tuple[str, str]]:
         user = next((u for u in m.group("user", "home", "mac") if u is not None), None)
         if user is None or not (_named(user.strip()) or user.lower().strip() in _GENERIC_ACCOUNTS):
             out.append((DOCUMENTS, m.group().strip(" \"'=(:;\0").replace("\0", "…")))
+    for m in _ONEDRIVE_TENANT.finditer(text):
+        if not _PLACEHOLDER.search(m.group(1)):
+            out.append((DOCUMENTS, m.group().strip(" \"'=(:;\0")))
     for m in _UNC.finditer(text):
         host = m.group(1)
         if host.lower() not in _PLACEHOLDER_HOSTS and not _PLACEHOLDER.search(m.group(2).rstrip("$")):
@@ -263,11 +271,33 @@ def _required(view: RuleView, name: str) -> bool:
     return requires(view.tokens, atom)
 
 
+_ADJACENT = (
+    re.compile(r"\$(?P<b>\w+) at @(?P<a>\w+) \[ [^\]]+ \] \+ !(?P=a) \[ [^\]]+ \]"),
+    re.compile(r"@(?P<b>\w+) \[ [^\]]+ \] == @(?P<a>\w+) \[ [^\]]+ \] \+ !(?P=a) \[ [^\]]+ \]"),
+    re.compile(r"@(?P<a>\w+) \[ [^\]]+ \] \+ !(?P=a) \[ [^\]]+ \] == @(?P<b>\w+) \[ [^\]]+ \]"),
+)
+
+
+def _adjacent(view: RuleView) -> list[tuple[str, str]]:
+    """(first, second) patterns the condition places end to end (``$b at @a[1] + !a[1]``, ``@b[j] == @a[i] +
+    !a[i]`` in a loop): one text split in two."""
+    joined = " ".join(view.tokens)
+    pairs = [(f"${m['a']}", f"${m['b']}") for rx in _ADJACENT for m in rx.finditer(joined)]
+    return [(a, b) for a, b in dict.fromkeys(pairs) if a in view.patterns and b in view.patterns and a != b]
+
+
 def _joined_paths(view: RuleView) -> list[tuple[str, str, str]]:
     """Paths and machine names split over two patterns the condition needs both of (``"\\Users\\"`` and
-    ``"\\Documents\\Finance\\"``; ``"DESKTOP-"`` and ``"7K2L9QA"``), read as one text."""
+    ``"\\Documents\\Finance\\"``; ``"DESKTOP-"`` and ``"7K2L9QA"``), or places end to end (``"C:\\Users\\"``
+    then ``"jdoe\\Documents\\"``), read as one text."""
+    out = [
+        (f"{a}+{b}", kind, path)
+        for a, b in _adjacent(view)
+        for first in text_readings(view.patterns[a])[:1]
+        for second in text_readings(view.patterns[b])[:1]
+        for kind, path in user_paths(first + second)
+    ]
     texts = {p.name: t for p in view.source.patterns for t in text_readings(p)[:1] if _required(view, p.name)}
-    out = []
     for a, first in texts.items():
         for b, second in texts.items():
             if a == b:
