@@ -43,6 +43,7 @@ ALL_IDS = {
     "avdb.diff-for-reviewers",
     "avdb.endpoint-installs-only-logged",
     "avdb.scan-finds-malware-not-documents",
+    "avdb.customer-codenames",
     "auditors.a1-rebuilt",
     "auditors.a2-rebuilt",
     "distribute.metadata-logged",
@@ -142,6 +143,8 @@ def test_the_checked_values(demo: tuple[Path, dict[str, Any]]) -> None:
         "eicar.com:EICAR_Test_File",
         "eicar.com:Overt.Demo.EICAR",
     ]
+    codenames = facts["avdb.customer-codenames"]
+    assert codenames["rule_id"] == "OVT-0004" and "sensitive-marking" in codenames["checks"]
 
 
 def test_the_distribution_stage_updates_through_nginx_and_refuses_two_attacks(
@@ -202,11 +205,12 @@ def test_two_independent_auditors_rebuild_every_build_and_the_endpoint_requires_
     assert [f["jurisdiction"] for f in facts] == ["DE", "FR"] and len({f["key"] for f in facts}) == 2
     provenances = set()
     for f, claim in zip(facts, stage, strict=True):
-        assert [v["verdict"] for v in f["verdicts"]] == ["GOOD"] * 3, f["verdicts"]
+        assert [v["verdict"] for v in f["verdicts"]] == ["GOOD"] * 4, f["verdicts"]
         assert {v["artifact"] for v in f["verdicts"]} == {
             "dist/sample-agent-1.0.tar.gz",
             "demo-1.avdb",
             "demo-2.avdb",
+            "regional-1.avdb",
         }
         home = root / "auditors" / claim.split(".")[1].removesuffix("-rebuilt")
         assert not (home / "overt.db").exists() and not (home / "log-policy").exists()
