@@ -331,3 +331,26 @@ def test_markings_as_mail_and_web_pages_carry_them(markings: Markings, strings: 
 )
 def test_ordinary_words_in_prose_are_not_markings(markings: Markings, strings: str) -> None:
     assert not check_patterns(rules_of({"p": (strings, "all of them")}), markings)
+
+
+TYPESET = {
+    "letter-spaced": ('    $a = "S E C R E T"', "SECRET"),
+    "ISO-8859-5": ("    $a = { C1 B5 BA C0 B5 C2 BD BE }", "СЕКРЕТНО"),
+    "decomposed accent": (
+        '    $a = "VS-NUR FU\\xcc\\x88R DEN DIENSTGEBRAUCH" nocase',
+        "VS-NUR FÜR DEN DIENSTGEBRAUCH",
+    ),
+    "full-width": ('    $a = "ＳＥＣＲＥＴ"', "SECRET"),
+}
+
+
+@pytest.mark.parametrize(("strings", "marking"), TYPESET.values(), ids=TYPESET.keys())
+def test_markings_as_typography_sets_them(markings: Markings, strings: str, marking: str) -> None:
+    found = check_patterns(rules_of({"t": (strings, "$a")}), markings)
+    assert any(f.evidence == f"$a:{marking}" for f in found), found
+
+
+def test_other_letter_spaced_and_full_width_words_are_not_markings(markings: Markings) -> None:
+    assert not check_patterns(
+        rules_of({"t": ('    $a = "S E T U P"\n    $b = "Ｈｅｌｌｏ"', "any of them")}), markings
+    )

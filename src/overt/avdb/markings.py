@@ -26,6 +26,7 @@ import os
 import re
 import stat
 import tomllib
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -57,8 +58,8 @@ ENCODINGS = {
     "de": (*_UNICODE, "CP1252"),
     "fr": (*_UNICODE, "CP1252"),
     "es": (*_UNICODE, "CP1252"),
-    "ru": (*_UNICODE, "CP1251", "KOI8-R"),
-    "uk": (*_UNICODE, "CP1251", "KOI8-U"),
+    "ru": (*_UNICODE, "CP1251", "KOI8-R", "CP866", "ISO-8859-5"),
+    "uk": (*_UNICODE, "CP1251", "KOI8-U", "CP866", "ISO-8859-5"),
     "zh": (*_UNICODE, "GB18030", "Big5"),
     "ja": (*_UNICODE, "Shift_JIS", "EUC-JP"),
     "ko": (*_UNICODE, "CP949"),
@@ -314,7 +315,9 @@ def cased(marking: Marking, spelling: str) -> tuple[str, ...]:
 
 
 def separated(spelling: str) -> Iterator[tuple[str, str]]:
-    """The spelling with its word gaps as each separator, and the separator's name."""
+    """The spelling with its word gaps as each separator, and the separator's name; then as typography writes
+    it: letter-spaced (``S E C R E T``), in full-width Latin (``ＳＥＣＲＥＴ``, as CJK documents set it) and
+    with its accents decomposed (``FU\u0308R``)."""
     seen = {spelling}
     yield spelling, "as written"
     for sep, name in SEPARATORS:
@@ -322,6 +325,27 @@ def separated(spelling: str) -> Iterator[tuple[str, str]]:
         if s not in seen:
             seen.add(s)
             yield s, name
+    for s, name in _typeset(spelling):
+        if s not in seen:
+            seen.add(s)
+            yield s, name
+
+
+LETTER_SPACED_MAX = 24  # characters: a letter-spaced banner is short
+
+
+def _typeset(spelling: str) -> Iterator[tuple[str, str]]:
+    letters = [c for c in spelling if not c.isspace()]
+    if 2 < len(letters) <= LETTER_SPACED_MAX and all(c.isalpha() for c in letters):
+        yield " ".join(letters), "letter-spaced"
+    if spelling.isascii():
+        wide = "".join(
+            "\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in spelling
+        )
+        yield wide, "full-width"
+    decomposed = unicodedata.normalize("NFD", spelling)
+    if decomposed != spelling:
+        yield decomposed, "decomposed accents"
 
 
 def encode(text: str, encoding: str) -> bytes | None:
@@ -362,7 +386,14 @@ def _forms_with_separator(markings: Markings) -> Iterator[tuple[Form, str]]:
 
 def _rotate(c: str) -> str:
     o = ord(c)
-    for lo, n, shift in ((0x41, 26, 13), (0x61, 26, 13), (0x410, 32, 16), (0x430, 32, 16)):
+    for lo, n, shift in (
+        (0x41, 26, 13),
+        (0x61, 26, 13),
+        (0x410, 32, 16),
+        (0x430, 32, 16),
+        (0xFF21, 26, 13),  # full-width Latin
+        (0xFF41, 26, 13),
+    ):
         if lo <= o < lo + n:
             return chr(lo + (o - lo + shift) % n)
     if 0x4E00 <= o < 0x9FA5 or 0xAC00 <= o < 0xD7A3:
