@@ -38,7 +38,7 @@ import yara_x
 from overt.avdb.findings import Finding, finding
 from overt.avdb.markings import NONE, Corpus, Form, Markings, Span, encode
 from overt.avdb.rules import YaraRule
-from overt.avdb.yarasource import HEX, REGEX, TEXT, PatternSource, condition_tokens, unescape
+from overt.avdb.yarasource import HEX, REGEX, TEXT, PatternSource, condition_tokens, strip_comments, unescape
 
 SENSITIVE = "sensitive-marking"
 SPLIT = "split-marking"
@@ -423,7 +423,7 @@ _CONDITION_TEXT = re.compile(r'(i?)(?:contains|equals|startswith|endswith|matche
 def condition_hits(rule: YaraRule, nd: Needles) -> list[Hit]:
     """Markings the condition itself spells: integers compared with the file's bytes (``uint32be(i) ==
     0x544F5020 and uint32be(i + 4) == 0x53454352``, read in order) and texts it compares (``contains``)."""
-    condition = _strip_comments(rule.source.condition)
+    condition = strip_comments(rule.source.condition)
     runs = [
         LiteralRun(data=_read_bytes(condition), nocase=False, how="integers the condition reads", min_len=4)
     ]
@@ -587,13 +587,9 @@ def _embedded(data: bytes, where: str) -> Iterator[LiteralRun]:
         )
 
 
-def _strip_comments(source: str) -> str:
-    return re.sub(r"/\*.*?\*/|//[^\n]*", " ", source, flags=re.S)
-
-
 def hex_runs(value: str) -> Iterator[tuple[bytes, bool, bool]]:
     """Concrete byte runs of a hex pattern; jumps, wildcards and alternatives end a run (edges stay open)."""
-    body = _strip_comments(value.strip()[1:-1])
+    body = strip_comments(value.strip()[1:-1])
     run = bytearray()
     for token in _HEX_TOKEN.findall(body):
         if re.fullmatch(r"[0-9A-Fa-f]{2}", token):

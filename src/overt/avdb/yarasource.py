@@ -398,10 +398,10 @@ def split_rules(text: str, *, where: str = "") -> tuple[tuple[str, ...], tuple[s
 
 def condition_tokens(condition: str) -> list[str]:
     """The condition's tokens, comments dropped: identifiers, numbers, pattern refs, strings, operators."""
-    return _TOKEN.findall(_strip_comments(condition))
+    return _TOKEN.findall(strip_comments(condition))
 
 
-def _strip_comments(text: str) -> str:
+def strip_comments(text: str) -> str:
     out, i = [], 0
     lx = _Lexer(text, "")
     while i < len(text):
