@@ -25,8 +25,11 @@ demo: venv
 deps:
 	@bash .ci/debian-deps $(DEB_PACKAGES)
 
+# The suite runs in $(TEST_WORKERS) processes (pytest-xdist); TEST_WORKERS=0 runs it in this one.
+TEST_WORKERS ?= 2
+
 test: venv deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -186,7 +186,11 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "match"), BAD, ids=[f"{p}={v!r}"[:60] for p, v, _ in BAD])
+@pytest.mark.parametrize(
+    ("path", "value", "match"),
+    BAD,
+    ids=[(f"{p}=<deleted>" if v is _DELETE else f"{p}={v!r}")[:60] for p, v, _ in BAD],
+)
 def test_each_malformed_field_is_a_config_error_naming_it(
     files: Files, path: str, value: Any, match: str
 ) -> None:

@@ -28,6 +28,7 @@ from overt.cli import (
     demo,
     keys,
     log,
+    residency,
     serve,
     source,
     tuf,
@@ -72,6 +73,7 @@ app.command("scan")(avdb.scan)
 app.add_typer(tuf.app, name="tuf")
 app.command("release")(tuf.release)
 app.add_typer(agent.app, name="agent")
+app.add_typer(residency.app, name="residency")
 app.command("verify")(verify.verify)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
