@@ -33,6 +33,7 @@ PACKAGES = [
     "overt.distribute",
     "overt.home",
     "overt.keys",
+    "overt.residency",
     "overt.server",
     "overt.source",
     "overt.tlog",

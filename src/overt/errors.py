@@ -24,7 +24,8 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   ├── InclusionError         an inclusion proof does not lead to the root
     │   ├── ConsistencyError       two tree heads are not consistent (carries both)
     │   ├── QuorumError            too few trusted cosignatures for the policy
-    │   └── PolicyChangedError     a log serves another policy than the pinned one   (tlog.trust)
+    │   ├── PolicyChangedError     a log serves another policy than the pinned one   (tlog.trust)
+    │   └── DigestMismatch         a stored telemetry batch is not the bytes its sha256 names   (residency.stores)
     ├── TransportError         the network or a file source failed to deliver
     │   ├── UnpublishedError       an entry is appended but no published checkpoint covers it yet
     │   └── WitnessConflict        a witness is at another size than the log assumed (tlog.witness)
@@ -33,6 +34,8 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   └── DamagedRepository      the published TUF metadata does not verify   (distribute.state)
     ├── ConfigError            the home or its configuration is missing or wrong
     ├── PolicyError            the request is well-formed but policy forbids it
+    │   ├── AuthenticationError    a tenant's API token is malformed, unknown, revoked or wrong   (residency.tokens)
+    │   └── BatchConflict          another body under a telemetry batch_id already stored   (residency.stores)
     ├── BuildError             a build ran and failed: a step, a timeout, a missing or oversized output
     │   └── ReproducibilityError   two builds of one source gave different outputs (carries the report)
     └── WitnessRefusal         a witness refuses a request with the tlog-witness status   (tlog.witness)

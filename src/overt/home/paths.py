@@ -11,6 +11,8 @@ Layout::
     <home>/public/builders/   the builder registry (exact builder ids -> jurisdiction), signed by the release key
     <home>/public/escrow/     escrowed source snapshots and toolchain inputs
     <home>/public/builds/     published builds, their provenance and kept evidence
+    <home>/residency/         tenants (directory.db); the jurisdiction registry's scan mark and edit lock
+    <home>/public/residency/registry/  the jurisdiction registry (country -> jurisdiction), signed and logged
 
 and for each log (:class:`LogPaths`). The home's own log, ``main``, keeps the layout homes have always had::
 
@@ -113,6 +115,14 @@ class HomePaths(KeyedPaths):
     @property
     def builds(self) -> Path:
         return self.public / "builds"
+
+    @property
+    def residency(self) -> Path:
+        return self.root / "residency"
+
+    @property
+    def residency_registry(self) -> Path:
+        return self.public / "residency" / "registry"
 
     def log(self, name: str = MAIN_LOG) -> LogPaths:
         """The files of the log called ``name``."""

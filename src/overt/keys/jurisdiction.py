@@ -8,7 +8,7 @@ refused. A key signs a statement only if every step holds (numbered as :func:`ju
 2. the key belongs to the conveyor's jurisdiction and has its private half here: a foreign key, or a key
    imported for verification, never signs;
 3. a reserved predicate type (rotation, refusal, escrow, AV-DB audit and waiver, builder registry, TUF
-   metadata) comes from the one domain command that issues it (an :class:`Issuer`), never from a plain signing request;
+   metadata, the residency registry and tenant records) comes from the one domain command that issues it (an :class:`Issuer`), never from a plain signing request;
 4. the key's role signs that predicate type;
 5. nothing in the statement names another jurisdiction (:mod:`overt.keys.claims`): every field whose name reads
    as ``jurisdiction`` (any case, compatibility form, look-alike letters, invisible characters) holds exactly
@@ -47,6 +47,8 @@ AVDB_AUDIT_V1 = "https://overt.dev/attestation/avdb-audit/v1"
 AVDB_WAIVER_V1 = "https://overt.dev/attestation/avdb-waiver/v1"
 BUILDER_REGISTRY_V1 = "https://overt.dev/attestation/builder-registry/v1"
 TUF_METADATA_V1 = "https://overt.dev/attestation/tuf-metadata/v1"
+RESIDENCY_REGISTRY_V1 = "https://overt.dev/attestation/residency-registry/v1"
+RESIDENCY_TENANT_V1 = "https://overt.dev/attestation/residency-tenant/v1"
 
 # Reserved predicate types and the one command that issues each. A plain signing request ('overt attest sign')
 # never produces one: a rotation signed on request could introduce any key, an escrow record could vouch for a
@@ -59,6 +61,8 @@ RESERVED: Mapping[str, str] = {
     AVDB_WAIVER_V1: "'overt avdb waive'",
     BUILDER_REGISTRY_V1: "'overt keys builders add' and 'remove'",
     TUF_METADATA_V1: "'overt tuf' and 'overt release' (overt.distribute), for the metadata they sign",
+    RESIDENCY_REGISTRY_V1: "'overt residency registry init' and 'set' (overt.residency.registry_store)",
+    RESIDENCY_TENANT_V1: "tenant creation and migration (overt.residency.tenants)",
 }
 
 # What each role may sign. Every role may introduce its own successor (rotation). The log and witness roles
@@ -66,7 +70,9 @@ RESERVED: Mapping[str, str] = {
 # metadata file they sign is logged by digest in a tuf-metadata/v1 statement signed by the same key.
 ROLE_PREDICATES: Mapping[Role, frozenset[str]] = {
     Role.BUILDER: frozenset({SLSA_PROVENANCE_V1, SOURCE_ESCROW_V1}),
-    Role.RELEASE: frozenset({SLSA_PROVENANCE_V1, BUILDER_REGISTRY_V1, TUF_METADATA_V1}),
+    Role.RELEASE: frozenset(
+        {SLSA_PROVENANCE_V1, BUILDER_REGISTRY_V1, TUF_METADATA_V1, RESIDENCY_REGISTRY_V1, RESIDENCY_TENANT_V1}
+    ),
     Role.AUDITOR: frozenset({VSA_V1, AVDB_AUDIT_V1, AVDB_WAIVER_V1}),
     Role.ROOT: frozenset({TUF_METADATA_V1}),
     Role.TARGETS: frozenset({TUF_METADATA_V1}),

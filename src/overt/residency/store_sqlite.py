@@ -1,0 +1,391 @@
+"""The SQLite jurisdiction store: ``<root>/store.db`` and ``<root>/blobs/``, under the jurisdiction's root.
+
+::
+
+    <root>/store.db          SQLite (WAL, synchronous=FULL): the stamp, one row per batch and per event
+    <root>/blobs/ab/ab…      each batch's raw bytes, named by their sha256 (mode 0600)
+
+A write takes the database's write lock (``BEGIN IMMEDIATE``) first, so that making or removing a blob and
+committing the rows that refer to it happen under one lock. The blob is written and fsynced (file and
+folder) on the store's blob thread while the rows go in, and the commit waits for it; if the write fails,
+the rows roll back and its blob is removed again unless a committed row refers to it. A blob no row refers to (after a crash between the two) is never
+counted or exported: every read goes through the rows. A purge records the blobs it frees (``blob_gc``) in
+its own transaction and removes them after the commit, so a crash in between is finished by the next purge.
+
+:data:`PRAGMAS` and :data:`SCHEMA` are also what ``benchmarks/residency.py`` measures the raw SQLite insert
+rate with; change them there too by changing them here.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from overt.atomic import atomic_write, fsync_dirs
+from overt.errors import ConfigError, StorageError
+from overt.residency.stores import (
+    EVENT_COLUMNS,
+    STAMP_KEY,
+    Backup,
+    EventRow,
+    ExportedBatch,
+    JurisdictionStore,
+    RuleDay,
+    StoredBatch,
+    answer_resend,
+    check_empty_target,
+    event_rows,
+    sha256_hex,
+    stamp_refusal,
+    unstamped_refusal,
+)
+from overt.residency.telemetry import TelemetryBatch
+from overt.residency.tenants import check_tenant_id
+
+# A commit is on disk when it returns (FULL), and a purge overwrites what it deletes (secure_delete).
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA secure_delete=ON")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS batches (tenant TEXT NOT NULL, batch_id TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    " events INTEGER NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (tenant, batch_id)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS batches_sha256 ON batches (sha256)",
+    "CREATE TABLE IF NOT EXISTS events (tenant TEXT NOT NULL, batch_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " time TEXT NOT NULL, day TEXT NOT NULL, file_sha256 TEXT NOT NULL, rule_id TEXT NOT NULL,"
+    " verdict TEXT NOT NULL CHECK (verdict IN ('malicious', 'suspicious', 'clean')), database TEXT NOT NULL,"
+    " database_version INTEGER NOT NULL CHECK (database_version >= 0), endpoint TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS events_file_sha256 ON events (file_sha256)",
+    "CREATE INDEX IF NOT EXISTS events_tenant_day ON events (tenant, day, rule_id)",
+    "CREATE TABLE IF NOT EXISTS blob_gc (sha256 TEXT PRIMARY KEY) WITHOUT ROWID",
+)
+INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+_FANOUT = [f"{i:02x}" for i in range(256)]
+_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(path: Path) -> threading.Lock:
+    """The lock this process's writers of the database at ``path`` take before SQLite's own."""
+    key = path.resolve()
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(key, threading.Lock())
+
+
+class SQLiteResidencyStore(JurisdictionStore):
+    """The store of one jurisdiction in SQLite and a blob folder under ``root``."""
+
+    def __init__(self, root: Path, jurisdiction: str, *, create: bool = False) -> None:
+        self.root = root
+        self.jurisdiction = jurisdiction
+        self.path = root / "store.db"
+        self.blobs = root / "blobs"
+        if not self.path.exists():
+            self._check_no_leftovers()
+            if not create:
+                raise ConfigError(f"jurisdiction {jurisdiction} has no telemetry store at {self.path}")
+            self._make_folders()
+        self._writers = _writer_lock(self.path)
+        self._lock = threading.RLock()  # one statement or transaction on the connection at a time
+        self._db = self._connect(self.path)
+        self._blob_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"blobs-{jurisdiction}")
+        try:
+            self._check_stamp(create)
+            if not self.blobs.is_dir():
+                raise StorageError(f"the telemetry store {self.path} has lost its blob folder {self.blobs}")
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            for pragma in PRAGMAS:
+                db.execute(pragma)
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open the telemetry store {path}: {e}") from e
+        return db
+
+    def _check_no_leftovers(self) -> None:
+        """Blobs without a database are a store that lost its rows: never started over silently."""
+        if self.blobs.is_dir() and any(p.is_file() for p in self.blobs.rglob("*")):
+            raise StorageError(
+                f"{self.root} holds telemetry blobs but no store.db: the store's database is lost; restore it "
+                "from a backup"
+            )
+
+    def _make_folders(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.blobs.mkdir(exist_ok=True, mode=0o700)
+        for name in _FANOUT:
+            (self.blobs / name).mkdir(exist_ok=True, mode=0o700)
+        fsync_dirs([self.root, self.blobs])
+
+    def _read_stamp(self) -> str | None:
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (STAMP_KEY,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _holds_data(self) -> bool:
+        tables = [r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return any(self._db.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables if t != "meta")
+
+    def _check_stamp(self, create: bool) -> None:
+        try:
+            stamp = self._read_stamp()
+            if stamp is None:
+                if self._holds_data():
+                    raise unstamped_refusal(where=str(self.path), requested=self.jurisdiction)
+                if not create:
+                    raise ConfigError(
+                        f"jurisdiction {self.jurisdiction} has no telemetry store at {self.path}"
+                    )
+                stamp = self._stamp()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the telemetry store {self.path}: {e}") from e
+        if stamp != self.jurisdiction:
+            raise stamp_refusal(where=str(self.path), stamped=stamp, requested=self.jurisdiction)
+
+    def _stamp(self) -> str:
+        """Make the tables and stamp the store, unless another process did first; the stamp it holds."""
+        with self._transaction():
+            for statement in SCHEMA:
+                self._db.execute(statement)
+            stamp = self._read_stamp()
+            if stamp is None:
+                if self._holds_data():
+                    raise unstamped_refusal(where=str(self.path), requested=self.jurisdiction)
+                stamp = self.jurisdiction
+                self._db.execute("INSERT INTO meta VALUES (?, ?)", (STAMP_KEY, stamp))
+        return stamp
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction: committed if the block ends, rolled back if it raises.
+
+        Writers in this process queue on a lock of their own first: SQLite's busy handler would make a
+        second thread sleep and retry, which costs more than the write it waits for.
+        """
+        with self._lock, self._writers:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.blobs / sha256[:2] / sha256
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def write_batch(self, tenant_id: str, batch: TelemetryBatch, raw: bytes) -> StoredBatch:
+        check_tenant_id(tenant_id)
+        digest = sha256_hex(raw)
+        rows = event_rows(tenant_id, batch)
+        stored = StoredBatch(
+            jurisdiction=self.jurisdiction,
+            tenant_id=tenant_id,
+            batch_id=batch.batch_id,
+            sha256=digest,
+            events=len(rows),
+            duplicate=False,
+        )
+        try:
+            return self._insert(stored, rows, raw)
+        except (sqlite3.Error, OSError) as e:
+            raise StorageError(
+                f"cannot store batch {batch.batch_id} in {self.jurisdiction}'s telemetry store: {e}; "
+                "nothing was stored, send it again"
+            ) from e
+
+    def _insert(self, stored: StoredBatch, rows: list[EventRow], raw: bytes) -> StoredBatch:
+        """One transaction under the write lock. The blob is written on the blob thread while the rows go
+        in, and is durable before the commit; on any failure the rows roll back and a blob no committed
+        row refers to is removed."""
+        pending: Future[None] | None = None
+        try:
+            with self._transaction():
+                found = self._db.execute(
+                    "SELECT sha256, events FROM batches WHERE tenant = ? AND batch_id = ?",
+                    (stored.tenant_id, stored.batch_id),
+                ).fetchone()
+                if found is not None:
+                    return answer_resend(stored, found[0], found[1])
+                pending = self._blob_thread.submit(self._put_blob, stored.sha256, raw)
+                try:
+                    self._db.execute(
+                        "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
+                        (stored.tenant_id, stored.batch_id, stored.sha256, len(rows), len(raw)),
+                    )
+                    self._db.executemany(INSERT_EVENT, rows)
+                finally:
+                    wait([pending])
+                pending.result()  # the blob is durable before the rows commit
+        except BaseException:
+            if pending is not None:
+                self._forget_blob(stored.sha256)
+            raise
+        return stored
+
+    def _put_blob(self, digest: str, raw: bytes) -> None:
+        """Make the blob durable (file and folder fsynced), unless a copy of its size is there already."""
+        path = self.blob_path(digest)
+        try:
+            if path.stat().st_size == len(raw):
+                return
+        except FileNotFoundError:
+            pass
+        atomic_write(path, raw, mode=0o600)
+        fsync_dirs([path.parent])
+
+    def _forget_blob(self, digest: str) -> None:
+        """Remove the blob of a failed write, unless a committed row refers to it (best effort: an orphan
+        left behind is never read)."""
+        try:
+            with self._transaction():
+                if not self._db.execute("SELECT 1 FROM batches WHERE sha256 = ?", (digest,)).fetchone():
+                    self.blob_path(digest).unlink(missing_ok=True)
+        except (sqlite3.Error, OSError):
+            pass
+
+    def purge_tenant(self, tenant_id: str) -> int:
+        check_tenant_id(tenant_id)
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT OR IGNORE INTO blob_gc SELECT DISTINCT sha256 FROM batches WHERE tenant = ?",
+                    (tenant_id,),
+                )
+                removed = self._db.execute("DELETE FROM batches WHERE tenant = ?", (tenant_id,)).rowcount
+                self._db.execute("DELETE FROM events WHERE tenant = ?", (tenant_id,))
+            self._collect_blobs()
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the purged pages leave the WAL too
+        except (sqlite3.Error, OSError) as e:
+            raise StorageError(
+                f"cannot purge tenant {tenant_id} from {self.path}: {e}; purge it again"
+            ) from e
+        return removed
+
+    def _collect_blobs(self) -> None:
+        """Remove the blobs that purges freed and no row refers to; forget them once the removal is durable."""
+        with self._transaction():
+            freed = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT sha256 FROM blob_gc WHERE sha256 NOT IN (SELECT sha256 FROM batches)"
+                )
+            ]
+            for digest in freed:
+                self.blob_path(digest).unlink(missing_ok=True)
+            fsync_dirs({self.blob_path(d).parent for d in freed})
+            self._db.execute("DELETE FROM blob_gc")
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the telemetry store {self.path}: {e}") from e
+
+    def aggregates(
+        self, tenant_id: str, since: date | None = None, until: date | None = None
+    ) -> list[RuleDay]:
+        check_tenant_id(tenant_id)
+        rows = self._query(
+            "SELECT day, rule_id, count(*), sum(verdict = 'malicious'), sum(verdict = 'suspicious'),"
+            " sum(verdict = 'clean') FROM events WHERE tenant = ? AND day >= ? AND day <= ?"
+            " GROUP BY day, rule_id ORDER BY day, rule_id",
+            (tenant_id, (since or date.min).isoformat(), (until or date.max).isoformat()),
+        )
+        return [
+            RuleDay(
+                day=date.fromisoformat(d),
+                rule_id=rule,
+                events=int(n),
+                malicious=int(m),
+                suspicious=int(s),
+                clean=int(c),
+            )
+            for d, rule, n, m, s, c in rows
+        ]
+
+    def batch_digests(self, tenant_id: str) -> dict[str, str]:
+        check_tenant_id(tenant_id)
+        rows = self._query("SELECT batch_id, sha256 FROM batches WHERE tenant = ?", (tenant_id,))
+        return {str(b): str(h) for b, h in rows}
+
+    def export_batches(self, tenant_id: str) -> Iterator[ExportedBatch]:
+        for batch_id, digest in sorted(self.batch_digests(tenant_id).items()):
+            yield ExportedBatch(batch_id, self.read_blob(digest), digest)
+
+    def read_blob(self, digest: str) -> bytes:
+        """The raw bytes named ``digest``, checked against it."""
+        path = self.blob_path(digest)
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise StorageError(f"the telemetry store {self.path} cannot read blob {digest}: {e}") from e
+        if sha256_hex(raw) != digest:
+            raise StorageError(f"blob {path} is damaged: its bytes do not hash to its name")
+        return raw
+
+    def count_events(self, tenant_id: str) -> int:
+        check_tenant_id(tenant_id)
+        return int(self._query("SELECT count(*) FROM events WHERE tenant = ?", (tenant_id,))[0][0])
+
+    # -- backup ----------------------------------------------------------------------------------------
+
+    def backup_to(self, dest: Path) -> Backup:
+        """An online backup of the database (SQLite's backup API) and a copy of every blob it refers to,
+        each checked against its hash, into ``dest``: itself a store that opens as this jurisdiction's."""
+        check_empty_target(dest)
+        partial = dest / ".store.db.partial"
+        try:
+            copy = sqlite3.connect(partial)
+            try:
+                with self._lock:
+                    self._db.backup(copy)
+                digests = [r[0] for r in copy.execute("SELECT DISTINCT sha256 FROM batches")]
+                batches, events = copy.execute(
+                    "SELECT count(*), coalesce(sum(events), 0) FROM batches"
+                ).fetchone()
+            finally:
+                copy.close()
+            _fsync_file(partial)
+            for name in _FANOUT:
+                (dest / "blobs" / name).mkdir(parents=True, exist_ok=True, mode=0o700)
+            for digest in digests:
+                atomic_write(dest / "blobs" / digest[:2] / digest, self.read_blob(digest), mode=0o600)
+            fsync_dirs([dest / "blobs" / name for name in _FANOUT] + [dest / "blobs"])
+            os.replace(partial, dest / "store.db")
+            fsync_dirs([dest])
+        except (sqlite3.Error, OSError) as e:
+            raise StorageError(f"cannot back up {self.path} to {dest}: {e}") from e
+        return Backup(jurisdiction=self.jurisdiction, path=dest, batches=batches, events=events)
+
+    def close(self) -> None:
+        self._blob_thread.shutdown()
+        self._db.close()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,202 @@
+"""The telemetry batch: the body of ``POST /v1/telemetry``, its schema, limits and strict parser.
+
+::
+
+    {"batch_id": "<uuid, or 8-64 of A-Z a-z 0-9 _ ->", "endpoint": "<1-128 printable ASCII>",
+     "events": [{"time": "2026-12-01T10:00:00Z", "file_sha256": "<64 lower-case hex>",
+                 "rule_id": "<1-256 printable ASCII, no space>", "verdict": "malicious" | "suspicious" | "clean",
+                 "database": "<1-128 of A-Z a-z 0-9 . _ ->", "database_version": <integer >= 0>}]}
+
+1 to :data:`MAX_EVENTS` events, at most :data:`MAX_BATCH_BYTES`. :func:`parse_batch` checks the size
+before it parses anything, refuses what JSON parsers disagree on (duplicate keys, NaN, lone surrogates, as
+:func:`overt.jsonio.load_object` does), and validates the raw bytes with pydantic in strict mode
+(``TypeAdapter.validate_json``): no coercion (``"5"`` is no integer, ``true`` no number), no unknown
+field, times in RFC 3339 with seconds and a zone (``Z`` or ``±hh:mm``; ``-00:00``, "offset unknown", is
+refused; the time is kept in UTC, to the microsecond). Every failure is one
+:class:`~overt.errors.FormatError` naming the first bad field, such as ``telemetry batch: events[3].file_sha256
+must be 64 lower-case hex digits``.
+
+Speed: a 1,000-event batch parses in about 2-4 ms here. Duplicate keys are ruled out by counting quotes
+(:func:`_surely_unambiguous`) unless the body holds a backslash; only then is it parsed a second time.
+
+Owns the wire format only: where a batch is stored is :mod:`overt.residency.stores`, who may send it is
+the ingest edge's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+from overt.errors import FormatError
+from overt.jsonio import load_object
+
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_EVENTS = 5000
+MAX_DATABASE_VERSION = (1 << 63) - 1  # a PostgreSQL bigint
+VERDICTS = ("malicious", "suspicious", "clean")
+
+_RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+def _utc(text: str) -> str:
+    """An RFC 3339 time (already matched by the pattern) as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, in UTC: one
+    spelling, fixed width, so that stored times sort as text; digits beyond microseconds are dropped."""
+    if text.endswith("Z"):
+        fraction = text[19:-1]
+        datetime.fromisoformat(text[:19])  # ValueError for a month 13 or a 25th hour
+        return text[:19] + (fraction[:7].ljust(7, "0") if fraction else ".000000") + "Z"
+    if text.endswith("-00:00"):
+        raise ValueError("offset -00:00 says the zone is unknown")
+    try:
+        utc = datetime.fromisoformat(text).astimezone(UTC)
+    except OverflowError as e:  # 0001-01-01T00:00:00+01:00 is before the first representable instant
+        raise ValueError("out of range") from e
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+UtcTime = Annotated[str, StringConstraints(pattern=_RFC3339), AfterValidator(_utc)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+Endpoint = Annotated[str, StringConstraints(pattern=r"^[!-~](?:[ -~]{0,126}[!-~])?$")]
+RuleId = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,256}$")]
+DatabaseName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+DatabaseVersion = Annotated[int, Field(ge=0, le=MAX_DATABASE_VERSION)]
+Verdict = Literal["malicious", "suspicious", "clean"]
+
+# What each field must hold, in the words of the error messages.
+_RULES = {
+    "batch_id": "8 to 64 characters of A-Z, a-z, 0-9, '_' and '-' (a UUID will do)",
+    "endpoint": "1 to 128 printable ASCII characters, not starting or ending with a space",
+    "events": f"a JSON array of 1 to {MAX_EVENTS} events",
+    "time": "an RFC 3339 time with seconds and a zone, such as 2026-12-01T10:00:00Z",
+    "file_sha256": "64 lower-case hex digits",
+    "rule_id": "1 to 256 printable ASCII characters without spaces",
+    "verdict": "one of " + ", ".join(VERDICTS),
+    "database": "1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+    "database_version": f"an integer from 0 to {MAX_DATABASE_VERSION}",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class TelemetryEvent:
+    """One detection on an endpoint: when, which file, which rule of which database, and the verdict."""
+
+    time: UtcTime  # as received, in UTC: 2026-12-01T10:00:00.000000Z
+    file_sha256: Sha256Hex
+    rule_id: RuleId
+    verdict: Verdict
+    database: DatabaseName
+    database_version: DatabaseVersion
+
+    @property
+    def moment(self) -> datetime:
+        return datetime.fromisoformat(self.time)
+
+    @property
+    def day(self) -> str:
+        """The UTC date of the event, ``YYYY-MM-DD``."""
+        return self.time[:10]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "file_sha256": self.file_sha256,
+            "rule_id": self.rule_id,
+            "verdict": self.verdict,
+            "database": self.database,
+            "database_version": self.database_version,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class TelemetryBatch:
+    """A batch of detections from one endpoint, stored whole or not at all under ``(tenant, batch_id)``."""
+
+    batch_id: BatchId
+    endpoint: Endpoint
+    events: Annotated[tuple[TelemetryEvent, ...], Field(min_length=1, max_length=MAX_EVENTS)]
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TelemetryBatch:
+        return parse_batch(raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "endpoint": self.endpoint,
+            "events": [e.to_dict() for e in self.events],
+        }
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON, as a sender would post it (a stored batch keeps the bytes it was sent as)."""
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+
+_ADAPTER: TypeAdapter[TelemetryBatch] = TypeAdapter(TelemetryBatch)
+
+
+def parse_batch(raw: bytes) -> TelemetryBatch:
+    """Parse and validate a telemetry batch from the bytes received.
+
+    Raises:
+        FormatError: the body is too large, not JSON, ambiguous JSON, or does not match the schema; the
+            message names the first bad field.
+    """
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise TypeError("parse_batch takes the raw bytes of the body")
+    if len(raw) > MAX_BATCH_BYTES:
+        raise FormatError(f"telemetry batch is {len(raw)} bytes, more than the {MAX_BATCH_BYTES} allowed")
+    raw = bytes(raw)
+    try:
+        batch = _ADAPTER.validate_json(raw)
+    except ValidationError as e:
+        load_object(raw, "telemetry batch", max_size=MAX_BATCH_BYTES)  # a JSON error, in its words
+        raise FormatError(f"telemetry batch: {describe_error(e.errors(include_url=False)[0])}") from None
+    if not _surely_unambiguous(raw, batch):
+        load_object(raw, "telemetry batch", max_size=MAX_BATCH_BYTES)  # duplicate keys, lone surrogates
+    return batch
+
+
+def _surely_unambiguous(raw: bytes, batch: TelemetryBatch) -> bool:
+    """True if ``raw``, which validated as ``batch``, has no duplicate key; False if it may have.
+
+    Without a backslash every '"' delimits a string. A valid batch then holds exactly 5 + 11n strings
+    (3 + 6n keys; batch_id, endpoint and five string values per event): every key is a known one (unknown
+    keys are refused), every known key is there, and each kept value of a string field is one string. A
+    duplicate key adds at least its own string, so the count is exact only without duplicates. With a
+    backslash the full strict parse decides (:func:`overt.jsonio.load_object`): it costs a millisecond
+    per thousand events, this count a few microseconds.
+    """
+    return b"\\" not in raw and raw.count(b'"') == 2 * (5 + 11 * len(batch.events))
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def describe_error(error: Any) -> str:
+    """One pydantic error as a sentence naming the field, with what it must hold (no pydantic wording)."""
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    where = _path(loc) or "the batch"
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    if kind == "json_invalid":
+        return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'unreadable')})"
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        return f"{where} is not a field of a telemetry batch"
+    if kind in ("dataclass_type", "dataclass_exact_type", "model_type", "dict_type"):
+        return f"{where} must be a JSON object"
+    if field in _RULES and not (field == "events" and loc[-1] != "events"):
+        return f"{where} must be {_RULES[field]}"
+    return f"{where} is not valid"
