@@ -25,7 +25,15 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   ├── ConsistencyError       two tree heads are not consistent (carries both)
     │   ├── QuorumError            too few trusted cosignatures for the policy
     │   ├── PolicyChangedError     a log serves another policy than the pinned one   (tlog.trust)
-    │   └── DigestMismatch         a stored telemetry batch is not the bytes its sha256 names   (residency.stores)
+    │   ├── DigestMismatch         a stored telemetry batch is not the bytes its sha256 names   (residency.stores)
+    │   └── ApprovalError          an access approval does not allow the access   (residency.approvals)
+    │       ├── ApprovalMalformedError     not a DSSE envelope holding an access approval   (residency.approvals)
+    │       ├── ApprovalSignatureError     not signed by the tenant's admin key   (residency.approvals)
+    │       ├── ApprovalMismatchError      for another tenant, actor, actor country or resource   (residency.approvals)
+    │       ├── ApprovalTimeError          not valid at the time of the access   (residency.approvals)
+    │       │   ├── ApprovalNotYetValidError   its time box has not begun   (residency.approvals)
+    │       │   └── ApprovalExpiredError       its time box is over   (residency.approvals)
+    │       └── ApprovalTooLongError       its time box is longer than an approval may last   (residency.approvals)
     ├── TransportError         the network or a file source failed to deliver
     │   ├── UnpublishedError       an entry is appended but no published checkpoint covers it yet
     │   └── WitnessConflict        a witness is at another size than the log assumed (tlog.witness)

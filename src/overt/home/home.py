@@ -160,8 +160,13 @@ class Home:
         config = self._config_of(name)
         return HomeLog(self.paths.log(name), config, lambda: self._log_signer(config))
 
-    def add_log(self, name: str, *, origin: str, store: LogConfig | None = None) -> HomeLog:
-        """Create a further log with its own Ed25519 log key, policy and size-0 checkpoint."""
+    def add_log(
+        self, name: str, *, origin: str, store: LogConfig | None = None, jurisdiction: str | None = None
+    ) -> HomeLog:
+        """Create a further log with its own Ed25519 log key, policy and size-0 checkpoint.
+
+        The key's record names ``jurisdiction`` (default: the conveyor's): an access-transparency log's key is
+        bound to the jurisdiction whose accesses it records (:mod:`overt.residency.accesslog`)."""
         check_log_name(name)
         check_origin(origin)
         if name in self.log_names():
@@ -173,7 +178,8 @@ class Home:
         if not main.key:  # a home from before logs had names: pin the main log's key before adding one
             config = config.replace("log", replace(main, key=self._log_key(main).keyid))
         self.paths.log(name).lock.parent.mkdir(parents=True, exist_ok=True)
-        record = _new_log_key(self.paths, self.hsm, origin, self.conveyor.jurisdiction, hsm_key=False)
+        bound = self.conveyor.jurisdiction if jurisdiction is None else jurisdiction
+        record = _new_log_key(self.paths, self.hsm, origin, bound, hsm_key=False)
         log_config = replace(store or LogConfig(), origin=origin, key=record.keyid)
         log = HomeLog(self.paths.log(name), log_config, lambda: self._log_signer(log_config))
         log.create()

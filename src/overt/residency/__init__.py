@@ -11,6 +11,15 @@ from typing import TYPE_CHECKING
 from overt import lazy_exports
 
 if TYPE_CHECKING:
+    from overt.residency.accesslog import AccessEntry, access_log_name, ensure_access_log, record
+    from overt.residency.accessverify import AccessLogReport, verify_access_log
+    from overt.residency.approvals import (
+        Approval,
+        ApprovalError,
+        VerifiedApproval,
+        issue_approval,
+        verify_approval,
+    )
     from overt.residency.config import JurisdictionConfig, add_jurisdiction, jurisdiction_configs, root_of
     from overt.residency.countries import check_country
     from overt.residency.registry import JurisdictionRegistry, Move, RegistryDiff, first_registry
@@ -29,7 +38,11 @@ if TYPE_CHECKING:
     from overt.residency.tokens import AuthenticationError
 
 __all__ = [
+    "AccessEntry",
+    "AccessLogReport",
     "AdminKey",
+    "Approval",
+    "ApprovalError",
     "AuthenticationError",
     "BatchConflict",
     "DigestMismatch",
@@ -45,19 +58,29 @@ __all__ = [
     "TelemetryBatch",
     "TelemetryEvent",
     "Tenant",
+    "VerifiedApproval",
+    "access_log_name",
     "add_jurisdiction",
     "backup_store",
     "check_backup_target",
     "check_country",
+    "ensure_access_log",
     "first_registry",
+    "issue_approval",
     "jurisdiction_configs",
     "open_directory",
     "open_store",
     "parse_batch",
+    "record",
     "root_of",
+    "verify_access_log",
+    "verify_approval",
 ]
 
 _EXPORTS = {
+    "accesslog": ("AccessEntry", "access_log_name", "ensure_access_log", "record"),
+    "accessverify": ("AccessLogReport", "verify_access_log"),
+    "approvals": ("Approval", "ApprovalError", "VerifiedApproval", "issue_approval", "verify_approval"),
     "config": ("JurisdictionConfig", "add_jurisdiction", "jurisdiction_configs", "root_of"),
     "countries": ("check_country",),
     "registry": ("JurisdictionRegistry", "Move", "RegistryDiff", "first_registry"),
