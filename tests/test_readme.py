@@ -213,3 +213,15 @@ def test_using_it_runs_in_order_against_a_running_serve(tmp_path: Path, sandbox:
         )
     alerts = json.loads((tmp_path / "alerts.json").read_text())
     assert "avdb-waiver" in {a["kind"] for a in alerts["alerts"]}, alerts
+
+
+def test_residency_runs_as_written(tmp_path: Path) -> None:
+    run_script(section_script("Customer data residency (in progress: issue 15)"), tmp_path)
+    home = tmp_path / "rhome"
+    assert (home / "public" / "residency" / "registry" / "registry.dsse.json").is_file()
+    approval = json.loads((tmp_path / "approval.json").read_text())
+    assert approval["payloadType"] == "application/vnd.overt.access-approval+json"
+    token = json.loads((tmp_path / "token.json").read_text())
+    assert token["token"].startswith("ovt_") and token["token"] not in (
+        home / "residency" / "directory.db"
+    ).read_bytes().decode("latin-1")
