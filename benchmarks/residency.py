@@ -18,7 +18,17 @@ The two are interleaved batch by batch (raw, store, raw, store ...), each into i
 same disk or server, so that drift on a shared machine hits both alike. Rates are events over the summed
 per-batch times; p50/p99 are per batch. PostgreSQL is a throwaway server started here from Debian's
 binaries (the logic of tests/pg.py, copied); without them the postgres figures are left out, with the reason.
-The HTTP ingest part (routing, auth) is to be measured on top of these by a later section.
+**ingest** ("with routing"): the full path a tenant's endpoint meets, in the same run and on the same
+batches: ``POST /v1/telemetry`` over loopback HTTP to ``overt serve`` (a separate process, started here on a
+conveyor home with jurisdictions CH = SQLite and BR = PostgreSQL), which authenticates the tenant's API
+token (argon2id, remembered after the first request; the token is still looked up on every request), checks
+its status and rate limits, parses the batch, routes it to its home jurisdiction's store and writes it. A
+DE tenant's batches land in CH's SQLite store, a BR tenant's in BR's PostgreSQL database. Single-stream, the
+HTTP batch is interleaved with the raw and store ones (``http_*`` figures: one client connection, batch by
+batch); ``ingest_events_per_s_<db>`` is then measured with ``CLIENTS`` client connections sending fresh
+batches at once, over the wall clock (as endpoints send; one small warm-up batch per tenant first, see
+:meth:`IngestServer.warm_up`), and ``batch_p50_ms``/``batch_p99_ms`` are the
+request latencies of 1,000-event batches in that run (SQLite). ``<db>_vs_raw_ratio`` is ingest over raw.
 
 The last line of output is one JSON object of figures.
 """
@@ -41,13 +51,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 TENANT = "t-00000000000000be"
 THREADS = 2
+CLIENTS = 2
 VERDICTS = ("malicious", "suspicious", "clean")
 
 
@@ -202,10 +213,13 @@ def store_path(home: Any, j: str) -> Callable[[bytes], None]:
 
 
 def interleave(
-    bodies: list[bytes], raw: Callable[[list[tuple[Any, ...]]], None], store: Callable[[bytes], None]
+    bodies: list[bytes],
+    raw: Callable[[list[tuple[Any, ...]]], None],
+    store: Callable[[bytes], None],
+    http: Callable[[bytes], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Per-batch seconds of each path, alternating the two."""
-    times: dict[str, list[float]] = {"raw": [], "store": []}
+    """Per-batch seconds of each path, alternating them batch by batch."""
+    times: dict[str, list[float]] = {"raw": [], "store": [], **({"http": []} if http else {})}
     for body in bodies:
         # Built per batch, not all before: a million live row objects would slow every garbage collection
         # the store path's parse triggers, and a server holds no such heap.
@@ -217,7 +231,134 @@ def interleave(
         t2 = time.perf_counter()
         times["raw"].append(t1 - t0)
         times["store"].append(t2 - t1)
+        if http is not None:
+            http(body)
+            times["http"].append(time.perf_counter() - t2)
     return times
+
+
+# -- the full ingest path over HTTP ------------------------------------------------------------------------
+
+
+class IngestServer:
+    """``overt serve`` in its own process on a conveyor home with CH (SQLite) and, given a DSN, BR
+    (PostgreSQL); a DE tenant (homed in CH) and a BR tenant, with their API tokens."""
+
+    def __init__(self, base: Path, postgres_dsn: str | None) -> None:
+        from overt.distribute.testbed import conveyor_home
+        from overt.residency.config import JurisdictionConfig
+        from overt.residency.provision import add_store
+        from overt.residency.registry import SELF
+        from overt.residency.registry_store import RegistryIssuer
+        from overt.residency.tenants import open_directory
+
+        home = conveyor_home(base / "ingest-home", origin="bench.overt.example/log", jurisdiction="CH")
+        RegistryIssuer.of_home(home).init(default=SELF, countries={})
+        add_store(home, "CH", JurisdictionConfig())
+        if postgres_dsn is not None:
+            add_store(home, "BR", JurisdictionConfig(store="postgres", postgres_dsn=postgres_dsn))
+        # Rate limits well above what this machine can send: the benchmark measures the path, not the limit.
+        limits = {"events_per_second": 1e9, "event_burst": 1e9, "batches_per_second": 1e6, "batch_burst": 1e6}
+        text = home.paths.config.read_text()
+        for key, value in limits.items():
+            text = "\n".join(
+                f"{key} = {value}" if line.startswith(f"{key} = ") else line for line in text.splitlines()
+            )
+        home.paths.config.write_text(text + "\n")
+        directory = open_directory(home)
+        self.tokens: dict[str, str] = {}
+        try:
+            for name, country in (("bench-de", "DE"), ("bench-br", "BR")):
+                tenant = directory.create_tenant(name, country, _admin_pem()).tenant
+                self.tokens[tenant.jurisdiction] = directory.create_token(tenant.id).token
+        finally:
+            directory.close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "overt", "serve", "--home", str(home.path), "--port", "0", "--json"],
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        self.url: str = json.loads(self.proc.stdout.readline())["url"]
+
+    def warm_up(self) -> None:
+        """One small batch per tenant first: the server's first request imports the schema code and checks
+        the token with argon2id (about 0.1 s), once per process and token; the figures leave that out."""
+        for j, token in self.tokens.items():
+            http_client(self.url, token, j)(make_batches(1, 10, seed=99, first=10**6)[0])
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=60)
+
+
+def _admin_pem() -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+
+
+def http_client(url: str, token: str, jurisdiction: str) -> Callable[[bytes], None]:
+    """Send one batch over a keep-alive connection; check it landed, new, in ``jurisdiction``."""
+    import httpx
+
+    client = httpx.Client(
+        base_url=url,
+        timeout=120,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+
+    def send(body: bytes) -> None:
+        r = client.post("/v1/telemetry", content=body)
+        if r.status_code != 200:
+            raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:300]}")
+        landed = r.json()
+        if landed["jurisdiction"] != jurisdiction or landed["duplicate"]:
+            raise RuntimeError(f"a benchmark batch landed wrongly: {landed}")
+
+    return send
+
+
+def concurrent_ingest(
+    bodies: list[bytes], senders: list[Callable[[bytes], None]]
+) -> tuple[float, list[float]]:
+    """Events/s over the wall clock of the senders taking batches in turn, and each request's seconds."""
+    work = iter(bodies)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    events = len(json.loads(bodies[0])["events"])
+
+    def run(send: Callable[[bytes], None]) -> None:
+        while True:
+            with lock:
+                body = next(work, None)
+            if body is None:
+                return
+            t0 = time.perf_counter()
+            send(body)
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+
+    workers = [threading.Thread(target=run, args=(s,)) for s in senders]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return events * len(bodies) / (time.perf_counter() - t0), latencies
+
+
+def ingest_figures(
+    kind: str, bodies: list[bytes], server: IngestServer, j: str, out: dict[str, Any], clients: int
+) -> None:
+    senders = [http_client(server.url, server.tokens[j], j) for _ in range(clients)]
+    rate, latencies = concurrent_ingest(bodies, senders)
+    out[f"ingest_events_per_s_{kind}"] = round(rate)
+    out[f"{kind}_vs_raw_ratio"] = round(rate / out[f"raw_events_per_s_{kind}"], 3)
+    ms = sorted(s * 1000 for s in latencies)
+    out[f"ingest_batch_p50_ms_{kind}"] = round(statistics.median(ms), 2)
+    out[f"ingest_batch_p99_ms_{kind}"] = round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 2)
 
 
 def threaded(bodies: list[bytes], open_path: Callable[[], Callable[[bytes], None]], threads: int) -> float:
@@ -256,6 +397,10 @@ def figures(kind: str, times: dict[str, list[float]], events: int) -> dict[str, 
     out[f"store_vs_raw_ratio_{kind}"] = round(
         out[f"store_events_per_s_{kind}"] / out[f"raw_events_per_s_{kind}"], 3
     )
+    if "http" in times:
+        out[f"http_vs_raw_ratio_{kind}"] = round(
+            out[f"http_events_per_s_{kind}"] / out[f"raw_events_per_s_{kind}"], 3
+        )
     return out
 
 
@@ -279,48 +424,64 @@ def check_same_rows(body: bytes) -> None:
         raise RuntimeError("the raw rows differ from the store's rows: the comparison would be unfair")
 
 
+def run_all(args: argparse.Namespace, base: Path, out: dict[str, Any], stack: ExitStack) -> None:
+    from overt.home import Home
+    from overt.residency.config import JurisdictionConfig, add_jurisdiction
+
+    bodies = make_batches(args.batches, args.events)
+    more = make_batches(args.batches, args.events, first=args.batches)
+    check_same_rows(bodies[0])
+    out.update(parse_figures(bodies[0], args.events))
+    bindir = pg_bindir()
+    server = None if bindir is None else stack.enter_context(postgres_server(bindir))
+    ingest = IngestServer(base, None if server is None else new_database(server, "ingest"))
+    stack.callback(ingest.close)
+    home = Home.init(base / "home", origin="bench.overt.example/log")
+    print(f"sqlite: {args.batches} batches of {args.events} events ...", file=sys.stderr)
+    http = http_client(ingest.url, ingest.tokens["CH"], "CH")
+    ingest.warm_up()
+    times = interleave(bodies, raw_sqlite(base / "raw.db"), store_path(home, "CH"), http)
+    out.update(figures("sqlite", times, args.events))
+    shared = store_path(home, "CH")  # SQLite: one store shared by the threads (see JurisdictionStore)
+    rate = threaded(more, lambda: shared, THREADS)
+    out[f"store_events_per_s_sqlite_{THREADS}_threads"] = round(rate)
+    ingest_figures("sqlite", more, ingest, "CH", out, args.clients)
+    out["batch_p50_ms"] = out["ingest_batch_p50_ms_sqlite"]
+    out["batch_p99_ms"] = out["ingest_batch_p99_ms_sqlite"]
+    if server is None:
+        out["postgres_skipped"] = "PostgreSQL server binaries not installed (Debian package postgresql)"
+    else:
+        raw_dsn, store_dsn = new_database(server, "raw"), new_database(server, "store")
+        add_jurisdiction(home, "BR", JurisdictionConfig(store="postgres", postgres_dsn=store_dsn))
+        print(f"postgres: {args.batches} batches of {args.events} events ...", file=sys.stderr)
+        http = http_client(ingest.url, ingest.tokens["BR"], "BR")
+        times = interleave(bodies, raw_postgres(raw_dsn), store_path(home, "BR"), http)
+        out.update(figures("postgres", times, args.events))
+        rate = threaded(more, lambda: store_path(home, "BR"), THREADS)
+        out[f"store_events_per_s_postgres_{THREADS}_threads"] = round(rate)
+        ingest_figures("postgres", more, ingest, "BR", out, args.clients)
+    out.update(
+        {
+            "sqlite_settings": "WAL, synchronous=FULL, one transaction per batch, blobs fsynced",
+            "ingest_clients": args.clients,
+            "cores": os.cpu_count(),
+        }
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=100)
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--clients", type=int, default=CLIENTS, help="client connections of the ingest run")
     args = ap.parse_args()
-
-    from overt.home import Home
-    from overt.residency.config import JurisdictionConfig, add_jurisdiction
 
     base = Path(tempfile.mkdtemp(prefix="overt-bench-residency-", dir=args.dir))
     out: dict[str, Any] = {"batches": args.batches, "events_per_batch": args.events}
     try:
-        bodies = make_batches(args.batches, args.events)
-        check_same_rows(bodies[0])
-        out.update(parse_figures(bodies[0], args.events))
-        home = Home.init(base / "home", origin="bench.overt.example/log")
-        print(f"sqlite: {args.batches} batches of {args.events} events ...", file=sys.stderr)
-        times = interleave(bodies, raw_sqlite(base / "raw.db"), store_path(home, "CH"))
-        out.update(figures("sqlite", times, args.events))
-        more = make_batches(args.batches, args.events, first=args.batches)
-        shared = store_path(home, "CH")  # SQLite: one store shared by the threads (see JurisdictionStore)
-        rate = threaded(more, lambda: shared, THREADS)
-        out[f"store_events_per_s_sqlite_{THREADS}_threads"] = round(rate)
-        bindir = pg_bindir()
-        if bindir is None:
-            out["postgres_skipped"] = "PostgreSQL server binaries not installed (Debian package postgresql)"
-        else:
-            with postgres_server(bindir) as server:
-                raw_dsn, store_dsn = new_database(server, "raw"), new_database(server, "store")
-                add_jurisdiction(home, "BR", JurisdictionConfig(store="postgres", postgres_dsn=store_dsn))
-                print(f"postgres: {args.batches} batches of {args.events} events ...", file=sys.stderr)
-                times = interleave(bodies, raw_postgres(raw_dsn), store_path(home, "BR"))
-                out.update(figures("postgres", times, args.events))
-                rate = threaded(more, lambda: store_path(home, "BR"), THREADS)
-                out[f"store_events_per_s_postgres_{THREADS}_threads"] = round(rate)
-        out.update(
-            {
-                "sqlite_settings": "WAL, synchronous=FULL, one transaction per batch, blobs fsynced",
-                "cores": os.cpu_count(),
-            }
-        )
+        with ExitStack() as stack:
+            run_all(args, base, out, stack)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(json.dumps(out))

@@ -26,6 +26,7 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   ├── QuorumError            too few trusted cosignatures for the policy
     │   ├── PolicyChangedError     a log serves another policy than the pinned one   (tlog.trust)
     │   ├── DigestMismatch         a stored telemetry batch is not the bytes its sha256 names   (residency.stores)
+    │   ├── MigrationMismatch      a migration's destination does not hold what its source holds   (residency.migration)
     │   └── ApprovalError          an access approval does not allow the access   (residency.approvals)
     │       ├── ApprovalMalformedError     not a DSSE envelope holding an access approval   (residency.approvals)
     │       ├── ApprovalSignatureError     not signed by the tenant's admin key   (residency.approvals)
@@ -41,9 +42,17 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   ├── StaleDatabaseError     the log database is behind or forks from what it signed (tlog.guard)
     │   └── DamagedRepository      the published TUF metadata does not verify   (distribute.state)
     ├── ConfigError            the home or its configuration is missing or wrong
+    │   └── MigrationBusy          another migration runs in this home   (residency.migration)
     ├── PolicyError            the request is well-formed but policy forbids it
+    │   ├── AccessRefused          a staff access to a tenant's data is refused (and logged)   (residency.access)
     │   ├── AuthenticationError    a tenant's API token is malformed, unknown, revoked or wrong   (residency.tokens)
-    │   └── BatchConflict          another body under a telemetry batch_id already stored   (residency.stores)
+    │   ├── BatchConflict          another body under a telemetry batch_id already stored   (residency.stores)
+    │   ├── RateLimited            a tenant sent more than its rate limit allows   (residency.ratelimit)
+    │   ├── TenantMigrating        a tenant's data is being migrated: retry later   (residency.ingest)
+    │   └── RoutingError           a read or write of a tenant's data would cross a jurisdiction   (residency.router)
+    │       ├── CrossJurisdictionError     it names another jurisdiction than the tenant's home   (residency.router)
+    │       ├── NotServedHere              this process does not serve the tenant's home   (residency.router)
+    │       └── StoreStampError            the home's store is stamped for another jurisdiction   (residency.router)
     ├── BuildError             a build ran and failed: a step, a timeout, a missing or oversized output
     │   └── ReproducibilityError   two builds of one source gave different outputs (carries the report)
     └── WitnessRefusal         a witness refuses a request with the tlog-witness status   (tlog.witness)

@@ -29,28 +29,45 @@ def serve(
         int | None,
         typer.Option(min=1, help="connections served at once (default: from the open-file limit)"),
     ] = None,
+    jurisdiction: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--jurisdiction",
+            help="serve the telemetry of this jurisdiction only (repeatable; default: every configured one)",
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Serve the log: POST /add, and public/ as static files.
+    """Serve the log: POST /add, and public/ as static files; with jurisdictions configured, the telemetry
+    API too (POST /v1/telemetry, GET /v1/aggregates).
 
     The start line (with --json, one JSON object on one line) names what is served and the URL."""
-    from overt.server.log import LOG_LIMITS, serve_home
+    from overt.server.log import LOG_LIMITS, serve_home, telemetry_api
 
     def started(url: str) -> None:
         endpoint = LogEndpoint(public=h.paths.public, url=url)
+        served = sorted(serving) if serving is not None else None
         if json:
-            emit_json_line(endpoint.to_dict())
+            emit_json_line({**endpoint.to_dict(), **({"telemetry": served} if served is not None else {})})
+        elif served is not None:
+            console.print(
+                f"serving {endpoint.public}, the write API and the telemetry API of {', '.join(served)} on "
+                f"{endpoint.url}"
+            )
         else:
             console.print(f"serving {endpoint.public} and the write API on {endpoint.url}")
 
     try:
         h = Home(resolve_home(home))
+        api = telemetry_api(h, jurisdiction or None)
+        serving = None if api is None else api.served()
         serve_home(
             h,
             host=host,
             port=port,
             limits=replace(LOG_LIMITS, max_connections=max_connections),
             on_started=started,
+            serving=jurisdiction or None,
         )
     except Error as e:
         print_error(e, json)

@@ -91,7 +91,7 @@ class Section:
 _SECTIONS: dict[str, Section] = {}
 # Modules that register sections of their own: imported before any config.toml is read or written, so that
 # every process knows every section, whichever parts of overt it imported.
-PROVIDERS = ("overt.distribute.config", "overt.residency.config")
+PROVIDERS = ("overt.distribute.config", "overt.residency.config", "overt.residency.ratelimit")
 
 
 def register_section(

@@ -18,6 +18,8 @@ Everything under ``public/`` is served as static files (``/log/checkpoint``, ``/
 While the server runs it holds the home's writer lock, and ``<home>/log.server`` holds its base URL (written
 once it listens, removed at shutdown) so that conveyor commands on the home send entries through it.
 HTTP framing, body and connection limits are the edge's (:mod:`overt.server.runner`), not this module's.
+With jurisdictions configured, the telemetry API (:mod:`overt.server.telemetry`) is mounted beside ``/add``
+and the edge's body limit is raised to a telemetry batch's (:func:`edge_limits`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -38,6 +42,9 @@ from overt.server.errors import STATUS, http_status
 from overt.server.runner import EdgeConfig, EdgeLimits, EdgeServer, base_url, listen
 from overt.tlog.batcher import Integrator
 from overt.tlog.tiles import MAX_ENTRY_SIZE
+
+if TYPE_CHECKING:
+    from overt.server.telemetry import TelemetryAPI
 
 _log = logging.getLogger(__name__)
 
@@ -60,13 +67,25 @@ def _announce(home: Home, url: str) -> None:
         raise StorageError(f"cannot write {home.log.paths.server}: {e.strerror or e}") from e
 
 
-def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None) -> FastAPI:
-    """The log's app; with ``url`` (where it listens), ``<home>/log.server`` names it while the log is open."""
+def create_app(
+    home: Home,
+    *,
+    wait_timeout: float = 30.0,
+    url: str | None = None,
+    serving: Collection[str] | None = None,
+) -> FastAPI:
+    """The log's app; with ``url`` (where it listens), ``<home>/log.server`` names it while the log is open.
+
+    With jurisdictions configured (or ``serving`` given), the telemetry API is mounted too
+    (:mod:`overt.server.telemetry`), serving the jurisdictions in ``serving`` (default: all configured)."""
     cfg = home.log.config
     state: dict[str, Integrator] = {}
+    telemetry = telemetry_api(home, serving)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if telemetry is not None:
+            telemetry.open()
         log = home.log.open()  # holds the home's writer lock until log.close()
         try:
             integrator = Integrator(log, cfg.batch_size, cfg.batch_interval)
@@ -84,8 +103,12 @@ def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None
                     await task
         finally:
             log.close()
+            if telemetry is not None:
+                telemetry.close()
 
     app = FastAPI(title="overt log", lifespan=lifespan)
+    if telemetry is not None:
+        app.include_router(telemetry.router())
 
     @app.exception_handler(Error)
     async def overt_error(request: Request, e: Error) -> Response:
@@ -145,6 +168,29 @@ def create_app(home: Home, *, wait_timeout: float = 30.0, url: str | None = None
 LOG_LIMITS = EdgeLimits(max_body=MAX_ENTRY_SIZE)
 
 
+def telemetry_api(home: Home, serving: Collection[str] | None) -> TelemetryAPI | None:
+    """The telemetry API for ``home`` if it has jurisdictions configured or ``serving`` names some."""
+    from overt.residency.config import jurisdiction_configs
+
+    if serving is None and not jurisdiction_configs(home):
+        return None
+    from overt.server.telemetry import TelemetryAPI
+
+    return TelemetryAPI(home, serving=serving)
+
+
+def edge_limits(home: Home, limits: EdgeLimits, serving: Collection[str] | None = None) -> EdgeLimits:
+    """``limits`` with the body limit raised to a telemetry batch's when the telemetry API is mounted
+    (``POST /add`` keeps its own 65,535-byte check)."""
+    from overt.residency.config import jurisdiction_configs
+
+    if serving is None and not jurisdiction_configs(home):
+        return limits
+    from overt.server.telemetry import TELEMETRY_MAX_BODY
+
+    return replace(limits, max_body=max(limits.max_body, TELEMETRY_MAX_BODY))
+
+
 def serve_home(
     home: Home,
     *,
@@ -152,8 +198,12 @@ def serve_home(
     port: int,
     limits: EdgeLimits = LOG_LIMITS,
     on_started: Callable[[str], None] | None = None,
+    serving: Collection[str] | None = None,
 ) -> None:
     """Serve ``home``'s log on ``host:port`` until SIGINT or SIGTERM; ``on_started(url)`` once it is up.
+
+    With jurisdictions configured, the telemetry API too, for the jurisdictions in ``serving`` (default:
+    every configured one).
 
     Raises:
         TransportError: the address cannot be listened on.
@@ -161,6 +211,6 @@ def serve_home(
     """
     with listen(host, port) as sock:
         url = base_url(sock)
-        app = create_app(home, url=url)
+        app = create_app(home, url=url, serving=serving)
         started = None if on_started is None else (lambda: on_started(url))
-        EdgeServer(EdgeConfig(app, limits), sock, on_started=started).run()
+        EdgeServer(EdgeConfig(app, edge_limits(home, limits, serving)), sock, on_started=started).run()

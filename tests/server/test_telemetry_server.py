@@ -1,0 +1,275 @@
+"""The telemetry API of ``overt serve`` over real HTTP: status codes and error bodies, the body limits (4 MiB
+here, 65,535 bytes for /add on the same server), nothing written by a rejected or cut-off batch, and
+``overt serve --jurisdiction`` restricting what a process serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from overt.home import Home
+from overt.residency.config import root_of
+from overt.residency.ratelimit import IngestLimits
+from overt.residency.tenants import MIGRATING, open_directory
+from overt.server.log import LOG_LIMITS, create_app, edge_limits
+from overt.server.runner import BackgroundServer, EdgeLimits
+from tests.residency.world import World, access_entries, batch, make_world, rows_in_sqlite
+
+
+@pytest.fixture
+def world(conveyor: Home) -> World:
+    return make_world(conveyor)
+
+
+def serve(w: World, *, serving: list[str] | None = None, limits: EdgeLimits = LOG_LIMITS) -> BackgroundServer:
+    return BackgroundServer(create_app(w.home, serving=serving), limits=edge_limits(w.home, limits, serving))
+
+
+@pytest.fixture
+def server(world: World) -> Iterator[BackgroundServer]:
+    with serve(world) as srv:
+        yield srv
+
+
+def post(url: str, body: bytes, token: str | None, **headers: str) -> httpx.Response:
+    head = {"Content-Type": "application/json", **headers}
+    if token is not None:
+        head["Authorization"] = f"Bearer {token}"
+    return httpx.post(f"{url}/v1/telemetry", content=body, headers=head, timeout=60)
+
+
+def ch_rows(w: World) -> int:
+    return rows_in_sqlite(root_of(w.home, "CH"))
+
+
+def test_a_batch_lands_in_the_tenants_home_and_the_answer_says_where(
+    world: World, server: BackgroundServer
+) -> None:
+    r = post(server.url, batch("batch-0001", 5000), world.token("acme"))  # ~1 MB: over the log's 64 KiB
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "tenant": world.tenants["acme"].id,
+        "jurisdiction": "CH",
+        "batch_id": "batch-0001",
+        "events": 5000,
+        "duplicate": False,
+        "sha256": r.json()["sha256"],
+    }
+    again = post(server.url, batch("batch-0001", 5000), world.token("acme"))
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert post(server.url, batch("batch-0001", 2), world.token("samba")).json()["jurisdiction"] == "BR"
+    assert ch_rows(world) == 5000 and rows_in_sqlite(root_of(world.home, "BR")) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "token", "status", "message"),
+    [
+        (b'{"batch_id": "x"}', {}, "acme", 400, "batch_id must be 8 to 64"),
+        (b"\xff\xfe{}", {}, "acme", 400, "not valid JSON"),
+        (b"[" * 200_000 + b"]" * 200_000, {}, "acme", 400, "not valid JSON"),
+        (batch("batch-0001", 5001), {}, "acme", 400, "1 to 5000 events"),
+        (batch("batch-0001"), {}, None, 401, "Authorization: Bearer"),
+        (batch("batch-0001"), {}, "ovt_0123456789abcdef_" + "A" * 43, 401, "unknown API token"),
+        (batch("batch-0001"), {"Content-Type": "text/plain"}, "acme", 415, "application/json"),
+        (batch("batch-0001"), {"Content-Type": "application/json; charset=latin-1"}, "acme", 415, "UTF-8"),
+        (b"{" + b" " * (4 * 1024 * 1024) + b"}", {}, "acme", 413, "4194304 bytes"),
+    ],
+)
+def test_bad_requests_get_their_status_a_clear_error_and_write_nothing(
+    world: World,
+    server: BackgroundServer,
+    body: bytes,
+    headers: dict[str, str],
+    token: str | None,
+    status: int,
+    message: str,
+) -> None:
+    r = post(server.url, body, world.tokens.get(token or "", token), **headers)
+    assert r.status_code == status and message in r.json()["error"], r.text
+    assert set(r.json()) == {"error"}
+    if status == 401:
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    assert ch_rows(world) == 0
+
+
+def test_a_chunked_body_over_the_limit_is_413(world: World, server: BackgroundServer) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(5):
+            yield b" " * (1024 * 1024)
+
+    r = httpx.post(
+        f"{server.url}/v1/telemetry",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {world.token('acme')}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413 and "error" in r.json()
+    assert ch_rows(world) == 0
+
+
+def test_add_keeps_its_own_entry_limit_on_the_telemetry_server(server: BackgroundServer) -> None:
+    assert httpx.post(f"{server.url}/add", content=b"x" * 65_536).status_code == 413
+    ok = httpx.post(f"{server.url}/add", content=b"x" * 65_535, timeout=60)
+    assert ok.status_code == 200 and ok.json()["index"] >= 0
+
+
+def test_a_reused_batch_id_is_409_and_a_migrating_tenant_503(world: World, server: BackgroundServer) -> None:
+    assert post(server.url, batch("batch-0001", 3), world.token("acme")).status_code == 200
+    conflict = post(server.url, batch("batch-0001", 4), world.token("acme"))
+    assert conflict.status_code == 409 and "already stored with other content" in conflict.json()["error"]
+    directory = open_directory(world.home)
+    try:
+        directory.set_status(world.tenants["samba"].id, MIGRATING)
+    finally:
+        directory.close()
+    busy = post(server.url, batch("batch-0002"), world.token("samba"))
+    assert (
+        busy.status_code == 503
+        and int(busy.headers["retry-after"]) > 0
+        and "migrated" in busy.json()["error"]
+    )
+    assert rows_in_sqlite(root_of(world.home, "BR")) == 0
+
+
+def test_a_tenant_over_its_rate_limit_is_429_with_retry_after(world: World) -> None:
+    limits = IngestLimits(batches_per_second=0.01, batch_burst=2)
+    world.home.config.replace("ingest", limits).write(world.home.paths.config)
+    world.home = Home(world.home.path)
+    with serve(world) as srv:
+        codes = [post(srv.url, batch(f"batch-{i:04d}", 1), world.token("acme")).status_code for i in range(3)]
+        limited = post(srv.url, batch("batch-9999", 1), world.token("acme"))
+        assert (
+            post(srv.url, batch("batch-0001", 1), world.token("samba")).status_code == 200
+        )  # its own bucket
+    assert codes == [200, 200, 429]
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert "rate limit" in limited.json()["error"]
+    assert ch_rows(world) == 2
+
+
+def test_a_tenant_not_served_here_is_421_and_logged_in_its_home(world: World) -> None:
+    with serve(world, serving=["BR"]) as srv:
+        r = post(srv.url, batch("batch-0001"), world.token("acme"))
+        assert r.status_code == 421 and "does not serve" in r.json()["error"]
+        assert post(srv.url, batch("batch-0001"), world.token("samba")).status_code == 200
+    assert ch_rows(world) == 0
+    assert [(e.reason, e.tenant) for e in access_entries(world.home, "CH")] == [
+        ("not-served", world.tenants["acme"].id)
+    ]
+
+
+def test_a_token_reads_only_its_own_tenants_aggregates(world: World, server: BackgroundServer) -> None:
+    post(server.url, batch("batch-0001", 6, rules=1), world.token("acme"))
+    post(server.url, batch("batch-0002", 9, rules=3), world.token("samba"))
+    auth = {"Authorization": f"Bearer {world.token('samba')}"}
+    r = httpx.get(
+        f"{server.url}/v1/aggregates", params={"since": "2026-12-01", "until": "2026-12-01"}, headers=auth
+    )
+    assert r.status_code == 200 and r.json()["tenant"] == world.tenants["samba"].id
+    assert sorted(a["rule_id"] for a in r.json()["aggregates"]) == ["rule-0", "rule-1", "rule-2"]
+    # Query parameters cannot name a tenant: the token decides. Naming another jurisdiction is refused.
+    other = httpx.get(
+        f"{server.url}/v1/aggregates", params={"tenant": world.tenants["acme"].id}, headers=auth
+    )
+    assert other.json()["tenant"] == world.tenants["samba"].id
+    cross = httpx.get(f"{server.url}/v1/aggregates", params={"jurisdiction": "CH"}, headers=auth)
+    assert cross.status_code == 403 and "homed in BR" in cross.json()["error"]
+    assert (
+        httpx.get(f"{server.url}/v1/aggregates", params={"since": "12/01/2026"}, headers=auth).status_code
+        == 400
+    )
+    assert httpx.get(f"{server.url}/v1/aggregates").status_code == 401
+    assert [e.reason for e in access_entries(world.home, "BR")] == ["cross-jurisdiction"]
+
+
+def _send_short(url: str, token: str, *, declared: int, sent: bytes, close: bool) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = (
+            f"POST /v1/telemetry HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + sent)
+        if close:
+            sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(30)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return answer
+
+
+def test_a_body_shorter_than_its_content_length_writes_nothing(world: World) -> None:
+    raw = batch("batch-0001", 100)
+    with serve(world, limits=EdgeLimits(max_body=LOG_LIMITS.max_body, body_timeout=1.0)) as srv:
+        waited = _send_short(srv.url, world.token("acme"), declared=len(raw) + 500, sent=raw, close=False)
+        assert b" 408 " in waited.split(b"\r\n", 1)[0]
+        _send_short(srv.url, world.token("acme"), declared=len(raw) + 500, sent=raw, close=True)
+        # The server is still healthy, and neither attempt stored anything.
+        assert post(srv.url, batch("batch-0002", 1), world.token("acme")).status_code == 200
+    assert ch_rows(world) == 1
+
+
+def test_add_answers_while_telemetry_batches_are_stored(world: World, server: BackgroundServer) -> None:
+    done: list[int] = []
+
+    def flood() -> None:
+        for i in range(6):
+            done.append(post(server.url, batch(f"flood-{i:04d}", 5000), world.token("acme")).status_code)
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    added = httpx.post(f"{server.url}/add", content=b"an entry while batches are stored", timeout=60)
+    sender.join()
+    assert added.status_code == 200 and done == [200] * 6
+
+
+def test_overt_serve_jurisdiction_restricts_what_the_process_serves(world: World) -> None:
+    env = {**os.environ, "OVERT_HOME": str(world.home.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "overt", "serve", "--port", "0", "--jurisdiction", "BR", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        started = json.loads(proc.stdout.readline())
+        assert started["telemetry"] == ["BR"]
+        url = started["url"]
+        assert post(url, batch("batch-0001"), world.token("acme")).status_code == 421
+        assert post(url, batch("batch-0001"), world.token("samba")).json()["jurisdiction"] == "BR"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "overt", "serve", "--port", "0", "--jurisdiction", "IN"],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and b"cannot serve IN" in bad.stderr
+    assert Path(world.home.path / "log.server").exists() is False
+
+
+def test_the_edge_sets_tcp_nodelay_on_each_connection(server: BackgroundServer) -> None:
+    """asyncio leaves Nagle on for sockets of socket.create_server (proto 0): a response's body would then wait
+    for the client's delayed ACK behind its head."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /log/checkpoint HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(65536)
+        (protocol,) = server.server.server_state.connections
+        accepted = protocol.transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
