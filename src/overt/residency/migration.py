@@ -213,7 +213,7 @@ class JobTable:
         return self._select("WHERE state != 'done' ORDER BY created, id")
 
     def jobs(self) -> list[Job]:
-        return self._select("ORDER BY created, id")
+        return self._select("ORDER BY created, rowid")  # rowid: insertion order breaks ties within a second
 
 
 def _row(job: Job) -> tuple[Any, ...]:
