@@ -393,7 +393,12 @@ def test_a_rebuilder_killed_mid_rebuild_resumes_and_logs_one_verdict(world: Rebu
         )
     finally:
         restarted.send_signal(signal.SIGTERM)  # finishes the job at hand, then exits cleanly
-        out, err = restarted.communicate(timeout=120)
+        try:
+            out, err = restarted.communicate(timeout=300)  # a hang guard, generous for a loaded machine
+        except subprocess.TimeoutExpired:
+            restarted.kill()
+            restarted.communicate()  # reap it and close its pipes, so no later test meets them
+            raise
     assert restarted.returncode == 0, err
     assert [line.split("  ")[2] for line in out.splitlines()] == ["GOOD"]
     assert verdicts_per_provenance(world) == Counter({hashlib.sha256(pub.signed.entry).hexdigest(): 1})
