@@ -17,9 +17,9 @@ from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from overt.attest.statement import Statement
 from overt.errors import ConfigError, FormatError, PolicyError, StorageError, VerificationError
 from overt.home import Home
-from overt.keys import registry_scan
 from overt.keys.builders import (
     BuilderRegistry,
+    BuilderStore,
     RegisteredBuilder,
     add_builder,
     conveyor_builder_id,
@@ -366,15 +366,15 @@ def test_a_lost_or_foreign_scan_mark_means_a_full_rescan(home: Home) -> None:
     home.builder_store().load()
     mark = home.path / "builders-scan.json"
     recorded = json.loads(mark.read_text())
-    assert recorded["tree_size"] == log_size(home) and recorded["newest"]["version"] == 3
+    assert recorded["tree_size"] == log_size(home)
+    assert [v["version"] for v in recorded["versions"]] == [1, 2, 3] and recorded["own"]["version"] == 3
     roll_back(home, 2)
     mark.unlink()
     with pytest.raises(VerificationError, match="is v3"):
         home.builder_store().load()
     # A mark from another tree (its root is not this tree's at that size) is not believed either.
-    v2_index = 1
-    forged = dict(recorded, root="00" * 32, newest=dict(recorded["newest"], version=2, index=v2_index))
-    forged["newest"]["sha256"] = hashlib.sha256(log_entries(home)[v2_index]).hexdigest()
+    forged = dict(recorded, root="00" * 32, versions=recorded["versions"][:2], own=recorded["versions"][1])
+    assert forged["versions"][1]["sha256"] == hashlib.sha256(log_entries(home)[1]).hexdigest()  # v2's entry
     mark.write_text(json.dumps(forged))
     with pytest.raises(VerificationError, match="is v3"):
         home.builder_store().load()
@@ -468,18 +468,18 @@ def test_a_new_version_always_follows_the_newest_logged_one(home: Home) -> None:
 def test_the_scan_filter_finds_the_registry_type_at_every_offset(before: bytes, after: bytes) -> None:
     payload = before + BUILDER_REGISTRY_V1.encode() + after
     entry = Envelope(payload=payload, payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
-    assert any(marker in entry for marker in registry_scan._MARKERS)
+    assert any(marker in entry for marker in BuilderStore.kind.predicate.markers)
 
 
 def test_only_registries_the_trusted_keys_signed_count(home: Home) -> None:
     release = register_builders(home)
     entry = (home.paths.public / "builders" / "registry.dsse.json").read_bytes()
-    assert registry_scan.registry_version(entry, [release.key]) == 1
-    assert registry_scan.registry_version(entry, [builder_key(home).key]) is None
+    assert BuilderStore.kind.predicate.version(entry, [release.key]) == 1
+    assert BuilderStore.kind.predicate.version(entry, [builder_key(home).key]) is None
     unsigned = Envelope(payload=Envelope.from_bytes(entry).payload, payload_type=PAYLOAD_TYPE_IN_TOTO)
-    assert registry_scan.registry_version(unsigned.to_bytes(), [release.key]) is None
+    assert BuilderStore.kind.predicate.version(unsigned.to_bytes(), [release.key]) is None
     signed = home.signing_service().sign(builder_key(home), own_statement())
-    assert registry_scan.registry_version(signed.entry, [builder_key(home).key]) is None
+    assert BuilderStore.kind.predicate.version(signed.entry, [builder_key(home).key]) is None
 
 
 def test_registry_edits_are_serialised(home: Home) -> None:

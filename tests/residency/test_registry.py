@@ -18,7 +18,7 @@ from overt.attest.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from overt.attest.statement import Statement
 from overt.errors import ConfigError, FormatError, VerificationError
 from overt.home import Home
-from overt.keys.jurisdiction import RESIDENCY_REGISTRY_V1
+from overt.keys.jurisdiction import BUILDER_REGISTRY_V1, RESIDENCY_REGISTRY_V1
 from overt.keys.registry import Role
 from overt.keys.signers import HsmConfig, generate_file_key, load_signer
 from overt.residency.countries import (
@@ -451,3 +451,20 @@ def test_the_store_reads_only_its_own_log(home: Home, tmp_path: Path) -> None:
     )
     with pytest.raises(VerificationError, match="log holds no jurisdiction registry"):
         store.current()
+
+
+@given(st.binary(max_size=40), st.binary(max_size=40))
+def test_the_scan_filter_finds_the_registry_type_at_every_offset(before: bytes, after: bytes) -> None:
+    payload = before + RESIDENCY_REGISTRY_V1.encode() + after
+    entry = Envelope(payload=payload, payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
+    assert any(marker in entry for marker in RegistryStore.kind.predicate.markers)
+
+
+def test_the_scan_filter_passes_over_the_builder_registry() -> None:
+    for payload in (
+        BUILDER_REGISTRY_V1.encode(),
+        b"x" + BUILDER_REGISTRY_V1.encode(),
+        b"xy" + BUILDER_REGISTRY_V1.encode(),
+    ):
+        entry = Envelope(payload=payload, payload_type=PAYLOAD_TYPE_IN_TOTO).to_bytes()
+        assert not any(marker in entry for marker in RegistryStore.kind.predicate.markers)

@@ -62,6 +62,7 @@ ReleaseKeyOpt = Annotated[
     str | None,
     typer.Option("--key", help="release key (keyid or prefix) to sign with (default: the active one)"),
 ]
+TenantArg = Annotated[str, typer.Argument(help="tenant id (t-...) or name")]
 
 
 def _assignments(values: list[str] | None) -> dict[str, str]:
@@ -261,7 +262,7 @@ def tenant_list(home: HomeOpt = None, json: JsonOpt = False) -> None:
 
 @tenant_app.command("show")
 def tenant_show(
-    tenant: Annotated[str, typer.Argument(help="tenant id (t-...) or name")],
+    tenant: TenantArg,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -294,7 +295,7 @@ def _print_new_token(new: NewToken, t: Tenant) -> None:
 
 @token_app.command("create")
 def token_create(
-    tenant: Annotated[str, typer.Argument(help="tenant id (t-...) or name")],
+    tenant: TenantArg,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -331,7 +332,7 @@ def token_revoke(
 
 @token_app.command("rotate")
 def token_rotate(
-    tenant: Annotated[str, typer.Argument(help="tenant id (t-...) or name")],
+    tenant: TenantArg,
     grace_seconds: Annotated[
         int, typer.Option(min=0, help="the old tokens keep working this many seconds more")
     ] = 0,

@@ -15,44 +15,39 @@ never logged, is refused, and with it every provenance signature. A new version 
 and edits are serialised by a lock (``<home>/builders.lock``), so no two statements claim one version. A new
 version must also be newer than every version in the log that any release key the home holds or published
 signed, trusted or not (:meth:`BuilderStore.check_newer`): a home that forgot a logged version (its key's
-record moved away) refuses to issue that version again.
+record moved away) refuses to issue that version again. The files, the scan, the lock and the writes are
+:class:`overt.keys.versioned.VersionedStore`'s, shared with the jurisdiction registry.
 
 An entry may say ``unsafeAllowForeignHost``: its builder id's host is under another country's country-code
 TLD, and the operator registered it anyway (``--unsafe-allow-foreign-host``); without it the release key
 refuses such an entry (:func:`overt.keys.jurisdiction.foreign_host`).
 
-Owns the wire format, the statement, the files and the add/remove steps. Does not judge statements (that is
-:mod:`overt.keys.jurisdiction`) and does not decide which keys a home trusts (the caller passes them).
+Owns the wire format, the statement, the add/remove steps and what a refusal says. Does not judge statements
+(that is :mod:`overt.keys.jurisdiction`) and does not decide which keys a home trusts (the caller passes them).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib import parse
 
 from securesystemslib.signer import Key
 
 from overt import jsonio
-from overt.atomic import atomic_write
 from overt.attest.dsse import Envelope
 from overt.attest.statement import ResourceDescriptor, Statement, check_timestamp, format_timestamp
 from overt.attest.verify import verify_statement
 from overt.errors import ConfigError, FormatError, VerificationError
 from overt.keys.jurisdiction import BUILDER_REGISTRY_V1, Issuer, foreign_host
 from overt.keys.registry import KeyRecord, Role, check_jurisdiction
-from overt.keys.registry_scan import RegistryScan, scan
+from overt.keys.registry_scan import LoggedVersions, RegistryPredicate
 from overt.keys.signing import Signed, SigningService
-from overt.tlog.log import LocalLog
+from overt.keys.versioned import RegistryKind, VersionedStore
 
 MAX_REGISTRY = 1 << 20
 MAX_BUILDERS = 10_000
@@ -218,42 +213,26 @@ def own_release_keys(records: Iterable[KeyRecord], published: Iterable[KeyRecord
     return [r.key for r in (*held, *published) if r.role is Role.RELEASE]
 
 
-class BuilderStore:
-    """``public/builders/``: the current registry envelope and every version's, trusted only as the newest
-    version in the home's log.
+_KIND = RegistryKind(
+    predicate=RegistryPredicate(BUILDER_REGISTRY_V1),
+    mark="builders-scan.json",
+    lock="builders.lock",
+    max_envelope=MAX_REGISTRY + (MAX_REGISTRY // 2),
+    envelope="a builder registry",
+    busy="another command is changing this home's builder registry; try again when it is done",
+)
 
-    ``log`` opens the home's log for reading (closed after each load); ``state`` is the home directory, which
-    holds the scan mark (``builders-scan.json``) and the edit lock (``builders.lock``). ``own`` gives every
-    release key the home holds or published, trusted or not (:func:`own_release_keys`).
+
+class BuilderStore(VersionedStore):
+    """``public/builders/``: the current registry envelope and every version's, trusted only as the newest
+    version in the home's log (:class:`~overt.keys.versioned.VersionedStore`).
+
+    ``state`` is the home directory, which holds the scan mark (``builders-scan.json``) and the edit lock
+    (``builders.lock``). ``own`` gives every release key the home holds or published, trusted or not
+    (:func:`own_release_keys`).
     """
 
-    def __init__(
-        self,
-        directory: Path,
-        *,
-        trusted: Callable[[], Sequence[Key]],
-        log: Callable[[], LocalLog],
-        state: Path,
-        own: Callable[[], Sequence[Key]] = lambda: (),
-    ) -> None:
-        self.directory = directory
-        self.trusted = trusted  # the keys a registry must be signed by (the home's release keys)
-        self.own = own
-        self.log = log
-        self.mark_path = state / "builders-scan.json"
-        self.lock_path = state / "builders.lock"
-
-    @property
-    def current_path(self) -> Path:
-        return self.directory / "registry.dsse.json"
-
-    def scan(self, keys: Sequence[Key]) -> RegistryScan:
-        """The newest registry in the log that ``keys`` signed, and the newest any of :attr:`own` signed."""
-        log = self.log()
-        try:
-            return scan(log, keys, self.mark_path, own=self.own())
-        finally:
-            log.close()
+    kind = _KIND
 
     def check_newer(self, version: int) -> None:
         """Refuse to issue ``version`` unless it is newer than every version in the log that one of this home's
@@ -262,7 +241,7 @@ class BuilderStore:
         Raises:
             ConfigError: the log already holds that version or a later one.
         """
-        found = self.scan(self.trusted())
+        found = self.logged()
         last = found.own
         if last is None or version > last.version:
             return
@@ -290,9 +269,9 @@ class BuilderStore:
             VerificationError: the file is not the newest logged version (older, altered, missing or never
                 logged), or its signature does not verify.
         """
-        data = self._read_current()
+        data = self.read(self.current_path)
         keys = self.trusted()
-        found = self.scan(keys)
+        found = self.logged(keys)
         newest = found.newest
         if newest is None and data is None:
             return BuilderRegistry()
@@ -303,18 +282,9 @@ class BuilderStore:
         except (FormatError, VerificationError) as e:
             raise type(e)(f"{self.current_path}: {e}", **e.evidence) from e
 
-    def _read_current(self) -> bytes | None:
-        try:
-            data = self.current_path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise ConfigError(f"cannot read {self.current_path}: {e.strerror}") from e
-        if len(data) > MAX_REGISTRY + (MAX_REGISTRY // 2):
-            raise FormatError(f"{self.current_path} is larger than a builder registry can be")
-        return data
-
-    def _not_newest(self, data: bytes | None, keys: Sequence[Key], found: RegistryScan) -> VerificationError:
+    def _not_newest(
+        self, data: bytes | None, keys: Sequence[Key], found: LoggedVersions
+    ) -> VerificationError:
         newest = found.newest
         evidence: dict[str, Any] = {}
         if newest is not None:
@@ -349,46 +319,13 @@ class BuilderStore:
                 "release keys: a registry is trusted only once it is logged",
                 **evidence,
             )
-        copy = self.directory / f"v{newest.version}.dsse.json"
-        try:
-            hint = (
-                f"; {copy} is that version: copy it to {self.current_path.name}"
-                if hashlib.sha256(copy.read_bytes()).hexdigest() == newest.sha256
-                else ""
-            )
-        except OSError:
-            hint = ""
+        hint = self.copy_hint(self.current_path, newest)
         return VerificationError(
             f"{self.current_path} {held}, but the newest builder registry in this home's log is "
             f"v{newest.version} (log index {newest.index}, envelope sha256 {newest.sha256}): an older "
             f"or altered registry is never trusted, so no provenance is signed until they agree{hint}",
             **evidence,
         )
-
-    @contextmanager
-    def editing(self, wait: float = 30.0) -> Iterator[None]:
-        """Hold the edit lock: one new version at a time, each following the newest logged one."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise ConfigError(
-                            "another command is changing this home's builder registry; try again when it is done",
-                            lock=str(self.lock_path),
-                        ) from None
-                    time.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
-
-    def save(self, registry: BuilderRegistry, signed: Signed) -> None:
-        atomic_write(self.directory / f"v{registry.version}.dsse.json", signed.entry)
-        atomic_write(self.current_path, signed.entry)
 
 
 def publish(
@@ -402,7 +339,7 @@ def publish(
     store.check_newer(registry.version)
     statement = registry.statement(now=service.now())
     signed = service.issue(release, statement, issuer=_ISSUER)
-    store.save(registry, signed)
+    store.save(registry.version, signed.entry)
     return signed
 
 
