@@ -216,7 +216,7 @@ def test_using_it_runs_in_order_against_a_running_serve(tmp_path: Path, sandbox:
 
 
 def test_residency_runs_as_written(tmp_path: Path) -> None:
-    run_script(section_script("Customer data residency (in progress: issue 15)"), tmp_path)
+    run_script(section_script("Customer data residency"), tmp_path)
     home = tmp_path / "rhome"
     assert (home / "public" / "residency" / "registry" / "registry.dsse.json").is_file()
     approval = json.loads((tmp_path / "approval.json").read_text())

@@ -40,7 +40,8 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   └── WitnessConflict        a witness is at another size than the log assumed (tlog.witness)
     ├── StorageError           a stored object (home, log, witness) is unreadable, damaged or unwritable
     │   ├── StaleDatabaseError     the log database is behind or forks from what it signed (tlog.guard)
-    │   └── DamagedRepository      the published TUF metadata does not verify   (distribute.state)
+    │   ├── DamagedRepository      the published TUF metadata does not verify   (distribute.state)
+    │   └── TenantRecordError      the tenant directory disagrees with the main log (exit 1)   (residency.tenant_ledger)
     ├── ConfigError            the home or its configuration is missing or wrong
     │   └── MigrationBusy          another migration runs in this home   (residency.migration)
     ├── PolicyError            the request is well-formed but policy forbids it

@@ -8,6 +8,7 @@ Each command parses its arguments, calls one function of :mod:`overt.residency.p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,21 +70,33 @@ def store_add(
 
 
 @store_app.command("list")
-def store_list(home: HomeOpt = None, json: JsonOpt = False) -> None:
+def store_list(
+    home: HomeOpt = None,
+    events: Annotated[
+        bool,
+        typer.Option("--events", help="count the events each store holds per tenant (reads every store)"),
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
     """List the configured jurisdictions, their stores and whether each opens as its own."""
     from overt.residency.provision import list_stores
 
-    setups = list_stores(Home(resolve_home(home)))
+    setups = list_stores(Home(resolve_home(home)), events=events)
     if json:
         emit_json({"jurisdictions": [s.to_dict() for s in setups]})
         return
     if not setups:
         console.print("no jurisdiction has a store yet: 'overt residency store add J' makes one")
         return
-    table = Table("jurisdiction", "store", "where", "root", "access log", "status")
+    table = Table("jurisdiction", "store", "where", "root", "access log", "status", *(["events"] * events))
     for s in setups:
-        table.add_row(s.jurisdiction, s.store, s.location, str(s.root), s.access_log, s.status)
+        counts = [] if not events else ["-" if s.events is None else _counts(s.events)]
+        table.add_row(s.jurisdiction, s.store, s.location, str(s.root), s.access_log, s.status, *counts)
     console.print(table)
+
+
+def _counts(events: Mapping[str, int]) -> str:
+    return ", ".join(f"{tenant}: {n}" for tenant, n in events.items()) or "none"
 
 
 @app.command("backup")

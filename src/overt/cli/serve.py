@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from overt.cli.common import HomeOpt, JsonOpt, console, emit_json_line, print_error
-from overt.errors import Error
+from overt.errors import Error, UsageError
 from overt.home import Home, resolve_home
 from overt.tlog.log import LogEndpoint
 
@@ -36,10 +36,18 @@ def serve(
             help="serve the telemetry of this jurisdiction only (repeatable; default: every configured one)",
         ),
     ] = None,
+    telemetry_only: Annotated[
+        bool,
+        typer.Option(
+            "--telemetry-only",
+            help="serve the telemetry API alone (no log, no static files), beside the process serving the log",
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Serve the log: POST /add, and public/ as static files; with jurisdictions configured, the telemetry
-    API too (POST /v1/telemetry, GET /v1/aggregates).
+    API too (POST /v1/telemetry, GET /v1/aggregates). With --telemetry-only, the telemetry API alone: one
+    such process per region can run beside the one serving the log.
 
     The start line (with --json, one JSON object on one line) names what is served and the URL."""
     from overt.server.log import LOG_LIMITS, serve_home, telemetry_api
@@ -47,7 +55,12 @@ def serve(
     def started(url: str) -> None:
         endpoint = LogEndpoint(public=h.paths.public, url=url)
         served = sorted(serving) if serving is not None else None
-        if json:
+        if telemetry_only:
+            if json:
+                emit_json_line({"url": url, "telemetry": served})
+            else:
+                console.print(f"serving the telemetry API of {', '.join(served or [])} on {url}")
+        elif json:
             emit_json_line({**endpoint.to_dict(), **({"telemetry": served} if served is not None else {})})
         elif served is not None:
             console.print(
@@ -60,6 +73,11 @@ def serve(
     try:
         h = Home(resolve_home(home))
         api = telemetry_api(h, jurisdiction or None)
+        if telemetry_only and api is None:
+            raise UsageError(
+                "--telemetry-only: no jurisdiction has a store, so there is no telemetry to serve "
+                "('overt residency store add J' sets one up)"
+            )
         serving = None if api is None else api.served()
         serve_home(
             h,
@@ -68,6 +86,7 @@ def serve(
             limits=replace(LOG_LIMITS, max_connections=max_connections),
             on_started=started,
             serving=jurisdiction or None,
+            telemetry_only=telemetry_only,
         )
     except Error as e:
         print_error(e, json)

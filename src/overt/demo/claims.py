@@ -34,11 +34,7 @@ class Promise(StrEnum):
 PROMISES: tuple[Promise, ...] = tuple(Promise)
 
 # Promises no stage proves yet, and what will prove them.
-NOT_YET: Mapping[Promise, str] = MappingProxyType(
-    {
-        Promise.TELEMETRY_IN_JURISDICTION: "comes with residency (per-jurisdiction stores, access log)",
-    }
-)
+NOT_YET: Mapping[Promise, str] = MappingProxyType({})
 
 
 class Status(StrEnum):

@@ -56,6 +56,15 @@ LAYOUT: Mapping[str, str] = MappingProxyType(
         "nginx is not installed)",
         "targeted/": "the forged repository served to the endpoint for one update: signed with the vendor's "
         "keys, never logged",
+        "conveyor/public/residency/registry/": "the jurisdiction registry, one signed and logged version per file "
+        "(country -> jurisdiction)",
+        "conveyor/public/logs/": "each jurisdiction's access log (access-br/, access-ca/, access-ch/): tlog-tiles, "
+        "checkpoint and vkey, like the main log's",
+        "conveyor/jurisdictions/": "one telemetry store per jurisdiction (BR/, CA/, CH/): store.db and blobs/, "
+        "each stamped with its jurisdiction",
+        "tenants/": "the telemetry customers: each its admin key pair (admin.pem, admin.pem.pub), API token, "
+        "approvals, the access-log keys it pinned at sign-up and its verifier state (access-state/); "
+        "forged-by-vendor/ is the key the vendor used to forge an approval, which was refused",
     }
 )
 

@@ -22,6 +22,7 @@ from overt.demo.keys_stage import keys_stage
 from overt.demo.layout import LAYOUT, write_layout
 from overt.demo.log_stage import log_stage
 from overt.demo.recovery_stage import recovery_stage
+from overt.demo.residency_stage import residency_stage
 from overt.home import Home
 
 StageFn = Callable[[DemoContext], Stage]
@@ -33,6 +34,7 @@ STAGES: tuple[StageFn, ...] = (
     avdb_stage,
     auditor_stage,
     distribute_stage,
+    residency_stage,
 )
 
 

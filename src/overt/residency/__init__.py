@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         open_store,
     )
     from overt.residency.telemetry import TelemetryBatch, TelemetryEvent, parse_batch
+    from overt.residency.tenant_ledger import TenantLedger, TenantRecordError
     from overt.residency.tenants import AdminKey, Directory, Tenant, open_directory
     from overt.residency.tokens import AuthenticationError
 
@@ -58,6 +59,8 @@ __all__ = [
     "TelemetryBatch",
     "TelemetryEvent",
     "Tenant",
+    "TenantLedger",
+    "TenantRecordError",
     "VerifiedApproval",
     "access_log_name",
     "add_jurisdiction",
@@ -95,6 +98,7 @@ _EXPORTS = {
         "open_store",
     ),
     "telemetry": ("TelemetryBatch", "TelemetryEvent", "parse_batch"),
+    "tenant_ledger": ("TenantLedger", "TenantRecordError"),
     "tenants": ("AdminKey", "Directory", "Tenant", "open_directory"),
     "tokens": ("AuthenticationError",),
 }

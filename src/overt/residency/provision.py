@@ -12,6 +12,7 @@ Owns this sequence only; the config, the stores and the access logs are their ow
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,10 @@ class JurisdictionSetup:
     location: str  # the SQLite file, or the PostgreSQL database by host, port and name (no credentials)
     access_log: str
     status: str  # "ready", or why not (the store cannot be opened)
+    events: Mapping[str, int] | None = None  # events stored per tenant id (only tenants with any), if counted
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "jurisdiction": self.jurisdiction,
             "store": self.store,
             "root": str(self.root),
@@ -44,6 +46,9 @@ class JurisdictionSetup:
             "access_log": self.access_log,
             "status": self.status,
         }
+        if self.events is not None:
+            out["events"] = dict(self.events)
+        return out
 
 
 def _location(home: Home, j: str, config: JurisdictionConfig) -> str:
@@ -77,15 +82,20 @@ def add_store(home: Home, j: str, config: JurisdictionConfig) -> JurisdictionSet
     )
 
 
-def list_stores(home: Home) -> list[JurisdictionSetup]:
-    """Every configured jurisdiction, each store opened (read-only use) to check it."""
+def list_stores(home: Home, *, events: bool = False) -> list[JurisdictionSetup]:
+    """Every configured jurisdiction, each store opened (read-only use) to check it; with ``events``, the
+    events each store holds for each tenant of the directory, wherever the directory homes it (so a tenant's
+    data found outside its home shows)."""
     from overt.residency.accesslog import access_log_name
 
+    tenant_ids = _tenant_ids(home) if events else []
     out = []
     for j, config in sorted(jurisdiction_configs(home).items()):
-        status = "ready"
+        status, counts = "ready", None
         try:
-            open_store(home, j).close()
+            with open_store(home, j) as store:
+                if events:
+                    counts = {t: n for t in tenant_ids if (n := store.count_events(t))}
         except Error as e:
             status = f"not ready: {e}"
         name = access_log_name(j)
@@ -99,6 +109,14 @@ def list_stores(home: Home) -> list[JurisdictionSetup]:
                 location=_location(home, j, config),
                 access_log=name,
                 status=status,
+                events=counts,
             )
         )
     return out
+
+
+def _tenant_ids(home: Home) -> list[str]:
+    from overt.residency.tenants import open_directory
+
+    with open_directory(home) as directory:
+        return [t.id for t in directory.tenants()]

@@ -46,11 +46,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from overt.attest.statement import ResourceDescriptor, Statement, format_timestamp
 from overt.errors import ConfigError, FormatError, PolicyError, StorageError
 from overt.home import Home
+from overt.keys.builders import release_keys
 from overt.keys.jurisdiction import RESIDENCY_TENANT_V1, Issuer
 from overt.keys.registry import Role
 from overt.keys.signing import LogReceipt, SigningService
 from overt.residency.countries import check_country, check_residency_jurisdiction
 from overt.residency.registry_store import RegistryStore, registry_store
+from overt.residency.tenant_ledger import TenantLedger, pending_move
 from overt.residency.tokens import (
     AuthenticationError,
     NewToken,
@@ -211,7 +213,9 @@ class Directory:
     """The tenants and tokens of one home.
 
     ``registry`` is the home's jurisdiction registry; ``record`` signs and logs a tenant statement; ``now`` is
-    the clock; ``hasher`` hashes and verifies tokens (argon2-cffi's default argon2id parameters).
+    the clock; ``hasher`` hashes and verifies tokens (argon2-cffi's default argon2id parameters); ``ledger``
+    checks every tenant handed out against the main log (:mod:`overt.residency.tenant_ledger`; None: not
+    checked, for a directory whose statements go to no log).
     """
 
     def __init__(
@@ -222,12 +226,14 @@ class Directory:
         record: Record,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         hasher: TokenHasher | None = None,
+        ledger: TenantLedger | None = None,
     ) -> None:
         self.path = path
         self.registry = registry
         self.record = record
         self.now = now
         self.hasher = hasher or TokenHasher()
+        self.ledger = ledger
         self._reader_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
@@ -270,6 +276,11 @@ class Directory:
             except BaseException:
                 db.rollback()
                 raise
+
+    def _checked(self, row: tuple[Any, ...]) -> Tenant:
+        """The tenant of ``row``, checked against the main log (TenantRecordError if they disagree)."""
+        tenant = _tenant(row)
+        return tenant if self.ledger is None else self.ledger.check(tenant)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -339,7 +350,7 @@ class Directory:
         )
         if not rows:
             raise ConfigError(f"no tenant {tenant_id} in this home; see 'overt residency tenant list'")
-        return _tenant(rows[0])
+        return self._checked(rows[0])
 
     def find(self, ref: str) -> Tenant:
         """The tenant with id ``ref``, or else the one named ``ref``."""
@@ -348,10 +359,12 @@ class Directory:
         rows = self._read(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name_key = ?", (name_key(ref),))
         if not rows:
             raise ConfigError(f"no tenant with the id or name {ref[:MAX_NAME]!r} in this home")
-        return _tenant(rows[0])
+        return self._checked(rows[0])
 
     def tenants(self) -> list[Tenant]:
-        return [_tenant(r) for r in self._read(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name_key")]
+        return [
+            self._checked(r) for r in self._read(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name_key")
+        ]
 
     def set_status(self, tenant_id: str, status: str) -> Tenant:
         if status not in STATUSES:
@@ -382,9 +395,10 @@ class Directory:
             found = rows.fetchone()
             if found is None:
                 raise ConfigError(f"no tenant {tenant_id} in this home")
-            tenant = _tenant(found)
+            tenant = self._checked(found)
             _check_move(tenant, to_jurisdiction, registry_version, registry.jurisdiction_of(tenant.country))
             now = self.now()
+            logged = None if self.ledger is None else self.ledger.newest(tenant.id)
             statement = _statement(
                 "moved",
                 tenant.id,
@@ -395,7 +409,24 @@ class Directory:
                 now=now,
                 moved_from=tenant.jurisdiction,
             )
-            receipt = self.record(statement)
+            if (
+                pending_move(tenant, logged)
+                and logged is not None
+                and (
+                    logged.home,
+                    logged.registry_version,
+                )
+                == (to_jurisdiction, registry_version)
+            ):
+                # Logged before a crash that came before the commit: recorded now, not logged twice.
+                assert self.ledger is not None
+                receipt = LogReceipt(
+                    index=logged.index,
+                    tree_size=logged.index + 1,
+                    published=self.ledger.published_size > logged.index,
+                )
+            else:
+                receipt = self.record(statement)
             db.execute(
                 "UPDATE tenants SET jurisdiction = ?, registry_version = ? WHERE id = ?",
                 (to_jurisdiction, registry_version, tenant.id),
@@ -502,7 +533,7 @@ class Directory:
                 f"API token {token_id} was revoked at {revoked}", reason="revoked", token_id=token_id
             )
         self.hasher.verify(token, token_id=token_id, stored=stored)
-        return _tenant(tuple(tenant_row))
+        return self._checked(tuple(tenant_row))
 
 
 def _check_move(tenant: Tenant, to: str, version: int, placed: str) -> None:
@@ -587,6 +618,13 @@ def open_directory(
         )
         return signing.issue(release, statement, issuer=_ISSUER).receipt
 
+    ledger = TenantLedger(
+        home.log.read, lambda: release_keys(home.registry.records(), home.conveyor.jurisdiction)
+    )
     return Directory(
-        home.paths.residency / "directory.db", registry=registry_store(home), record=record, now=signing.now
+        home.paths.residency / "directory.db",
+        registry=registry_store(home),
+        record=record,
+        now=signing.now,
+        ledger=ledger,
     )

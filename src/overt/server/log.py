@@ -20,6 +20,10 @@ once it listens, removed at shutdown) so that conveyor commands on the home send
 HTTP framing, body and connection limits are the edge's (:mod:`overt.server.runner`), not this module's.
 With jurisdictions configured, the telemetry API (:mod:`overt.server.telemetry`) is mounted beside ``/add``
 and the edge's body limit is raised to a telemetry batch's (:func:`edge_limits`).
+
+:func:`create_telemetry_app` (``overt serve --telemetry-only``) serves the telemetry API alone: no ``/add``,
+no static files, and no writer lock on the main log, so one process per region can run beside the one that
+serves the log (the access-log entries they append take each access log's lock for the append only).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from overt.atomic import atomic_write
-from overt.errors import Error, StorageError
+from overt.errors import Error, StorageError, UsageError
 from overt.home import Home
 from overt.server.errors import STATUS, http_status
 from overt.server.runner import EdgeConfig, EdgeLimits, EdgeServer, base_url, listen
@@ -165,6 +169,38 @@ def create_app(
     return app
 
 
+def create_telemetry_app(home: Home, *, serving: Collection[str] | None = None) -> FastAPI:
+    """The telemetry API alone, for the jurisdictions in ``serving`` (default: all configured).
+
+    Raises:
+        UsageError: no jurisdiction is configured, so there is no telemetry to serve.
+    """
+    telemetry = telemetry_api(home, serving)
+    if telemetry is None:
+        raise UsageError(
+            "no jurisdiction has a store, so there is no telemetry to serve: 'overt residency store add J' "
+            "sets one up"
+        )
+    api = telemetry
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        api.open()
+        try:
+            yield
+        finally:
+            api.close()
+
+    app = FastAPI(title="overt telemetry", lifespan=lifespan)
+    app.include_router(api.router())
+
+    @app.exception_handler(Error)
+    async def overt_error(request: Request, e: Error) -> Response:
+        return JSONResponse({"error": str(e)}, status_code=http_status(e))
+
+    return app
+
+
 LOG_LIMITS = EdgeLimits(max_body=MAX_ENTRY_SIZE)
 
 
@@ -199,11 +235,12 @@ def serve_home(
     limits: EdgeLimits = LOG_LIMITS,
     on_started: Callable[[str], None] | None = None,
     serving: Collection[str] | None = None,
+    telemetry_only: bool = False,
 ) -> None:
     """Serve ``home``'s log on ``host:port`` until SIGINT or SIGTERM; ``on_started(url)`` once it is up.
 
     With jurisdictions configured, the telemetry API too, for the jurisdictions in ``serving`` (default:
-    every configured one).
+    every configured one). With ``telemetry_only``, the telemetry API alone (:func:`create_telemetry_app`).
 
     Raises:
         TransportError: the address cannot be listened on.
@@ -211,6 +248,10 @@ def serve_home(
     """
     with listen(host, port) as sock:
         url = base_url(sock)
-        app = create_app(home, url=url, serving=serving)
+        app = (
+            create_telemetry_app(home, serving=serving)
+            if telemetry_only
+            else create_app(home, url=url, serving=serving)
+        )
         started = None if on_started is None else (lambda: on_started(url))
         EdgeServer(EdgeConfig(app, edge_limits(home, limits, serving)), sock, on_started=started).run()

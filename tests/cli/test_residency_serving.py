@@ -1,0 +1,100 @@
+"""One ``overt serve --telemetry-only`` process per region beside the one serving the log, and
+``overt residency store list --events`` showing what each store holds, tenant by tenant."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from overt.home import Home
+from overt.residency.stores import open_store
+from overt.residency.telemetry import parse_batch
+from tests.cli.test_cli import overt
+from tests.residency.world import World, batch, make_world
+
+
+@contextmanager
+def serving(w: World, *args: str) -> Iterator[dict[str, Any]]:
+    """``overt serve --port 0 --json ARGS`` on the world's home; its start line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "overt", "serve", "--port", "0", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OVERT_HOME": str(w.home.path)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, proc.communicate(timeout=30)[1]
+        yield json.loads(line)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def post(url: str, raw: bytes, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/telemetry",
+        content=raw,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=60,
+    )
+
+
+def events(w: World) -> dict[str, dict[str, int]]:
+    listed = overt("residency", "store", "list", "--home", str(w.home.path), "--events", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {j["jurisdiction"]: j["events"] for j in json.loads(listed.stdout)["jurisdictions"]}
+
+
+def test_regional_telemetry_processes_run_beside_the_log_server(conveyor: Home) -> None:
+    w = make_world(conveyor)
+    acme, samba = w.tenants["acme"].id, w.tenants["samba"].id
+    with (
+        serving(w) as log,
+        serving(w, "--telemetry-only", "--jurisdiction", "CH") as ch,
+        serving(w, "--telemetry-only", "--jurisdiction", "BR") as br,
+    ):
+        assert ch["telemetry"] == ["CH"] and br["telemetry"] == ["BR"] and "public" not in ch
+        assert post(ch["url"], batch("batch-0001", 4), w.token("acme")).json()["jurisdiction"] == "CH"
+        assert post(br["url"], batch("batch-0001", 2), w.token("samba")).json()["jurisdiction"] == "BR"
+        misrouted = post(ch["url"], batch("batch-0002", 2), w.token("samba"))
+        assert misrouted.status_code == 421, misrouted.text
+        # The regional processes serve telemetry alone: no write API, no log files.
+        assert httpx.post(f"{ch['url']}/add", content=b"x", timeout=30).status_code == 404
+        assert httpx.get(f"{ch['url']}/log/checkpoint", timeout=30).status_code == 404
+        # The log server still writes the log, which the others never locked.
+        assert httpx.post(f"{log['url']}/add", content=b"an entry", timeout=60).status_code == 200
+    assert events(w) == {"BR": {samba: 2}, "CH": {acme: 4}}
+
+
+def test_store_list_events_shows_a_tenants_data_found_outside_its_home(conveyor: Home) -> None:
+    w = make_world(conveyor)
+    acme = w.tenants["acme"].id
+    assert events(w) == {"BR": {}, "CH": {}}
+    raw = batch("batch-0009", 3)
+    with open_store(
+        Home(w.home.path), "BR"
+    ) as store:  # written around the router, as a bug or an operator would
+        store.write_batch(acme, parse_batch(raw), raw)
+    assert events(w) == {"BR": {acme: 3}, "CH": {}}
+    plain = overt("residency", "store", "list", "--home", str(w.home.path), "--json")
+    assert all("events" not in j for j in json.loads(plain.stdout)["jurisdictions"])  # only on request
+
+
+def test_telemetry_only_needs_a_jurisdiction_with_a_store(conveyor: Home) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "overt", "serve", "--port", "0", "--telemetry-only"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OVERT_HOME": str(conveyor.path)},
+        timeout=60,
+    )
+    assert r.returncode == 2 and "no jurisdiction has a store" in r.stderr and "Traceback" not in r.stderr
