@@ -104,12 +104,18 @@ def test_admin_key_approve_and_access_log(tmp_path: Path) -> None:
     assert "ok  inclusion of each of the tenant's 2 entries" in r.stdout
     assert "carries an approval signed by admin key" in r.stdout
     assert f"2 entries about {acme} in the access log of CH" in r.stdout
-    assert "entry 1 refused: no approval was presented" in r.stdout and r.stdout.rstrip().endswith(
-        "all verified"
-    )
+    assert "entry 1 refused: no approval was presented" in r.stdout
+    assert r.stdout.rstrip().endswith("verified, except 1 check not run (the '--' lines above): not all verified")
     report = run_json(*check, "--admin-key", pub)
     assert report["ok"] and [e["outcome"] for e in report["entries"]] == ["granted", "refused"]
     assert report["previous_size"] == 2 and "consistency with trusted size 2" in report["checks"]
+    assert report["complete"] is True and overt(*check, "--admin-key", pub).stdout.rstrip().endswith(
+        "\nall verified"
+    )
+    unkeyed = overt(*check)  # without the customer's admin key, the approvals are not checked: it says so
+    assert unkeyed.returncode == 0 and "--  not checked: the approvals' signatures" in unkeyed.stdout
+    assert unkeyed.stdout.rstrip().endswith("not all verified")
+    assert run_json(*check)["complete"] is False
     assert run_json(*check[:2], globex, *check[3:])["entries"] == []  # Globex sees none of Acme's
 
     # A grant the vendor appended without an approval: a violation, exit 1.

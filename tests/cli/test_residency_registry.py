@@ -57,6 +57,11 @@ def test_registry_tenant_and_token_commands(tmp_path: Path) -> None:
     assert "upper case: BR" in refused(2, "residency", "registry", "set", "br=CH", *H)
     assert "two-letter" in refused(2, "residency", "registry", "set", "BR=Switzerland", *H)
     assert "move no country" in refused(2, "residency", "registry", "set", "DE=CH", *H)
+    assert "the jurisdiction that jurisdiction registry v1 gives it" in refused(
+        2, "residency", "registry", "set", "DE=CH", *H
+    )
+    assert "BR is assigned twice (CH, IN)" in refused(2, "residency", "registry", "set", "BR=CH", "BR=IN", *H)
+    assert "assigned twice" in refused(2, "residency", "registry", "set", "BR=CH", "BR=CH", *H)
     assert "already" in refused(2, "residency", "registry", "init", *H)
     issued = run_json("residency", "registry", "set", "BR=CH", *H)
     assert issued["version"] == 2 and issued["checkpoint_published"] is True

@@ -296,3 +296,6 @@ def test_the_access_command(world: World, tmp_path: Path) -> None:
     code, output = overt(*args, "--approval", str(approval_file), "--json")
     assert code == 0, output
     assert json.loads(output)["log_index"] == 2 and len(json.loads(output)["data"]["rows"]) == 15
+    code, output = overt(*args)  # no approval at all: refused, and the refusal logged
+    assert code == 1 and "no approval was presented" in output, output
+    assert "the refusal is logged at index 3 of access-ch" in output

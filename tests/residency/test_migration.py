@@ -142,6 +142,35 @@ def test_the_dry_run_plans_and_changes_nothing(world: World) -> None:
     check_moved(world, source="BR", destination="CH")
 
 
+def test_an_interrupted_run_is_called_so_and_its_redone_step_says_it_may_be_logged_twice(
+    world: World,
+) -> None:
+    world.move_br_to("CH")
+
+    def die_at_verify(job: Job, step: str, detail: str) -> None:
+        if step == "verify" and detail.startswith("done"):
+            raise KeyboardInterrupt  # killed after the step was logged, before the job recorded it
+
+    with pytest.raises(KeyboardInterrupt):
+        migrate(world.home, on_step=die_at_verify)
+    plan = plan_migrations(world.home)
+    assert plan.running is False and [j.step for j in plan.unfinished] == ["verify"]
+    code, output = overt("residency", "migrate", "--dry-run", "--home", str(world.home.path))
+    assert code == 0 and "was interrupted at step verify" in output and "no migration runs now" in output
+    with migrate_lock(world.home):
+        assert plan_migrations(world.home).running is True
+    assert migrate(world.home).exit_code == 0
+    job = check_moved(world, source="BR", destination="CH")
+    steps = step_entries(world.home, "CH", world.samba, job)
+    assert [s for s, _ in steps].count("verify") == 2  # logged by the run that died, and again
+    public = world.home.path / "public" / "logs" / "access-ch"
+    report = verify_access_log(
+        str(public), policy=policy_from_vkey((public / "vkey").read_text().strip()), tenant=world.samba.id
+    )
+    details = [e.entry.detail for e in report.entries if e.entry.reason == "verify"]
+    assert "redone" not in details[0] and "redone: the run before stopped during this step" in details[1]
+
+
 # --- refusals and failures that freeze nothing forever ------------------------------------------------------
 
 

@@ -38,3 +38,25 @@ def test_a_well_formed_url_and_a_directory_are_sources(tmp_path: Path) -> None:
 def test_a_fetcher_made_without_the_check_fails_as_a_transport_error() -> None:
     with pytest.raises(TransportError, match=r"GET http://\[::1/checkpoint failed: Invalid port"):
         http_fetcher("http://[::1")("checkpoint")
+
+
+def test_a_checkpoint_that_does_not_parse_does_not_verify_and_a_missing_tile_is_named(tmp_path: Path) -> None:
+    """A log serving garbage as its checkpoint fails verification (exit 1), not as bad input (exit 2); a
+    partial tile missing, with no full tile either, is named as the partial tile that was asked for."""
+    from overt.errors import VerificationError
+    from overt.home import Home
+    from overt.tlog.client import LogClient, directory_fetcher
+
+    home = Home.init(tmp_path / "h", origin="example.com/log")
+    for i in range(3):
+        home.log.append(f"entry {i}".encode())
+    public = home.log.paths.public
+    client = LogClient(directory_fetcher(public), home.log.policy())
+    size = client.update().checkpoint.checkpoint.tree_size
+    (public / "tile" / "entries" / "000.p" / str(size)).unlink()
+    with pytest.raises(TransportError, match=r"entries/000\.p/3 does not exist, nor the full tile"):
+        client.entries(size)
+    (public / "checkpoint").write_bytes(b"no blank line\n")
+    with pytest.raises(VerificationError, match="checkpoint does not parse") as e:
+        client.update()
+    assert e.value.exit_code == 1

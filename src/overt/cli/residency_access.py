@@ -223,8 +223,14 @@ def _print_report(report: AccessLogReport) -> None:
         console.print(f"VIOLATION entry {logged.index}: {printable(logged.violation or '')}")
     for bad in report.unreadable:
         console.print(f"UNREADABLE entry {bad.index}: {printable(bad.problem)}")
-    if report.ok:
+    if report.ok and not report.not_checked:
         console.print("all verified")
+    elif report.ok:
+        n = len(report.not_checked)
+        console.print(
+            f"verified, except {n} {'check' if n == 1 else 'checks'} not run (the '--' lines above): not all "
+            "verified"
+        )
     else:
         v, u = len(report.violations), len(report.unreadable)
         console.print(f"NOT all verified: {v} {'violation' if v == 1 else 'violations'}, {u} unreadable")

@@ -19,7 +19,15 @@ from overt.cli.common import HomeOpt, JsonOpt, console, emit_json, err_console, 
 from overt.home import Home, resolve_home
 from overt.residency.access import StaffAccess, access
 from overt.residency.approvals import MAX_APPROVAL, REASONS, RESOURCES
-from overt.residency.migration import STEPS, Job, MigrationPlan, MigrationReport, migrate, plan_migrations
+from overt.residency.migration import (
+    RUNNING,
+    STEPS,
+    Job,
+    MigrationPlan,
+    MigrationReport,
+    migrate,
+    plan_migrations,
+)
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -34,8 +42,12 @@ def access_command(
         str, typer.Option(help=f"what: {', '.join(RESOURCES)} or telemetry:batch/<batch id>")
     ],
     approval: Annotated[
-        Path, typer.Option(help="the approval the tenant's admin signed ('residency approve')")
-    ],
+        Path | None,
+        typer.Option(
+            help="the approval the tenant's admin signed ('residency approve'); without one the access is "
+            "refused, and the refusal logged"
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="write the data here (mode 0600) instead of to stdout")
     ] = None,
@@ -43,7 +55,8 @@ def access_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Read a tenant's data under its admin's approval; the access is logged in its jurisdiction's access log
-    first. Exit 1 when it is refused (the refusal is logged too)."""
+    first. Exit 1 when it is refused (the refusal is logged too); exit 2, with nothing asked or logged, when
+    the request is malformed or the approval file cannot be read."""
     h = Home(resolve_home(home))
     granted = access(
         h,
@@ -52,7 +65,7 @@ def access_command(
         actor_country=actor_country,
         reason=reason,
         resource=resource,
-        approval=read_file(approval, limit=MAX_APPROVAL),
+        approval=None if approval is None else read_file(approval, limit=MAX_APPROVAL),
     )
     if out is not None:
         atomic_write(out, granted.data, mode=0o600)
@@ -122,9 +135,15 @@ def _print_plan(plan: MigrationPlan) -> None:
             f"registry v{move.registry_version}{problem}"
         )
     for job in plan.unfinished:
+        if job.state == RUNNING and not plan.running:
+            state = f"was interrupted at step {job.step} of {', '.join(STEPS)} (no migration runs now)"
+        elif job.state == RUNNING:
+            state = f"is running at step {job.step} of {', '.join(STEPS)}"
+        else:
+            state = f"is {job.state} at step {job.step} of {', '.join(STEPS)}"
         console.print(
             f"{job.tenant_id}: job {job.id} ({job.from_jurisdiction} -> {job.to_jurisdiction}, registry "
-            f"v{job.registry_version}) is {job.state} at step {job.step} of {', '.join(STEPS)}; it resumes there"
+            f"v{job.registry_version}) {state}; 'overt residency migrate' resumes it"
             + ("" if job.error is None else f"; last error: {printable(job.error)}")
         )
 

@@ -24,6 +24,7 @@ from overt.cli.common import (
     logged_at,
     read_file,
 )
+from overt.errors import UsageError
 from overt.home import Home, resolve_home
 from overt.keys.signing import Appender
 from overt.residency.countries import COUNTRIES, country_name
@@ -66,7 +67,17 @@ TenantArg = Annotated[str, typer.Argument(help="tenant id (t-...) or name")]
 
 
 def _assignments(values: list[str] | None) -> dict[str, str]:
-    return dict(parse_assignment(v) for v in values or [])
+    """COUNTRY=JURISDICTION entries; a country given twice is refused, even with the same jurisdiction,
+    since what is signed and logged stays in the log for good."""
+    out: dict[str, str] = {}
+    for country, j in (parse_assignment(v) for v in values or []):
+        if country in out:
+            raise UsageError(
+                f"{country} is assigned twice ({out[country]}, {j}): give each country once, so that what is "
+                "signed and logged is what you meant; nothing was signed"
+            )
+        out[country] = j
+    return out
 
 
 def _issuer(h: Home, append: Appender | None, key: str | None) -> RegistryIssuer:

@@ -168,6 +168,7 @@ def send(
         return
     again = " (sent before: stored once)" if landed.duplicate else ""
     console.print(
-        f"batch {landed.batch_id}: {landed.events} events stored in {landed.jurisdiction} for tenant "
+        f"batch {landed.batch_id}: {landed.events} {'event' if landed.events == 1 else 'events'} stored in "
+        f"{landed.jurisdiction} for tenant "
         f"{landed.tenant}{again}"
     )

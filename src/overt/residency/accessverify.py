@@ -117,6 +117,7 @@ class AccessLogReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "complete": self.ok and not self.not_checked,
             "log": self.log,
             "trust": self.trust,
             "tenant": self.tenant,

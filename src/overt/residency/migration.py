@@ -284,6 +284,12 @@ def migrate_lock(home: Home, *, wait: float = 0.0) -> Iterator[None]:
         yield
 
 
+def migration_running(home: Home) -> bool:
+    """Whether an ``overt residency migrate`` holds the home's migration lock now."""
+    with _flock(_lock_folder(home) / "migrate.lock", exclusive=True, wait=0.0) as fd:
+        return fd is None
+
+
 # --- the plan -----------------------------------------------------------------------------------------------
 
 
@@ -316,12 +322,14 @@ class MigrationPlan:
     registry_version: int
     moves: tuple[PlannedMove, ...]
     unfinished: tuple[Job, ...]
+    running: bool = False  # another 'overt residency migrate' holds the home's migration lock now
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "registry_version": self.registry_version,
             "moves": [m.to_dict() for m in self.moves],
             "unfinished": [j.to_dict() for j in self.unfinished],
+            "migration_running": self.running,
         }
 
 
@@ -363,7 +371,12 @@ def plan_migrations(home: Home, *, check_stores: bool = False) -> MigrationPlan:
                 problem=problem,
             )
         )
-    return MigrationPlan(registry_version=registry.version, moves=tuple(moves), unfinished=unfinished)
+    return MigrationPlan(
+        registry_version=registry.version,
+        moves=tuple(moves),
+        unfinished=unfinished,
+        running=migration_running(home),
+    )
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -451,22 +464,24 @@ def migrate(
         plan = plan_migrations(home)
         table = job_table(home)
         results: list[JobOutcome] = []
+        made: set[str] = set()
         for move in plan.moves:
             problem = store_problem(home, move.from_jurisdiction) or store_problem(home, move.to_jurisdiction)
             if problem is not None:  # refused before anything is frozen; no job is left behind
                 results.append(_unstarted(move, problem))
                 continue
-            table.create(
+            job = table.create(
                 tenant_id=move.tenant_id,
                 source=move.from_jurisdiction,
                 destination=move.to_jurisdiction,
                 registry_version=move.registry_version,
                 now=clock(),
             )
+            made.add(job.id)
         directory = open_directory(home)
         try:
             run = _Run(home=home, directory=directory, table=table, on_step=on_step or _quiet, now=clock)
-            results.extend(_run_job(run, job) for job in table.open_jobs())
+            results.extend(_run_job(run, job, resumed=job.id not in made) for job in table.open_jobs())
         finally:
             directory.close()
     return MigrationReport(registry_version=plan.registry_version, results=tuple(results))
@@ -517,12 +532,18 @@ def _resume_at(run: _Run, job: Job) -> Job:
     )
 
 
-def _run_job(run: _Run, job: Job) -> JobOutcome:
+def _run_job(run: _Run, job: Job, *, resumed: bool = False) -> JobOutcome:
+    """Run ``job`` from its step. For a job an earlier run left (``resumed``), the first step it runs is
+    redone, and its entries say so: that run may have logged it (in one log or both) before it stopped."""
+    interrupted = resumed and job.state == RUNNING
     job = _resume_at(run, job)
     try:
         for step in STEPS[STEPS.index(job.step) :]:
             run.on_step(job, step, "start")
             detail = _STEP[step](run, job)
+            if interrupted:
+                detail += "; redone: the run before stopped during this step and may have logged it already"
+                interrupted = False
             _log_step(run, job, step, detail)
             run.on_step(job, step, f"done: {detail}")
             following = STEPS.index(step) + 1

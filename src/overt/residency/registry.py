@@ -152,7 +152,7 @@ class JurisdictionRegistry:
         )
         if not self.diff(newer).moved:
             raise ConfigError(
-                f"these changes move no country: each keeps the jurisdiction {_WHAT} v{self.version} "
+                f"these changes move no country: each keeps the jurisdiction that {_WHAT} v{self.version} "
                 "gives it, so no new version was made"
             )
         return newer

@@ -23,6 +23,7 @@ import httpx
 from overt.atomic import atomic_write
 from overt.errors import (
     ConsistencyError,
+    FormatError,
     QuorumError,
     SignatureError,
     TransportError,
@@ -292,11 +293,14 @@ class LogClient:
     def _tile_fetch(self, rel: str) -> bytes:
         try:
             return self.fetch(rel)
-        except TransportError:
+        except TransportError as partial:
             # tlog-tiles §Partial Tiles: a partial tile may be gone once the full tile exists.
             if ".p/" not in rel:
                 raise
-            full = self.fetch(rel.split(".p/")[0])
+            try:
+                full = self.fetch(rel.split(".p/")[0])
+            except TransportError as e:
+                raise TransportError(f"{partial}, nor the full tile: {e}", **partial.evidence) from e
             width = int(rel.rsplit("/", 1)[1])
             return full[: width * 32] if not rel.startswith("tile/entries/") else full
 
@@ -305,7 +309,10 @@ class LogClient:
 
     def update(self) -> VerifiedTree:
         """Fetch and verify the checkpoint, and its consistency with the last trusted one (then store it)."""
-        signed = SignedCheckpoint.from_bytes(self.fetch("checkpoint"))
+        try:
+            signed = SignedCheckpoint.from_bytes(self.fetch("checkpoint"))
+        except FormatError as e:  # what the log serves as its checkpoint is not one: it does not verify
+            raise VerificationError(f"the log's checkpoint does not parse: {e}", check="checkpoint") from e
         cosigners = verify_checkpoint(signed, self.policy)
         cp = signed.checkpoint
         state = self._state_path(cp.origin)
