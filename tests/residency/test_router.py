@@ -4,6 +4,7 @@ the tenant's home access log, at most once per tenant, reason and minute, with a
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,6 +111,7 @@ def test_a_configured_jurisdiction_whose_store_was_never_made_is_refused(world: 
     finally:
         router.close()
     assert refused.value.no_store
+    assert str(root_of(world.home, "IN")) not in refused.value.message
     assert [e.reason for e in access_entries(world.home, "IN")] == ["no-store"]
     assert not (root_of(world.home, "IN") / "store.db").exists()  # never made on the fly
 
@@ -131,7 +133,28 @@ def test_a_store_stamped_ch_configured_as_brs_root_is_refused(conveyor: Home, tm
     finally:
         router.close()
     assert (refused.value.home, refused.value.asked) == ("BR", "CH")
-    assert [e.reason for e in access_entries(w.home, "BR")] == ["stamp-mismatch"]
+    entries = access_entries(w.home, "BR")
+    assert [e.reason for e in entries] == ["stamp-mismatch"]
+    # The refusal reaches the tenant (its endpoint, its access log): it names the stamp, not our paths.
+    assert "stamped for jurisdiction 'CH'" in refused.value.message
+    for text in (refused.value.message, entries[0].refusal, entries[0].detail):
+        assert str(tmp_path) not in text and "store.db" not in text
+    assert refused.value.evidence["store"] == str(copied / "store.db")  # the operator's evidence keeps it
+
+
+def test_a_store_holding_data_without_a_stamp_is_refused_without_its_path(world: World) -> None:
+    root = root_of(world.home, "BR")
+    with sqlite3.connect(root / "store.db") as db:
+        db.execute("INSERT INTO batches VALUES ('t-00000000000000a1', 'batch-0001', ?, 1, 1)", ("ab" * 32,))
+        db.execute("DELETE FROM meta")
+    db.close()
+    router = Router(world.home)
+    try:
+        with pytest.raises(StoreStampError, match="holds data without a jurisdiction stamp") as refused:
+            router.store_for(world.tenants["samba"])
+    finally:
+        router.close()
+    assert refused.value.asked == "none" and str(root) not in refused.value.message
 
 
 def test_a_flood_of_refusals_is_one_entry_per_tenant_reason_and_minute_with_a_count(world: World) -> None:

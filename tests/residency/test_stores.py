@@ -28,14 +28,16 @@ from overt.residency.config import (
     root_of,
 )
 from overt.residency.store_postgres import PostgresResidencyStore
-from overt.residency.store_sqlite import SQLiteResidencyStore
+from overt.residency.store_sqlite import SCHEMA, SQLiteResidencyStore, insert_events
 from overt.residency.stores import (
+    EVENT_COLUMNS,
     BatchConflict,
     DigestMismatch,
     JurisdictionStore,
     RuleDay,
     backup_store,
     check_backup_target,
+    event_rows,
     open_store,
 )
 from overt.residency.telemetry import parse_batch
@@ -196,6 +198,36 @@ def test_a_bad_tenant_id_is_refused(store: JurisdictionStore) -> None:
     with pytest.raises(Exception, match="tenant id") as e:
         write(store, "t-../../x", raw)
     assert type(e.value).__name__ == "FormatError"
+
+
+@pytest.mark.parametrize("n", [1, 3, 1023, 1024, 1025, 5000])
+def test_sqlite_stores_exactly_the_batchs_rows_in_order(home: Home, n: int) -> None:
+    """Rows go in by multi-row INSERTs of up to 1,024 rows: every count, across the chunk edges, gives the
+    rows of event_rows, with their types, in seq order."""
+    raw = make_raw("batch-0001", n)
+    with open_store(home, "CH", create=True) as store:
+        write(store, ALICE, raw)
+    with sqlite3.connect(root_of(home, "CH") / "store.db") as db:
+        stored = db.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY rowid").fetchall()
+    db.close()
+    assert stored == event_rows(ALICE, parse_batch(raw))
+
+
+def test_a_row_breaking_a_constraint_rolls_back_the_whole_transaction(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    for statement in SCHEMA:
+        db.execute(statement)
+    rows = event_rows(ALICE, parse_batch(make_raw("batch-0001", 700)))
+    bad = [*rows[:600], (*rows[600][:7], "harmless", *rows[600][8:]), *rows[601:]]  # no such verdict
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO batches VALUES (?, 'batch-0001', 'ab', 700, 1)", (ALICE,))
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        insert_events(db, bad)
+    assert not db.in_transaction  # OR ROLLBACK: the batch row went too
+    assert db.execute("SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM batches)").fetchone() == (
+        0,
+    )
+    db.close()
 
 
 # -- failures leave nothing ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import httpx
 import pytest
 
 from overt.home import Home
-from overt.residency.config import root_of
+from overt.residency.accesslog import ensure_access_log
+from overt.residency.config import JurisdictionConfig, add_jurisdiction, root_of
 from overt.residency.ratelimit import IngestLimits
 from overt.residency.tenants import MIGRATING, open_directory
 from overt.server.log import LOG_LIMITS, create_app, edge_limits
@@ -164,6 +166,24 @@ def test_a_tenant_not_served_here_is_421_and_logged_in_its_home(world: World) ->
     assert [(e.reason, e.tenant) for e in access_entries(world.home, "CH")] == [
         ("not-served", world.tenants["acme"].id)
     ]
+
+
+def test_a_store_stamped_for_another_jurisdiction_is_403_naming_no_path(
+    conveyor: Home, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    w = make_world(conveyor, configs={"CH": JurisdictionConfig()})
+    copied = tmp_path / "br-root"
+    shutil.copytree(root_of(w.home, "CH"), copied)  # CH's store, configured as BR's
+    add_jurisdiction(w.home, "BR", JurisdictionConfig(root=str(copied)))
+    ensure_access_log(w.home, "BR")
+    with serve(w) as srv:
+        r = post(srv.url, batch("batch-0001"), w.token("samba"))
+    assert r.status_code == 403
+    error = r.json()["error"]
+    assert "stamped for jurisdiction 'CH'" in error
+    assert str(tmp_path) not in error and "store.db" not in error
+    assert str(copied / "store.db") in capfd.readouterr().err  # the server's log keeps it for the operator
+    assert rows_in_sqlite(copied) == 0
 
 
 def test_a_token_reads_only_its_own_tenants_aggregates(world: World, server: BackgroundServer) -> None:

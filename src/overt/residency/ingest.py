@@ -5,8 +5,9 @@ and the tenant's aggregates back.
 
 1. authenticates the token (:meth:`~overt.residency.tenants.Directory.authenticate`: looked up on every
    request, so a revocation by any process stops the next batch);
-2. checks the tenant's status: a ``migrating`` tenant gets :class:`TenantMigrating` (HTTP 503 with
-   ``Retry-After``), and nothing is written while its data moves;
+2. checks the tenant's status, read again under the tenant's freeze guard
+   (:func:`~overt.residency.migration.tenant_guard`, held until the write): a ``migrating`` tenant gets
+   :class:`TenantMigrating` (HTTP 503 with ``Retry-After``), and nothing is written while its data moves;
 3. takes one batch token of the tenant's rate limit (:mod:`overt.residency.ratelimit`, HTTP 429);
 4. parses the batch (:func:`~overt.residency.telemetry.parse_batch`, HTTP 400 naming the first bad field);
 5. takes one event token per event;
@@ -19,13 +20,16 @@ store's transaction is the only write. :meth:`Ingest.aggregates` answers the ten
 per day, computed by its home store: the only data that leaves through the API. The token decides the
 tenant, so no request can name another tenant's data.
 
+Batches of one SQLite jurisdiction are parsed concurrently and written one at a time (the store's write
+lock); a write is a few calls into SQLite (:func:`~overt.residency.store_sqlite.insert_events`) that give
+up the GIL while the rows go in and while the commit is made durable, so the next batch's parse runs
+meanwhile.
+
 Owns the order of the checks. HTTP (status codes, headers, body limits) is :mod:`overt.server.telemetry`.
 """
 
 from __future__ import annotations
 
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -138,31 +142,16 @@ class Ingest:
         self.router = router or Router(home, serving=serving)
         self.directory = directory or open_directory(home)
         self.limits = limits or home.config.section("ingest", IngestLimits)
-        self._turns: dict[str, threading.Lock] = {}
-        self._turns_guard = threading.Lock()
         self.rates = (
             TenantRateLimiter(self.limits) if clock is None else TenantRateLimiter(self.limits, now=clock)
         )
-
-    def _turn(self, j: str) -> AbstractContextManager[object]:
-        """For a SQLite jurisdiction, one batch at a time is parsed and written in this process.
-
-        SQLite takes one writer at a time anyway, and its ``executemany`` gives up the GIL at every row:
-        with a parse running on another thread, each row then waits for the GIL (a convoy) and concurrent
-        batches go slower than one after another. PostgreSQL works in its own process: no turns there.
-        """
-        config = self.router.configs.get(j)
-        if config is None or config.store != "sqlite":
-            return nullcontext()
-        with self._turns_guard:
-            return self._turns.setdefault(j, threading.Lock())
 
     def authenticate(self, token: str) -> Tenant:
         """The tenant of ``token`` (AuthenticationError if it authenticates none)."""
         return self.directory.authenticate(token)
 
-    def _active(self, token: str) -> Tenant:
-        tenant = self.authenticate(token)
+    @staticmethod
+    def _check_active(tenant: Tenant) -> Tenant:
         if tenant.status == MIGRATING:
             raise TenantMigrating(tenant_id=tenant.id)
         return tenant
@@ -181,16 +170,17 @@ class Ingest:
         """
         from overt.residency.telemetry import parse_batch
 
+        tenant = self.authenticate(token)
         # The tenant's freeze guard, held shared from the status check to the write: a migration freezes the
         # tenant under the exclusive guard, so no batch that saw it active lands in the source after the freeze.
-        with tenant_guard(self.home, self.authenticate(token).id, exclusive=False):
-            tenant = self._active(token)
+        # Its status is read again under the guard (the token needs no second check).
+        with tenant_guard(self.home, tenant.id, exclusive=False):
+            tenant = self._check_active(self.directory.tenant(tenant.id))
             self.rates.take_batch(tenant.id)
-            with self._turn(tenant.jurisdiction):
-                batch = parse_batch(raw)
-                self.rates.take_events(tenant.id, len(batch.events))
-                store = self.router.store_for(tenant, purpose="ingest", actor=_token_actor(token))
-                stored = store.write_batch(tenant.id, batch, raw)
+            batch = parse_batch(raw)
+            self.rates.take_events(tenant.id, len(batch.events))
+            store = self.router.store_for(tenant, purpose="ingest", actor=_token_actor(token))
+            stored = store.write_batch(tenant.id, batch, raw)
         return Landed(
             tenant=tenant.id,
             jurisdiction=stored.jurisdiction,
@@ -215,7 +205,7 @@ class Ingest:
         """
         if since is not None and until is not None and since > until:
             raise FormatError(f"since ({since}) is after until ({until})")
-        tenant = self._active(token)
+        tenant = self._check_active(self.authenticate(token))
         self.rates.take_batch(tenant.id)
         store = self.router.store_for(
             tenant, jurisdiction=jurisdiction, purpose="aggregates", actor=_token_actor(token)

@@ -307,21 +307,35 @@ class Router:
         return store
 
     def _open(self, j: str, ids: dict[str, str]) -> JurisdictionStore:
+        """Open ``j``'s store, or refuse. The refusal's message goes to the tenant's endpoint and its access
+        log, so it names no path or server of ours; the store's own error, which does, goes to the server
+        log and stays in the refusal's cause and evidence for the operator."""
         try:
             return open_store(self.home, j)
         except ConfigError as e:
+            _log.warning("tenant %s refused: jurisdiction %s has no store here: %s", ids["tenant_id"], j, e)
             raise NotServedHere(
-                f"jurisdiction {j} has no telemetry store here ({e}); nothing is written elsewhere",
+                f"jurisdiction {j} has no telemetry store here; nothing is written elsewhere",
                 tenant_id=ids["tenant_id"],
                 home=j,
                 asked=j,
                 no_store=True,
             ) from e
         except PolicyError as e:
-            stamped = str(e.evidence.get("stamped", "none"))
+            _log.warning(
+                "tenant %s refused: the store configured for %s is not its own: %s", ids["tenant_id"], j, e
+            )
+            stamped = e.evidence.get("stamped")
+            found = (
+                f"stamped for jurisdiction {stamped!r}"
+                if stamped is not None
+                else "holds data without a jurisdiction stamp"
+            )
             raise StoreStampError(
-                f"tenant {ids['tenant_id']}'s data is not routed to the store configured for {j}: {e}",
-                asked=stamped,
+                f"tenant {ids['tenant_id']}'s data is not routed to the store configured for {j}: that store "
+                f"is {found}, and a store is never used as another jurisdiction's",
+                asked="none" if stamped is None else str(stamped),
+                store=str(e.evidence.get("store", "")),
                 **ids,
             ) from e
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import conninfo
@@ -32,18 +32,16 @@ from overt.residency.stores import (
     EVENT_COLUMNS,
     STAMP_KEY,
     Backup,
+    EventRow,
     ExportedBatch,
     JurisdictionStore,
     RuleDay,
     StoredBatch,
-    answer_resend,
     check_empty_target,
-    event_rows,
     sha256_hex,
     stamp_refusal,
     unstamped_refusal,
 )
-from overt.residency.telemetry import TelemetryBatch
 from overt.residency.tenants import check_tenant_id
 
 SCHEMA = (
@@ -88,6 +86,8 @@ def describe_dsn(dsn: str) -> str:
 
 class PostgresResidencyStore(JurisdictionStore):
     """The store of one jurisdiction in its own PostgreSQL database."""
+
+    backend_errors: ClassVar[tuple[type[Exception], ...]] = (psycopg.Error,)
 
     def __init__(self, dsn: str, jurisdiction: str, *, root: Path, create: bool = False) -> None:
         self.jurisdiction = jurisdiction
@@ -169,55 +169,34 @@ class PostgresResidencyStore(JurisdictionStore):
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def write_batch(self, tenant_id: str, batch: TelemetryBatch, raw: bytes) -> StoredBatch:
-        check_tenant_id(tenant_id)
-        digest = sha256_hex(raw)
-        rows = event_rows(tenant_id, batch)
-        stored = StoredBatch(
-            jurisdiction=self.jurisdiction,
-            tenant_id=tenant_id,
-            batch_id=batch.batch_id,
-            sha256=digest,
-            events=len(rows),
-            duplicate=False,
-        )
-        try:
-            with self._lock, self._db.transaction(), self._db.cursor() as cur:
-                cur.execute(
-                    "INSERT INTO residency.batches VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (tenant_id, batch.batch_id, digest, len(rows), raw),
-                )
-                if cur.rowcount == 1:
-                    with cur.copy(COPY_EVENTS) as copy:
-                        for row in rows:
-                            copy.write_row(row)
-                    return stored
-                found = cur.execute(
-                    "SELECT sha256, events FROM residency.batches WHERE tenant = %s AND batch_id = %s",
-                    (tenant_id, batch.batch_id),
-                ).fetchone()
-        except psycopg.Error as e:
-            raise StorageError(
-                f"cannot store batch {batch.batch_id} in {self.jurisdiction}'s telemetry store, {self.where}: "
-                f"{reason(e)}; nothing was stored, send it again"
-            ) from e
+    def _insert_batch(self, stored: StoredBatch, rows: list[EventRow], raw: bytes) -> tuple[str, int] | None:
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            cur.execute(
+                "INSERT INTO residency.batches VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (stored.tenant_id, stored.batch_id, stored.sha256, len(rows), raw),
+            )
+            if cur.rowcount == 1:
+                with cur.copy(COPY_EVENTS) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return None
+            found = cur.execute(
+                "SELECT sha256, events FROM residency.batches WHERE tenant = %s AND batch_id = %s",
+                (stored.tenant_id, stored.batch_id),
+            ).fetchone()
         if found is None:  # purged between the two statements
-            raise StorageError(f"batch {batch.batch_id} was removed while it was stored again; send it again")
-        return answer_resend(stored, found[0], found[1])
-
-    def purge_tenant(self, tenant_id: str) -> int:
-        check_tenant_id(tenant_id)
-        try:
-            with self._lock, self._db.transaction():
-                self._db.execute("DELETE FROM residency.events WHERE tenant = %s", (tenant_id,))
-                removed = self._db.execute(
-                    "DELETE FROM residency.batches WHERE tenant = %s", (tenant_id,)
-                ).rowcount
-        except psycopg.Error as e:
             raise StorageError(
-                f"cannot purge tenant {tenant_id} from {self.where}: {reason(e)}; purge it again"
-            ) from e
-        return removed
+                f"batch {stored.batch_id} was removed while it was stored again; send it again"
+            )
+        return str(found[0]), int(found[1])
+
+    def _delete_tenant(self, tenant_id: str) -> int:
+        with self._lock, self._db.transaction():
+            self._db.execute("DELETE FROM residency.events WHERE tenant = %s", (tenant_id,))
+            return self._db.execute("DELETE FROM residency.batches WHERE tenant = %s", (tenant_id,)).rowcount
+
+    def _reason(self, e: Exception) -> str:
+        return reason(e) if isinstance(e, psycopg.Error | OSError) else str(e)
 
     # -- reading ---------------------------------------------------------------------------------------
 

@@ -33,10 +33,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from overt.errors import PolicyError, UsageError, VerificationError
+from overt.errors import PolicyError, StorageError, UsageError, VerificationError
 from overt.keys.registry import check_jurisdiction
 from overt.residency.config import defaults_folder, jurisdiction_config, jurisdiction_configs, root_of
 from overt.residency.telemetry import TelemetryBatch, parse_batch
+from overt.residency.tenants import check_tenant_id
 
 if TYPE_CHECKING:
     from overt.home import Home
@@ -241,12 +242,18 @@ class JurisdictionStore(ABC):
     transactions take turns. For SQLite share one store (the database takes one writer at a time anyway,
     and each further connection would start its writes with a cold page cache); for PostgreSQL open one
     per thread, so that the server works on several batches at once.
+
+    :meth:`write_batch` and :meth:`purge_tenant` are the steps every backend shares (checks, rows, the
+    answer to a resend, the error a caller sees); a backend supplies only its SQL, in
+    :meth:`_insert_batch` and :meth:`_delete_tenant`, and says which of its errors mean "the store failed"
+    (:attr:`backend_errors`, turned into :class:`~overt.errors.StorageError` here).
     """
 
     jurisdiction: str
     root: Path  # the jurisdiction's root, where its backups go
+    where: str  # the store in operators' messages: its path or its database, never credentials
+    backend_errors: ClassVar[tuple[type[Exception], ...]]
 
-    @abstractmethod
     def write_batch(self, tenant_id: str, batch: TelemetryBatch, raw: bytes) -> StoredBatch:
         """Store ``raw`` and the rows of ``batch``, which must be ``parse_batch(raw)``, in one transaction.
 
@@ -254,6 +261,54 @@ class JurisdictionStore(ABC):
             BatchConflict: the tenant stored other bytes under this ``batch_id``.
             StorageError: nothing was stored; sending the batch again is safe.
         """
+        check_tenant_id(tenant_id)
+        rows = event_rows(tenant_id, batch)
+        stored = StoredBatch(
+            jurisdiction=self.jurisdiction,
+            tenant_id=tenant_id,
+            batch_id=batch.batch_id,
+            sha256=sha256_hex(raw),
+            events=len(rows),
+            duplicate=False,
+        )
+        try:
+            found = self._insert_batch(stored, rows, raw)
+        except self.backend_errors as e:
+            # The message reaches the tenant's endpoint (HTTP 503): it names the jurisdiction, not the
+            # store's path or server, which stay in the evidence for the operator.
+            raise StorageError(
+                f"cannot store batch {batch.batch_id} in {self.jurisdiction}'s telemetry store: "
+                f"{self._reason(e)}; nothing was stored, send it again",
+                store=self.where,
+            ) from e
+        return stored if found is None else answer_resend(stored, *found)
+
+    @abstractmethod
+    def _insert_batch(self, stored: StoredBatch, rows: list[EventRow], raw: bytes) -> tuple[str, int] | None:
+        """In one transaction: ``raw`` and ``rows`` stored under ``stored``'s key, and None; or, if the key
+        is taken, nothing written and the ``(sha256, events)`` stored under it."""
+
+    def purge_tenant(self, tenant_id: str) -> int:
+        """Remove every batch of ``tenant_id`` (rows and raw bytes); the number of batches removed.
+
+        Raises:
+            StorageError: the purge did not finish; purging again finishes it.
+        """
+        check_tenant_id(tenant_id)
+        try:
+            return self._delete_tenant(tenant_id)
+        except self.backend_errors as e:
+            raise StorageError(
+                f"cannot purge tenant {tenant_id} from {self.where}: {self._reason(e)}; purge it again"
+            ) from e
+
+    @abstractmethod
+    def _delete_tenant(self, tenant_id: str) -> int:
+        """Delete the tenant's rows (one transaction) and whatever else holds its data; the batches removed."""
+
+    def _reason(self, e: Exception) -> str:
+        """The one-line reason of a backend error, as messages quote it."""
+        return str(e)
 
     @abstractmethod
     def aggregates(
@@ -268,10 +323,6 @@ class JurisdictionStore(ABC):
     @abstractmethod
     def export_batches(self, tenant_id: str) -> Iterator[ExportedBatch]:
         """Each stored batch of ``tenant_id`` with its raw bytes, checked against its sha256."""
-
-    @abstractmethod
-    def purge_tenant(self, tenant_id: str) -> int:
-        """Remove every batch of ``tenant_id`` (rows and raw bytes); the number of batches removed."""
 
     @abstractmethod
     def count_events(self, tenant_id: str) -> int:
