@@ -17,7 +17,7 @@ from overt.home import Home
 from overt.residency.stores import open_store
 from overt.residency.telemetry import parse_batch
 from tests.cli.test_cli import overt
-from tests.residency.world import World, batch, make_world
+from tests.residency.world import World, batch, make_world, send
 
 
 @contextmanager
@@ -39,15 +39,6 @@ def serving(w: World, *args: str) -> Iterator[dict[str, Any]]:
         proc.communicate(timeout=30)
 
 
-def post(url: str, raw: bytes, token: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/v1/telemetry",
-        content=raw,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        timeout=60,
-    )
-
-
 def events(w: World) -> dict[str, dict[str, int]]:
     listed = overt("residency", "store", "list", "--home", str(w.home.path), "--events", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -63,9 +54,9 @@ def test_regional_telemetry_processes_run_beside_the_log_server(conveyor: Home) 
         serving(w, "--telemetry-only", "--jurisdiction", "BR") as br,
     ):
         assert ch["telemetry"] == ["CH"] and br["telemetry"] == ["BR"] and "public" not in ch
-        assert post(ch["url"], batch("batch-0001", 4), w.token("acme")).json()["jurisdiction"] == "CH"
-        assert post(br["url"], batch("batch-0001", 2), w.token("samba")).json()["jurisdiction"] == "BR"
-        misrouted = post(ch["url"], batch("batch-0002", 2), w.token("samba"))
+        assert send(ch["url"], w.token("acme"), batch("batch-0001", 4)).json()["jurisdiction"] == "CH"
+        assert send(br["url"], w.token("samba"), batch("batch-0001", 2)).json()["jurisdiction"] == "BR"
+        misrouted = send(ch["url"], w.token("samba"), batch("batch-0002", 2))
         assert misrouted.status_code == 421, misrouted.text
         # The regional processes serve telemetry alone: no write API, no log files.
         assert httpx.post(f"{ch['url']}/add", content=b"x", timeout=30).status_code == 404

@@ -18,7 +18,7 @@ from overt.residency.config import JurisdictionConfig
 from overt.server.log import LOG_LIMITS, create_app, edge_limits
 from overt.server.runner import BackgroundServer
 from tests.pg import pg_bindir, postgres_server
-from tests.residency.world import access_entries, batch, make_world
+from tests.residency.world import access_entries, batch, make_world, send
 
 pytestmark = pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL server binaries not installed")
 
@@ -42,15 +42,6 @@ def tenants_on(dsn: str) -> dict[str, int]:
         batches = db.execute("SELECT count(*) FROM residency.batches").fetchone()
     assert batches is not None
     return {tenant: int(n) for tenant, n in rows}
-
-
-def send(url: str, token: str, raw: bytes) -> httpx.Response:
-    return httpx.post(
-        f"{url}/v1/telemetry",
-        content=raw,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        timeout=60,
-    )
 
 
 def test_telemetry_lands_only_in_its_region_and_cross_region_reads_are_refused(

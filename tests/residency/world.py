@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -90,3 +91,13 @@ def rows_in_sqlite(root: Path) -> int:
         return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
     finally:
         db.close()
+
+
+def send(url: str, token: str, raw: bytes) -> httpx.Response:
+    """POST a batch to ``url``/v1/telemetry as an endpoint does."""
+    return httpx.post(
+        f"{url}/v1/telemetry",
+        content=raw,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=60,
+    )
