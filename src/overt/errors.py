@@ -48,7 +48,7 @@ A family says what the caller can do about the error: fix the command line (``Us
     │   ├── AccessRefused          a staff access to a tenant's data is refused (and logged)   (residency.access)
     │   ├── AuthenticationError    a tenant's API token is malformed, unknown, revoked or wrong   (residency.tokens)
     │   ├── BatchConflict          another body under a telemetry batch_id already stored   (residency.stores)
-    │   ├── RateLimited            a tenant sent more than its rate limit allows   (residency.ratelimit)
+    │   ├── RateLimited            over a rate limit (a tenant's, or failed authentications)   (residency.ratelimit)
     │   ├── TenantMigrating        a tenant's data is being migrated: retry later   (residency.ingest)
     │   └── RoutingError           a read or write of a tenant's data would cross a jurisdiction   (residency.router)
     │       ├── CrossJurisdictionError     it names another jurisdiction than the tenant's home   (residency.router)

@@ -1,5 +1,6 @@
-"""One ``overt serve --telemetry-only`` process per region beside the one serving the log, and
-``overt residency store list --events`` showing what each store holds, tenant by tenant."""
+"""One ``overt serve --telemetry-only`` process per region beside the one serving the log,
+``overt residency store list --events`` showing what each store holds, tenant by tenant, and ``overt
+serve`` refusing to start with a store that is not its jurisdiction's own."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 
 from overt.home import Home
+from overt.residency.config import JurisdictionConfig, add_jurisdiction, root_of
 from overt.residency.stores import open_store
 from overt.residency.telemetry import parse_batch
 from tests.cli.test_cli import overt
@@ -89,3 +91,48 @@ def test_telemetry_only_needs_a_jurisdiction_with_a_store(conveyor: Home) -> Non
         timeout=60,
     )
     assert r.returncode == 2 and "no jurisdiction has a store" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_refuses_to_start_with_a_store_that_is_not_its_own(conveyor: Home) -> None:
+    """Two stores swapped on disk: each is stamped for the other, so neither jurisdiction is served; nor is
+    one holding data without a stamp. A store unreachable at start is refused the same way."""
+    w = make_world(conveyor)
+    ch, br = root_of(w.home, "CH") / "store.db", root_of(w.home, "BR") / "store.db"
+    swap = ch.with_name("swap.db")
+    ch.rename(swap)
+    br.rename(ch)
+    swap.rename(br)
+
+    def serve(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "overt", "serve", "--port", "0", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OVERT_HOME": str(w.home.path)},
+            timeout=60,
+        )
+
+    for args, j in [((), "BR"), (("--telemetry-only", "--jurisdiction", "CH"), "CH")]:
+        r = serve(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        (line,) = r.stderr.strip().splitlines()  # one line, for the operator: it names the store
+        assert line.startswith(f"error: cannot serve {j}: the telemetry store at ")
+        assert "belongs to jurisdiction" in line
+    assert not (w.home.path / "log.server").exists()
+
+
+def test_serve_refuses_to_start_with_an_unreachable_postgres_store(conveyor: Home) -> None:
+    w = make_world(conveyor, configs={"CH": JurisdictionConfig()})
+    add_jurisdiction(
+        w.home, "BR", JurisdictionConfig(store="postgres", postgres_dsn="postgresql://127.0.0.1:1/x")
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "overt", "serve", "--port", "0", "--telemetry-only"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OVERT_HOME": str(w.home.path)},
+        timeout=60,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: cannot serve BR: ")

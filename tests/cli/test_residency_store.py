@@ -60,3 +60,16 @@ def test_store_add_list_backup_send_and_aggregates(conveyor: Home, tmp_path: Pat
     assert json.loads(done.stdout)["events"] == 7 and (inside / "store.db").exists()
     outside = overt("residency", "backup", "CH", "--to", str(root_of(w.home, "BR") / "b"), *home)
     assert outside.returncode == 1 and "in the root of jurisdiction BR" in outside.stderr
+
+
+def test_backup_of_a_code_that_is_no_country_or_has_no_store_says_so(conveyor: Home) -> None:
+    w = make_world(conveyor, tenants=(), configs={"CH": JurisdictionConfig()})
+    into_ch = str(root_of(w.home, "CH") / "q")  # a folder that would do for CH's own backup
+    for code, says in [
+        ("XX", "jurisdiction 'XX' is not a place data can be stored: it must be an assigned ISO 3166-1"),
+        ("MX", "jurisdiction MX has no telemetry store in this home (those configured: CH)"),
+    ]:
+        r = overt("residency", "backup", code, "--to", into_ch, "--home", str(w.home.path))
+        assert r.returncode == 2 and says in r.stderr, r.stderr
+        assert "root" not in r.stderr  # nothing about CH's root: the code is what is wrong
+    assert not (root_of(w.home, "CH") / "q").exists()

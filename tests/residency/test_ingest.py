@@ -1,9 +1,11 @@
-"""The ingestion service: token, status, rate limits, parse, route, write; whole batches or nothing, even
-when the process is killed mid-write; aggregates only of the token's own tenant."""
+"""The ingestion service: token, route, status, rate limits, then parse and write; whole batches or nothing,
+even when the process is killed mid-write; aggregates only of the token's own tenant; tokens that are not
+valid answered alike, after the same argon2 work, and limited before any."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -11,18 +13,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 
 from overt.errors import ConfigError, FormatError
 from overt.home import Home
 from overt.residency.config import root_of
 from overt.residency.ingest import Ingest, TenantMigrating
 from overt.residency.ratelimit import IngestLimits, RateLimited
-from overt.residency.router import CrossJurisdictionError
+from overt.residency.router import CrossJurisdictionError, NotServedHere
 from overt.residency.tenants import MIGRATING, open_directory
-from overt.residency.tokens import AuthenticationError
+from overt.residency.tokens import NOT_VALID, AuthenticationError, TokenHasher
 from tests.residency.world import World, access_entries, batch, make_world, rows_in_sqlite
 
 
@@ -76,8 +81,9 @@ def test_a_token_revoked_mid_stream_stops_the_next_batch(world: World, ingest: I
         other.revoke_token(token.split("_")[1])
     finally:
         other.close()
-    with pytest.raises(AuthenticationError, match="revoked"):
+    with pytest.raises(AuthenticationError) as refused:
         ingest.ingest(token, batch("batch-0002"))
+    assert refused.value.reason == "revoked" and str(refused.value) == NOT_VALID  # the server knows why
     assert rows(world, "CH") == 3
 
 
@@ -90,8 +96,9 @@ def test_a_migrating_tenant_is_asked_to_retry_and_nothing_is_written(world: Worl
     with pytest.raises(TenantMigrating) as busy:
         ingest.ingest(world.token("acme"), batch("batch-0001"))
     assert busy.value.status == 503 and busy.value.retry_after > 0
-    with pytest.raises(TenantMigrating):
+    with pytest.raises(TenantMigrating) as reading:
         ingest.aggregates(world.token("acme"))
+    assert "aggregates" in str(reading.value) and "batch" not in str(reading.value)
     assert rows(world, "CH") == 0
 
 
@@ -170,6 +177,124 @@ def test_the_same_batch_sent_twice_at_once_is_written_once(world: World, ingest:
         t.join()
     assert sorted(r.duplicate for r in results) == [False, True]
     assert rows(world, "CH") == 3000
+
+
+class CountingHasher(PasswordHasher):
+    """argon2id, cheap, counting its verifications."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.verifications = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verifications += 1
+        return super().verify(hash, password)
+
+
+def counted(world: World, **kwargs: Any) -> tuple[Ingest, CountingHasher]:
+    hasher = CountingHasher()
+    directory = open_directory(world.home)
+    directory.hasher = TokenHasher(hasher)
+    return Ingest(world.home, directory=directory, **kwargs), hasher
+
+
+def test_unknown_revoked_and_wrong_tokens_get_one_answer_after_one_argon2_each(world: World) -> None:
+    service, hasher = counted(world)
+    acme_id = world.token("acme").split("_")[1]
+    directory = open_directory(world.home)
+    try:
+        revoked = directory.create_token(world.tenants["samba"].id)
+        directory.revoke_token(revoked.info.token_id)
+    finally:
+        directory.close()
+    tokens = {
+        "unknown": "ovt_0123456789abcdef_" + "A" * 43,
+        "wrong-secret": f"ovt_{acme_id}_" + "B" * 43,
+        "revoked": revoked.token,  # its right secret: revocation is told to no one
+        "revoked, wrong secret": f"ovt_{revoked.info.token_id}_" + "C" * 43,
+    }
+    try:
+        for what, token in tokens.items():
+            before = hasher.verifications
+            with pytest.raises(AuthenticationError) as refused:
+                service.ingest(token, batch("batch-0001"), client=f"client-{what}")
+            assert str(refused.value) == NOT_VALID and refused.value.evidence.keys() <= {"reason", "token_id"}
+            assert hasher.verifications == before + 1, what  # the same work for each
+    finally:
+        service.close()
+    assert rows(world, "CH") == 0 and rows(world, "BR") == 0
+
+
+def test_failed_authentications_are_limited_per_token_id_and_client_before_argon2(world: World) -> None:
+    tick = Tick()
+    service, hasher = counted(world, clock=tick)
+    acme = world.token("acme")
+    wrong = f"ovt_{acme.split('_')[1]}_" + "B" * 43
+    try:
+        service.ingest(acme, batch("batch-0001"))  # verified once: remembered
+        for i in range(5):
+            with pytest.raises(AuthenticationError):
+                service.ingest(wrong, batch("batch-0002"), client=f"198.51.100.{i}")
+        spent = hasher.verifications
+        with pytest.raises(RateLimited, match="API tokens that are not valid") as limited:
+            service.ingest(wrong, batch("batch-0002"), client="198.51.100.99")  # another address, same id
+        assert limited.value.status == 429 and limited.value.retry_after == 12  # 5 a minute: one per 12 s
+        assert hasher.verifications == spent  # refused before any argon2
+        # The tenant's own token, verified before, is never held back by failures under its public id.
+        assert service.ingest(acme, batch("batch-0003")).jurisdiction == "CH"
+        tick.at += 12
+        with pytest.raises(AuthenticationError):
+            service.ingest(wrong, batch("batch-0002"), client="198.51.100.99")  # checked again, and wrong
+        # From one address: 20 failures a minute, whatever the token ids.
+        for i in range(20):
+            with pytest.raises(AuthenticationError):
+                service.ingest(f"ovt_{i:016x}_" + "A" * 43, batch("batch-0002"), client="203.0.113.7")
+        with pytest.raises(RateLimited, match="API tokens that are not valid"):
+            service.ingest(f"ovt_{99:016x}_" + "A" * 43, batch("batch-0002"), client="203.0.113.7")
+        with pytest.raises(AuthenticationError):
+            service.ingest(f"ovt_{99:016x}_" + "A" * 43, batch("batch-0002"), client="203.0.113.8")
+    finally:
+        service.close()
+    assert rows(world, "CH") == 6
+
+
+def test_a_tenant_not_served_here_is_refused_before_its_body_is_parsed(world: World) -> None:
+    service = Ingest(world.home, serving=["BR"])
+    try:
+        with pytest.raises(NotServedHere):
+            service.ingest(world.token("acme"), b"{")
+    finally:
+        service.close()
+    assert [(e.reason, e.resource) for e in access_entries(world.home, "CH")] == [
+        ("not-served", "telemetry:ingest")
+    ]
+
+
+def test_event_times_are_from_2000_to_a_day_after_receipt(world: World) -> None:
+    import json
+
+    received = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    service = Ingest(world.home, now=lambda: received)
+
+    def at(time: str, batch_id: str) -> bytes:
+        doc = json.loads(batch(batch_id, 2))
+        doc["events"][1]["time"] = time
+        return json.dumps(doc).encode()
+
+    try:
+        for time_, says in [
+            ("0001-01-01T00:00:00Z", "events[1].time 0001-01-01T00:00:00.000000Z is before 2000-01-01"),
+            ("1999-12-31T23:59:59Z", "is before 2000-01-01"),
+            ("9999-12-31T23:59:59Z", "more than a day after the batch was received"),
+            ("2026-12-02T12:00:01Z", "more than a day after"),
+        ]:
+            with pytest.raises(FormatError, match=re.escape(says)):
+                service.ingest(world.token("acme"), at(time_, "batch-0001"))
+        service.ingest(world.token("acme"), at("2026-12-02T12:00:00Z", "batch-0002"))
+        service.ingest(world.token("acme"), at("2000-01-01T00:00:00Z", "batch-0003"))
+    finally:
+        service.close()
+    assert rows(world, "CH") == 4
 
 
 _WRITER = """

@@ -184,3 +184,70 @@ def test_a_flood_of_refusals_is_one_entry_per_tenant_reason_and_minute_with_a_co
     assert "refusals: 41 " in details[1]  # the first of 10:01, counting the 40 of 10:00 not logged one by one
     assert "refusals: 3 " in details[2]  # at close
     assert [e.tenant for e in access_entries(world.home, "BR")] == [samba.id]
+
+
+def test_refusals_of_each_resource_are_counted_in_entries_of_their_own(world: World) -> None:
+    clock = Clock()
+    router = Router(world.home, serving=["BR"], refusals=RefusalLog(world.home, now=clock))
+    acme = world.tenants["acme"]
+    try:
+        for purpose in ("aggregates", "ingest", "ingest", "aggregates", "ingest"):
+            with pytest.raises(NotServedHere):
+                router.store_for(acme, purpose=purpose)
+        clock.at += timedelta(seconds=1)
+    finally:
+        router.close()
+    entries = [(e.resource, e.reason, e.detail.split("; ")[1]) for e in access_entries(world.home, "CH")]
+    assert entries == [
+        (
+            "telemetry:aggregates",
+            "not-served",
+            "refusals: 1 (this one and 0 not logged one by one since the previous entry)",
+        ),
+        (
+            "telemetry:ingest",
+            "not-served",
+            "refusals: 1 (this one and 0 not logged one by one since the previous entry)",
+        ),
+        (
+            "telemetry:aggregates",
+            "not-served",
+            "refusals: 1 (this one and 0 not logged one by one since the previous entry)",
+        ),
+        (
+            "telemetry:ingest",
+            "not-served",
+            "refusals: 2 (this one and 1 not logged one by one since the previous entry)",
+        ),
+    ]
+
+
+def test_check_stores_opens_every_store_served_and_refuses_one_not_its_own(
+    conveyor: Home, tmp_path: Path
+) -> None:
+    w = make_world(conveyor, configs={"CH": JurisdictionConfig()})
+    Router(w.home).check_stores()  # CH alone, its own
+    copied = tmp_path / "br-root"
+    shutil.copytree(root_of(w.home, "CH"), copied)  # CH's store, configured as BR's
+    add_jurisdiction(w.home, "BR", JurisdictionConfig(root=str(copied)))
+    ensure_access_log(w.home, "BR")
+    router = Router(w.home)
+    try:
+        with pytest.raises(ConfigError) as refused:
+            router.check_stores()
+    finally:
+        router.close()
+    message = str(refused.value)
+    assert (
+        message.startswith("cannot serve BR: the telemetry store at ")
+        and "belongs to jurisdiction 'CH'" in message
+    )
+    assert str(copied / "store.db") in message and "\n" not in message  # the operator's: the path helps
+    served = Router(w.home, serving=["CH"])
+    try:
+        served.check_stores()  # a process not serving BR is not held up by BR's store
+    finally:
+        served.close()
+    add_jurisdiction(w.home, "IN", JurisdictionConfig())
+    with pytest.raises(ConfigError, match=r"cannot serve IN: .*no telemetry store"):
+        Router(w.home, serving=["IN"]).check_stores()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +14,13 @@ from hypothesis import strategies as st
 
 from overt.errors import FormatError
 from overt.jsonio import load_object
-from overt.residency.telemetry import MAX_BATCH_BYTES, MAX_EVENTS, TelemetryBatch, parse_batch
+from overt.residency.telemetry import (
+    MAX_BATCH_BYTES,
+    MAX_EVENTS,
+    TelemetryBatch,
+    check_event_times,
+    parse_batch,
+)
 
 HASH = "ab" * 32
 
@@ -159,11 +166,75 @@ def test_a_bad_batch_is_refused_naming_the_field(desc: str, breaks: Any, says: s
             "duplicate JSON key 'rule_id'",
         ),
         (body(doc(1)).replace(b'"database_version": 20261201', b'"database_version": NaN'), "NaN"),
-        (body(doc(1)).replace(b'"host-1"', b'"host-\\ud800"'), "surrogates not allowed"),
+        (body(doc(1)).replace(b'"host-1"', b'"host-\\ud800"'), "\\ud800, half of a UTF-16 surrogate pair"),
     ],
 )
 def test_ambiguous_or_broken_json_is_refused(raw: bytes, says: str) -> None:
     assert says in refusal(raw)
+
+
+# Python's own words that a sender must never read (the codec, the int limit, the recursion, type names).
+INTERNALS = ("NoneType", "sys.", "set_int_max_str_digits", "recursion", "codec", "position", "unicode string")
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b"null", "must be a JSON object, not null"),
+        (b"[]", "must be a JSON object, not an array"),
+        (b'"x"', "must be a JSON object, not a string"),
+        (b"5", "must be a JSON object, not a number"),
+        (b"", "the body is empty"),
+        (body(doc(1)).replace(b"20261201", b"9" * 5000), "a number has more than 4300 digits"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deep"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deep"),
+        (
+            body(doc(1))[:-2] + b"," + b"[" * 300 + b"]" * 300 + b"]}",
+            "nested too deep",
+        ),  # pydantic's own limit
+        (body(doc(1)).replace(b'"host-1"', b'"\\udfff"'), "\\udfff, half of a UTF-16 surrogate pair"),
+        ('{"batch_id": 1}'.encode("utf-16"), "UTF-16 text; send it as UTF-8"),
+        (b"\xef\xbb\xbf" + body(doc(1)), "UTF-8 byte order mark"),
+        (b'{"batch_id": "\xff"}', "byte at offset 14 (0xff) is not UTF-8"),
+        (b'{"batch_id": "\xed\xa0\x80"}', "byte at offset 14 (0xed) is not UTF-8"),
+        (b'{"batch_id":', "not valid JSON: expecting value at line 1, column 13"),
+        (b'{"batch_id": "abc', "not valid JSON: unterminated string starting at line 1, column 14"),
+        (body(doc(1)).replace(b"20261201", b"Infinity"), "Infinity is not a JSON number"),
+    ],
+)
+def test_json_errors_say_what_is_wrong_in_the_senders_terms(raw: bytes, says: str) -> None:
+    message = refusal(raw)
+    assert says in message, message
+    assert not [w for w in INTERNALS if w in message], message
+
+
+def test_an_unknown_event_field_is_not_a_field_of_an_event() -> None:
+    d = doc(2)
+    d["events"][1]["username"] = "alice"
+    assert refusal(body(d)) == "telemetry batch: events[1].username is not a field of an event"
+    assert (
+        refusal(body(doc(1) | {"tenant": "t"}))
+        == "telemetry batch: tenant is not a field of a telemetry batch"
+    )
+
+
+def test_event_times_are_checked_against_the_time_of_receipt() -> None:
+    received = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    ok = parse_batch(
+        body(doc(1) | {"events": [event(time="2026-12-02T12:00:00Z"), event(time="2000-01-01T00:00:00Z")]})
+    )
+    check_event_times(ok, received=received)
+    for time_, says in [
+        ("1999-12-31T23:59:59.999999Z", "events[0].time 1999-12-31T23:59:59.999999Z is before 2000-01-01"),
+        ("2026-12-02T12:00:00.000001Z", "is more than a day after the batch was received"),
+        ("2026-12-02T14:00:00+02:00", None),  # 12:00 UTC: a day exactly
+    ]:
+        late = parse_batch(body(doc(1) | {"events": [event(time=time_)]}))
+        if says is None:
+            check_event_times(late, received=received)
+            continue
+        with pytest.raises(FormatError, match=re.escape(says)):
+            check_event_times(late, received=received)
 
 
 def test_escapes_are_allowed_where_the_value_is_valid() -> None:

@@ -1,6 +1,7 @@
 """The telemetry API of ``overt serve`` over real HTTP: status codes and error bodies, the body limits (4 MiB
-here, 65,535 bytes for /add on the same server), nothing written by a rejected or cut-off batch, and
-``overt serve --jurisdiction`` restricting what a process serves."""
+here, 65,535 bytes for /add on the same server), nothing written by a rejected or cut-off batch, routing
+before the body is read, failed authentications limited, and ``overt serve --jurisdiction`` restricting what
+a process serves."""
 
 from __future__ import annotations
 
@@ -17,13 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from overt.errors import ConfigError
 from overt.home import Home
 from overt.residency.accesslog import ensure_access_log
 from overt.residency.config import JurisdictionConfig, add_jurisdiction, root_of
 from overt.residency.ratelimit import IngestLimits
+from overt.residency.router import Router, StoreStampError
 from overt.residency.tenants import MIGRATING, open_directory
+from overt.residency.tokens import NOT_VALID
 from overt.server.log import LOG_LIMITS, create_app, edge_limits
 from overt.server.runner import BackgroundServer, EdgeLimits
+from overt.server.telemetry import error_response
 from tests.residency.world import World, access_entries, batch, make_world, rows_in_sqlite
 
 
@@ -77,12 +82,16 @@ def test_a_batch_lands_in_the_tenants_home_and_the_answer_says_where(
     [
         (b'{"batch_id": "x"}', {}, "acme", 400, "batch_id must be 8 to 64"),
         (b"\xff\xfe{}", {}, "acme", 400, "not valid JSON"),
-        (b"[" * 200_000 + b"]" * 200_000, {}, "acme", 400, "not valid JSON"),
+        (b"[" * 200_000 + b"]" * 200_000, {}, "acme", 400, "nested too deep"),
+        (b"null", {}, "acme", 400, "must be a JSON object, not null"),
         (batch("batch-0001", 5001), {}, "acme", 400, "1 to 5000 events"),
+        (batch("batch-0001", day="9999-12-31"), {}, "acme", 400, "more than a day after"),
         (batch("batch-0001"), {}, None, 401, "Authorization: Bearer"),
-        (batch("batch-0001"), {}, "ovt_0123456789abcdef_" + "A" * 43, 401, "unknown API token"),
+        (batch("batch-0001"), {}, "ovt_0123456789abcdef_" + "A" * 43, 401, NOT_VALID),
         (batch("batch-0001"), {"Content-Type": "text/plain"}, "acme", 415, "application/json"),
         (batch("batch-0001"), {"Content-Type": "application/json; charset=latin-1"}, "acme", 415, "UTF-8"),
+        (batch("batch-0001"), {"Content-Encoding": "gzip"}, "acme", 415, "Content-Encoding gzip"),
+        (batch("batch-0001"), {"Content-Encoding": "identity"}, "acme", 200, ""),
         (b"{" + b" " * (4 * 1024 * 1024) + b"}", {}, "acme", 413, "4194304 bytes"),
     ],
 )
@@ -96,11 +105,82 @@ def test_bad_requests_get_their_status_a_clear_error_and_write_nothing(
     message: str,
 ) -> None:
     r = post(server.url, body, world.tokens.get(token or "", token), **headers)
+    if status == 200:  # identity is no encoding
+        assert r.status_code == 200 and ch_rows(world) == 3, r.text
+        return
     assert r.status_code == status and message in r.json()["error"], r.text
     assert set(r.json()) == {"error"}
+    assert r.content == json.dumps(r.json(), separators=(",", ":"), ensure_ascii=False).encode()
     if status == 401:
         assert r.headers["www-authenticate"].startswith("Bearer")
     assert ch_rows(world) == 0
+
+
+def test_two_authorization_headers_are_400_and_wrong_tokens_are_answered_alike(
+    world: World, server: BackgroundServer
+) -> None:
+    auth = f"Bearer {world.token('acme')}"
+    two = httpx.post(
+        f"{server.url}/v1/telemetry",
+        content=batch("batch-0001"),
+        headers=[("Content-Type", "application/json"), ("Authorization", auth), ("Authorization", auth)],
+    )
+    assert two.status_code == 400 and two.json() == {"error": "send one Authorization header, not 2"}
+    directory = open_directory(world.home)
+    try:
+        revoked = directory.create_token(world.tenants["acme"].id)
+        directory.revoke_token(revoked.info.token_id)
+    finally:
+        directory.close()
+    answers = {
+        post(server.url, batch("batch-0001"), token).content
+        for token in (
+            "ovt_0123456789abcdef_" + "A" * 43,  # unknown
+            f"ovt_{world.token('acme').split('_')[1]}_" + "B" * 43,  # a live id, the wrong secret
+            f"ovt_{revoked.info.token_id}_" + "C" * 43,  # a revoked id, the wrong secret
+            revoked.token,  # a revoked token
+        )
+    }
+    assert answers == {b'{"error":"the API token is not valid"}'}
+    assert ch_rows(world) == 0
+
+
+def test_failed_authentications_of_one_token_id_are_429_before_any_check(world: World) -> None:
+    limits = IngestLimits(auth_failures_per_token=2)
+    world.home.config.replace("ingest", limits).write(world.home.paths.config)
+    world.home = Home(world.home.path)
+    wrong = f"ovt_{world.token('acme').split('_')[1]}_" + "B" * 43
+    with serve(world) as srv:
+        assert post(srv.url, batch("batch-0001"), world.token("acme")).status_code == 200
+        codes = [post(srv.url, batch("batch-0002"), wrong).status_code for _ in range(3)]
+        limited = post(srv.url, batch("batch-0002"), wrong)
+        assert post(srv.url, batch("batch-0003"), world.token("acme")).status_code == 200  # remembered
+    assert codes == [401, 401, 429]
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) == 30
+    assert "too many API tokens that are not valid" in limited.json()["error"]
+    assert ch_rows(world) == 6
+
+
+def test_a_tenant_not_served_here_is_421_before_its_body_is_read(world: World) -> None:
+    with serve(world, serving=["BR"]) as srv:
+        r = post(srv.url, b"{", world.token("acme"))  # not even JSON: never parsed here
+        assert r.status_code == 421 and "does not serve" in r.json()["error"], r.text
+        chunked = httpx.post(
+            f"{srv.url}/v1/telemetry",
+            content=iter([b"{" * 1024] * 8),
+            headers={"Authorization": f"Bearer {world.token('acme')}", "Content-Type": "application/json"},
+        )
+        assert chunked.status_code == 421
+    assert [(e.reason, e.resource) for e in access_entries(world.home, "CH")] == [
+        ("not-served", "telemetry:ingest")
+    ]
+
+
+def test_wrong_methods_are_405(server: BackgroundServer) -> None:
+    got = httpx.get(f"{server.url}/v1/telemetry")
+    assert got.status_code == 405 and got.headers["allow"] == "POST" and "POST" in got.json()["error"]
+    posted = httpx.post(f"{server.url}/v1/aggregates")
+    assert posted.status_code == 405 and posted.headers["allow"] == "GET"
 
 
 def test_a_chunked_body_over_the_limit_is_413(world: World, server: BackgroundServer) -> None:
@@ -138,6 +218,11 @@ def test_a_reused_batch_id_is_409_and_a_migrating_tenant_503(world: World, serve
         and int(busy.headers["retry-after"]) > 0
         and "migrated" in busy.json()["error"]
     )
+    reading = httpx.get(
+        f"{server.url}/v1/aggregates", headers={"Authorization": f"Bearer {world.token('samba')}"}
+    )
+    assert reading.status_code == 503 and int(reading.headers["retry-after"]) > 0
+    assert "aggregates" in reading.json()["error"] and "batch" not in reading.json()["error"]
     assert rows_in_sqlite(root_of(world.home, "BR")) == 0
 
 
@@ -168,21 +253,31 @@ def test_a_tenant_not_served_here_is_421_and_logged_in_its_home(world: World) ->
     ]
 
 
-def test_a_store_stamped_for_another_jurisdiction_is_403_naming_no_path(
-    conveyor: Home, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+def test_a_store_stamped_for_another_jurisdiction_stops_the_server_or_is_503_naming_no_path(
+    conveyor: Home, tmp_path: Path
 ) -> None:
     w = make_world(conveyor, configs={"CH": JurisdictionConfig()})
     copied = tmp_path / "br-root"
     shutil.copytree(root_of(w.home, "CH"), copied)  # CH's store, configured as BR's
     add_jurisdiction(w.home, "BR", JurisdictionConfig(root=str(copied)))
     ensure_access_log(w.home, "BR")
-    with serve(w) as srv:
-        r = post(srv.url, batch("batch-0001"), w.token("samba"))
-    assert r.status_code == 403
-    error = r.json()["error"]
-    assert "stamped for jurisdiction 'CH'" in error
+    refused = r"cannot serve BR: the telemetry store at .* belongs to jurisdiction"
+    with pytest.raises(ConfigError, match=refused), serve(w):
+        pass
+    with serve(w, serving=["CH"]) as srv:  # a process serving CH alone starts
+        assert post(srv.url, batch("batch-0001"), w.token("acme")).status_code == 200
+    # Met at request time (a store that changed under a running server), it is the server's fault: 503.
+    router = Router(w.home)
+    try:
+        with pytest.raises(StoreStampError) as refused:
+            router.store_for(w.tenants["samba"])
+    finally:
+        router.close()
+    answer = error_response(refused.value)
+    error = json.loads(answer.body)["error"]
+    assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
+    assert "stamped for jurisdiction 'CH'" in error and "nothing was read or written" in error
     assert str(tmp_path) not in error and "store.db" not in error
-    assert str(copied / "store.db") in capfd.readouterr().err  # the server's log keeps it for the operator
     assert rows_in_sqlite(copied) == 0
 
 
@@ -195,11 +290,14 @@ def test_a_token_reads_only_its_own_tenants_aggregates(world: World, server: Bac
     )
     assert r.status_code == 200 and r.json()["tenant"] == world.tenants["samba"].id
     assert sorted(a["rule_id"] for a in r.json()["aggregates"]) == ["rule-0", "rule-1", "rule-2"]
-    # Query parameters cannot name a tenant: the token decides. Naming another jurisdiction is refused.
+    # Query parameters cannot name a tenant: the token decides, and a parameter the API does not take is
+    # refused, not ignored. Naming another jurisdiction is refused.
     other = httpx.get(
         f"{server.url}/v1/aggregates", params={"tenant": world.tenants["acme"].id}, headers=auth
     )
-    assert other.json()["tenant"] == world.tenants["samba"].id
+    assert other.status_code == 400 and "not 'tenant'" in other.json()["error"]
+    twice = httpx.get(f"{server.url}/v1/aggregates?since=2026-12-01&since=2026-12-02", headers=auth)
+    assert twice.status_code == 400 and "since is given 2 times" in twice.json()["error"]
     cross = httpx.get(f"{server.url}/v1/aggregates", params={"jurisdiction": "CH"}, headers=auth)
     assert cross.status_code == 403 and "homed in BR" in cross.json()["error"]
     assert (

@@ -107,9 +107,12 @@ def backup(
     json: JsonOpt = False,
 ) -> None:
     """Back up a jurisdiction's store, only into a folder under that jurisdiction's own root."""
+    from overt.residency.config import configured_jurisdiction
     from overt.residency.stores import backup_store
 
-    done = backup_store(Home(resolve_home(home)), jurisdiction, to)
+    h = Home(resolve_home(home))
+    configured_jurisdiction(h, jurisdiction)  # a code that names no country, or no store, says so first
+    done = backup_store(h, jurisdiction, to)
     if json:
         emit_json(done.to_dict())
         return

@@ -1,7 +1,8 @@
 """``overt serve``: the log's write API and its public/ tree over HTTP.
 
-A server that cannot start (the address is taken, the log refuses to open) prints one ``error:`` line and
-exits with status 2, so a supervisor can tell it from a server that ran and stopped.
+A server that cannot start (the address is taken, the log refuses to open, a jurisdiction it would serve has
+a store that is missing, unreachable or not that jurisdiction's own) prints one ``error:`` line and exits
+with status 2, so a supervisor can tell it from a server that ran and stopped.
 """
 
 from __future__ import annotations

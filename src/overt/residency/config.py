@@ -137,6 +137,27 @@ def jurisdiction_config(home: Home, j: str) -> JurisdictionConfig:
     return jurisdiction_configs(home).get(j, JurisdictionConfig())
 
 
+def configured_jurisdiction(home: Home, j: str) -> JurisdictionConfig:
+    """The settings of ``j``, which must be a place data can be stored and have a store configured here
+    (for a command about an existing store, such as ``overt residency backup``).
+
+    Raises:
+        FormatError: ``j`` is not an assigned ISO 3166-1 alpha-2 code, nor EU.
+        ConfigError: ``j`` has no store configured in this home.
+    """
+    from overt.residency.countries import check_residency_jurisdiction
+
+    check_residency_jurisdiction(j)
+    configs = jurisdiction_configs(home)
+    if j not in configs:
+        known = ", ".join(sorted(configs)) or "none"
+        raise ConfigError(
+            f"jurisdiction {j} has no telemetry store in this home (those configured: {known}); "
+            f"'overt residency store add {j}' makes one"
+        )
+    return configs[j]
+
+
 def root_of(home: Home, j: str) -> Path:
     """The root folder of jurisdiction ``j``: its configured ``root``, or ``<home>/jurisdictions/<J>``."""
     return _root(home.paths.root, j, jurisdiction_config(home, j))

@@ -8,17 +8,24 @@ records it) and refuses, at the application layer, whatever would cross a jurisd
 - a tenant whose home this process does not serve, or whose home has no store here
   (:class:`NotServedHere`, HTTP 421: another process or region serves it);
 - a store that is stamped for another jurisdiction than the one it is configured as, or not stamped at all
-  (:class:`StoreStampError`).
+  (:class:`StoreStampError`, HTTP 503: the server's misconfiguration, which the tenant cannot fix; its
+  message names no path, the server log has the store's own error).
+
+:meth:`Router.check_stores` opens every store served, so that ``overt serve`` refuses to start with a
+store that is missing, unreachable or not its jurisdiction's own, rather than refuse each request.
 
 There is no fallback: a refused request is written nowhere and read from nowhere. Each refusal is recorded
 as an :class:`~overt.residency.accesslog.AccessEntry` of kind ``routing-refusal`` in the access log of the
 tenant's HOME jurisdiction, so the customer sees it when it verifies its entries.
 
-A flood of refusals does not flood the log (:class:`RefusalLog`): at most one entry per tenant, reason and
-minute (UTC). The first refusal of a minute is logged at once; later ones in the same minute are only
-counted, and the next entry for that tenant and reason (in a later minute, or when the router closes)
-carries the count in its ``detail``: ``refusals: N`` is that entry's own refusal plus the N-1 that were not
-logged one by one since the previous entry. A refusal whose entry cannot be written (the log is unwritable,
+A flood of refusals does not flood the log (:class:`RefusalLog`): at most one entry per tenant, reason,
+resource (``telemetry:ingest``, ``telemetry:aggregates``) and minute (UTC), so an entry never counts
+refusals of another reason or resource. The first refusal of a minute is logged at once; later ones in the
+same minute are only counted, and the next entry for that tenant, reason and resource (in a later minute,
+or when the router closes) carries the count in its ``detail``: ``refusals: N`` is that entry's own
+refusal plus the N-1 that were not logged one by one since the previous entry. Counts not yet logged live
+in the process's memory: a process killed (SIGKILL) before its next entry or its close loses them, though
+never the first refusal of each minute. A refusal whose entry cannot be written (the log is unwritable,
 its witnesses do not answer) is still refused; it is counted into the next entry and a warning is logged.
 
 Owns routing and refusals. Opening stores and their stamps is :mod:`overt.residency.stores`; who the
@@ -96,9 +103,12 @@ class NotServedHere(RoutingError):
 
 
 class StoreStampError(RoutingError):
-    """The store configured for the tenant's home is stamped for another jurisdiction, or not at all."""
+    """The store configured for the tenant's home is stamped for another jurisdiction, or not at all (HTTP
+    503: nothing was read or written; the operator must fix the store, the tenant can only try again later)."""
 
+    status: ClassVar[int] = 503
     reason: ClassVar[str] = STAMP_MISMATCH
+    retry_after: int = 60
 
 
 def refusal_code(error: RoutingError) -> str:
@@ -118,7 +128,8 @@ Recorder = Callable[["Home", str, "AccessEntry"], "LogReceipt"]
 
 
 class RefusalLog:
-    """Routing refusals into the tenant's home access log, at most one entry per tenant, reason and minute."""
+    """Routing refusals into the tenant's home access log, at most one entry per tenant, reason, resource
+    and minute."""
 
     def __init__(
         self,
@@ -132,14 +143,14 @@ class RefusalLog:
         self.home = home
         self.now = now
         self._record: Recorder = record or record_entry
-        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._pending: dict[tuple[str, str, str], _Pending] = {}
         self._lock = threading.Lock()
 
     def refused(self, error: RoutingError, *, resource: str, actor: str = ROUTER_ACTOR) -> None:
-        """Count ``error``; log it now if it is the first of its tenant and reason this minute."""
+        """Count ``error``; log it now if it is the first of its tenant, reason and resource this minute."""
         at = self.now().astimezone(UTC).replace(microsecond=0)
         minute = at.isoformat()[:16]
-        key = (error.tenant_id, refusal_code(error))
+        key = (error.tenant_id, refusal_code(error), resource)
         with self._lock:
             pending = self._pending.setdefault(key, _Pending())
             pending.unlogged += 1
@@ -151,7 +162,7 @@ class RefusalLog:
         self._write(error, count=count, resource=resource, actor=actor, at=at, key=key)
 
     def flush(self) -> None:
-        """Log the refusals no entry counts yet (one entry per tenant and reason): at shutdown."""
+        """Log the refusals no entry counts yet (one entry per tenant, reason and resource): at shutdown."""
         with self._lock:
             due = [
                 (key, p.unlogged, p) for key, p in self._pending.items() if p.unlogged and p.last is not None
@@ -171,7 +182,7 @@ class RefusalLog:
         resource: str,
         actor: str,
         at: datetime,
-        key: tuple[str, str],
+        key: tuple[str, str, str],
     ) -> None:
         from overt.residency.accesslog import REFUSED, ROUTING_REFUSAL, AccessEntry
 
@@ -200,6 +211,10 @@ class RefusalLog:
                 pending = self._pending.setdefault(key, _Pending())
                 pending.unlogged += count
                 pending.minute = ""  # the next refusal tries to log again, with this count
+
+
+def _cannot_serve(j: str, e: Error) -> ConfigError:
+    return ConfigError(f"cannot serve {j}: {' '.join(str(e).split())}")
 
 
 class Router:
@@ -333,11 +348,38 @@ class Router:
             )
             raise StoreStampError(
                 f"tenant {ids['tenant_id']}'s data is not routed to the store configured for {j}: that store "
-                f"is {found}, and a store is never used as another jurisdiction's",
+                f"is {found}, and a store is never used as another jurisdiction's; nothing was read or written "
+                "there, try again later",
                 asked="none" if stamped is None else str(stamped),
                 store=str(e.evidence.get("store", "")),
                 **ids,
             ) from e
+
+    def check_stores(self) -> None:
+        """Open the store of every jurisdiction served, each checked to be its own (at startup).
+
+        Raises:
+            ConfigError: a store is missing, unreachable, or not its jurisdiction's own; the message (one
+                line, for the operator) names the jurisdiction and the store's own error.
+        """
+        for j in sorted(self.serving):
+            if self.configs[j].store == "postgres":  # one store per thread: check it, the threads open theirs
+                try:
+                    open_store(self.home, j).close()
+                except Error as e:
+                    raise _cannot_serve(j, e) from e
+                continue
+            with self._lock:
+                if j in self._shared:
+                    continue
+                try:
+                    store = open_store(self.home, j)
+                except Error as e:
+                    raise _cannot_serve(j, e) from e
+                self._shared[j] = store
+                self._opened.append(store)
+            if store.jurisdiction != j:
+                raise ConfigError(f"cannot serve {j}: its store opened as {store.jurisdiction}'s")
 
     def close(self) -> None:
         """Log pending refusal counts and close every store this router opened."""

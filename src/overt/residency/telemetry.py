@@ -14,7 +14,14 @@ before it parses anything, refuses what JSON parsers disagree on (duplicate keys
 field, times in RFC 3339 with seconds and a zone (``Z`` or ``±hh:mm``; ``-00:00``, "offset unknown", is
 refused; the time is kept in UTC, to the microsecond). Every failure is one
 :class:`~overt.errors.FormatError` naming the first bad field, such as ``telemetry batch: events[3].file_sha256
-must be 64 lower-case hex digits``.
+must be 64 lower-case hex digits``, in the sender's terms: what the JSON holds (:func:`_check_json`), never
+the words of Python's codecs or of the parsers. More than :data:`MAX_EVENTS` events is such a schema error
+too (HTTP 400, as for none); only a body over :data:`MAX_BATCH_BYTES` is "too large" (HTTP 413, at the edge).
+
+:func:`check_event_times` is the check of a batch as received: every event time from :data:`EARLIEST_TIME`
+to a day after its receipt (a later clock skew than that is an endpoint's wrong clock, and a year 0001 or
+9999 would be aggregated under days no one asks for). It is not part of :func:`parse_batch`, which also
+reads stored batches again (a migration, a backup) long after they were received.
 
 Speed: a 1,000-event batch parses in about 2 ms here. Duplicate keys are ruled out by counting quotes
 (:func:`_surely_unambiguous`) unless the body holds a backslash; only then is it parsed a second time.
@@ -25,20 +32,24 @@ the ingest edge's.
 
 from __future__ import annotations
 
+import codecs
 import json
-from datetime import UTC, datetime
+import re
+import sys
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from overt.errors import FormatError
-from overt.jsonio import load_object
 
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_EVENTS = 5000
 MAX_DATABASE_VERSION = (1 << 63) - 1  # a PostgreSQL bigint
 VERDICTS = ("malicious", "suspicious", "clean")
+EARLIEST_TIME = "2000-01-01T00:00:00.000000Z"  # no detection of an endpoint is older
+MAX_CLOCK_AHEAD = timedelta(days=1)  # an event time at most this far after the batch was received
 
 _RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 # Only keys are cached while parsing: the values (file hashes, times) rarely repeat, and putting each into
@@ -158,11 +169,134 @@ def parse_batch(raw: bytes) -> TelemetryBatch:
     try:
         batch = _ADAPTER.validate_json(raw)
     except ValidationError as e:
-        load_object(raw, "telemetry batch", max_size=MAX_BATCH_BYTES)  # a JSON error, in its words
+        _check_json(raw)  # a JSON error, in its words
         raise FormatError(f"telemetry batch: {describe_error(e.errors(include_url=False)[0])}") from None
     if not _surely_unambiguous(raw, batch):
-        load_object(raw, "telemetry batch", max_size=MAX_BATCH_BYTES)  # duplicate keys, lone surrogates
+        _check_json(raw)  # duplicate keys, lone surrogates
     return batch
+
+
+def check_event_times(batch: TelemetryBatch, *, received: datetime) -> None:
+    """Refuse a batch received at ``received`` with an event time before :data:`EARLIEST_TIME` or more than
+    :data:`MAX_CLOCK_AHEAD` after ``received`` (the first such event is named).
+
+    Raises:
+        FormatError: an event time is out of that range.
+    """
+    latest = (received.astimezone(UTC) + MAX_CLOCK_AHEAD).isoformat(timespec="microseconds")[:-6] + "Z"
+    for i, e in enumerate(batch.events):  # one spelling, fixed width: text order is time order
+        if e.time < EARLIEST_TIME:
+            raise FormatError(
+                f"telemetry batch: events[{i}].time {e.time} is before {EARLIEST_TIME[:10]}: no endpoint "
+                "detected anything then; check the endpoint's clock"
+            )
+        if e.time > latest:
+            raise FormatError(
+                f"telemetry batch: events[{i}].time {e.time} is more than a day after the batch was received "
+                f"({latest[:19]}Z is the latest accepted): check the endpoint's clock"
+            )
+
+
+# -- JSON errors in the sender's terms ----------------------------------------------------------------------
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
+class _Refusal(Exception):
+    """Raised inside the parser's hooks; turned into the FormatError of :func:`_check_json`."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _Refusal(f"duplicate JSON key {k[:64]!r}")
+            seen.add(k)
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refusal(f"{name} is not a JSON number (NaN and infinities are not allowed)")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _KINDS.get(type(value), "a value")
+
+
+def _check_json(raw: bytes) -> None:
+    """Return if ``raw`` is one strict JSON object; else raise a FormatError saying what is wrong with it.
+
+    Strict as :func:`overt.jsonio.load_object` is (duplicate keys, NaN and infinities, lone surrogates are
+    refused), with messages in the sender's terms.
+    """
+    text = _utf8_text(raw)
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except _Refusal as e:
+        raise FormatError(f"telemetry batch: {e}") from None
+    except json.JSONDecodeError as e:
+        what = e.msg.removesuffix(" at")
+        raise FormatError(
+            f"telemetry batch is not valid JSON: {what[:1].lower()}{what[1:]} at line {e.lineno}, column "
+            f"{e.colno}"
+        ) from None
+    except RecursionError:
+        raise FormatError(f"telemetry batch: {_TOO_DEEP}") from None
+    except ValueError:  # only the limit on digits is a ValueError that is no JSONDecodeError
+        raise FormatError(
+            f"telemetry batch: a number has more than {sys.get_int_max_str_digits()} digits"
+        ) from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_surrogates(obj)
+    if not isinstance(obj, dict):
+        raise FormatError(f"telemetry batch must be a JSON object, not {_kind(obj)}")
+
+
+_TOO_DEEP = "arrays and objects are nested too deep (a batch is an object holding an array of event objects)"
+
+
+def _utf8_text(raw: bytes) -> str:
+    if not raw.strip():
+        raise FormatError("telemetry batch is not valid JSON: the body is empty")
+    if raw.startswith(codecs.BOM_UTF8):
+        raise FormatError(
+            "telemetry batch is not valid JSON: the body starts with a UTF-8 byte order mark; send the JSON "
+            "without it"
+        )
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise FormatError("telemetry batch is not valid JSON: the body is UTF-16 text; send it as UTF-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(
+            f"telemetry batch is not valid JSON: it is sent as UTF-8 text, and the byte at offset {e.start} "
+            f"(0x{raw[e.start]:02x}) is not UTF-8 there"
+        ) from None
+
+
+def _check_surrogates(value: Any) -> None:
+    """Refuse a string or key holding half of a UTF-16 surrogate pair (an escape such as \\ud800 alone)."""
+    if isinstance(value, str):
+        for c in value:
+            if "\ud800" <= c <= "\udfff":
+                raise FormatError(
+                    f"telemetry batch: a string holds the escape \\u{ord(c):04x}, half of a UTF-16 surrogate "
+                    "pair without its other half, which is no character"
+                )
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_surrogates(k)
+            _check_surrogates(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_surrogates(v)
 
 
 def _surely_unambiguous(raw: bytes, batch: TelemetryBatch) -> bool:
@@ -191,12 +325,13 @@ def describe_error(error: Any) -> str:
     kind = error.get("type", "")
     where = _path(loc) or "the batch"
     field = next((p for p in reversed(loc) if isinstance(p, str)), "")
-    if kind == "json_invalid":
-        return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'unreadable')})"
+    if kind == "json_invalid":  # strict JSON (checked first) that pydantic's parser does not take: its depth
+        return _TOO_DEEP
     if kind == "missing":
         return f"{where} is missing"
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
-        return f"{where} is not a field of a telemetry batch"
+        of = "an event" if any(isinstance(p, int) for p in loc) else "a telemetry batch"
+        return f"{where} is not a field of {of}"
     if kind in ("dataclass_type", "dataclass_exact_type", "model_type", "dict_type"):
         return f"{where} must be a JSON object"
     if field in _RULES and not (field == "events" and loc[-1] != "events"):

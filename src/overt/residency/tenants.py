@@ -213,9 +213,10 @@ class Directory:
     """The tenants and tokens of one home.
 
     ``registry`` is the home's jurisdiction registry; ``record`` signs and logs a tenant statement; ``now`` is
-    the clock; ``hasher`` hashes and verifies tokens (argon2-cffi's default argon2id parameters); ``ledger``
-    checks every tenant handed out against the main log (:mod:`overt.residency.tenant_ledger`; None: not
-    checked, for a directory whose statements go to no log).
+    the clock; ``hasher`` hashes and verifies tokens (the argon2id parameters of
+    :func:`overt.residency.tokens.token_password_hasher`); ``ledger`` checks every tenant handed out against the
+    main log (:mod:`overt.residency.tenant_ledger`; None: not checked, for a directory whose statements go to
+    no log).
     """
 
     def __init__(

@@ -140,7 +140,7 @@ class _Refusal:
 
 
 async def _answer(send: Send, refusal: _Refusal) -> None:
-    body = json.dumps({"error": refusal.message}).encode()
+    body = json.dumps({"error": refusal.message}, separators=(",", ":"), ensure_ascii=False).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if refusal.close:  # uvicorn closes the connection after a response that says so
         headers.append((b"connection", b"close"))
