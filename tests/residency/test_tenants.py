@@ -357,3 +357,34 @@ def test_the_directory_is_shared_by_two_openers(home: Home) -> None:
     assert first.authenticate(token.token) == tenant
     with pytest.raises(ConfigError, match="exists already"):
         second.create_tenant("acme", "DE", admin_pem())
+
+
+def test_a_token_hashed_with_older_parameters_is_rehashed_once_it_verifies(home: Home) -> None:
+    """An id whose hash is dearer to check than the dummy would tell itself apart by timing; once its token
+    verifies, its hash is stored again with today's parameters."""
+    from argon2 import PasswordHasher
+
+    from overt.residency.tokens import TokenHasher, token_password_hasher
+
+    old = PasswordHasher()  # argon2-cffi's defaults: 64 MiB, 3 passes
+    with open_directory(home) as d:
+        acme = d.create_tenant("Acme", "DE", admin_pem()).tenant
+        d.hasher = TokenHasher(old)
+        made = d.create_token(acme.id)
+    stored = lambda: _stored_hash(home, made.info.token_id)  # noqa: E731
+    assert token_password_hasher().check_needs_rehash(stored())
+    with open_directory(home) as d:
+        assert d.authenticate(made.token).id == acme.id
+    assert not token_password_hasher().check_needs_rehash(stored())
+    with open_directory(home) as d:
+        assert d.authenticate(made.token).id == acme.id  # the new hash verifies
+
+
+def _stored_hash(home: Home, token_id: str) -> str:
+    import sqlite3
+
+    db = sqlite3.connect(home.paths.residency / "directory.db")
+    try:
+        return str(db.execute("SELECT hash FROM tokens WHERE token_id = ?", (token_id,)).fetchone()[0])
+    finally:
+        db.close()

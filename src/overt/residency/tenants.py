@@ -534,7 +534,19 @@ class Directory:
                 f"API token {token_id} was revoked at {revoked}", reason="revoked", token_id=token_id
             )
         self.hasher.verify(token, token_id=token_id, stored=stored)
+        if self.hasher.hasher.check_needs_rehash(stored):
+            self._rehash(token, token_id, stored)
         return self._checked(tuple(tenant_row))
+
+    def _rehash(self, token: str, token_id: str, stored: str) -> None:
+        """Store a verified token's hash again with today's parameters, so that a wrong secret for its id
+        costs what it costs for any other (the old parameters were dearer); a concurrent revocation or
+        rotation wins (the row is updated only while it still holds ``stored``)."""
+        fresh = self.hasher.hash(token)
+        with self._write() as db:
+            db.execute(
+                "UPDATE tokens SET hash = ? WHERE token_id = ? AND hash = ?", (fresh, token_id, stored)
+            )
 
 
 def _check_move(tenant: Tenant, to: str, version: int, placed: str) -> None:
