@@ -266,7 +266,11 @@ def test_every_recheck_command_works_as_pasted(
             assert log.parent == root / "conveyor" / "public" / "logs" and log.name.startswith("access-")
             pinned = {p.read_text().strip() for p in (root / "tenants").glob(f"*/{log.name}.vkey")}
             assert pinned == {argv[argv.index("--vkey") + 1]}
-        elif argv[:3] in (["overt", "log", "verify"], ["overt", "keys", "audit"], ["overt", "avdb", "install"]):
+        elif argv[:3] in (
+            ["overt", "log", "verify"],
+            ["overt", "keys", "audit"],
+            ["overt", "avdb", "install"],
+        ):
             assert argv[argv.index("--policy") + 1] == str(root / "trusted.policy")  # pinned, not the log's
         r = run_overt(argv, env)
         assert r.returncode == cmd["exit_code"], (cmd["command"], r.stdout, r.stderr)

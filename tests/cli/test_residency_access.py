@@ -105,7 +105,9 @@ def test_admin_key_approve_and_access_log(tmp_path: Path) -> None:
     assert "carries an approval signed by admin key" in r.stdout
     assert f"2 entries about {acme} in the access log of CH" in r.stdout
     assert "entry 1 refused: no approval was presented" in r.stdout
-    assert r.stdout.rstrip().endswith("verified, except 1 check not run (the '--' lines above): not all verified")
+    assert r.stdout.rstrip().endswith(
+        "verified, except 1 check not run (the '--' lines above): not all verified"
+    )
     report = run_json(*check, "--admin-key", pub)
     assert report["ok"] and [e["outcome"] for e in report["entries"]] == ["granted", "refused"]
     assert report["previous_size"] == 2 and "consistency with trusted size 2" in report["checks"]
