@@ -42,6 +42,9 @@ that the raw and ingest figures are measured in the same stretches of time and a
 (:class:`HttpClient`), the lightest load generator at hand on a machine whose two cores it shares with the
 server.
 
+Event times run 7 s apart from 30 days before the run (wrapping after 29 days): the server refuses times
+more than a day ahead.
+
 The last line of output is one JSON object of figures.
 """
 
@@ -83,13 +86,13 @@ VERDICTS = ("malicious", "suspicious", "clean")
 def make_batches(count: int, events: int, seed: int = 15, first: int = 0) -> list[bytes]:
     """``count`` distinct batch bodies as a sender would post them (random file hashes: a random index)."""
     rng = hashlib.sha256(seed.to_bytes(8, "big"))
-    start = datetime(2026, 12, 1, tzinfo=UTC)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
     out = []
     for b in range(first, first + count):
         evs = []
         for i in range(events):
             rng.update(b"x")
-            t = start + timedelta(seconds=(b * events + i) * 7)
+            t = start + timedelta(seconds=((b * events + i) * 7) % (29 * 86400))
             evs.append(
                 {
                     "time": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
