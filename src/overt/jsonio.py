@@ -22,13 +22,14 @@ MAX_DOCUMENT = 1 << 20
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` that refuses an object naming a key twice (FormatError)."""
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set[str] = set()
         for k, _ in pairs:
             if k in seen:
-                raise FormatError(f"duplicate JSON key {k!r}")
+                raise FormatError(f"duplicate JSON key {k[:64]!r}")
             seen.add(k)
     return out
 
@@ -43,7 +44,7 @@ def load_object(data: bytes, what: str, *, max_size: int = MAX_DOCUMENT) -> dict
         raise FormatError(f"{what} is {len(data)} bytes, more than the {max_size} allowed")
     try:
         text = data.decode("utf-8")
-        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        obj = json.loads(text, object_pairs_hook=no_duplicate_keys, parse_constant=_no_constant)
         # Lone surrogates can only come from \ud800-style escapes; they cannot be re-encoded as UTF-8.
         if _SURROGATE_ESCAPE.search(text):
             json.dumps(obj, ensure_ascii=False).encode("utf-8")

@@ -42,6 +42,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from overt import jsonio
 from overt.errors import FormatError
 
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -208,14 +209,10 @@ class _Refusal(Exception):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise _Refusal(f"duplicate JSON key {k[:64]!r}")
-            seen.add(k)
-    return out
+    try:
+        return jsonio.no_duplicate_keys(pairs)
+    except FormatError as e:
+        raise _Refusal(str(e)) from None
 
 
 def _no_constant(name: str) -> Any:
