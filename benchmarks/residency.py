@@ -21,7 +21,7 @@ may overlap another's commit. The raw figures stay single-stream: that is the is
 The paths are interleaved batch by batch (raw, store, raw, store ...), each into its own empty database on
 the same disk or server, so that drift on a shared machine hits both alike. Rates are events over the
 summed per-batch times; p50/p99 are per batch. PostgreSQL is a throwaway server started here from Debian's
-binaries (:mod:`benchmarks.pgserver`, which the tests use too); without them the postgres figures are left
+binaries (:mod:`benchmarks._pgserver`, which the tests use too); without them the postgres figures are left
 out, with the reason.
 **ingest** ("with routing"): the full path a tenant's endpoint meets, in the same run and on the same
 batches: ``POST /v1/telemetry`` over loopback HTTP to ``overt serve`` (a separate process, started here on a
@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.pgserver import pg_bindir, postgres_server
+from benchmarks._pgserver import pg_bindir, postgres_server
 
 TENANT = "t-00000000000000be"
 THREADS = 2
@@ -132,7 +132,7 @@ def plain_rows(tenant: str, raw: bytes) -> list[tuple[Any, ...]]:
     return rows
 
 
-# -- PostgreSQL databases (the server: benchmarks/pgserver.py, shared with the tests) -----------------
+# -- PostgreSQL databases (the server: benchmarks/_pgserver.py (a helper module, not a benchmark), shared with the tests) -----------------
 
 
 def new_database(server: str, name: str) -> str:
