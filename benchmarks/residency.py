@@ -1,15 +1,18 @@
 """Residency storage benchmark: ``python -m benchmarks.residency [--batches N] [--events E] [--dir D]``.
 
-Measures, in one run and on the same rows, two ways of storing telemetry batches of E (default 1,000)
-events, one transaction per batch:
+Measures, in one run and on the same rows, ways of storing telemetry batches of E (default 1,000) events:
 
-- **raw**: the physical limit. The event rows, built before the clock starts, go into the same schema with
+- **raw**: the physical limit of committing each batch alone, as the issue measures it. The event rows, built before the clock starts, go into the same schema with
   the same settings (the store's PRAGMAS), one transaction per batch, without the rest of overt: by plain
   sqlite3 with the store's own INSERT statements (``store_sqlite.insert_events``: a few multi-row INSERTs
   per batch, the fastest way we know to put these rows in) and by psycopg (``COPY``). Only the DDL, the
   pragmas and the INSERTs are taken from overt's store modules, so that the two cannot drift. For reference,
   ``raw_executemany_*`` is the same rows by ``executemany`` of a single-row INSERT (the raw path before the
-  store moved to multi-row INSERTs), into a database of its own, interleaved with the others.
+  store moved to multi-row INSERTs), into a database of its own, interleaved with the others; and
+  ``raw_grouped_*`` is the same rows committed :data:`RAW_GROUP` batches to a transaction (what the
+  server's group commit does when batches arrive together; about 1.8 batches a commit were counted in its
+  concurrent run here), the physical limit of a writer that groups commits, compared with ingest in
+  ``sqlite_vs_raw_grouped_ratio``.
 - **store**: what overt does per batch: ``parse_batch`` on the raw bytes, then ``write_batch`` into the
   jurisdiction store opened by ``open_store`` (SQLite: the blob written and fsynced, then the rows; PostgreSQL:
   the batch row with its bytes, then the rows by COPY).
@@ -31,7 +34,8 @@ request), checks its status and rate limits, parses the batch, routes it to its 
 and writes it. Single-stream, the HTTP batch is interleaved with the raw and store ones (``http_*`` figures:
 one client connection, batch by batch; a DE tenant's batches land in CH's SQLite store, a BR tenant's in
 BR's PostgreSQL database); ``ingest_events_per_s_<db>`` is then measured with ``CLIENTS`` client
-connections sending the same batches at once, over the wall clock (as endpoints send; one small warm-up
+connections sending the same batches at once, over the wall clock (as endpoints send: the batches that
+reach an SQLite store while it commits share its next commit; one small warm-up
 batch per tenant first, see :meth:`IngestServer.warm_up`), by a tenant homed in IN (SQLite) or AR
 (PostgreSQL): an empty store, as the raw path's was, since a store's rate falls as it fills (its random-hash
 index touches more pages per batch). The whole is done in rounds of ``--round`` (20) batches, each round's
@@ -75,7 +79,11 @@ from benchmarks._pgserver import pg_bindir, postgres_server
 
 TENANT = "t-00000000000000be"
 THREADS = 2
-CLIENTS = 2
+# Client connections of the concurrent ingest run: enough that a batch is waiting whenever a commit ends, as
+# with the many endpoints of a real deployment; few enough that the load generator, on the same two cores,
+# leaves the server its share.
+CLIENTS = 4
+RAW_GROUP = 2
 ROUND = 20
 VERDICTS = ("malicious", "suspicious", "clean")
 
@@ -166,6 +174,29 @@ def raw_sqlite(path: Path, *, executemany: bool = False) -> Callable[[list[tuple
         else:
             insert_events(db, rows)
         db.execute("COMMIT")
+
+    return insert
+
+
+def raw_sqlite_grouped(path: Path, group: int) -> Callable[[list[tuple[Any, ...]]], None]:
+    """The rows into a fresh database by the store's statements, ``group`` batches to a transaction: the
+    call that brings the group's last batch commits it (the batch counts must be multiples of ``group``)."""
+    from overt.residency.store_sqlite import PRAGMAS, SCHEMA, insert_events
+
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in (*PRAGMAS, *SCHEMA):
+        db.execute(statement)
+    pending = 0
+
+    def insert(rows: list[tuple[Any, ...]]) -> None:
+        nonlocal pending
+        if pending == 0:
+            db.execute("BEGIN IMMEDIATE")
+        insert_events(db, rows)
+        pending += 1
+        if pending == group:
+            db.execute("COMMIT")
+            pending = 0
 
     return insert
 
@@ -373,6 +404,8 @@ def ingest_figures(
     rate = events * len(latencies) / elapsed
     out[f"ingest_events_per_s_{kind}"] = round(rate)
     out[f"{kind}_vs_raw_ratio"] = round(rate / out[f"raw_events_per_s_{kind}"], 3)
+    if f"raw_grouped_events_per_s_{kind}" in out:
+        out[f"{kind}_vs_raw_grouped_ratio"] = round(rate / out[f"raw_grouped_events_per_s_{kind}"], 3)
     ms = sorted(s * 1000 for s in latencies)
     out[f"ingest_batch_p50_ms_{kind}"] = round(statistics.median(ms), 2)
     out[f"ingest_batch_p99_ms_{kind}"] = round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 2)
@@ -495,7 +528,12 @@ def run_all(args: argparse.Namespace, base: Path, out: dict[str, Any], stack: Ex
     home = Home.init(base / "home", origin="bench.overt.example/log")
     print(f"sqlite: {args.batches} batches of {args.events} events ...", file=sys.stderr)
     ingest.warm_up()
-    reference = {"raw_executemany": raw_sqlite(base / "raw-executemany.db", executemany=True)}
+    if args.round % RAW_GROUP or args.batches % args.round:
+        raise SystemExit(f"--round must be a multiple of {RAW_GROUP} and divide --batches")
+    reference = {
+        "raw_executemany": raw_sqlite(base / "raw-executemany.db", executemany=True),
+        "raw_grouped": raw_sqlite_grouped(base / "raw-grouped.db", RAW_GROUP),
+    }
     paths = (raw_sqlite(base / "raw.db"), store_path(home, "CH"), reference)
     out.update(in_rounds("sqlite", args, bodies, paths, ingest, SQLITE_HOMES))
     shared = store_path(home, "CH")  # SQLite: one store shared by the threads (see JurisdictionStore)
@@ -515,7 +553,7 @@ def run_all(args: argparse.Namespace, base: Path, out: dict[str, Any], stack: Ex
         out[f"store_events_per_s_postgres_{THREADS}_threads"] = round(rate)
     out.update(
         {
-            "sqlite_settings": "WAL, synchronous=FULL, one transaction per batch, blobs fsynced",
+            "sqlite_settings": "WAL, synchronous=FULL, blobs fsynced; raw: one transaction per batch",
             "ingest_clients": args.clients,
             "cores": os.cpu_count(),
         }

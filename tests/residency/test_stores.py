@@ -21,6 +21,7 @@ import pytest
 
 from overt.errors import ConfigError, PolicyError, StorageError, UsageError, VerificationError
 from overt.home import Home
+from overt.residency import store_sqlite
 from overt.residency.config import (
     JurisdictionConfig,
     add_jurisdiction,
@@ -286,6 +287,135 @@ def test_a_failed_write_keeps_a_blob_another_batch_uses(home: Home) -> None:
             write(store, ALICE, raw)  # the same bytes, so the same blob
         assert len(blob_files(backend.home)) == 1
         assert [b.raw for b in store.export_batches(BOB)] == [raw]
+
+
+# -- group commit (SQLite) -------------------------------------------------------------------------------------
+
+
+class HeldCommit:
+    """Holds the first SQLite writer inside its transaction until released, so that the writers that come
+    meanwhile queue for the next group commit, as concurrent requests do while a commit runs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: JurisdictionStore) -> None:
+        self.store = store
+        self.inside, self.release = threading.Event(), threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.answers: dict[str, Any] = {}
+        real = store_sqlite.insert_events
+
+        def held(db: sqlite3.Connection, rows: Any) -> None:
+            if not self.inside.is_set():
+                self.inside.set()
+                assert self.release.wait(30)
+            real(db, rows)
+
+        monkeypatch.setattr(store_sqlite, "insert_events", held)
+
+    def send(self, name: str, tenant: str, raw: bytes) -> None:
+        def run() -> None:
+            try:
+                self.answers[name] = write(self.store, tenant, raw)
+            except Exception as e:
+                self.answers[name] = e
+
+        self.threads.append(threading.Thread(target=run))
+        self.threads[-1].start()
+
+    def queue_then_release(self, *sends: tuple[str, str, bytes]) -> None:
+        """Send the first batch and hold it in its commit; send the rest, wait until they are all queued,
+        then let the commit go and wait for every answer."""
+        first, *rest = sends
+        self.send(*first)
+        assert self.inside.wait(30)
+        for s in rest:
+            self.send(*s)
+        group = self.store._group  # type: ignore[attr-defined]
+        for _ in range(3000):
+            with group._changed:
+                if len(group._queue) == len(rest):
+                    break
+            threading.Event().wait(0.01)
+        else:
+            raise AssertionError("the writers never queued")
+        self.release.set()
+        for t in self.threads:
+            t.join(30)
+
+    def commits(self) -> tuple[int, int]:
+        group = self.store._group  # type: ignore[attr-defined]
+        return group.commits, group.batches
+
+
+def test_batches_that_arrive_during_a_commit_share_the_next(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_store(home, "CH", create=True) as store:
+        held = HeldCommit(monkeypatch, store)
+        raws = {f"batch-000{i}": make_raw(f"batch-000{i}", 300) for i in range(1, 5)}
+        held.queue_then_release(*((name, ALICE, raw) for name, raw in raws.items()))
+        assert held.commits() == (2, 4)  # the first alone, the three that queued behind it together
+        assert all(not held.answers[name].duplicate for name in raws)
+        assert store.batch_digests(ALICE) == {n: hashlib.sha256(r).hexdigest() for n, r in raws.items()}
+        assert store.count_events(ALICE) == 1200
+        assert len(blob_files(home)) == 4
+
+
+def test_a_failing_batch_fails_alone_and_its_group_is_stored(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = Backend("sqlite", home)
+    with backend.open() as store:
+        backend.sql(
+            "CREATE TRIGGER fail BEFORE INSERT ON events WHEN NEW.batch_id = 'batch-bad1' AND NEW.seq = 250 "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        )
+        held = HeldCommit(monkeypatch, store)
+        good, bad, after = (
+            make_raw("batch-0001", 300),
+            make_raw("batch-bad1", 300),
+            make_raw("batch-0002", 300),
+        )
+        held.queue_then_release(
+            ("first", ALICE, make_raw("batch-0000", 10)),
+            ("good", ALICE, good),
+            ("bad", BOB, bad),
+            ("after", BOB, after),
+        )
+        assert isinstance(held.answers["bad"], StorageError)
+        assert "injected failure; nothing was stored" in str(held.answers["bad"])
+        assert not held.answers["good"].duplicate and not held.answers["after"].duplicate
+        assert held.commits() == (3, 3)  # the group failed whole; its good batches were committed alone
+        assert sorted(store.batch_digests(ALICE)) == ["batch-0000", "batch-0001"]
+        assert sorted(store.batch_digests(BOB)) == ["batch-0002"]
+        assert store.count_events(BOB) == 300  # nothing of the bad batch
+        assert hashlib.sha256(bad).hexdigest() not in [p.name for p in blob_files(home)]
+        assert len(blob_files(home)) == 3
+
+
+def test_the_same_batch_twice_in_one_group_is_stored_once(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_store(home, "CH", create=True) as store:
+        held = HeldCommit(monkeypatch, store)
+        raw, other = make_raw("batch-0001", 200), make_raw("batch-0001", 200, salt="x")
+        held.queue_then_release(
+            ("first", BOB, raw), ("a", ALICE, raw), ("b", ALICE, raw), ("c", ALICE, other)
+        )
+        assert held.commits() == (2, 4)
+        assert sorted(held.answers[n].duplicate for n in "ab") == [False, True]
+        assert isinstance(held.answers["c"], BatchConflict)  # another body under the same batch_id
+        assert store.batch_digests(ALICE) == {"batch-0001": hashlib.sha256(raw).hexdigest()}
+        assert store.count_events(ALICE) == 200
+        assert len(blob_files(home)) == 1  # one blob for the same bytes, whichever tenant sent them
+
+
+def test_a_group_is_bounded_in_events(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_sqlite, "MAX_GROUP_EVENTS", 500)
+    with open_store(home, "CH", create=True) as store:
+        held = HeldCommit(monkeypatch, store)
+        held.queue_then_release(*((f"b{i}", ALICE, make_raw(f"batch-000{i}", 200)) for i in range(1, 6)))
+        assert held.commits() == (3, 5)  # one alone, then two groups of at most 500 events: 2 + 2
+        assert store.count_events(ALICE) == 1000
 
 
 # -- export, import, purge -----------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ A write takes the database's write lock (``BEGIN IMMEDIATE``) first, so that mak
 committing the rows that refer to it happen under one lock. The blob is written and fsynced (file and
 folder) on the store's blob thread while the rows go in (:func:`insert_events`: a few multi-row INSERTs),
 and the commit waits for it; if the write fails, the rows roll back and its blob is removed again unless a
-committed row refers to it. A blob no row refers to (after a crash between the two) is never counted or
+committed row refers to it. Writers of this process commit in groups (:class:`_GroupCommit`): the batches
+that arrive while a commit runs go into the next transaction together and share its fsync of the WAL;
+each is answered only once that transaction has committed, and if it fails, each of its batches is
+written again alone, so that a bad batch fails by itself and the others are stored. A blob no row refers to (after a crash between the two) is never counted or
 exported: every read goes through the rows. A purge records the blobs it frees (``blob_gc``) in its own
 transaction and removes them after the commit, so a crash in between is finished by the next purge.
 
@@ -22,9 +25,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from itertools import chain
@@ -99,6 +104,11 @@ def insert_events(db: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) ->
         start += size
 
 
+# A group commit holds at most this much: a bound on one transaction's size and on the wait of its last
+# writer.
+MAX_GROUP_BATCHES = 8
+MAX_GROUP_EVENTS = 20_000
+
 _FANOUT = [f"{i:02x}" for i in range(256)]
 _WRITERS: dict[Path, threading.Lock] = {}
 _WRITERS_GUARD = threading.Lock()
@@ -109,6 +119,73 @@ def _writer_lock(path: Path) -> threading.Lock:
     key = path.resolve()
     with _WRITERS_GUARD:
         return _WRITERS.setdefault(key, threading.Lock())
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A batch waiting for its group commit, and then its outcome: ``found`` (None: stored now) or ``error``."""
+
+    stored: StoredBatch
+    rows: list[EventRow]
+    raw: bytes
+    done: bool = False
+    found: tuple[str, int] | None = None
+    error: BaseException | None = None
+
+    def settle(self, *, found: tuple[str, int] | None = None, error: BaseException | None = None) -> None:
+        self.found, self.error, self.done = found, error, True
+
+
+class _GroupCommit:
+    """Group commit for one store's writers in this process: a writer queues its batch; the first to find
+    no commit running leads one for every batch queued by then (up to :data:`MAX_GROUP_BATCHES` batches and
+    :data:`MAX_GROUP_EVENTS` events, oldest first), while the others wait for their outcome. No writer waits
+    for company: a batch alone is committed alone, at once. A batch is answered only once the transaction
+    holding it is committed (or has failed), so each answer means what it did with one commit per batch;
+    the batches that arrive during a commit share the next one, and with it one fsync of the WAL."""
+
+    def __init__(self) -> None:
+        self._queue: deque[_Pending] = deque()
+        self._changed = threading.Condition()
+        self._leading = False
+        self.commits = 0  # transactions that committed batches, and how many batches they held
+        self.batches = 0
+
+    def write(self, mine: _Pending, commit: Callable[[list[_Pending]], None]) -> tuple[str, int] | None:
+        with self._changed:
+            self._queue.append(mine)
+        while True:
+            with self._changed:
+                while self._leading and not mine.done:
+                    self._changed.wait()
+                if mine.done:
+                    break
+                self._leading = True
+                group = self._take()
+            try:
+                commit(group)
+            finally:
+                with self._changed:
+                    self._leading = False
+                    self._changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.found
+
+    def _take(self) -> list[_Pending]:
+        group = [self._queue.popleft()]
+        events = len(group[0].rows)
+        while self._queue and len(group) < MAX_GROUP_BATCHES:
+            events += len(self._queue[0].rows)
+            if events > MAX_GROUP_EVENTS:
+                break
+            group.append(self._queue.popleft())
+        return group
+
+    def committed(self, batches: int) -> None:
+        with self._changed:
+            self.commits += 1
+            self.batches += batches
 
 
 class SQLiteResidencyStore(JurisdictionStore):
@@ -129,6 +206,7 @@ class SQLiteResidencyStore(JurisdictionStore):
             self._make_folders()
         self._writers = _writer_lock(self.path)
         self._lock = threading.RLock()  # one statement or transaction on the connection at a time
+        self._group = _GroupCommit()
         self._db = self._connect(self.path)
         self._blob_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"blobs-{jurisdiction}")
         try:
@@ -226,32 +304,70 @@ class SQLiteResidencyStore(JurisdictionStore):
     # -- writing ---------------------------------------------------------------------------------------
 
     def _insert_batch(self, stored: StoredBatch, rows: list[EventRow], raw: bytes) -> tuple[str, int] | None:
-        """One transaction under the write lock. The blob is written on the blob thread while the rows go
-        in, and is durable before the commit; on any failure the rows roll back and a blob no committed
-        row refers to is removed."""
-        pending: Future[None] | None = None
+        """Queue the batch for the next group commit and wait for its outcome (see :class:`_GroupCommit`):
+        the first writer to find no commit running leads one, for every batch queued by then."""
+        return self._group.write(_Pending(stored, rows, raw), self._commit_group)
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        """Commit ``group`` in one transaction; if that fails, each of its batches again in a transaction of
+        its own, so that one bad batch fails alone. Every batch of the group is given its outcome."""
+        try:
+            if len(group) > 1:
+                try:
+                    self._write_together(group)
+                    return
+                except Exception:
+                    pass  # nothing of the group was committed: each batch is written again alone
+            for pending in group:
+                try:
+                    self._write_together([pending])
+                except Exception as e:
+                    pending.settle(error=e)
+        finally:
+            for pending in group:  # an interrupt (BaseException) leaves no writer waiting forever
+                if not pending.done:
+                    pending.settle(
+                        error=StorageError("the store's writer was interrupted; nothing was stored")
+                    )
+
+    def _write_together(self, group: list[_Pending]) -> None:
+        """One transaction under the write lock for ``group``. Each new batch's blob is written on the blob
+        thread while the rows go in, and every blob is durable before the commit; on any failure the rows
+        roll back and a blob no committed row refers to is removed. Settles the group once committed."""
+        blobs: list[tuple[str, Future[None]]] = []
         try:
             with self._transaction():
-                found = self._db.execute(
-                    "SELECT sha256, events FROM batches WHERE tenant = ? AND batch_id = ?",
-                    (stored.tenant_id, stored.batch_id),
-                ).fetchone()
-                if found is not None:
-                    return str(found[0]), int(found[1])
-                pending = self._blob_thread.submit(self._put_blob, stored.sha256, raw)
-                try:
-                    self._db.execute(
-                        "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                        (stored.tenant_id, stored.batch_id, stored.sha256, len(rows), len(raw)),
-                    )
-                    insert_events(self._db, rows)
-                finally:
-                    wait([pending])
-                pending.result()  # the blob is durable before the rows commit
+                outcomes = [self._insert_rows(p, blobs) for p in group]
+                wait([f for _, f in blobs])
+                for _, written in blobs:
+                    written.result()  # the blobs are durable before the rows commit
         except BaseException:
-            if pending is not None:
-                self._forget_blob(stored.sha256)
+            wait([f for _, f in blobs])
+            for digest, _ in blobs:
+                self._forget_blob(digest)
             raise
+        self._group.committed(len(group))
+        for pending, found in zip(group, outcomes, strict=True):
+            pending.settle(found=found)
+
+    def _insert_rows(
+        self, pending: _Pending, blobs: list[tuple[str, Future[None]]]
+    ) -> tuple[str, int] | None:
+        """Inside the group's transaction: the batch's rows, its blob queued onto ``blobs``, and None; or,
+        if its key is taken (also by an earlier batch of the same group), the ``(sha256, events)`` there."""
+        stored = pending.stored
+        found = self._db.execute(
+            "SELECT sha256, events FROM batches WHERE tenant = ? AND batch_id = ?",
+            (stored.tenant_id, stored.batch_id),
+        ).fetchone()
+        if found is not None:
+            return str(found[0]), int(found[1])
+        blobs.append((stored.sha256, self._blob_thread.submit(self._put_blob, stored.sha256, pending.raw)))
+        self._db.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
+            (stored.tenant_id, stored.batch_id, stored.sha256, len(pending.rows), len(pending.raw)),
+        )
+        insert_events(self._db, pending.rows)
         return None
 
     def _reason(self, e: Exception) -> str:

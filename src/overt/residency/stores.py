@@ -255,7 +255,8 @@ class JurisdictionStore(ABC):
     backend_errors: ClassVar[tuple[type[Exception], ...]]
 
     def write_batch(self, tenant_id: str, batch: TelemetryBatch, raw: bytes) -> StoredBatch:
-        """Store ``raw`` and the rows of ``batch``, which must be ``parse_batch(raw)``, in one transaction.
+        """Store ``raw`` and the rows of ``batch``, which must be ``parse_batch(raw)``, in one transaction
+        (SQLite's may hold other batches committed with it; a batch is answered once it is committed).
 
         Raises:
             BatchConflict: the tenant stored other bytes under this ``batch_id``.
