@@ -36,7 +36,8 @@ import codecs
 import json
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -52,10 +53,22 @@ VERDICTS = ("malicious", "suspicious", "clean")
 EARLIEST_TIME = "2000-01-01T00:00:00.000000Z"  # no detection of an endpoint is older
 MAX_CLOCK_AHEAD = timedelta(days=1)  # an event time at most this far after the batch was received
 
-_RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+# The time of day is checked by the pattern (00:00:00 to 23:59:59: no leap second, as datetime has none); the
+# date by :func:`_check_date`, once per distinct date.
+_RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
 # Only keys are cached while parsing: the values (file hashes, times) rarely repeat, and putting each into
 # pydantic's string cache cost about a fifth of a batch's parse.
 _STRICT = ConfigDict(strict=True, extra="forbid", cache_strings="keys")
+
+
+@lru_cache(maxsize=4096)
+def _check_date(text: str) -> None:
+    """ValueError for a date that is no date (a month 13, a February 30); the events of a batch share a few
+    dates, so each is checked once (a refused one is checked again each time: it fails the batch anyway)."""
+    date.fromisoformat(text)
 
 
 def _utc(text: str) -> str:
@@ -63,7 +76,7 @@ def _utc(text: str) -> str:
     spelling, fixed width, so that stored times sort as text; digits beyond microseconds are dropped."""
     if text.endswith("Z"):
         fraction = text[19:-1]
-        datetime.fromisoformat(text[:19])  # ValueError for a month 13 or a 25th hour
+        _check_date(text[:10])
         return text[:19] + (fraction[:7].ljust(7, "0") if fraction else ".000000") + "Z"
     if text.endswith("-00:00"):
         raise ValueError("offset -00:00 says the zone is unknown")
