@@ -299,3 +299,66 @@ def test_the_access_command(world: World, tmp_path: Path) -> None:
     code, output = overt(*args)  # no approval at all: refused, and the refusal logged
     assert code == 1 and "no approval was presented" in output, output
     assert "the refusal is logged at index 3 of access-ch" in output
+
+
+# --- a witnessed access log ---------------------------------------------------------------------------------
+
+
+def test_a_witnessed_access_log_logs_only_what_its_witness_cosigned(world: World, tmp_path: Path) -> None:
+    """The operator gives the access log of CH a witness (``overt log policy --name access-ch``); the customer
+    keeps its own copy of that policy. While the witness is down an approved access is not served; once it
+    answers, it is. An operator who then drops the witness from the log's policy to grant unwitnessed
+    accesses is caught by the customer's check under its copy."""
+    from overt.server.runner import BackgroundServer, free_port
+    from overt.server.witness import create_app as witness_app
+    from overt.tlog.witness import init_witness, load_witness, trust_log
+
+    public = world.home.path / "public" / "logs" / "access-ch"
+    wdir = tmp_path / "w1"
+    init_witness(wdir, "w1.test.overt.example")
+    trust_log(wdir, (public / "vkey").read_text().strip())
+    port = free_port()
+    witness = f"w1={(wdir / 'witness.vkey').read_text().strip()}=http://127.0.0.1:{port}"
+    H = ("--home", str(world.home.path))
+    code, output = overt(
+        "log", "policy", "--name", "access-ch", "--add-witness", witness, "--quorum", "all", *H
+    )
+    assert code == 0, output
+    customer_policy = tmp_path / "customer-policy"
+    customer_policy.write_bytes((public / "policy").read_bytes())  # as the customer obtained it
+    assert b"witness w1" in customer_policy.read_bytes()
+    code, output = overt("log", "policy", "--name", "access-nowhere", *H)
+    assert code != 0 and "no log 'access-nowhere'" in output and "Traceback" not in output
+
+    approval = tmp_path / "approval.json"
+    now = datetime.now(UTC)
+    approval.write_bytes(
+        world.approval(world.acme, not_before=now - timedelta(minutes=1), not_after=now + timedelta(hours=1))
+    )
+    out = tmp_path / "data.json"
+    args = ["residency", "access", world.acme.id, *H, "--actor", ANA, "--actor-country", "CH"]
+    args += ["--reason", "support-ticket", "--resource", "telemetry:detections", "--approval", str(approval)]
+    code, output = overt(*args, "--out", str(out))
+    assert code == 2, output  # the witness is down: the grant is appended but not logged, and nothing is read
+    assert "not" in output and "publish" in output and not out.exists()
+
+    with load_witness(wdir) as w, BackgroundServer(witness_app(w), port=port):
+        code, output = overt("log", "publish", "--name", "access-ch", *H, "--json")
+        assert code == 0 and json.loads(output)["cosigners"] == ["w1"], output
+        code, output = overt(*args, "--out", str(out))
+        assert code == 0 and out.exists(), output
+    check = ["residency", "access-log", world.acme.id, "--log", str(public), "--policy", str(customer_policy)]
+    check += ["--state", str(tmp_path / "customer-state")]
+    code, output = overt(*check)
+    assert code == 0 and "ok  witness quorum" in output, output
+
+    # The operator drops the witness to serve accesses it will not cosign: the customer's copy still needs it.
+    code, output = overt(
+        "log", "policy", "--name", "access-ch", "--remove-witness", "w1", "--quorum", "none", *H
+    )
+    assert code == 0, output
+    out.unlink()
+    code, output = overt(*args, "--out", str(out))
+    assert code == 0 and out.exists(), output
+    code, output = overt(*check)
+    assert code == 1 and "cosigned by no known witness, which does not meet the quorum" in output, output

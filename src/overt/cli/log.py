@@ -24,12 +24,19 @@ from overt.cli.common import (
     read_file,
 )
 from overt.errors import InclusionError, UnpublishedError, UsageError
-from overt.home import Home, append_through_server, resolve_home
+from overt.home import MAIN_LOG, Home, append_through_server, resolve_home
 from overt.tlog.client import LogClient, LogVerification, VerifiedTree, check_http_url, verify_tlog_proof
 from overt.tlog.cosignature import parse_cosignature_vkey
 from overt.tlog.log import AddedEntries, PublishResult
 from overt.tlog.policy import PolicyRevision, PolicyWitness
 from overt.tlog.proof import SavedProof, TlogProof
+
+NameOpt = Annotated[
+    str,
+    typer.Option(
+        "--name", help="the home's log: main, or a named one such as an access log (access-ch)", metavar="NAME"
+    ),
+]
 
 app = typer.Typer(
     help="The transparency log: append entries, make proofs, verify as a client.", no_args_is_help=True
@@ -176,23 +183,25 @@ def policy_cmd(
     add_witness: Annotated[list[str] | None, typer.Option(help="NAME=VKEY=URL of a witness to add")] = None,
     remove_witness: Annotated[list[str] | None, typer.Option(help="NAME of a witness to remove")] = None,
     quorum: Annotated[str | None, typer.Option(help="none, all, any, or a number k of the witnesses")] = None,
+    name: NameOpt = MAIN_LOG,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show or change the log's witness policy (tlog-policy), also published at public/log/policy.
+    """Show or change a log's witness policy (tlog-policy), also published at public/log/policy (a named
+    log's at public/logs/NAME/policy).
 
     Without --quorum a change keeps the rule: all stays all, k stays k."""
-    h = Home(resolve_home(home))
+    log = Home(resolve_home(home)).log_named(name)
     added = [_witness(spec) for spec in add_witness or []]
     removed = remove_witness or []
     changed = bool(added) or bool(removed) or quorum is not None
     revision = PolicyRevision(
-        policy=h.log.policy().revised(witnesses=added, remove=removed, quorum=quorum),
+        policy=log.policy().revised(witnesses=added, remove=removed, quorum=quorum),
         changed=changed,
-        path=h.log.paths.policy,
+        path=log.paths.policy,
     )
     if changed:
-        h.log.save_policy(revision.policy)
+        log.save_policy(revision.policy)
     if json:
         emit_json(revision.to_dict())
         return
@@ -209,16 +218,16 @@ def _witness(spec: str) -> PolicyWitness:
 
 
 @app.command()
-def publish(home: HomeOpt = None, json: JsonOpt = False) -> None:
+def publish(name: NameOpt = MAIN_LOG, home: HomeOpt = None, json: JsonOpt = False) -> None:
     """Sign the current tree and publish it if the witness quorum cosigns; exit 2 if it still cannot."""
-    h = Home(resolve_home(home))
-    url = h.log.running_server()
+    log = Home(resolve_home(home)).log_named(name)
+    url = log.running_server()
     if url is not None:
         raise UnpublishedError(
             f"'overt serve' at {url} holds this log and retries publication itself every batch interval; "
             "resend an entry to it to learn whether it is published, or stop it to publish from here"
         )
-    result = h.log.publish()
+    result = log.publish()
     if json:
         emit_json(result.to_dict())
     _report_publication(result, text=not json)
