@@ -372,30 +372,48 @@ class HttpClient:
         self.connection.close()
 
 
-def concurrent_ingest(bodies: list[bytes], senders: list[HttpClient]) -> tuple[float, list[float]]:
-    """The wall-clock seconds of the senders taking ``bodies`` in turn, and each request's seconds."""
+def in_threads(bodies: list[bytes], workers: list[Callable[[bytes], None]]) -> tuple[float, list[float]]:
+    """The wall-clock seconds of ``workers`` (one thread each) taking ``bodies`` in turn, and each body's
+    seconds. A worker that raises stops the run: the error is raised here, and no figure is made of it."""
     work = iter(bodies)
     lock = threading.Lock()
     latencies: list[float] = []
+    errors: list[BaseException] = []
 
-    def run(send: HttpClient) -> None:
+    def run(handle: Callable[[bytes], None]) -> None:
         while True:
             with lock:
-                body = next(work, None)
+                body = None if errors else next(work, None)
             if body is None:
                 return
             t0 = time.perf_counter()
-            send(body)
+            try:
+                handle(body)
+            except BaseException as e:
+                with lock:
+                    errors.append(e)
+                return
             with lock:
                 latencies.append(time.perf_counter() - t0)
 
-    workers = [threading.Thread(target=run, args=(s,)) for s in senders]
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
     t0 = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - t0, latencies
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"a benchmark batch failed: {errors[0]!r}") from errors[0]
+    if len(latencies) != len(bodies):
+        raise RuntimeError(f"{len(bodies) - len(latencies)} benchmark batches were not handled")
+    return elapsed, latencies
+
+
+def concurrent_ingest(bodies: list[bytes], senders: list[HttpClient]) -> tuple[float, list[float]]:
+    """The wall-clock seconds of the senders taking ``bodies`` in turn, and each request's seconds; each
+    answer checked (200, landed new in the sender's jurisdiction), any failure raised."""
+    return in_threads(bodies, list(senders))
 
 
 def ingest_figures(
@@ -448,27 +466,11 @@ def in_rounds(
 
 def threaded(bodies: list[bytes], open_path: Callable[[], Callable[[bytes], None]], threads: int) -> float:
     """Events/s of ``threads`` ingesters taking batches in turn, so that the parse of one batch may overlap
-    the commit of another (PostgreSQL works in its own process; SQLite takes one writer at a time)."""
-    paths = [open_path() for _ in range(threads)]
-    work = iter(bodies)
-    lock = threading.Lock()
+    the commit of another (PostgreSQL works in its own process; SQLite takes one writer at a time). Any
+    failed write is raised (:func:`in_threads`)."""
     events = len(json.loads(bodies[0])["events"])
-
-    def run(ingest: Callable[[bytes], None]) -> None:
-        while True:
-            with lock:
-                body = next(work, None)
-            if body is None:
-                return
-            ingest(body)
-
-    workers = [threading.Thread(target=run, args=(p,)) for p in paths]
-    t0 = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return events * len(bodies) / (time.perf_counter() - t0)
+    elapsed, _ = in_threads(bodies, [open_path() for _ in range(threads)])
+    return events * len(bodies) / elapsed
 
 
 def figures(kind: str, times: dict[str, list[float]], events: int) -> dict[str, Any]:

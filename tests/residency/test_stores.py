@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -416,6 +417,96 @@ def test_a_group_is_bounded_in_events(home: Home, monkeypatch: pytest.MonkeyPatc
         held.queue_then_release(*((f"b{i}", ALICE, make_raw(f"batch-000{i}", 200)) for i in range(1, 6)))
         assert held.commits() == (3, 5)  # one alone, then two groups of at most 500 events: 2 + 2
         assert store.count_events(ALICE) == 1000
+
+
+def answered_within(store: JurisdictionStore, tenant: str, raw: bytes, seconds: float = 20) -> Any:
+    """The store's answer to ``raw`` (or what it raised), failing the test if the writer hangs."""
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(write(store, tenant, raw))
+        except BaseException as e:
+            box.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"a writer hung for {seconds} s"
+    return box[0]
+
+
+def test_a_leader_failing_before_its_commit_does_not_wedge_the_store(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store_sqlite._GroupCommit._take
+    calls = []
+
+    def out_of_memory_once(self: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("simulated")
+        return real(self)
+
+    monkeypatch.setattr(store_sqlite._GroupCommit, "_take", out_of_memory_once)
+    with open_store(home, "CH", create=True) as store:
+        assert isinstance(answered_within(store, ALICE, make_raw("batch-0001", 5)), MemoryError)
+        assert not answered_within(store, ALICE, make_raw("batch-0002", 5)).duplicate
+        assert not answered_within(store, ALICE, make_raw("batch-0001", 5)).duplicate  # not left behind: new
+
+
+CLOSE_UNDER_WRITERS = """
+import sys, threading, time
+from pathlib import Path
+from overt.home import Home
+from overt.residency.stores import open_store
+from overt.residency.telemetry import parse_batch
+from tests.residency.test_stores import make_raw
+home = Home.init(Path(sys.argv[1]) / "home")
+store = open_store(home, "CH", create=True)
+answers = []
+def run(t):
+    for i in range(40):
+        raw = make_raw(f"batch-{t}-{i:04d}", 1500)
+        try:
+            store.write_batch("t-00000000000000a1", parse_batch(raw), raw)
+            answers.append("stored")
+        except Exception as e:
+            answers.append(type(e).__name__)
+threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+for t in threads: t.start()
+time.sleep(float(sys.argv[2]))
+store.close()
+for t in threads: t.join(30)
+print("alive", sum(t.is_alive() for t in threads), sorted(set(answers)))
+"""
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8])
+def test_closing_a_store_under_its_writers_answers_them(tmp_path: Path, delay: float) -> None:
+    """Closing waits for the transaction running; the writers after it are told StorageError (nothing
+    stored), none hangs, and the process lives (a close racing a write once crashed it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSE_UNDER_WRITERS, str(tmp_path), str(delay)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("alive 0 ") and "StorageError" in done.stdout, done.stdout
+    assert set(done.stdout.split(None, 2)[2].strip("[]\n").replace("'", "").split(", ")) <= {
+        "stored",
+        "StorageError",
+    }, done.stdout
+
+
+def test_a_conflicting_batch_leaves_no_blob(home: Home) -> None:
+    with open_store(home, "CH", create=True) as store:
+        first = write(store, ALICE, make_raw("batch-0001", 5))
+        with pytest.raises(BatchConflict):
+            write(store, ALICE, make_raw("batch-0001", 5, salt="other"))
+        assert [p.name for p in blob_files(home)] == [first.sha256]
 
 
 # -- export, import, purge -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -154,32 +154,46 @@ class _GroupCommit:
     def write(self, mine: _Pending, commit: Callable[[list[_Pending]], None]) -> tuple[str, int] | None:
         with self._changed:
             self._queue.append(mine)
+        try:
+            self._until_done(mine, commit)
+        except BaseException:
+            with self._changed:  # a writer that raises leaves no batch behind for a later commit
+                if not mine.done and mine in self._queue:
+                    self._queue.remove(mine)
+            raise
+        if mine.error is not None:
+            raise mine.error
+        return mine.found
+
+    def _until_done(self, mine: _Pending, commit: Callable[[list[_Pending]], None]) -> None:
         while True:
             with self._changed:
                 while self._leading and not mine.done:
                     self._changed.wait()
                 if mine.done:
-                    break
+                    return
                 self._leading = True
-                group = self._take()
-            try:
+            try:  # whatever happens from here on, the lead is given up and the group answered (commit's part)
+                with self._changed:
+                    group = self._take()
                 commit(group)
             finally:
                 with self._changed:
                     self._leading = False
                     self._changed.notify_all()
-        if mine.error is not None:
-            raise mine.error
-        return mine.found
 
     def _take(self) -> list[_Pending]:
-        group = [self._queue.popleft()]
-        events = len(group[0].rows)
-        while self._queue and len(group) < MAX_GROUP_BATCHES:
-            events += len(self._queue[0].rows)
-            if events > MAX_GROUP_EVENTS:
+        """The next group, oldest first; the queue is changed only once the group's list is made, so that a
+        failure here (out of memory) leaves every batch queued."""
+        size, events = 0, 0
+        for pending in self._queue:
+            events += len(pending.rows)
+            if size == MAX_GROUP_BATCHES or (size and events > MAX_GROUP_EVENTS):
                 break
-            group.append(self._queue.popleft())
+            size += 1
+        group = list(islice(self._queue, size))
+        for _ in group:
+            self._queue.popleft()
         return group
 
     def committed(self, batches: int) -> None:
@@ -206,6 +220,7 @@ class SQLiteResidencyStore(JurisdictionStore):
             self._make_folders()
         self._writers = _writer_lock(self.path)
         self._lock = threading.RLock()  # one statement or transaction on the connection at a time
+        self._closed = False
         self._group = _GroupCommit()
         self._db = self._connect(self.path)
         self._blob_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"blobs-{jurisdiction}")
@@ -289,6 +304,7 @@ class SQLiteResidencyStore(JurisdictionStore):
         second thread sleep and retry, which costs more than the write it waits for.
         """
         with self._lock, self._writers:
+            self._check_open()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -375,14 +391,19 @@ class SQLiteResidencyStore(JurisdictionStore):
         return (e.strerror or type(e).__name__) if isinstance(e, OSError) else str(e)
 
     def _put_blob(self, digest: str, raw: bytes) -> None:
-        """Make the blob durable (file and folder fsynced), unless a copy of its size is there already."""
+        """Make the blob durable (file and folder fsynced). A blob already there (the same bytes sent by
+        another tenant, or a batch sent again) is kept only if its bytes hash to its name, and is fsynced
+        again, file and folder: whoever made it may not have finished making it durable."""
         path = self.blob_path(digest)
         try:
-            if path.stat().st_size == len(raw):
-                return
+            with path.open("rb") as f:
+                if sha256_hex(f.read(len(raw) + 1)) == digest:
+                    os.fsync(f.fileno())
+                    fsync_dirs([path.parent])
+                    return
         except FileNotFoundError:
             pass
-        atomic_write(path, raw, mode=0o600)
+        atomic_write(path, raw, mode=0o600)  # a new blob, or one damaged on disk made whole again
         fsync_dirs([path.parent])
 
     def _forget_blob(self, digest: str) -> None:
@@ -424,9 +445,14 @@ class SQLiteResidencyStore(JurisdictionStore):
 
     # -- reading ---------------------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"the telemetry store {self.path} is closed")
+
     def _query(self, sql: str, args: tuple[object, ...]) -> list[Any]:
         try:
             with self._lock:
+                self._check_open()
                 return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as e:
             raise StorageError(f"cannot read the telemetry store {self.path}: {e}") from e
@@ -508,8 +534,12 @@ class SQLiteResidencyStore(JurisdictionStore):
         return Backup(jurisdiction=self.jurisdiction, path=dest, batches=batches, events=events)
 
     def close(self) -> None:
+        """Close the store once the statement or transaction running now ends; later calls are refused with
+        a StorageError (a write queued meanwhile is answered so, nothing stored)."""
+        with self._lock:
+            self._closed = True
+            self._db.close()
         self._blob_thread.shutdown()
-        self._db.close()
 
 
 def _fsync_file(path: Path) -> None:
