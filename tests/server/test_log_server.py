@@ -46,6 +46,11 @@ def test_add_returns_index_and_verifiable_proof(tmp_path: Path) -> None:
         cp = http.get("/log/checkpoint")
         assert cp.headers["cache-control"].startswith("no-cache")
         assert cp.headers["content-type"].startswith("text/plain")
+        tile = http.get("/log/tile/0/000.p/40")  # a partial tile: the full one does not exist yet
+        assert tile.status_code == 200 and tile.headers["content-type"] == "application/octet-stream"
+        assert tile.headers["cache-control"] == "public, max-age=31536000, immutable"
+        missing = http.get("/log/tile/0/001")
+        assert missing.status_code == 404 and "immutable" not in missing.headers.get("cache-control", "")
         tree = LogClient(http_fetcher(f"{srv.url}/log", http), policy).update()
         assert tree.checkpoint.checkpoint.tree_size == 40
 

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from overt.atomic import atomic_write
 from overt.errors import Error, StorageError, UsageError
@@ -153,20 +155,46 @@ def create_app(
             return _storage_fault(f"{e}; the entry is not logged yet", integrator)
         return JSONResponse({"index": index, "tree_size": size, "proof": proof})
 
-    @app.middleware("http")
-    async def cache_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        path = request.url.path
-        if path.endswith("/checkpoint"):
-            response.headers["Cache-Control"] = "no-cache, max-age=0"
-            response.headers["Content-Type"] = "text/plain; charset=utf-8"
-        elif "/tile/" in path and response.status_code == 200:
-            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-            response.headers["Content-Type"] = "application/octet-stream"
-        return response
-
+    app.add_middleware(StaticCacheHeaders)
     app.mount("/", StaticFiles(directory=home.paths.public), name="public")
     return app
+
+
+class StaticCacheHeaders:
+    """The cache headers of the log's static files: a checkpoint is never cached, a full tile forever
+    (immutable). A plain ASGI middleware that only looks at the path, so every other request (a telemetry
+    batch streaming its body) passes through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.endswith("/checkpoint"):
+            fields, only_ok = (
+                {"Cache-Control": "no-cache, max-age=0", "Content-Type": "text/plain; charset=utf-8"},
+                False,
+            )
+        elif "/tile/" in path:
+            fields, only_ok = (
+                {
+                    "Cache-Control": "public, max-age=31536000, immutable",
+                    "Content-Type": "application/octet-stream",
+                },
+                True,
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and (message["status"] == 200 or not only_ok):
+                headers = MutableHeaders(scope=message)
+                for name, value in fields.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_telemetry_app(home: Home, *, serving: Collection[str] | None = None) -> FastAPI:
