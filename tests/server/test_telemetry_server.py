@@ -161,6 +161,25 @@ def test_failed_authentications_of_one_token_id_are_429_before_any_check(world: 
     assert ch_rows(world) == 6
 
 
+def test_a_forwarded_for_header_does_not_change_the_address_that_is_limited(world: World) -> None:
+    """The failures of one peer count against it whatever X-Forwarded-For or Forwarded it claims (no proxy
+    is trusted, loopback included): a client cannot pose as many addresses."""
+    limits = IngestLimits(auth_failures_per_client=3)
+    world.home.config.replace("ingest", limits).write(world.home.paths.config)
+    world.home = Home(world.home.path)
+    with serve(world) as srv:
+        codes = [
+            post(
+                srv.url,
+                batch("batch-0002"),
+                f"ovt_{i:016x}_" + "A" * 43,
+                **{"X-Forwarded-For": f"198.51.100.{i}", "Forwarded": f"for=198.51.100.{i}"},
+            ).status_code
+            for i in range(5)
+        ]
+    assert codes == [401, 401, 401, 429, 429]
+
+
 def test_a_tenant_not_served_here_is_421_before_its_body_is_read(world: World) -> None:
     with serve(world, serving=["BR"]) as srv:
         r = post(srv.url, b"{", world.token("acme"))  # not even JSON: never parsed here

@@ -320,6 +320,9 @@ class EdgeConfig(uvicorn.Config):
             timeout_keep_alive=self.limits.keep_alive,
             h11_max_incomplete_event_size=self.limits.max_header_bytes,
             timeout_graceful_shutdown=self.limits.graceful_shutdown,
+            # The peer's address is the client's: no proxy is trusted, loopback included (uvicorn would take
+            # X-Forwarded-For from 127.0.0.1, and a local client could pose as any address to the limits).
+            proxy_headers=False,
             # asyncio accepts up to `backlog` connections a tick before any is counted against the limit.
             backlog=min(2048, self.max_connections),
         )
