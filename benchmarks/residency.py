@@ -10,8 +10,9 @@ Measures, in one run and on the same rows, ways of storing telemetry batches of 
   ``raw_executemany_*`` is the same rows by ``executemany`` of a single-row INSERT (the raw path before the
   store moved to multi-row INSERTs), into a database of its own, interleaved with the others; and
   ``raw_grouped_*`` is the same rows committed :data:`RAW_GROUP` batches to a transaction (what the
-  server's group commit does when batches arrive together; about 1.8 batches a commit were counted in its
-  concurrent run here), the physical limit of a writer that groups commits, compared with ingest in
+  server's group commit does when batches arrive together: with 4 clients, a counter once put in the server
+  found about 1.8 batches a commit; this run does not count them), the physical limit of a writer that
+  groups commits in pairs, compared with ingest in
   ``sqlite_vs_raw_grouped_ratio``.
 - **store**: what overt does per batch: ``parse_batch`` on the raw bytes, then ``write_batch`` into the
   jurisdiction store opened by ``open_store`` (SQLite: the blob written and fsynced, then the rows; PostgreSQL:
