@@ -68,6 +68,9 @@ FRAMING = {
         400,
     ),
     "body-declared-never-sent": (b"POST /add HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc", 408),
+    # Not HTTP/1.1 at all, as h11 finds it: the JSON error style too (uvicorn's own answer is plain text).
+    "negative-content-length": (b"POST /add HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400),
+    "not-a-request-line": (b"HELLO THERE\r\n\r\n", 400),
     "expect-100-continue-over-size": (
         b"POST /add HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
         413,

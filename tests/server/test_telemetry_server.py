@@ -200,6 +200,16 @@ def test_wrong_methods_are_405(server: BackgroundServer) -> None:
     assert got.status_code == 405 and got.headers["allow"] == "POST" and "POST" in got.json()["error"]
     posted = httpx.post(f"{server.url}/v1/aggregates")
     assert posted.status_code == 405 and posted.headers["allow"] == "GET"
+    # The framework's own answers (a method a route does not take, an unknown path) in the same style.
+    for method, path, status in [
+        ("PUT", "/v1/telemetry", 405),
+        ("DELETE", "/v1/aggregates", 405),
+        ("POST", "/v1/nonexistent", 405),  # the static files take GET and HEAD only
+        ("GET", "/v1/nonexistent", 404),
+    ]:
+        r = httpx.request(method, f"{server.url}{path}")
+        assert r.status_code == status and set(r.json()) == {"error"}, (method, path, r.text)
+        assert path in r.json()["error"], r.text
 
 
 def test_a_chunked_body_over_the_limit_is_413(world: World, server: BackgroundServer) -> None:

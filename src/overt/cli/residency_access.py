@@ -114,7 +114,8 @@ def approve(
     out: Annotated[Path | None, typer.Option(help="write the signed approval here instead of stdout")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Sign an approval for one staff access to your data (at most 7 days); needs no overt home."""
+    """Sign an approval of staff access to your data: one actor, one resource, one reason, for at most 7 days
+    (each access under it is logged); needs no overt home."""
     start, end = _time_box(not_before, hours, until)
     signer = load_admin_signer(key)
     approval = Approval.new(

@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from overt.atomic import atomic_write
@@ -113,13 +114,9 @@ def create_app(
                 telemetry.close()
 
     app = FastAPI(title="overt log", lifespan=lifespan)
+    json_errors(app)
     if telemetry is not None:
         app.include_router(telemetry.router())
-
-    @app.exception_handler(Error)
-    async def overt_error(request: Request, e: Error) -> Response:
-        """An overt error that escapes a route: its family's status and its message, not a bare 500."""
-        return JSONResponse({"error": str(e)}, status_code=http_status(e))
 
     @app.post("/add", summary="Append one entry; answers its index and a tlog-proof once published")
     async def add(request: Request) -> Response:
@@ -220,13 +217,30 @@ def create_telemetry_app(home: Home, *, serving: Collection[str] | None = None) 
             api.close()
 
     app = FastAPI(title="overt telemetry", lifespan=lifespan)
+    json_errors(app)
     app.include_router(api.router())
+    return app
+
+
+def json_errors(app: FastAPI) -> None:
+    """Every error answer of ``app`` in one style, ``{"error":"..."}``: an overt error that escapes a route
+    (its family's status and its message, not a bare 500) and the framework's own (an unknown path, a
+    method a path does not take), whose default body would be ``{"detail":...}``."""
 
     @app.exception_handler(Error)
     async def overt_error(request: Request, e: Error) -> Response:
         return JSONResponse({"error": str(e)}, status_code=http_status(e))
 
-    return app
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, e: StarletteHTTPException) -> Response:
+        allow = (e.headers or {}).get("Allow")
+        if e.status_code == 405 and allow:
+            message = f"{request.method} is not allowed on {request.url.path}: it takes {allow}"
+        elif e.status_code == 404:
+            message = f"nothing is at {request.url.path}"
+        else:
+            message = str(e.detail)
+        return JSONResponse({"error": message}, status_code=e.status_code, headers=e.headers)
 
 
 LOG_LIMITS = EdgeLimits(max_body=MAX_ENTRY_SIZE)

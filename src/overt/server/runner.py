@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import h11
 import uvicorn
 import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -381,6 +382,19 @@ class _EdgeProtocol(H11Protocol):
         super().on_response_complete()  # may start a pipelined request at once
         if self.cycle is not self._waiting_after or self.transport.is_closing():
             self._stop_waiting()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request that is not valid HTTP/1.1 (a negative Content-Length, a bad request line): answered
+        400 in the JSON error style of every other answer, and the connection closed (uvicorn's own answer
+        is plain text)."""
+        body = json.dumps({"error": "the request is not valid HTTP/1.1; nothing was done"}).encode()
+        head = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        self.transport.write(
+            self.conn.send(h11.Response(status_code=400, headers=head, reason=b"Bad Request"))
+        )
+        self.transport.write(self.conn.send(h11.Data(data=body)))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()
 
     def _await_head(self) -> None:
         self._stop_waiting()
