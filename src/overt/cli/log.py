@@ -34,7 +34,9 @@ from overt.tlog.proof import SavedProof, TlogProof
 NameOpt = Annotated[
     str,
     typer.Option(
-        "--name", help="the home's log: main, or a named one such as an access log (access-ch)", metavar="NAME"
+        "--name",
+        help="the home's log: main, or a named one such as an access log (access-ch)",
+        metavar="NAME",
     ),
 ]
 
