@@ -2,10 +2,11 @@
 
 Measures, in one run and on the same rows, ways of storing telemetry batches of E (default 1,000) events:
 
-- **raw**: the physical limit of committing each batch alone, as the issue measures it. The event rows, built before the clock starts, go into the same schema with
-  the same settings (the store's PRAGMAS), one transaction per batch, without the rest of overt: by plain
-  sqlite3 with the store's own INSERT statements (``store_sqlite.insert_events``: a few multi-row INSERTs
-  per batch, the fastest way we know to put these rows in) and by psycopg (``COPY``). Only the DDL, the
+- **raw**: the physical limit of committing each batch alone, as the issue measures it. The event rows,
+  built before the clock starts, go into the same schema with the same settings (the store's PRAGMAS), one
+  transaction per batch, without the rest of overt: by plain sqlite3 with the store's own INSERT statements
+  (``store_sqlite.insert_events``: a few multi-row INSERTs per batch, the fastest way we know to put these
+  rows in) and by psycopg (``COPY``). Only the DDL, the
   pragmas and the INSERTs are taken from overt's store modules, so that the two cannot drift. For reference,
   ``raw_executemany_*`` is the same rows by ``executemany`` of a single-row INSERT (the raw path before the
   store moved to multi-row INSERTs), into a database of its own, interleaved with the others; and

@@ -354,7 +354,6 @@ class SQLiteResidencyStore(JurisdictionStore):
         try:
             with self._transaction():
                 outcomes = [self._insert_rows(p, blobs) for p in group]
-                wait([f for _, f in blobs])
                 for _, written in blobs:
                     written.result()  # the blobs are durable before the rows commit
         except BaseException:

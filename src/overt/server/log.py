@@ -157,6 +157,13 @@ def create_app(
     return app
 
 
+_CHECKPOINT_HEADERS = {"Cache-Control": "no-cache, max-age=0", "Content-Type": "text/plain; charset=utf-8"}
+_TILE_HEADERS = {
+    "Cache-Control": "public, max-age=31536000, immutable",
+    "Content-Type": "application/octet-stream",
+}
+
+
 class StaticCacheHeaders:
     """The cache headers of the log's static files: a checkpoint is never cached, a full tile forever
     (immutable). A plain ASGI middleware that only looks at the path, so every other request (a telemetry
@@ -168,18 +175,9 @@ class StaticCacheHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path.endswith("/checkpoint"):
-            fields, only_ok = (
-                {"Cache-Control": "no-cache, max-age=0", "Content-Type": "text/plain; charset=utf-8"},
-                False,
-            )
+            fields, only_ok = _CHECKPOINT_HEADERS, False
         elif "/tile/" in path:
-            fields, only_ok = (
-                {
-                    "Cache-Control": "public, max-age=31536000, immutable",
-                    "Content-Type": "application/octet-stream",
-                },
-                True,
-            )
+            fields, only_ok = _TILE_HEADERS, True
         else:
             await self.app(scope, receive, send)
             return

@@ -140,11 +140,17 @@ class _Refusal:
     close: bool
 
 
-async def _answer(send: Send, refusal: _Refusal) -> None:
-    body = json.dumps({"error": refusal.message}, separators=(",", ":"), ensure_ascii=False).encode()
+def _error_answer(message: str, *, close: bool) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of an error answer the edge writes itself: ``{"error":"..."}``, as every other."""
+    body = json.dumps({"error": message}, separators=(",", ":"), ensure_ascii=False).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if refusal.close:  # uvicorn closes the connection after a response that says so
+    if close:  # uvicorn closes the connection after a response that says so
         headers.append((b"connection", b"close"))
+    return headers, body
+
+
+async def _answer(send: Send, refusal: _Refusal) -> None:
+    headers, body = _error_answer(refusal.message, close=refusal.close)
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -387,8 +393,7 @@ class _EdgeProtocol(H11Protocol):
         """A request that is not valid HTTP/1.1 (a negative Content-Length, a bad request line): answered
         400 in the JSON error style of every other answer, and the connection closed (uvicorn's own answer
         is plain text)."""
-        body = json.dumps({"error": "the request is not valid HTTP/1.1; nothing was done"}).encode()
-        head = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        head, body = _error_answer("the request is not valid HTTP/1.1; nothing was done", close=True)
         self.transport.write(
             self.conn.send(h11.Response(status_code=400, headers=head, reason=b"Bad Request"))
         )
