@@ -23,7 +23,8 @@ resource (``telemetry:ingest``, ``telemetry:aggregates``) and minute (UTC), so a
 refusals of another reason or resource. The first refusal of a minute is logged at once; later ones in the
 same minute are only counted, and the next entry for that tenant, reason and resource (in a later minute,
 or when the router closes) carries the count in its ``detail``: ``refusals: N`` is that entry's own
-refusal plus the N-1 that were not logged one by one since the previous entry. Counts not yet logged live
+refusal plus the N-1 that were not logged one by one since the previous entry (at close: the N counted
+since the previous entry, in words of its own, so that the log never takes it for a copy of that entry). Counts not yet logged live
 in the process's memory: a process killed (SIGKILL) before its next entry or its close loses them, though
 never the first refusal of each minute. A refusal whose entry cannot be written (the log is unwritable,
 its witnesses do not answer) is still refused; it is counted into the next entry and a warning is logged.
@@ -172,7 +173,7 @@ class RefusalLog:
         at = self.now().astimezone(UTC).replace(microsecond=0)
         for key, count, p in due:
             assert p.last is not None
-            self._write(p.last, count=count, resource=p.resource, actor=p.actor, at=at, key=key)
+            self._write(p.last, count=count, resource=p.resource, actor=p.actor, at=at, key=key, closing=True)
 
     def _write(
         self,
@@ -183,13 +184,18 @@ class RefusalLog:
         actor: str,
         at: datetime,
         key: tuple[str, str, str],
+        closing: bool = False,
     ) -> None:
         from overt.residency.accesslog import REFUSED, ROUTING_REFUSAL, AccessEntry
 
-        detail = (
-            f"asked {error.asked}, home {error.home}; refusals: {count} (this one and {count - 1} not logged "
-            "one by one since the previous entry)"
+        # The entry written at close says so: the log keeps one copy of identical entries, and with the same
+        # words and second as the entry before it, the refusals it counts would vanish into that one.
+        counted = (
+            f"{count}, none logged one by one since the previous entry; logged as the router closed"
+            if closing
+            else f"{count} (this one and {count - 1} not logged one by one since the previous entry)"
         )
+        detail = f"asked {error.asked}, home {error.home}; refusals: {counted}"
         try:
             entry = AccessEntry(
                 kind=ROUTING_REFUSAL,
